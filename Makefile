@@ -1,0 +1,35 @@
+# Platform — `make help` lists the targets.
+SHELL := bash
+.DEFAULT_GOAL := help
+
+VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+GO_TEST_FLAGS ?=
+
+.PHONY: help build run test test/race lint azurite/up azurite/down clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+build: ## build bin/platform
+	go build -ldflags "-X main.version=$(VERSION)" -o bin/platform ./cmd/platform
+
+run: azurite/up build ## start Azurite if needed and run the worker (Ctrl-C stops it gracefully)
+	bin/platform worker
+
+test: azurite/up ## start Azurite if needed and run every test with the race detector
+	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+
+test/race: test ## same as test: the race detector is always on
+
+lint: ## gofmt and go vet
+	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go vet ./...
+
+azurite/up: ## install (npm, pinned) and start Azurite on 127.0.0.1:10000-10002; no-op if up
+	@azurite/up.sh
+
+azurite/down: ## stop the Azurite that azurite/up started
+	@azurite/down.sh
+
+clean: ## remove build output
+	rm -rf bin

@@ -1,0 +1,126 @@
+// Package blobs owns Platform's blob containers: the claim-check for event payloads too large
+// for a queue message (event-payloads), and later templates and rendered bodies. Containers are
+// created on first use. It translates service errors into platform's sentinels and must not
+// know what an event means.
+package blobs
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// Client reads and writes blobs in the namespace's containers.
+type Client struct {
+	svc     *azblob.Client
+	ns      platform.Namespace
+	created sync.Map // container name → struct{}: created (or found) by this process
+}
+
+// New connects to the account's blob service.
+func New(acct storage.Account, ns platform.Namespace) (*Client, error) {
+	if err := ns.Validate(); err != nil {
+		return nil, err
+	}
+	svc, err := azblob.NewClientFromConnectionString(acct.ResolvedConnectionString(),
+		&azblob.ClientOptions{ClientOptions: acct.ClientOptions(storage.Blob)})
+	if err != nil {
+		return nil, fmt.Errorf("blob client: %w", err)
+	}
+	return &Client{svc: svc, ns: ns}, nil
+}
+
+// Put writes data to blob name in container (a name before the namespace prefix), replacing
+// what was there. The container is created if it does not exist yet.
+func (c *Client) Put(ctx context.Context, container, name string, data []byte) error {
+	full := c.ns.Container(container)
+	_, err := c.svc.UploadBuffer(ctx, full, name, data, nil)
+	if bloberror.HasCode(err, bloberror.ContainerNotFound) {
+		// The first write to a container pays for creating it; later ones do not ask.
+		if err = c.ensureContainer(ctx, full); err == nil {
+			_, err = c.svc.UploadBuffer(ctx, full, name, data, nil)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("put blob %s/%s: %w", full, name, storage.Translate(err))
+	}
+	return nil
+}
+
+// Get reads blob name of container. A missing blob or container is platform.ErrNotFound.
+func (c *Client) Get(ctx context.Context, container, name string) ([]byte, error) {
+	full := c.ns.Container(container)
+	resp, err := c.svc.DownloadStream(ctx, full, name, nil)
+	if err != nil {
+		return nil, fmt.Errorf("get blob %s/%s: %w", full, name, storage.Translate(err))
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		return nil, fmt.Errorf("read blob %s/%s: %w", full, name, err)
+	}
+	return data, nil
+}
+
+func (c *Client) ensureContainer(ctx context.Context, full string) error {
+	if _, ok := c.created.Load(full); ok {
+		return nil
+	}
+	_, err := c.svc.CreateContainer(ctx, full, nil)
+	if err != nil && !bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+		return fmt.Errorf("create container %s: %w", full, storage.Translate(err))
+	}
+	c.created.Store(full, struct{}{})
+	return nil
+}
+
+// PutPayload stores an event payload in the claim-check container and returns its name. The
+// name is the content's hash, so publishing the same payload twice writes one blob, and a name
+// can never point at other content.
+func (c *Client) PutPayload(ctx context.Context, payload []byte) (string, error) {
+	sum := sha256.Sum256(payload)
+	name := "sha256-" + hex.EncodeToString(sum[:]) + ".json"
+	return name, c.Put(ctx, platform.ContainerEventPayloads, name, payload)
+}
+
+// GetPayload reads a claim-checked payload by the name an event's payloadBlob carries.
+func (c *Client) GetPayload(ctx context.Context, name string) ([]byte, error) {
+	return c.Get(ctx, platform.ContainerEventPayloads, name)
+}
+
+// DeleteNamespace deletes every container of the namespace. Tests use it to clean up; it refuses
+// the empty namespace, which would mean every container of the account.
+func (c *Client) DeleteNamespace(ctx context.Context) error {
+	if c.ns == "" {
+		return errors.New("delete namespace: refusing the empty namespace")
+	}
+	prefix := c.ns.Container("")
+	pager := c.svc.NewListContainersPager(&azblob.ListContainersOptions{Prefix: &prefix})
+	var errs []error
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return storage.Translate(err)
+		}
+		for _, item := range page.ContainerItems {
+			if item.Name == nil || !strings.HasPrefix(*item.Name, prefix) {
+				continue
+			}
+			if _, err := c.svc.DeleteContainer(ctx, *item.Name, nil); err != nil {
+				errs = append(errs, storage.Translate(err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}

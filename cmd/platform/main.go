@@ -1,0 +1,205 @@
+// Command platform is Platform's one binary: the worker, and the tools a platform team and
+// support engineers use around it (publish, history, redrive). DESIGN §7 is its contract.
+//
+// Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input, always with a one-line
+// reason on standard error.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"runtime"
+	"strings"
+	"syscall"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// version is set at build time (make build): -ldflags "-X main.version=...".
+var version = "dev"
+
+type command struct {
+	name, args, summary string
+	run                 func(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error
+}
+
+var commands = []command{
+	{"worker", "[--drain]", "run the worker; --drain exits 0 once every work queue is empty and nothing is in flight", runWorker},
+	{"publish", "[FILE|-]", "enqueue events (a JSON object, a JSON array or JSON lines); prints each event key", runPublish},
+	{"history", "--entity-type N (--entity-guid G | --entity-id N | --business-unit N) [--limit N] [--after T] [--json]", "an entity's timeline, newest first", runHistory},
+	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
+	{"version", "", "print the version", runVersion},
+}
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	code := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	stop()
+	os.Exit(code)
+}
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "help" || args[0] == "-h" || args[0] == "--help" {
+		usage(stdout)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	for _, c := range commands {
+		if c.name != args[0] {
+			continue
+		}
+		err := c.run(ctx, args[1:], stdin, stdout)
+		switch {
+		case err == nil, errors.Is(err, flag.ErrHelp):
+			return 0
+		case isUsage(err):
+			fmt.Fprintf(stderr, "platform %s: %s\n", c.name, oneLine(err))
+			return 2
+		default:
+			fmt.Fprintf(stderr, "platform %s: %s\n", c.name, oneLine(err))
+			return 1
+		}
+	}
+	fmt.Fprintf(stderr, "platform: unknown command %q (run 'platform help')\n", args[0])
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintln(w, "usage: platform COMMAND [flags]")
+	fmt.Fprintln(w)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n           %s\n", c.name, c.args, c.summary)
+	}
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Every command takes -h. Configuration comes from PLATFORM_* variables; a flag of the same")
+	fmt.Fprintln(w, "meaning overrides each (see README).")
+}
+
+// usageError is bad usage or bad input: exit code 2.
+type usageError struct{ err error }
+
+func (e usageError) Error() string { return e.err.Error() }
+func (e usageError) Unwrap() error { return e.err }
+
+func usagef(format string, a ...any) error { return usageError{fmt.Errorf(format, a...)} }
+
+func isUsage(err error) bool {
+	var u usageError
+	return errors.As(err, &u)
+}
+
+// oneLine keeps the reason on one line, whatever the error wrapped.
+func oneLine(err error) string {
+	return strings.Join(strings.Fields(err.Error()), " ")
+}
+
+// config is DESIGN §6: environment variables, each overridden by a flag of the same meaning.
+type config struct {
+	connectionString string
+	namespace        string
+	httpAddr         string
+	logLevel         string
+	logFormat        string
+}
+
+func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
+	fs.StringVar(&c.connectionString, "connection-string", os.Getenv("PLATFORM_STORAGE_CONNECTION_STRING"), "storage connection string (PLATFORM_STORAGE_CONNECTION_STRING; default: Azurite on 127.0.0.1)")
+	fs.StringVar(&c.namespace, "namespace", os.Getenv("PLATFORM_NAMESPACE"), "prefix of every queue, table and container (PLATFORM_NAMESPACE)")
+	fs.StringVar(&c.logLevel, "log-level", envOr("PLATFORM_LOG_LEVEL", "info"), "debug, info, warn or error (PLATFORM_LOG_LEVEL)")
+	fs.StringVar(&c.logFormat, "log-format", envOr("PLATFORM_LOG_FORMAT", defaultLogFormat()), "text or json (PLATFORM_LOG_FORMAT; default json in containers)")
+	if withHTTP {
+		fs.StringVar(&c.httpAddr, "http-addr", envOr("PLATFORM_HTTP_ADDR", "127.0.0.1:8080"), "listen address of /healthz, /readyz and /v1 (PLATFORM_HTTP_ADDR)")
+	}
+}
+
+func (c *config) account() storage.Account {
+	return storage.Account{ConnectionString: c.connectionString}
+}
+
+func (c *config) ns() (platform.Namespace, error) {
+	ns := platform.Namespace(c.namespace)
+	if err := ns.Validate(); err != nil {
+		return "", usageError{err}
+	}
+	return ns, nil
+}
+
+func (c *config) logger(w io.Writer) (*logrus.Logger, error) {
+	log := logrus.New()
+	log.SetOutput(w)
+	level, err := logrus.ParseLevel(c.logLevel)
+	if err != nil {
+		return nil, usagef("log level %q: want debug, info, warn or error", c.logLevel)
+	}
+	log.SetLevel(level)
+	switch c.logFormat {
+	case "json":
+		log.SetFormatter(&logrus.JSONFormatter{})
+	case "text":
+		log.SetFormatter(&logrus.TextFormatter{FullTimestamp: true})
+	default:
+		return nil, usagef("log format %q: want text or json", c.logFormat)
+	}
+	return log, nil
+}
+
+// defaultLogFormat is json inside a container (Azure Container Apps set CONTAINER_APP_NAME),
+// text on a developer's terminal.
+func defaultLogFormat() string {
+	if os.Getenv("CONTAINER_APP_NAME") != "" || os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+		return "json"
+	}
+	if _, err := os.Stat("/.dockerenv"); err == nil {
+		return "json"
+	}
+	return "text"
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// parseFlags parses args into fs, turning a bad flag into a usage error with one line.
+func parseFlags(fs *flag.FlagSet, args []string, stdout io.Writer) error {
+	fs.SetOutput(io.Discard)
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			fs.SetOutput(stdout)
+			fs.Usage()
+			return flag.ErrHelp
+		}
+		return usageError{err}
+	}
+	return nil
+}
+
+func newFlagSet(name, args string) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintf(fs.Output(), "usage: platform %s %s\n", name, args)
+		fs.PrintDefaults()
+	}
+	return fs
+}
+
+func runVersion(_ context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	fs := newFlagSet("version", "")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "platform %s (%s)\n", version, runtime.Version())
+	return nil
+}

@@ -1,0 +1,114 @@
+package storage
+
+import (
+	"bytes"
+	"io"
+	"maps"
+	"net/http"
+	"strings"
+	"sync"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+)
+
+// Counter counts the requests sent to the account, by kind ("queue.enqueue", "table.write",
+// ...). Every attempt counts, retries included: that is what the account is billed and
+// throttled on. Safe for concurrent use.
+type Counter struct {
+	mu     sync.Mutex
+	counts map[string]int64
+}
+
+// Request kinds.
+const (
+	KindEnqueue      = "queue.enqueue"
+	KindDequeue      = "queue.dequeue"       // a dequeue that returned at least one message
+	KindDequeueEmpty = "queue.dequeue.empty" // a dequeue that returned none (idle polling)
+	KindPeek         = "queue.peek"
+	KindUpdate       = "queue.update" // visibility renewal or backoff
+	KindDelete       = "queue.delete"
+	KindQueueAdmin   = "queue.admin" // create, properties, list
+	KindTableRead    = "table.read"
+	KindTableWrite   = "table.write"
+	KindTableBatch   = "table.batch"
+	KindTableAdmin   = "table.admin"
+	KindBlob         = "blob"
+)
+
+// Snapshot is a copy of the counts so far.
+func (c *Counter) Snapshot() map[string]int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.counts)
+}
+
+// Reset sets every count back to zero.
+func (c *Counter) Reset() {
+	c.mu.Lock()
+	c.counts = nil
+	c.mu.Unlock()
+}
+
+func (c *Counter) add(kind string) {
+	c.mu.Lock()
+	if c.counts == nil {
+		c.counts = map[string]int64{}
+	}
+	c.counts[kind]++
+	c.mu.Unlock()
+}
+
+func (c *Counter) policy(s Service) policy.Policy { return &countPolicy{c: c, service: s} }
+
+type countPolicy struct {
+	c       *Counter
+	service Service
+}
+
+func (p *countPolicy) Do(req *policy.Request) (*http.Response, error) {
+	kind := classify(p.service, req.Raw())
+	resp, err := req.Next()
+	if kind == KindDequeue && err == nil && resp.StatusCode == http.StatusOK {
+		// Idle polling is not work: tell an empty dequeue from one that brought messages.
+		body, rerr := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		resp.Body = io.NopCloser(bytes.NewReader(body))
+		if rerr == nil && !bytes.Contains(body, []byte("<QueueMessage>")) {
+			kind = KindDequeueEmpty
+		}
+	}
+	p.c.add(kind)
+	return resp, err
+}
+
+func classify(s Service, r *http.Request) string {
+	path := r.URL.Path
+	switch s {
+	case Queue:
+		switch {
+		case strings.HasSuffix(path, "/messages") && r.Method == http.MethodPost:
+			return KindEnqueue
+		case strings.HasSuffix(path, "/messages") && r.Method == http.MethodGet:
+			if r.URL.Query().Get("peekonly") == "true" {
+				return KindPeek
+			}
+			return KindDequeue
+		case strings.Contains(path, "/messages/") && r.Method == http.MethodPut:
+			return KindUpdate
+		case strings.Contains(path, "/messages/") && r.Method == http.MethodDelete:
+			return KindDelete
+		}
+		return KindQueueAdmin
+	case Table:
+		switch {
+		case strings.HasSuffix(path, "/$batch"):
+			return KindTableBatch
+		case strings.HasSuffix(path, "/Tables") || strings.Contains(path, "/Tables("):
+			return KindTableAdmin
+		case r.Method == http.MethodGet:
+			return KindTableRead
+		}
+		return KindTableWrite
+	}
+	return KindBlob
+}

@@ -1,0 +1,131 @@
+// Package storage is the one place that knows how Platform reaches its Azure Storage account:
+// the connection string, the azcore pipeline every client shares (with the request counter and
+// fault injector that tests and benchmarks plug in), and the translation of service errors into
+// platform.ErrExists / ErrConflict / ErrNotFound. queues/, tables/ and blobs/ build their SDK
+// clients from it; nothing else imports it except tests and the command that wires them.
+//
+// It is internal, not a top-level package, because it is an implementation detail the three
+// storage packages share, not something a service using Platform should see.
+package storage
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/platform/platform"
+)
+
+// DevelopmentConnectionString is Azurite's well-known development account on 127.0.0.1.
+// Its key is public, documented by Microsoft, and not a secret.
+const DevelopmentConnectionString = "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;" +
+	"AccountKey=Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw==;" +
+	"BlobEndpoint=http://127.0.0.1:10000/devstoreaccount1;" +
+	"QueueEndpoint=http://127.0.0.1:10001/devstoreaccount1;" +
+	"TableEndpoint=http://127.0.0.1:10002/devstoreaccount1;"
+
+// Service names one of the account's three services.
+type Service string
+
+const (
+	Blob  Service = "blob"
+	Queue Service = "queue"
+	Table Service = "table"
+)
+
+// Account is how to reach the storage account, and what to put in every client's pipeline.
+type Account struct {
+	// ConnectionString of the account. Default: DevelopmentConnectionString (Azurite).
+	// "UseDevelopmentStorage=true" means the same.
+	ConnectionString string
+	// Counter, when set, counts every request the clients send (tests, benchmarks).
+	Counter *Counter
+	// Policies are added to every client's pipeline after the retry policy, so they see each
+	// attempt (fault injection).
+	Policies []policy.Policy
+	// Retry overrides azcore's retry defaults (3 retries, exponential from 800 ms).
+	Retry *policy.RetryOptions
+}
+
+// ResolvedConnectionString is the connection string with the defaults applied.
+func (a Account) ResolvedConnectionString() string {
+	cs := strings.TrimSpace(a.ConnectionString)
+	if cs == "" || strings.EqualFold(strings.TrimSuffix(cs, ";"), "UseDevelopmentStorage=true") {
+		return DevelopmentConnectionString
+	}
+	return cs
+}
+
+// ClientOptions is the azcore pipeline configuration for a client of service s.
+func (a Account) ClientOptions(s Service) azcore.ClientOptions {
+	var o azcore.ClientOptions
+	if a.Counter != nil {
+		o.PerRetryPolicies = append(o.PerRetryPolicies, a.Counter.policy(s))
+	}
+	o.PerRetryPolicies = append(o.PerRetryPolicies, a.Policies...)
+	if a.Retry != nil {
+		o.Retry = *a.Retry
+	}
+	o.Telemetry.Disabled = true
+	return o
+}
+
+// Redacted describes the account for logs: endpoints and account name, never the key or a SAS.
+func Redacted(connectionString string) string {
+	var kept []string
+	for _, part := range strings.Split(connectionString, ";") {
+		k, _, _ := strings.Cut(part, "=")
+		switch strings.ToLower(strings.TrimSpace(k)) {
+		case "accountname", "blobendpoint", "queueendpoint", "tableendpoint", "defaultendpointsprotocol", "endpointsuffix", "usedevelopmentstorage":
+			kept = append(kept, part)
+		}
+	}
+	return strings.Join(kept, ";")
+}
+
+// Error is a storage service error in the project's own terms: concise enough for a log line or
+// a poison reason, and matching platform.ErrNotFound / ErrExists / ErrConflict with errors.Is.
+type Error struct {
+	Sentinel error // one of the platform sentinels, or nil
+	Status   int
+	Code     string // the service's error code, e.g. "QueueNotFound"
+	Method   string
+	Resource string // the request path, without the query (it may hold a SAS)
+	cause    error
+}
+
+func (e *Error) Error() string {
+	return fmt.Sprintf("storage %s %s: %d %s", e.Method, e.Resource, e.Status, e.Code)
+}
+
+func (e *Error) Unwrap() []error {
+	if e.Sentinel != nil {
+		return []error{e.Sentinel, e.cause}
+	}
+	return []error{e.cause}
+}
+
+// Translate turns an azcore.ResponseError into an *Error; other errors pass through unchanged.
+func Translate(err error) error {
+	var re *azcore.ResponseError
+	if err == nil || !errors.As(err, &re) {
+		return err
+	}
+	e := &Error{Status: re.StatusCode, Code: re.ErrorCode, cause: err}
+	if r := re.RawResponse; r != nil && r.Request != nil {
+		e.Method, e.Resource = r.Request.Method, r.Request.URL.Path
+	}
+	switch re.StatusCode {
+	case http.StatusNotFound:
+		e.Sentinel = platform.ErrNotFound
+	case http.StatusConflict:
+		e.Sentinel = platform.ErrExists
+	case http.StatusPreconditionFailed:
+		e.Sentinel = platform.ErrConflict
+	}
+	return e
+}

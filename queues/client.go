@@ -1,0 +1,172 @@
+// Package queues owns Platform's Azure Queues: the envelope codec (retry progress, poison
+// records), the publisher with its claim-check for large payloads, and the consumer with
+// batching, bounded concurrency, visibility renewal, backoff and poison handling. It must not
+// know what a message means: handlers decide that, and tell the consumer with their errors.
+package queues
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2/queueerror"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
+	"github.com/platform/platform/internal/storage"
+)
+
+// MaxMessageBytes is the queue service's limit on one message. It is counted here on the
+// XML-escaped text, as sent on the wire, so that a message within it is never refused.
+const MaxMessageBytes = 64 * 1024
+
+// Client reaches the namespace's queues, and the blob container that holds claim-checked
+// payloads and oversized poison bodies.
+type Client struct {
+	svc     *azqueue.ServiceClient
+	ns      platform.Namespace
+	blobs   *blobs.Client
+	created sync.Map // full queue name → struct{}: known to exist
+}
+
+// New connects to the account's queue and blob services.
+func New(acct storage.Account, ns platform.Namespace) (*Client, error) {
+	if err := ns.Validate(); err != nil {
+		return nil, err
+	}
+	svc, err := azqueue.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(),
+		&azqueue.ClientOptions{ClientOptions: acct.ClientOptions(storage.Queue)})
+	if err != nil {
+		return nil, fmt.Errorf("queue client: %w", err)
+	}
+	b, err := blobs.New(acct, ns)
+	if err != nil {
+		return nil, err
+	}
+	return &Client{svc: svc, ns: ns, blobs: b}, nil
+}
+
+// Blobs is the blob client that holds claim-checked payloads.
+func (c *Client) Blobs() *blobs.Client { return c.blobs }
+
+func (c *Client) queue(name string) *azqueue.QueueClient {
+	return c.svc.NewQueueClient(c.ns.Queue(name))
+}
+
+// Create creates the named queues (names before the namespace prefix) where missing.
+func (c *Client) Create(ctx context.Context, names ...string) error {
+	for _, name := range names {
+		if err := c.create(ctx, c.ns.Queue(name)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (c *Client) create(ctx context.Context, full string) error {
+	if _, ok := c.created.Load(full); ok {
+		return nil
+	}
+	if _, err := c.svc.CreateQueue(ctx, full, nil); err != nil && !queueerror.HasCode(err, queueerror.QueueAlreadyExists) {
+		return fmt.Errorf("create queue %s: %w", full, storage.Translate(err))
+	}
+	c.created.Store(full, struct{}{})
+	return nil
+}
+
+// Enqueue sends text to queue name, hidden for delay (0: visible at once). Messages never
+// expire: a worker that is down for a week must not lose events. The queue is created on first
+// use: the first send to a missing queue pays for creating it, later ones ask nothing.
+func (c *Client) Enqueue(ctx context.Context, name, text string, delay time.Duration) error {
+	if n := xmlEscapedLen(text); n > MaxMessageBytes {
+		return fmt.Errorf("enqueue to %s: message of %d bytes is over the %d limit", c.ns.Queue(name), n, MaxMessageBytes)
+	}
+	q := c.queue(name)
+	opts := &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr[int32](-1)}
+	if delay > 0 {
+		opts.VisibilityTimeout = to.Ptr(int32(delay.Round(time.Second) / time.Second))
+	}
+	_, err := q.EnqueueMessage(ctx, text, opts)
+	if queueerror.HasCode(err, queueerror.QueueNotFound) {
+		if err = c.create(ctx, c.ns.Queue(name)); err == nil {
+			_, err = q.EnqueueMessage(ctx, text, opts)
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("enqueue to %s: %w", c.ns.Queue(name), storage.Translate(err))
+	}
+	return nil
+}
+
+// ApproximateCount is the service's count of messages in queue name, invisible ones (in flight,
+// delayed, backing off) included. A missing queue counts 0.
+func (c *Client) ApproximateCount(ctx context.Context, name string) (int, error) {
+	props, err := c.queue(name).GetProperties(ctx, nil)
+	if err != nil {
+		if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("count %s: %w", c.ns.Queue(name), err)
+	}
+	if props.ApproximateMessagesCount == nil {
+		return 0, nil
+	}
+	return int(*props.ApproximateMessagesCount), nil
+}
+
+// Ping makes one cheap request, to tell whether the queue service answers.
+func (c *Client) Ping(ctx context.Context) error {
+	pager := c.svc.NewListQueuesPager(&azqueue.ListQueuesOptions{MaxResults: to.Ptr[int32](1)})
+	_, err := pager.NextPage(ctx)
+	return storage.Translate(err)
+}
+
+// DeleteNamespace deletes every queue of the namespace, and its containers. Tests use it to
+// clean up; it refuses the empty namespace, which would mean every queue of the account.
+func (c *Client) DeleteNamespace(ctx context.Context) error {
+	if c.ns == "" {
+		return errors.New("delete namespace: refusing the empty namespace")
+	}
+	prefix := c.ns.Queue("")
+	pager := c.svc.NewListQueuesPager(&azqueue.ListQueuesOptions{Prefix: &prefix})
+	var errs []error
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			return storage.Translate(err)
+		}
+		for _, q := range page.Queues {
+			if q.Name == nil || !strings.HasPrefix(*q.Name, prefix) {
+				continue
+			}
+			if _, err := c.svc.DeleteQueue(ctx, *q.Name, nil); err != nil {
+				errs = append(errs, storage.Translate(err))
+			}
+		}
+	}
+	errs = append(errs, c.blobs.DeleteNamespace(ctx))
+	return errors.Join(errs...)
+}
+
+// xmlEscapedLen is len(text) once escaped for the XML body of a queue request.
+func xmlEscapedLen(text string) int {
+	n := len(text)
+	for i := 0; i < len(text); i++ {
+		switch text[i] {
+		case '<', '>':
+			n += 3
+		case '&':
+			n += 4
+		case '"', '\'':
+			n += 4
+		case '\r', '\n', '\t':
+			n += 4
+		}
+	}
+	return n
+}

@@ -1,0 +1,44 @@
+package queues
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/platform/platform"
+)
+
+// Publish enqueues ev on entity-events and returns its event key. When the message would be
+// over the queue's limit, the payload goes to blob container event-payloads first (named by its
+// content hash) and the message carries payloadBlob instead: the claim-check. The blob is
+// written before the message, so no consumer ever sees a payloadBlob that is not there yet.
+func (c *Client) Publish(ctx context.Context, ev *platform.EntityEvent) (string, error) {
+	text, err := c.encodeForQueue(ctx, ev)
+	if err != nil {
+		return "", fmt.Errorf("publish %s: %w", ev.Key(), err)
+	}
+	if err := c.Enqueue(ctx, platform.QueueEntityEvents, text, 0); err != nil {
+		return "", fmt.Errorf("publish %s: %w", ev.Key(), err)
+	}
+	return ev.Key(), nil
+}
+
+func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (string, error) {
+	b, err := json.Marshal(ev)
+	if err != nil {
+		return "", err
+	}
+	if xmlEscapedLen(string(b)) <= MaxMessageBytes || len(ev.Payload) == 0 {
+		return string(b), nil
+	}
+	name, err := c.blobs.PutPayload(ctx, ev.Payload)
+	if err != nil {
+		return "", err
+	}
+	slim := *ev
+	slim.Payload, slim.PayloadBlob = nil, name
+	if b, err = json.Marshal(&slim); err != nil {
+		return "", err
+	}
+	return string(b), nil
+}

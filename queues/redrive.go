@@ -1,0 +1,81 @@
+package queues
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// Redrive moves the messages of queue's poison twin back to queue, each with its original body,
+// and returns how many it moved. queue may be named with or without the -poison suffix. Only
+// messages poisoned before Redrive started are moved, so a message that fails again while it
+// runs is not looped back forever. Each message is enqueued before it is deleted from poison:
+// a crash in between leaves a copy in both, which is harmless because every effect is keyed.
+func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
+	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
+	poison := c.queue(platform.PoisonQueue(queue))
+	started := time.Now()
+	moved := 0
+	for {
+		resp, err := poison.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
+			NumberOfMessages: to.Ptr[int32](32), VisibilityTimeout: to.Ptr[int32](60),
+		})
+		if err != nil {
+			return moved, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), storage.Translate(err))
+		}
+		older := 0
+		for _, m := range resp.Messages {
+			if m.InsertionTime != nil && m.InsertionTime.After(started) {
+				// Poisoned again while we run: leave it (visible again in 60s) for a later redrive.
+				continue
+			}
+			older++
+			rec, _ := DecodePoison(deref(m.MessageText))
+			body := rec.Body
+			if rec.BodyBlob != "" {
+				b, err := c.blobs.Get(ctx, platform.ContainerEventPayloads, rec.BodyBlob)
+				if err != nil {
+					return moved, fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), *m.MessageID, err)
+				}
+				body = string(b)
+			}
+			if err := c.Enqueue(ctx, queue, body, 0); err != nil {
+				return moved, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
+			}
+			if _, err := poison.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
+				return moved, fmt.Errorf("redrive %s: delete moved message %s: %w", c.ns.Queue(queue), *m.MessageID, storage.Translate(err))
+			}
+			moved++
+		}
+		if older == 0 {
+			return moved, nil
+		}
+	}
+}
+
+// Peek returns up to 32 messages of queue name without taking them (for tests and support).
+func (c *Client) Peek(ctx context.Context, name string) ([]string, error) {
+	resp, err := c.queue(name).PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to.Ptr[int32](32)})
+	if err != nil {
+		return nil, fmt.Errorf("peek %s: %w", c.ns.Queue(name), storage.Translate(err))
+	}
+	var out []string
+	for _, m := range resp.Messages {
+		out = append(out, deref(m.MessageText))
+	}
+	return out, nil
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}

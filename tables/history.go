@@ -1,0 +1,193 @@
+package tables
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// MaxInlineSnapshot is the largest snapshot stored in the row itself. Azure Tables allow 64 KiB
+// of UTF-16 per string property; 30,000 bytes of UTF-8 is at most 60,000 bytes of UTF-16. A
+// larger snapshot belongs in a blob, and the row carries its name.
+const MaxInlineSnapshot = 30_000
+
+// ErrInvalidToken: a continuation token that this package did not hand out.
+var ErrInvalidToken = errors.New("invalid continuation token")
+
+// History is the EntityHistory table: one partition per entity timeline, newest row first.
+type History struct {
+	t *aztables.Client
+}
+
+// History returns the namespace's EntityHistory store.
+func (c *Client) History() *History { return &History{t: c.table(platform.TableEntityHistory)} }
+
+type historyEntity struct {
+	PartitionKey       string
+	RowKey             string
+	HistoryEventKey    string
+	EventKey           string
+	EventTypeId        int32
+	EntityTypeId       int32
+	EntityIdentity     string
+	ActionTypeId       int32
+	Action             string
+	Summary            string `json:",omitempty"`
+	BusinessUnitId     int64  `json:",string"`
+	BusinessUnitIdType string `json:"BusinessUnitId@odata.type"`
+	CreatedOn          string
+	CreatedOnType      string `json:"CreatedOn@odata.type"`
+	ChangedFields      string `json:",omitempty"` // a JSON array of names
+	Snapshot           string `json:",omitempty"` // JSON text
+	SnapshotBlob       string `json:",omitempty"`
+	CorrelationId      string `json:",omitempty"`
+	ActorId            string `json:",omitempty"`
+	Source             string `json:",omitempty"`
+}
+
+// Put writes r with InsertOrReplace under its deterministic keys: writing the same occurrence
+// twice leaves one row (history is the one artifact that may be overwritten: nothing references
+// it and nothing is sent from it). A snapshot over MaxInlineSnapshot must be moved to a blob by
+// the caller first.
+func (h *History) Put(ctx context.Context, r *platform.HistoryRecord) error {
+	if len(r.Snapshot) > MaxInlineSnapshot {
+		return fmt.Errorf("put history %s: snapshot of %d bytes is over the %d inline limit", r.HistoryEventKey, len(r.Snapshot), MaxInlineSnapshot)
+	}
+	e := historyEntity{
+		PartitionKey:       r.PartitionKey(),
+		RowKey:             r.RowKey(),
+		HistoryEventKey:    r.HistoryEventKey,
+		EventKey:           r.EventKey,
+		EventTypeId:        int32(r.EventTypeID),
+		EntityTypeId:       int32(r.EntityTypeID),
+		EntityIdentity:     r.EntityIdentity,
+		ActionTypeId:       int32(r.ActionTypeID),
+		Action:             r.Action,
+		Summary:            r.Summary,
+		BusinessUnitId:     r.BusinessUnitID,
+		BusinessUnitIdType: "Edm.Int64",
+		CreatedOn:          platform.FormatCreatedOn(r.CreatedOn),
+		CreatedOnType:      "Edm.DateTime",
+		Snapshot:           string(r.Snapshot),
+		SnapshotBlob:       r.SnapshotBlob,
+		CorrelationId:      r.CorrelationID,
+		ActorId:            r.ActorID,
+		Source:             r.Source,
+	}
+	if len(r.ChangedFields) > 0 {
+		b, _ := json.Marshal(r.ChangedFields)
+		e.ChangedFields = string(b)
+	}
+	body, err := json.Marshal(&e)
+	if err != nil {
+		return fmt.Errorf("put history %s: %w", r.HistoryEventKey, err)
+	}
+	if _, err := h.t.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+		return fmt.Errorf("put history %s: %w", r.HistoryEventKey, storage.Translate(err))
+	}
+	return nil
+}
+
+// TimelineOptions pages through a timeline.
+type TimelineOptions struct {
+	Limit int    // rows per page; default 50, at most 1000
+	After string // the continuation token of the previous page; empty for the first
+}
+
+// Timeline is one page of an entity's timeline, newest first, and the token for the next page
+// ("" when this is the last).
+func (h *History) Timeline(ctx context.Context, entityTypeID int, identity string, o *TimelineOptions) ([]platform.HistoryRecord, string, error) {
+	var opts TimelineOptions
+	if o != nil {
+		opts = *o
+	}
+	limit := opts.Limit
+	if limit <= 0 {
+		limit = 50
+	}
+	limit = min(limit, 1000)
+	filter := "PartitionKey eq " + odataQuote(platform.HistoryPartitionKey(entityTypeID, identity))
+	if opts.After != "" {
+		after, err := base64.RawURLEncoding.DecodeString(opts.After)
+		if err != nil || len(after) == 0 {
+			return nil, "", ErrInvalidToken
+		}
+		filter += " and RowKey gt " + odataQuote(string(after))
+	}
+	// Ask for one more than a page: if it comes, there is a next page, and no caller is handed a
+	// token that leads to an empty one.
+	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(limit + 1))})
+	var rows []platform.HistoryRecord
+	var lastRowKey string
+	for pager.More() && len(rows) <= limit {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				return nil, "", nil // no worker has written history in this namespace yet
+			}
+			return nil, "", fmt.Errorf("read timeline %d:%s: %w", entityTypeID, identity, err)
+		}
+		for _, raw := range page.Entities {
+			if len(rows) == limit+1 {
+				break
+			}
+			var e historyEntity
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, "", fmt.Errorf("read timeline %d:%s: decode row: %w", entityTypeID, identity, err)
+			}
+			rec, err := e.record()
+			if err != nil {
+				return nil, "", fmt.Errorf("read timeline %d:%s: row %s: %w", entityTypeID, identity, e.RowKey, err)
+			}
+			if len(rows) < limit {
+				lastRowKey = e.RowKey
+			}
+			rows = append(rows, rec)
+		}
+	}
+	if len(rows) > limit {
+		return rows[:limit], base64.RawURLEncoding.EncodeToString([]byte(lastRowKey)), nil
+	}
+	return rows, "", nil
+}
+
+func (e *historyEntity) record() (platform.HistoryRecord, error) {
+	createdOn, err := time.Parse(time.RFC3339Nano, e.CreatedOn)
+	if err != nil {
+		return platform.HistoryRecord{}, fmt.Errorf("CreatedOn: %w", err)
+	}
+	r := platform.HistoryRecord{
+		HistoryEventKey: e.HistoryEventKey,
+		EventKey:        e.EventKey,
+		EventTypeID:     int(e.EventTypeId),
+		EntityTypeID:    int(e.EntityTypeId),
+		EntityIdentity:  e.EntityIdentity,
+		ActionTypeID:    int(e.ActionTypeId),
+		Action:          e.Action,
+		Summary:         e.Summary,
+		BusinessUnitID:  e.BusinessUnitId,
+		CreatedOn:       createdOn.UTC(),
+		SnapshotBlob:    e.SnapshotBlob,
+		CorrelationID:   e.CorrelationId,
+		ActorID:         e.ActorId,
+		Source:          e.Source,
+	}
+	if e.Snapshot != "" {
+		r.Snapshot = json.RawMessage(e.Snapshot)
+	}
+	if e.ChangedFields != "" {
+		if err := json.Unmarshal([]byte(e.ChangedFields), &r.ChangedFields); err != nil {
+			return platform.HistoryRecord{}, fmt.Errorf("ChangedFields: %w", err)
+		}
+	}
+	return r, nil
+}

@@ -1,0 +1,119 @@
+// Package worker owns the pipeline: the router that hands each entity event to independent
+// post-processors, the post-processors themselves (history first; notifications, webhooks and
+// realtime later), and the host that runs them with health endpoints, graceful stop and drain.
+// It never imports a storage SDK: queues/, tables/ and blobs/ give it typed operations and
+// platform's sentinel errors.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
+	"github.com/platform/platform/queues"
+)
+
+// PostProcessor is one concern that turns an event into its effects. Each keeps its own
+// registry of mappings, and each effect it writes is keyed from the event, so that running it
+// again for the same event changes nothing.
+type PostProcessor interface {
+	// Name is stable and unique: a retried message remembers, by name, which concerns are done.
+	Name() string
+	// Accepts reports whether this concern has anything to do for ev (its registry knows ev's
+	// type). An event that no concern accepts is an unknown type: poisoned, never retried.
+	Accepts(ev *platform.EntityEvent) bool
+	// Process applies the concern's effects. A platform.Permanent error means no retry helps.
+	Process(ctx context.Context, ev *platform.EntityEvent) error
+}
+
+// Router decodes entity events and hands each to every post-processor that accepts it. One
+// concern failing never prevents another's effect, and a retry runs only the concerns that
+// have not succeeded yet.
+type Router struct {
+	blobs      *blobs.Client
+	processors []PostProcessor
+	log        logrus.FieldLogger
+}
+
+// NewRouter returns a router over processors, which must have unique names. b resolves
+// claim-checked payloads.
+func NewRouter(b *blobs.Client, log logrus.FieldLogger, processors ...PostProcessor) (*Router, error) {
+	seen := map[string]bool{}
+	for _, p := range processors {
+		if seen[p.Name()] {
+			return nil, fmt.Errorf("router: two post-processors named %q", p.Name())
+		}
+		seen[p.Name()] = true
+	}
+	if log == nil {
+		log = logrus.StandardLogger()
+	}
+	return &Router{blobs: b, processors: processors, log: log}, nil
+}
+
+// Handle is the queues.Handler of entity-events.
+func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
+	ev, err := platform.DecodeEvent(m.Body)
+	if err != nil {
+		return err
+	}
+	if err := r.resolvePayload(ctx, ev); err != nil {
+		return err
+	}
+	log := r.log.WithFields(logrus.Fields{"eventKey": ev.Key(), "eventTypeId": ev.EventTypeID})
+	var accepted int
+	var errs []error
+	allPermanent := true
+	for _, p := range r.processors {
+		if !p.Accepts(ev) {
+			continue
+		}
+		accepted++
+		if m.Done(p.Name()) {
+			continue
+		}
+		if err := p.Process(ctx, ev); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
+			allPermanent = allPermanent && platform.IsPermanent(err)
+			continue
+		}
+		m.MarkDone(p.Name())
+	}
+	if accepted == 0 {
+		return platform.Permanent(fmt.Errorf("unknown eventTypeId %d: no post-processor has a mapping for it", ev.EventTypeID))
+	}
+	if len(errs) == 0 {
+		log.Debug("event processed")
+		return nil
+	}
+	err = errors.Join(errs...)
+	if allPermanent {
+		return platform.Permanent(err)
+	}
+	return err
+}
+
+// resolvePayload fetches a claim-checked payload. A payloadBlob that is not there can never
+// appear later (the publisher writes the blob before the message): that is permanent.
+func (r *Router) resolvePayload(ctx context.Context, ev *platform.EntityEvent) error {
+	if ev.PayloadBlob == "" || len(ev.Payload) > 0 {
+		return nil
+	}
+	b, err := r.blobs.GetPayload(ctx, ev.PayloadBlob)
+	if errors.Is(err, platform.ErrNotFound) {
+		return platform.Permanent(&platform.FieldError{Field: "payloadBlob", Problem: fmt.Sprintf("blob %q not found in %s", ev.PayloadBlob, platform.ContainerEventPayloads)})
+	}
+	if err != nil {
+		return fmt.Errorf("resolve payloadBlob: %w", err)
+	}
+	payload, err := platform.CheckPayload(b)
+	if err != nil {
+		return platform.Permanent(&platform.FieldError{Field: "payloadBlob", Problem: "blob " + ev.PayloadBlob + ": " + err.Error()})
+	}
+	ev.Payload = payload
+	return nil
+}
