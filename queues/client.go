@@ -21,8 +21,8 @@ import (
 	"github.com/platform/platform/internal/storage"
 )
 
-// MaxMessageBytes is the queue service's limit on one message. It is counted here on the
-// XML-escaped text, as sent on the wire, so that a message within it is never refused.
+// MaxMessageBytes is the queue service's limit on one message: 64 KiB of UTF-8 text (counted
+// after XML decoding, as the service and Azurite both count it).
 const MaxMessageBytes = 64 * 1024
 
 // Client reaches the namespace's queues, and the blob container that holds claim-checked
@@ -83,7 +83,7 @@ func (c *Client) create(ctx context.Context, full string) error {
 // expire: a worker that is down for a week must not lose events. The queue is created on first
 // use: the first send to a missing queue pays for creating it, later ones ask nothing.
 func (c *Client) Enqueue(ctx context.Context, name, text string, delay time.Duration) error {
-	if n := xmlEscapedLen(text); n > MaxMessageBytes {
+	if n := len(text); n > MaxMessageBytes {
 		return fmt.Errorf("enqueue to %s: message of %d bytes is over the %d limit", c.ns.Queue(name), n, MaxMessageBytes)
 	}
 	q := c.queue(name)
@@ -151,22 +151,4 @@ func (c *Client) DeleteNamespace(ctx context.Context) error {
 	}
 	errs = append(errs, c.blobs.DeleteNamespace(ctx))
 	return errors.Join(errs...)
-}
-
-// xmlEscapedLen is len(text) once escaped for the XML body of a queue request.
-func xmlEscapedLen(text string) int {
-	n := len(text)
-	for i := 0; i < len(text); i++ {
-		switch text[i] {
-		case '<', '>':
-			n += 3
-		case '&':
-			n += 4
-		case '"', '\'':
-			n += 4
-		case '\r', '\n', '\t':
-			n += 4
-		}
-	}
-	return n
 }

@@ -64,7 +64,8 @@ type ConsumerConfig struct {
 
 	// BatchSize is the most messages fetched by one dequeue request. Default and maximum 32.
 	BatchSize int
-	// Concurrency is the most handlers running at once. Default 32.
+	// Concurrency is the most handlers running at once. Default 64: twice a batch, so one
+	// batch is fetched while the other is handled.
 	Concurrency int
 	// VisibilityTimeout hides a fetched message from other consumers; it is renewed every half
 	// of it while the handler runs. Default 30s; at least 1s.
@@ -86,7 +87,7 @@ type ConsumerConfig struct {
 
 func (c *ConsumerConfig) setDefaults() {
 	c.BatchSize = cmp.Or(c.BatchSize, 32)
-	c.Concurrency = cmp.Or(c.Concurrency, 32)
+	c.Concurrency = cmp.Or(c.Concurrency, 64)
 	c.VisibilityTimeout = cmp.Or(c.VisibilityTimeout, 30*time.Second)
 	c.MaxDequeueCount = cmp.Or(c.MaxDequeueCount, 5)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, 2*time.Second)
@@ -126,8 +127,9 @@ type Consumer struct {
 	log    logrus.FieldLogger
 	host   string
 
-	slots chan struct{} // one token per running handler
-	wg    sync.WaitGroup
+	slots   chan struct{} // one token per running handler
+	fetchAt int           // free slots that make a dequeue worth its request
+	wg      sync.WaitGroup
 
 	mu          sync.Mutex
 	started     bool
@@ -149,12 +151,13 @@ func (c *Client) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 	}
 	host, _ := os.Hostname()
 	return &Consumer{
-		cfg:    cfg,
-		client: c,
-		q:      c.queue(cfg.Queue),
-		log:    cfg.Logger.WithField("queue", c.ns.Queue(cfg.Queue)),
-		host:   host,
-		slots:  make(chan struct{}, cfg.Concurrency),
+		cfg:     cfg,
+		client:  c,
+		q:       c.queue(cfg.Queue),
+		log:     cfg.Logger.WithField("queue", c.ns.Queue(cfg.Queue)),
+		host:    host,
+		slots:   make(chan struct{}, cfg.Concurrency),
+		fetchAt: min(cfg.BatchSize, max(1, cfg.Concurrency/2)),
 	}, nil
 }
 
@@ -223,13 +226,22 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 	defer close(c.fetchDone)
 	poll := c.cfg.PollInterval
 	for {
-		// Wait for one free slot, then take as many more as are free, up to a batch.
-		select {
-		case c.slots <- struct{}{}:
-		case <-fetchCtx.Done():
-			return
+		// Fetch when enough slots are free for a good batch, then take every free slot up to a
+		// batch. Waiting for half the slots (with Concurrency at twice the batch, a whole batch)
+		// keeps dequeues full under load, while the other half keeps working, so the pipeline
+		// never runs dry; when idle, every slot is free and a lone message goes at once.
+		n := 0
+		for n < c.fetchAt {
+			select {
+			case c.slots <- struct{}{}:
+				n++
+			case <-fetchCtx.Done():
+				for range n {
+					<-c.slots
+				}
+				return
+			}
 		}
-		n := 1
 	fill:
 		for n < c.cfg.BatchSize {
 			select {
@@ -438,7 +450,7 @@ func (f *inflight) poison(ctx context.Context, reason string) {
 		Body:       string(f.msg.Body),
 	}
 	text := marshalCompact(rec)
-	if xmlEscapedLen(text) > MaxMessageBytes {
+	if len(text) > MaxMessageBytes {
 		name := "poison/" + c.cfg.Queue + "/" + f.id
 		if err := c.client.blobs.Put(ctx, platform.ContainerEventPayloads, name, f.msg.Body); err != nil {
 			f.log.WithError(err).Error("could not store the poison body; leaving the message to reappear")

@@ -50,7 +50,7 @@ func encodeWire(body string, st retryState) string {
 	slices.Sort(st.Done)
 	st.LastError = clip(st.LastError, maxReasonLen)
 	text := marshalCompact(retryEnvelope{Retry: st, Body: body})
-	if xmlEscapedLen(text) > MaxMessageBytes {
+	if len(text) > MaxMessageBytes {
 		return body
 	}
 	return text

@@ -28,7 +28,7 @@ func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (
 	if err != nil {
 		return "", err
 	}
-	if xmlEscapedLen(string(b)) <= MaxMessageBytes || len(ev.Payload) == 0 {
+	if len(b) <= MaxMessageBytes || len(ev.Payload) == 0 {
 		return string(b), nil
 	}
 	name, err := c.blobs.PutPayload(ctx, ev.Payload)

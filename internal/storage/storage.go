@@ -9,10 +9,13 @@
 package storage
 
 import (
+	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
@@ -71,8 +74,24 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 		o.Retry = *a.Retry
 	}
 	o.Telemetry.Disabled = true
+	o.Transport = httpClient
 	return o
 }
+
+// httpClient is shared by every client. azcore's default keeps 10 idle connections per host;
+// the consumer runs up to 64 requests at once against one host, and every connection above
+// 10 would be closed after each use and dialled again.
+var httpClient = &http.Client{Transport: &http.Transport{
+	Proxy:                 http.ProxyFromEnvironment,
+	DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+	ForceAttemptHTTP2:     true,
+	MaxIdleConns:          512,
+	MaxIdleConnsPerHost:   256,
+	IdleConnTimeout:       90 * time.Second,
+	TLSHandshakeTimeout:   10 * time.Second,
+	ExpectContinueTimeout: time.Second,
+	TLSClientConfig:       &tls.Config{MinVersion: tls.VersionTLS12},
+}}
 
 // Redacted describes the account for logs: endpoints and account name, never the key or a SAS.
 func Redacted(connectionString string) string {

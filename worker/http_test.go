@@ -1,0 +1,70 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+
+	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker"
+)
+
+var tablesOpts = tables.TimelineOptions{Limit: 1000}
+
+func getJSON(t *testing.T, url string, into any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if into != nil {
+		if err := json.NewDecoder(resp.Body).Decode(into); err != nil {
+			t.Fatalf("GET %s: %v", url, err)
+		}
+	}
+	return resp.StatusCode
+}
+
+func TestHTTPHistoryIsPagedNewestFirst(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	send(t, w,
+		event(11, 1, 1, attendee, "2026-11-22T10:00:00Z", `{}`),
+		event(12, 1, 2, attendee, "2026-11-22T11:00:00Z", `{}`),
+		event(12, 1, 2, attendee, "2026-11-22T12:00:00Z", `{}`),
+	)
+	drain(t, w)
+
+	base := srv.URL + "/v1/history/1/" + strings.ToUpper(attendee)
+	var page worker.HistoryPage
+	if code := getJSON(t, base+"?limit=2", &page); code != 200 {
+		t.Fatalf("status %d", code)
+	}
+	if len(page.Items) != 2 || page.Next == "" ||
+		!strings.Contains(page.Items[0].HistoryEventKey, "12:00:00") || !strings.Contains(page.Items[1].HistoryEventKey, "11:00:00") {
+		t.Fatalf("first page %+v", page)
+	}
+	var second worker.HistoryPage
+	getJSON(t, base+"?limit=2&after="+page.Next, &second)
+	if len(second.Items) != 1 || second.Next != "" || !strings.Contains(second.Items[0].HistoryEventKey, "10:00:00") {
+		t.Fatalf("second page %+v", second)
+	}
+
+	for _, bad := range []string{"/v1/history/0/" + attendee, "/v1/history/1/not-an-id", base[len(srv.URL):] + "?limit=0", base[len(srv.URL):] + "?after=!!!"} {
+		var e map[string]string
+		if code := getJSON(t, srv.URL+bad, &e); code != 400 || e["error"] == "" {
+			t.Errorf("GET %s: %d %v, want 400 with a reason", bad, code, e)
+		}
+	}
+	if code := getJSON(t, srv.URL+"/healthz", nil); code != 200 {
+		t.Errorf("healthz %d", code)
+	}
+	if code := getJSON(t, srv.URL+"/readyz", nil); code != 200 {
+		t.Errorf("readyz %d", code)
+	}
+}
