@@ -1,0 +1,147 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/queues"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// cli runs the command line in-process and returns its exit code, stdout and stderr.
+func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	code := run(ctx, args, strings.NewReader(stdin), &out, &errOut)
+	return code, out.String(), errOut.String()
+}
+
+const guid = "0f8fad5b-d9cb-469f-a165-70867728950e"
+
+func ev(eventTypeID int, createdOn string) string {
+	return fmt.Sprintf(`{"eventTypeId":%d,"entityTypeId":1,"actionTypeId":2,"entityGuid":"%s","businessUnitId":7,"createdOn":"%s","payload":{"firstName":"Grace"}}`,
+		eventTypeID, guid, createdOn)
+}
+
+func TestPublishWorkerHistoryEndToEnd(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	lines := ev(11, "2026-11-22T09:00:00Z") + "\n" + ev(12, "2026-11-22T10:00:00Z") + "\n" + ev(12, "2026-11-22T10:00:00Z") + "\n"
+	code, out, errOut := cli(t, lines, "publish", "--namespace", ns, "-")
+	if code != 0 {
+		t.Fatalf("publish: %d %s", code, errOut)
+	}
+	keys := strings.Fields(out)
+	if len(keys) != 3 || keys[1] != keys[2] || keys[0] != "11:1:"+guid+":2026-11-22T09:00:00.0000000Z:2" {
+		t.Fatalf("keys %q", keys)
+	}
+	if code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", ns, "--http-addr", "127.0.0.1:0", "--log-level", "warn"); code != 0 {
+		t.Fatalf("worker --drain: %d %s", code, errOut)
+	}
+	code, out, errOut = cli(t, "", "history", "--namespace", ns, "--entity-type", "1", "--entity-guid", strings.ToUpper(guid), "--json")
+	if code != 0 {
+		t.Fatalf("history: %d %s", code, errOut)
+	}
+	var rows []map[string]any
+	if err := json.Unmarshal([]byte(out), &rows); err != nil {
+		t.Fatalf("history --json is not a JSON array: %v\n%s", err, out)
+	}
+	if len(rows) != 2 || rows[0]["historyEventKey"] != "entity-history:12:1:"+guid+":2026-11-22T10:00:00.0000000Z:2" {
+		t.Fatalf("rows %v", rows)
+	}
+	code, out, _ = cli(t, "", "history", "--namespace", ns, "--entity-type", "1", "--entity-guid", guid, "--limit", "1")
+	if code != 0 || !strings.Contains(out, "Attendee updated") || !strings.Contains(out, "more rows: add --after ") {
+		t.Fatalf("history text: %d\n%s", code, out)
+	}
+}
+
+func TestPublishRejectsABadBatchWholeNamingTheLine(t *testing.T) {
+	t.Parallel()
+	ns := testenv.Namespace(t)
+	cases := map[string]struct{ input, want string }{
+		"JSON lines":    {ev(11, "2026-11-22T09:00:00Z") + "\n\n" + `{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":7}` + "\n", "line 3: createdOn: required"},
+		"array":         {"[\n  " + ev(11, "2026-11-22T09:00:00Z") + ",\n  " + `{"eventTypeId":"x"}` + "\n]", "line 3: eventTypeId: want int"},
+		"broken JSON":   {ev(11, "2026-11-22T09:00:00Z") + "\n{\"eventTypeId\": 11,\n", "line 2: invalid JSON"},
+		"empty":         {"  \n", "no events in input"},
+		"bad namespace": {ev(11, "2026-11-22T09:00:00Z"), "namespace"},
+	}
+	for name, c := range cases {
+		args := []string{"publish", "--namespace", string(ns)}
+		if name == "bad namespace" {
+			args = []string{"publish", "--namespace", "Bad-NS"}
+		}
+		code, out, errOut := cli(t, c.input, args...)
+		if code != 2 || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || out != "" {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q; want 2 and one line with %q", name, code, out, errOut, c.want)
+		}
+	}
+	q, err := queues.New(storage.Account{}, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := q.ApproximateCount(context.Background(), platform.QueueEntityEvents); err != nil || n != 0 {
+		t.Fatalf("a rejected batch published %d events (%v)", n, err)
+	}
+}
+
+func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
+	t.Parallel()
+	cases := [][]string{
+		{"no-such-command"},
+		{"history", "--entity-guid", guid},
+		{"history", "--entity-type", "1"},
+		{"history", "--entity-type", "1", "--entity-guid", guid, "--entity-id", "3"},
+		{"history", "--entity-type", "1", "--entity-guid", "nope"},
+		{"history", "--entity-type", "1", "--entity-id", "3", "--limit", "0"},
+		{"history", "--entity-type", "1", "--entity-id", "3", "--after", "!!"},
+		{"redrive"},
+		{"redrive", "not-a-queue"},
+		{"publish", "/no/such/file.json"},
+		{"worker", "--log-format", "xml"},
+		{"worker", "--bogus-flag"},
+	}
+	for _, args := range cases {
+		code, _, errOut := cli(t, "", args...)
+		if code != 2 || errOut == "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 with one line", args, code, errOut)
+		}
+	}
+	if code, out, _ := cli(t, "", "version"); code != 0 || !strings.HasPrefix(out, "platform ") {
+		t.Errorf("version: %d %q", code, out)
+	}
+}
+
+func TestRedriveCommand(t *testing.T) {
+	t.Parallel()
+	ns := testenv.Namespace(t)
+	q, err := queues.New(storage.Account{}, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bad := `{"eventTypeId":999,"entityTypeId":1,"actionTypeId":1,"businessUnitId":7,"createdOn":"2026-11-22T10:00:00Z"}`
+	if err := q.Enqueue(context.Background(), platform.QueueEntityEvents, bad, 0); err != nil {
+		t.Fatal(err)
+	}
+	if code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", string(ns), "--http-addr", "127.0.0.1:0", "--log-level", "error"); code != 0 {
+		t.Fatalf("worker: %s", errOut)
+	}
+	code, out, errOut := cli(t, "", "redrive", "--namespace", string(ns), "entity-events-poison")
+	if code != 0 || !strings.Contains(out, "moved 1 messages") {
+		t.Fatalf("redrive: %d %q %q", code, out, errOut)
+	}
+	texts, err := q.Peek(context.Background(), platform.QueueEntityEvents)
+	if err != nil || len(texts) != 1 || texts[0] != bad {
+		t.Fatalf("after redrive the work queue holds %q (%v)", texts, err)
+	}
+}
