@@ -125,7 +125,7 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 	}
 	// Ask for one more than a page: if it comes, there is a next page, and no caller is handed a
 	// token that leads to an empty one.
-	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(limit + 1))})
+	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit+1, 1000)))})
 	var rows []platform.HistoryRecord
 	var lastRowKey string
 	for pager.More() && len(rows) <= limit {
