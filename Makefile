@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race lint azurite/up azurite/down clean
+.PHONY: help build run test test/race lint azurite/up azurite/down postgres/up postgres/down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -16,7 +16,7 @@ build: ## build bin/platform
 run: azurite/up build ## start Azurite if needed and run the worker (Ctrl-C stops it gracefully)
 	bin/platform worker
 
-test: azurite/up ## start Azurite if needed and run every test with the race detector
+test: azurite/up postgres/up ## start Azurite and a test PostgreSQL if needed; run every test with the race detector
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 test/race: test ## same as test: the race detector is always on
@@ -30,6 +30,12 @@ azurite/up: ## install (npm, pinned) and start Azurite on 127.0.0.1:10000-10002;
 
 azurite/down: ## stop the Azurite that azurite/up started
 	@azurite/down.sh
+
+postgres/up: ## start a throwaway PostgreSQL for the tests on 127.0.0.1:54329; no-op if up
+	@postgres/up.sh
+
+postgres/down: ## stop the test PostgreSQL and remove its data
+	@postgres/down.sh
 
 clean: ## remove build output
 	rm -rf bin

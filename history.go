@@ -17,18 +17,21 @@ type HistoryEntry struct {
 
 // HistoryRecord is one row of an entity's timeline as it is stored and read back.
 type HistoryRecord struct {
-	HistoryEventKey string          `json:"historyEventKey"`
-	EventKey        string          `json:"eventKey"`
-	EventTypeID     int             `json:"eventTypeId"`
-	EntityTypeID    int             `json:"entityTypeId"`
-	EntityIdentity  string          `json:"entityIdentity"`
-	ActionTypeID    int             `json:"actionTypeId"`
-	Action          string          `json:"action"`
-	Summary         string          `json:"summary,omitempty"`
-	BusinessUnitID  int64           `json:"businessUnitId"`
-	CreatedOn       time.Time       `json:"createdOn"`
-	ChangedFields   []string        `json:"changedFields,omitempty"`
-	Snapshot        json.RawMessage `json:"snapshot,omitempty"`
+	HistoryEventKey string    `json:"historyEventKey"`
+	EventKey        string    `json:"eventKey"`
+	EventTypeID     int       `json:"eventTypeId"`
+	EntityTypeID    int       `json:"entityTypeId"`
+	EntityIdentity  string    `json:"entityIdentity"`
+	ActionTypeID    int       `json:"actionTypeId"`
+	Action          string    `json:"action"`
+	Summary         string    `json:"summary,omitempty"`
+	BusinessUnitID  int64     `json:"businessUnitId"`
+	CreatedOn       time.Time `json:"createdOn"`
+	ChangedFields   []string  `json:"changedFields,omitempty"`
+	// NotificationEventTypeID is the event's hint, kept so that a trace can tell why the event
+	// did or did not notify.
+	NotificationEventTypeID int             `json:"notificationEventTypeId,omitempty"`
+	Snapshot                json.RawMessage `json:"snapshot,omitempty"`
 	// SnapshotBlob names the blob in event-payloads that holds a snapshot too large for a row.
 	SnapshotBlob  string `json:"snapshotBlob,omitempty"`
 	CorrelationID string `json:"correlationId,omitempty"`
@@ -39,21 +42,22 @@ type HistoryRecord struct {
 // NewHistoryRecord is the row that event ev writes for entry e, keys included.
 func NewHistoryRecord(ev *EntityEvent, e HistoryEntry) HistoryRecord {
 	return HistoryRecord{
-		HistoryEventKey: ev.HistoryEventKey(e.EntityTypeID, e.EntityIdentity),
-		EventKey:        ev.Key(),
-		EventTypeID:     ev.EventTypeID,
-		EntityTypeID:    e.EntityTypeID,
-		EntityIdentity:  e.EntityIdentity,
-		ActionTypeID:    ev.ActionTypeID,
-		Action:          e.Action,
-		Summary:         e.Summary,
-		BusinessUnitID:  ev.BusinessUnitID,
-		CreatedOn:       ev.CreatedOn,
-		ChangedFields:   ev.ChangedFields,
-		Snapshot:        e.Snapshot,
-		CorrelationID:   ev.CorrelationID,
-		ActorID:         ev.ActorID,
-		Source:          ev.Source,
+		HistoryEventKey:         ev.HistoryEventKey(e.EntityTypeID, e.EntityIdentity),
+		EventKey:                ev.Key(),
+		EventTypeID:             ev.EventTypeID,
+		EntityTypeID:            e.EntityTypeID,
+		EntityIdentity:          e.EntityIdentity,
+		ActionTypeID:            ev.ActionTypeID,
+		Action:                  e.Action,
+		Summary:                 e.Summary,
+		BusinessUnitID:          ev.BusinessUnitID,
+		CreatedOn:               ev.CreatedOn,
+		ChangedFields:           ev.ChangedFields,
+		NotificationEventTypeID: ev.NotificationEventTypeID,
+		Snapshot:                e.Snapshot,
+		CorrelationID:           ev.CorrelationID,
+		ActorID:                 ev.ActorID,
+		Source:                  ev.Source,
 	}
 }
 

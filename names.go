@@ -4,11 +4,14 @@ import "fmt"
 
 // Queue names (DESIGN §5), before the namespace prefix. Each has a poison twin, PoisonQueue(q).
 const (
-	QueueEntityEvents = "entity-events"
+	QueueEntityEvents            = "entity-events"
+	QueueNotificationScheduler   = "notification-scheduler"
+	QueueNotificationGenerator   = "notification-generator"
+	QueueNotificationDistributor = "notification-distributor"
 )
 
 // WorkQueues are the queues that carry work, each with a poison twin. Redrive accepts these.
-var WorkQueues = []string{QueueEntityEvents}
+var WorkQueues = []string{QueueEntityEvents, QueueNotificationScheduler, QueueNotificationGenerator, QueueNotificationDistributor}
 
 // Table names (DESIGN §5), before the namespace prefix.
 const (
@@ -17,7 +20,8 @@ const (
 
 // Blob container names (DESIGN §5), before the namespace prefix.
 const (
-	ContainerEventPayloads = "event-payloads"
+	ContainerEventPayloads         = "event-payloads"
+	ContainerNotificationTemplates = "notification-templates"
 )
 
 // PoisonSuffix turns a queue name into its poison twin's.

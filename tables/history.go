@@ -32,26 +32,27 @@ type History struct {
 func (c *Client) History() *History { return &History{t: c.table(platform.TableEntityHistory)} }
 
 type historyEntity struct {
-	PartitionKey       string
-	RowKey             string
-	HistoryEventKey    string
-	EventKey           string
-	EventTypeId        int32
-	EntityTypeId       int32
-	EntityIdentity     string
-	ActionTypeId       int32
-	Action             string
-	Summary            string `json:",omitempty"`
-	BusinessUnitId     int64  `json:",string"`
-	BusinessUnitIdType string `json:"BusinessUnitId@odata.type"`
-	CreatedOn          string
-	CreatedOnType      string `json:"CreatedOn@odata.type"`
-	ChangedFields      string `json:",omitempty"` // a JSON array of names
-	Snapshot           string `json:",omitempty"` // JSON text
-	SnapshotBlob       string `json:",omitempty"`
-	CorrelationId      string `json:",omitempty"`
-	ActorId            string `json:",omitempty"`
-	Source             string `json:",omitempty"`
+	PartitionKey            string
+	RowKey                  string
+	HistoryEventKey         string
+	EventKey                string
+	EventTypeId             int32
+	EntityTypeId            int32
+	EntityIdentity          string
+	ActionTypeId            int32
+	Action                  string
+	Summary                 string `json:",omitempty"`
+	BusinessUnitId          int64  `json:",string"`
+	BusinessUnitIdType      string `json:"BusinessUnitId@odata.type"`
+	CreatedOn               string
+	CreatedOnType           string `json:"CreatedOn@odata.type"`
+	ChangedFields           string `json:",omitempty"` // a JSON array of names
+	NotificationEventTypeId int32  `json:",omitempty"`
+	Snapshot                string `json:",omitempty"` // JSON text
+	SnapshotBlob            string `json:",omitempty"`
+	CorrelationId           string `json:",omitempty"`
+	ActorId                 string `json:",omitempty"`
+	Source                  string `json:",omitempty"`
 }
 
 // Put writes r with InsertOrReplace under its deterministic keys: writing the same occurrence
@@ -63,25 +64,26 @@ func (h *History) Put(ctx context.Context, r *platform.HistoryRecord) error {
 		return fmt.Errorf("put history %s: snapshot of %d bytes is over the %d inline limit", r.HistoryEventKey, len(r.Snapshot), MaxInlineSnapshot)
 	}
 	e := historyEntity{
-		PartitionKey:       r.PartitionKey(),
-		RowKey:             r.RowKey(),
-		HistoryEventKey:    r.HistoryEventKey,
-		EventKey:           r.EventKey,
-		EventTypeId:        int32(r.EventTypeID),
-		EntityTypeId:       int32(r.EntityTypeID),
-		EntityIdentity:     r.EntityIdentity,
-		ActionTypeId:       int32(r.ActionTypeID),
-		Action:             r.Action,
-		Summary:            r.Summary,
-		BusinessUnitId:     r.BusinessUnitID,
-		BusinessUnitIdType: "Edm.Int64",
-		CreatedOn:          platform.FormatCreatedOn(r.CreatedOn),
-		CreatedOnType:      "Edm.DateTime",
-		Snapshot:           string(r.Snapshot),
-		SnapshotBlob:       r.SnapshotBlob,
-		CorrelationId:      r.CorrelationID,
-		ActorId:            r.ActorID,
-		Source:             r.Source,
+		PartitionKey:            r.PartitionKey(),
+		RowKey:                  r.RowKey(),
+		HistoryEventKey:         r.HistoryEventKey,
+		EventKey:                r.EventKey,
+		EventTypeId:             int32(r.EventTypeID),
+		EntityTypeId:            int32(r.EntityTypeID),
+		EntityIdentity:          r.EntityIdentity,
+		ActionTypeId:            int32(r.ActionTypeID),
+		Action:                  r.Action,
+		Summary:                 r.Summary,
+		BusinessUnitId:          r.BusinessUnitID,
+		BusinessUnitIdType:      "Edm.Int64",
+		CreatedOn:               platform.FormatCreatedOn(r.CreatedOn),
+		CreatedOnType:           "Edm.DateTime",
+		Snapshot:                string(r.Snapshot),
+		NotificationEventTypeId: int32(r.NotificationEventTypeID),
+		SnapshotBlob:            r.SnapshotBlob,
+		CorrelationId:           r.CorrelationID,
+		ActorId:                 r.ActorID,
+		Source:                  r.Source,
 	}
 	if len(r.ChangedFields) > 0 {
 		b, _ := json.Marshal(r.ChangedFields)
@@ -95,6 +97,21 @@ func (h *History) Put(ctx context.Context, r *platform.HistoryRecord) error {
 		return fmt.Errorf("put history %s: %w", r.HistoryEventKey, storage.Translate(err))
 	}
 	return nil
+}
+
+// Get reads one row of the timeline of (entityTypeID, identity); platform.ErrNotFound when
+// there is none.
+func (h *History) Get(ctx context.Context, entityTypeID int, identity string, createdOn time.Time, eventTypeID, actionTypeID int) (*platform.HistoryRecord, error) {
+	resp, err := h.t.GetEntity(ctx, platform.HistoryPartitionKey(entityTypeID, identity), platform.HistoryRowKey(createdOn, eventTypeID, actionTypeID), nil)
+	if err != nil {
+		return nil, fmt.Errorf("read history row: %w", storage.Translate(err))
+	}
+	var e historyEntity
+	if err := json.Unmarshal(resp.Value, &e); err != nil {
+		return nil, err
+	}
+	rec, err := e.record()
+	return &rec, err
 }
 
 // TimelineOptions pages through a timeline.
@@ -166,20 +183,21 @@ func (e *historyEntity) record() (platform.HistoryRecord, error) {
 		return platform.HistoryRecord{}, fmt.Errorf("CreatedOn: %w", err)
 	}
 	r := platform.HistoryRecord{
-		HistoryEventKey: e.HistoryEventKey,
-		EventKey:        e.EventKey,
-		EventTypeID:     int(e.EventTypeId),
-		EntityTypeID:    int(e.EntityTypeId),
-		EntityIdentity:  e.EntityIdentity,
-		ActionTypeID:    int(e.ActionTypeId),
-		Action:          e.Action,
-		Summary:         e.Summary,
-		BusinessUnitID:  e.BusinessUnitId,
-		CreatedOn:       createdOn.UTC(),
-		SnapshotBlob:    e.SnapshotBlob,
-		CorrelationID:   e.CorrelationId,
-		ActorID:         e.ActorId,
-		Source:          e.Source,
+		HistoryEventKey:         e.HistoryEventKey,
+		EventKey:                e.EventKey,
+		EventTypeID:             int(e.EventTypeId),
+		EntityTypeID:            int(e.EntityTypeId),
+		EntityIdentity:          e.EntityIdentity,
+		ActionTypeID:            int(e.ActionTypeId),
+		Action:                  e.Action,
+		Summary:                 e.Summary,
+		BusinessUnitID:          e.BusinessUnitId,
+		CreatedOn:               createdOn.UTC(),
+		SnapshotBlob:            e.SnapshotBlob,
+		NotificationEventTypeID: int(e.NotificationEventTypeId),
+		CorrelationID:           e.CorrelationId,
+		ActorID:                 e.ActorId,
+		Source:                  e.Source,
 	}
 	if e.Snapshot != "" {
 		r.Snapshot = json.RawMessage(e.Snapshot)

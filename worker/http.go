@@ -32,7 +32,63 @@ func (w *Worker) Handler() http.Handler {
 		writeJSON(rw, http.StatusOK, map[string]string{"status": "ready"})
 	})
 	mux.HandleFunc("GET /v1/history/{entityTypeId}/{identity}", w.serveHistory)
+	mux.HandleFunc("POST /v1/notification-jobs", w.serveCreateJob)
+	mux.HandleFunc("POST /v1/notification-cancellations", w.serveCancel)
+	mux.HandleFunc("GET /v1/trace", w.serveTrace)
 	return mux
+}
+
+// serveCreateJob creates a direct notification job. An Idempotency-Key header makes its key
+// deterministic: the same request again returns the same job (200), not a second one.
+func (w *Worker) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
+	var d DirectJob
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	job, created, err := w.CreateNotificationJob(r.Context(), d, r.Header.Get("Idempotency-Key"))
+	switch {
+	case errors.Is(err, ErrInvalidJob):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case errors.Is(err, ErrJobConflict):
+		writeError(rw, http.StatusConflict, err.Error())
+	case err != nil:
+		w.log.WithError(err).Error("create notification job")
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+	case created:
+		writeJSON(rw, http.StatusCreated, map[string]string{"jobKey": job.Key, "state": string(job.State)})
+	default:
+		writeJSON(rw, http.StatusOK, map[string]string{"jobKey": job.Key, "state": string(job.State)})
+	}
+}
+
+func (w *Worker) serveCancel(rw http.ResponseWriter, r *http.Request) {
+	var body struct {
+		CancellationKey string `json:"cancellationKey"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10)).Decode(&body); err != nil || body.CancellationKey == "" {
+		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…"}`)
+		return
+	}
+	if err := w.CancelNotifications(r.Context(), body.CancellationKey); err != nil {
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+		return
+	}
+	writeJSON(rw, http.StatusOK, map[string]string{"cancelled": body.CancellationKey})
+}
+
+func (w *Worker) serveTrace(rw http.ResponseWriter, r *http.Request) {
+	t, err := w.Trace(r.Context(), r.URL.Query().Get("key"))
+	switch {
+	case errors.Is(err, ErrInvalidJob):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+	default:
+		writeJSON(rw, http.StatusOK, t)
+	}
 }
 
 // HistoryPage is the JSON body of GET /v1/history/...: Next, when set, is the after= of the

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/settings"
 	"github.com/platform/platform/tables"
 )
 
@@ -30,18 +32,31 @@ type Config struct {
 	Consumer queues.ConsumerConfig
 	// History maps event types to timeline rows. Default: the example domain of DESIGN §8.
 	History *mappings.HistoryRegistry
-	// PostProcessors are further concerns, run after history, each on its own.
+	// PostProcessors are further concerns, run after history and notifications, each on its own.
 	PostProcessors []PostProcessor
+
+	// SettingsDSN is the notification settings database: a SQLite file path, or postgres://….
+	// Default: settings.DefaultDSN.
+	SettingsDSN string
+	// Notifications tunes the notification pipeline (providers, lease, attempts).
+	Notifications NotificationConfig
+	// NotificationTypes and Generators say which notifications exist and how to build them.
+	// Defaults: the example domain of DESIGN §8.
+	NotificationTypes *mappings.NotificationRegistry
+	Generators        *mappings.Generators
 }
 
 // Worker consumes entity-events and runs every concern on each event.
 type Worker struct {
-	cfg      Config
-	log      logrus.FieldLogger
-	queues   *queues.Client
-	tables   *tables.Client
-	history  *tables.History
-	consumer *queues.Consumer
+	cfg     Config
+	log     logrus.FieldLogger
+	queues  *queues.Client
+	tables  *tables.Client
+	history *tables.History
+	notify  *notifications
+	// consumer is the entity-events consumer; stages are the notification stages'.
+	consumer  *queues.Consumer
+	consumers []*queues.Consumer
 
 	mu      sync.Mutex
 	running bool
@@ -66,18 +81,71 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	if cfg.NotificationTypes == nil || cfg.Generators == nil {
+		cfg.NotificationTypes, cfg.Generators = &mappings.NotificationRegistry{}, &mappings.Generators{}
+		if err := mappings.RegisterExampleNotifications(cfg.NotificationTypes, cfg.Generators); err != nil {
+			return nil, err
+		}
+	}
+	if both := cfg.NotificationTypes.Overlap(); len(both) > 0 {
+		return nil, fmt.Errorf("notification types %v are registered as both direct and event-derived: the two paths must be disjoint", both)
+	}
+	cfg.Notifications.setDefaults()
 	w := &Worker{cfg: cfg, log: cfg.Logger, queues: q, tables: t, history: t.History()}
-	processors := append([]PostProcessor{NewHistoryProcessor(cfg.History, w.history, q.Blobs())}, cfg.PostProcessors...)
+	n := &notifications{
+		cfg: cfg.Notifications, log: cfg.Logger,
+		registry: cfg.NotificationTypes, generators: cfg.Generators,
+		queues: q, blobs: q.Blobs(), jobs: t.Jobs(), messages: t.Messages(), cancellations: t.Cancellations(), history: w.history,
+		templates: &templateStore{blobs: q.Blobs(), ttl: cfg.Notifications.TemplateCacheTTL},
+		email:     &logProvider{log: cfg.Logger},
+		webhook:   &webhookProvider{secret: cfg.Notifications.WebhookSecret, client: &http.Client{Timeout: 30 * time.Second}},
+	}
+	if cfg.Notifications.SMTP != nil {
+		n.email = &smtpProvider{cfg: *cfg.Notifications.SMTP}
+	}
+	w.notify = n
+	processors := append([]PostProcessor{
+		NewHistoryProcessor(cfg.History, w.history, q.Blobs()),
+		&NotificationProcessor{n: n},
+	}, cfg.PostProcessors...)
 	router, err := NewRouter(q.Blobs(), cfg.Logger, processors...)
 	if err != nil {
 		return nil, err
 	}
-	cc := cfg.Consumer
-	cc.Queue, cc.Handler, cc.Logger = platform.QueueEntityEvents, router.Handle, cfg.Logger
-	if w.consumer, err = q.NewConsumer(cc); err != nil {
-		return nil, err
+	stages := []struct {
+		queue   string
+		handler queues.Handler
+	}{
+		{platform.QueueEntityEvents, router.Handle},
+		{platform.QueueNotificationScheduler, n.schedule},
+		{platform.QueueNotificationGenerator, n.generate},
+		{platform.QueueNotificationDistributor, n.distribute},
 	}
+	for _, st := range stages {
+		cc := cfg.Consumer
+		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
+		if st.queue == platform.QueueNotificationDistributor {
+			// The message row counts send attempts and settles Failed itself; waiting out a
+			// crashed sender's lease takes deliveries too. The queue must not give up first.
+			cc.MaxDequeueCount = max(cc.MaxDequeueCount, 2*cfg.Notifications.MaxAttempts+5)
+		}
+		c, err := q.NewConsumer(cc)
+		if err != nil {
+			return nil, err
+		}
+		w.consumers = append(w.consumers, c)
+	}
+	w.consumer = w.consumers[0]
 	return w, nil
+}
+
+// Setup creates the tables and queues the worker uses, where missing. Start calls it; tools
+// that write jobs without running the worker call it first.
+func (w *Worker) Setup(ctx context.Context) error {
+	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations); err != nil {
+		return err
+	}
+	return w.queues.Create(ctx, platform.QueueNotificationScheduler)
 }
 
 // Queues, Blobs and History give the CLI and tests the worker's own storage clients.
@@ -88,11 +156,18 @@ func (w *Worker) History() *tables.History { return w.history }
 // Start creates the tables and queues the worker uses, if missing, and starts consuming. It
 // does not block.
 func (w *Worker) Start(ctx context.Context) error {
-	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory); err != nil {
+	if err := w.Setup(ctx); err != nil {
 		return err
 	}
-	if err := w.consumer.Start(ctx); err != nil {
+	db, err := settings.Open(ctx, w.cfg.SettingsDSN)
+	if err != nil {
 		return err
+	}
+	w.notify.settings = db
+	for _, c := range w.consumers {
+		if err := c.Start(ctx); err != nil {
+			return err
+		}
 	}
 	w.mu.Lock()
 	w.running = true
@@ -107,13 +182,24 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
 	w.running = false
 	w.mu.Unlock()
-	return w.consumer.Stop(ctx)
+	// All stages stop together, sharing ctx's time: stopping them one after the other would
+	// give the last one what is left of it.
+	var wg sync.WaitGroup
+	for _, c := range w.consumers {
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = c.Stop(ctx) }()
+	}
+	wg.Wait()
+	if db := w.notify.settings; db != nil {
+		return db.Close()
+	}
+	return nil
 }
 
 // Drained reports whether every work queue is empty (poison queues are not work: they hold
 // what needs a person; delayed and backing-off messages count as not empty) and nothing is in flight in this worker.
 func (w *Worker) Drained(ctx context.Context) (bool, error) {
-	idle, before := w.consumer.Idle()
+	idle, before := w.idle()
 	if !idle {
 		return false, nil
 	}
@@ -124,8 +210,18 @@ func (w *Worker) Drained(ctx context.Context) (bool, error) {
 		}
 	}
 	// Nothing was received while we counted, so the counts describe an idle worker.
-	idle, after := w.consumer.Idle()
+	idle, after := w.idle()
 	return idle && after == before, nil
+}
+
+func (w *Worker) idle() (bool, int64) {
+	all := true
+	var received int64
+	for _, c := range w.consumers {
+		idle, n := c.Idle()
+		all, received = all && idle, received+n
+	}
+	return all, received
 }
 
 // WaitDrained returns once Drained holds, or with ctx's error.
@@ -161,6 +257,9 @@ func (w *Worker) Ready(ctx context.Context) error {
 	}
 	if err := w.tables.Ping(ctx); err != nil {
 		return fmt.Errorf("table service: %w", err)
+	}
+	if err := w.notify.settings.Ping(ctx); err != nil {
+		return fmt.Errorf("settings database: %w", err)
 	}
 	return nil
 }

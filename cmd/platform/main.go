@@ -21,6 +21,8 @@ import (
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/settings"
+	"github.com/platform/platform/worker"
 )
 
 // version is set at build time (make build): -ldflags "-X main.version=...".
@@ -35,6 +37,10 @@ var commands = []command{
 	{"worker", "[--drain]", "run the worker; --drain exits 0 once every work queue is empty and nothing is in flight", runWorker},
 	{"publish", "[FILE|-]", "enqueue events (a JSON object, a JSON array or JSON lines); prints each event key", runPublish},
 	{"history", "--entity-type N (--entity-guid G | --entity-id N | --business-unit N) [--limit N] [--after T] [--json]", "an entity's timeline, newest first", runHistory},
+	{"notify", "FILE|-", "create a direct notification job; prints its key", runNotify},
+	{"cancel", "CANCELLATION_KEY", "cancel the not yet generated notifications that carry this cancellation key", runCancel},
+	{"trace", "KEY [--json]", "why did this (not) send: an event, job or message key's chain", runTrace},
+	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
 }
@@ -107,6 +113,7 @@ func oneLine(err error) string {
 type config struct {
 	connectionString string
 	namespace        string
+	settingsDSN      string
 	httpAddr         string
 	logLevel         string
 	logFormat        string
@@ -115,6 +122,7 @@ type config struct {
 func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
 	fs.StringVar(&c.connectionString, "connection-string", os.Getenv("PLATFORM_STORAGE_CONNECTION_STRING"), "storage connection string (PLATFORM_STORAGE_CONNECTION_STRING; default: Azurite on 127.0.0.1)")
 	fs.StringVar(&c.namespace, "namespace", os.Getenv("PLATFORM_NAMESPACE"), "prefix of every queue, table and container (PLATFORM_NAMESPACE)")
+	fs.StringVar(&c.settingsDSN, "settings-dsn", envOr("PLATFORM_SETTINGS_DSN", settings.DefaultDSN), "notification settings: a SQLite file, or postgres://… (PLATFORM_SETTINGS_DSN)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("PLATFORM_LOG_LEVEL", "info"), "debug, info, warn or error (PLATFORM_LOG_LEVEL)")
 	fs.StringVar(&c.logFormat, "log-format", envOr("PLATFORM_LOG_FORMAT", defaultLogFormat()), "text or json (PLATFORM_LOG_FORMAT; default json in containers)")
 	if withHTTP {
@@ -124,6 +132,25 @@ func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
 
 func (c *config) account() storage.Account {
 	return storage.Account{ConnectionString: c.connectionString}
+}
+
+// worker builds a worker from the configuration; the notification providers come from
+// PLATFORM_SMTP_* and PLATFORM_WEBHOOK_SECRET.
+func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
+	ns, err := c.ns()
+	if err != nil {
+		return nil, err
+	}
+	nc := worker.NotificationConfig{WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
+	if addr := os.Getenv("PLATFORM_SMTP_ADDR"); addr != "" {
+		nc.SMTP = &worker.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
+			Username: os.Getenv("PLATFORM_SMTP_USERNAME"), Password: os.Getenv("PLATFORM_SMTP_PASSWORD")}
+	}
+	if log == nil {
+		log = logrus.New()
+		log.SetOutput(io.Discard)
+	}
+	return worker.New(worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc})
 }
 
 func (c *config) ns() (platform.Namespace, error) {

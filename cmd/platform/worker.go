@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/platform/platform/internal/storage"
-	"github.com/platform/platform/worker"
 )
 
 func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
@@ -28,15 +27,11 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
-	ns, err := cfg.ns()
-	if err != nil {
-		return err
-	}
 	log, err := cfg.logger(os.Stderr)
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(worker.Config{Account: cfg.account(), Namespace: ns, Logger: log})
+	w, err := cfg.worker(log)
 	if err != nil {
 		return err
 	}
@@ -55,7 +50,11 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 		"storage": storage.Redacted(cfg.account().ResolvedConnectionString()),
 		"http":    ln.Addr().String(),
 		"drain":   drain,
+		"smtp":    os.Getenv("PLATFORM_SMTP_ADDR") != "",
 	}).Info("starting")
+	if os.Getenv("PLATFORM_SMTP_ADDR") == "" {
+		log.Warn("PLATFORM_SMTP_ADDR is not set: email is written to the log, not sent")
+	}
 
 	startCtx, cancel := context.WithTimeout(ctx, time.Minute)
 	err = w.Start(startCtx)

@@ -6,13 +6,16 @@ package testenv
 import (
 	"context"
 	"crypto/rand"
+	"database/sql"
 	"fmt"
 	"net"
+	"net/url"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
+	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
@@ -94,4 +97,40 @@ func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bo
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// PostgresDSN is the test server that `make test` starts (postgres/up.sh).
+func PostgresDSN() string {
+	if dsn := os.Getenv("PLATFORM_TEST_POSTGRES_DSN"); dsn != "" {
+		return dsn
+	}
+	return "postgres://postgres@127.0.0.1:54329/postgres?sslmode=disable"
+}
+
+// PostgresDatabase creates a fresh database on the test server for t, dropped when t ends, and
+// returns its DSN. A missing server fails t: `make test` starts one.
+func PostgresDatabase(t testing.TB) string {
+	t.Helper()
+	admin, err := sql.Open("pgx", PostgresDSN())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close()
+	name := string(Namespace(t))
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("PostgreSQL at %s: %v (make test starts it: postgres/up.sh)", PostgresDSN(), err)
+	}
+	t.Cleanup(func() {
+		admin, err := sql.Open("pgx", PostgresDSN())
+		if err != nil {
+			return
+		}
+		defer admin.Close()
+		_, _ = admin.Exec("DROP DATABASE IF EXISTS " + name + " WITH (FORCE)")
+	})
+	u, _ := url.Parse(PostgresDSN())
+	u.Path = "/" + name
+	return u.String()
 }

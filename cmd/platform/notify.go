@@ -1,0 +1,209 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/platform/platform/settings"
+	"github.com/platform/platform/worker"
+)
+
+func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	var (
+		cfg            config
+		idempotencyKey string
+	)
+	fs := newFlagSet("notify", "FILE|-")
+	cfg.register(fs, false)
+	fs.StringVar(&idempotencyKey, "idempotency-key", "", "makes the job key deterministic: the same key again is the same job")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		return usagef("want one FILE (or - for standard input)")
+	}
+	data, err := readInput(fs.Arg(0), stdin)
+	if err != nil {
+		return err
+	}
+	var d worker.DirectJob
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&d); err != nil {
+		return usagef("%s: %v", fs.Arg(0), err)
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	job, _, err := w.CreateNotificationJob(ctx, d, idempotencyKey)
+	if errors.Is(err, worker.ErrInvalidJob) || errors.Is(err, worker.ErrJobConflict) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, job.Key)
+	return nil
+}
+
+func runCancel(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	var cfg config
+	fs := newFlagSet("cancel", "CANCELLATION_KEY")
+	cfg.register(fs, false)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 || fs.Arg(0) == "" {
+		return usagef("want one CANCELLATION_KEY")
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	if err := w.CancelNotifications(ctx, fs.Arg(0)); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "cancelled %s: jobs carrying it that are not generated yet will be skipped\n", fs.Arg(0))
+	return nil
+}
+
+func runSeed(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	var cfg config
+	fs := newFlagSet("seed", "FILE...")
+	cfg.register(fs, false)
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		return usagef("want one or more SQL files")
+	}
+	scripts := make([]string, fs.NArg())
+	for i, f := range fs.Args() {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			return usageError{err}
+		}
+		scripts[i] = string(b)
+	}
+	db, err := settings.Open(ctx, cfg.settingsDSN)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	for i, script := range scripts {
+		if err := db.Exec(ctx, script); err != nil {
+			return fmt.Errorf("%s: %w (nothing of it was applied)", fs.Arg(i), err)
+		}
+		fmt.Fprintf(stdout, "applied %s\n", fs.Arg(i))
+	}
+	return nil
+}
+
+func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	var (
+		cfg    config
+		asJSON bool
+	)
+	fs := newFlagSet("trace", "KEY [--json]")
+	cfg.register(fs, false)
+	fs.BoolVar(&asJSON, "json", false, "print the chain as JSON")
+	// Accept the flag after the key too: platform trace KEY --json.
+	var positional []string
+	for len(args) > 0 {
+		if err := parseFlags(fs, args, stdout); err != nil {
+			return err
+		}
+		args = fs.Args()
+		if len(args) > 0 {
+			positional, args = append(positional, args[0]), args[1:]
+		}
+	}
+	if len(positional) != 1 {
+		return usagef("want one KEY: an event key, a job key or a message key")
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	t, err := w.Trace(ctx, positional[0])
+	if errors.Is(err, worker.ErrInvalidJob) {
+		return usageError{err}
+	}
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetEscapeHTML(false)
+		enc.SetIndent("", "  ")
+		return enc.Encode(t)
+	}
+	printTrace(stdout, t)
+	return nil
+}
+
+func printTrace(out io.Writer, t *worker.Trace) {
+	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+	defer tw.Flush()
+	if e := t.Event; e != nil {
+		fmt.Fprintf(tw, "event\t%s\n", e.EventKey)
+		if h := e.History; h != nil {
+			fmt.Fprintf(tw, "  history\t%s (%s: %s)\n", h.HistoryEventKey, h.Action, h.Summary)
+		}
+		if e.Hint != 0 {
+			fmt.Fprintf(tw, "  hint\t%d\n", e.Hint)
+		}
+		if len(e.Derived) > 0 {
+			fmt.Fprintf(tw, "  notifies\t%v\n", e.Derived)
+		}
+	}
+	for _, tj := range t.Jobs {
+		fmt.Fprintf(tw, "job\t%s\n", tj.JobKey)
+		j := tj.Job
+		if j == nil {
+			fmt.Fprintf(tw, "  state\t(not created)\n")
+			continue
+		}
+		state := string(j.State)
+		if j.Reason != "" {
+			state += " (" + j.Reason + ")"
+		}
+		fmt.Fprintf(tw, "  state\t%s\n", state)
+		fmt.Fprintf(tw, "  type\t%d, business unit %d, created %s\n", j.NotificationEventTypeID, j.BusinessUnitID, j.CreatedAt.Format(time.RFC3339))
+		for _, s := range j.Trail {
+			fmt.Fprintf(tw, "  %s\t%s %s %s\n", s.At.Format("15:04:05.000"), s.Stage, s.Decision, s.Reason)
+		}
+		for _, m := range tj.Messages {
+			fmt.Fprintf(tw, "  message\t%s\n", m.Key)
+			line := fmt.Sprintf("%s, %d attempt(s)", m.State, m.Attempts)
+			if m.ProviderID != "" {
+				line += ", provider id " + m.ProviderID
+			}
+			fmt.Fprintf(tw, "    state\t%s\n", line)
+			if m.LastError != "" {
+				fmt.Fprintf(tw, "    last error\t%s\n", strings.Join(strings.Fields(m.LastError), " "))
+			}
+			for _, s := range m.Trail {
+				fmt.Fprintf(tw, "    %s\t%s %s %s\n", s.At.Format("15:04:05.000"), s.Stage, s.Decision, s.Reason)
+			}
+		}
+	}
+	for _, n := range t.Notes {
+		fmt.Fprintf(tw, "note\t%s\n", n)
+	}
+}

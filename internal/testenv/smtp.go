@@ -1,0 +1,181 @@
+package testenv
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"math/big"
+	"net"
+	"net/mail"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// Mail is one message an SMTPServer accepted.
+type Mail struct {
+	From    string
+	To      []string
+	Data    string
+	Header  mail.Header
+	OverTLS bool
+}
+
+// SMTPServer is a real SMTP server on 127.0.0.1 for tests: EHLO, STARTTLS (with a certificate
+// made for it), MAIL, RCPT, DATA, RSET, NOOP, QUIT. It is small, but the client speaks the
+// real protocol to it over a real socket.
+type SMTPServer struct {
+	Addr string
+	// ClientTLS trusts the server's certificate; give it to the SMTP client.
+	ClientTLS *tls.Config
+	// OnMail, if set, runs after a mail is accepted (before the client hears 250).
+	OnMail func(Mail)
+	// Delay holds each mail this long before accepting it (to widen race windows).
+	Delay time.Duration
+
+	serverTLS *tls.Config
+	ln        net.Listener
+	mu        sync.Mutex
+	mails     []Mail
+}
+
+// StartSMTP starts a server that offers STARTTLS; it stops when t ends.
+func StartSMTP(t testing.TB) *SMTPServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &SMTPServer{Addr: ln.Addr().String(), ln: ln}
+	s.serverTLS, s.ClientTLS = selfSigned(t)
+	go s.serve()
+	t.Cleanup(func() { ln.Close() })
+	return s
+}
+
+// Mails is what the server accepted so far.
+func (s *SMTPServer) Mails() []Mail {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]Mail(nil), s.mails...)
+}
+
+func (s *SMTPServer) serve() {
+	for {
+		conn, err := s.ln.Accept()
+		if err != nil {
+			return
+		}
+		go s.session(conn)
+	}
+}
+
+func (s *SMTPServer) session(conn net.Conn) {
+	defer func() { conn.Close() }()
+	_ = conn.SetDeadline(time.Now().Add(time.Minute))
+	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
+	reply := func(line string) { w.WriteString(line + "\r\n"); w.Flush() }
+	reply("220 testenv SMTP ready")
+	var cur Mail
+	overTLS := false
+	for {
+		line, err := r.ReadString('\n')
+		if err != nil {
+			return
+		}
+		line = strings.TrimRight(line, "\r\n")
+		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
+		switch verb {
+		case "EHLO", "HELO":
+			if overTLS {
+				reply("250-testenv\r\n250 8BITMIME")
+			} else {
+				reply("250-testenv\r\n250-8BITMIME\r\n250 STARTTLS")
+			}
+		case "STARTTLS":
+			reply("220 go ahead")
+			tlsConn := tls.Server(conn, s.serverTLS)
+			if err := tlsConn.Handshake(); err != nil {
+				return
+			}
+			conn, overTLS = tlsConn, true
+			r, w = bufio.NewReader(conn), bufio.NewWriter(conn)
+		case "MAIL":
+			cur = Mail{From: addrOf(line), OverTLS: overTLS}
+			reply("250 ok")
+		case "RCPT":
+			cur.To = append(cur.To, addrOf(line))
+			reply("250 ok")
+		case "DATA":
+			reply("354 end with <CRLF>.<CRLF>")
+			var b strings.Builder
+			for {
+				l, err := r.ReadString('\n')
+				if err != nil {
+					return
+				}
+				if l == ".\r\n" {
+					break
+				}
+				b.WriteString(strings.TrimPrefix(l, "."))
+			}
+			cur.Data = b.String()
+			if m, err := mail.ReadMessage(strings.NewReader(cur.Data)); err == nil {
+				cur.Header = m.Header
+			}
+			time.Sleep(s.Delay)
+			s.mu.Lock()
+			s.mails = append(s.mails, cur)
+			s.mu.Unlock()
+			if s.OnMail != nil {
+				s.OnMail(cur)
+			}
+			reply("250 accepted")
+		case "RSET":
+			cur = Mail{}
+			reply("250 ok")
+		case "NOOP":
+			reply("250 ok")
+		case "QUIT":
+			reply("221 bye")
+			return
+		default:
+			reply("502 not implemented")
+		}
+	}
+}
+
+func addrOf(line string) string {
+	if i, j := strings.IndexByte(line, '<'), strings.IndexByte(line, '>'); i >= 0 && j > i {
+		return line[i+1 : j]
+	}
+	return ""
+}
+
+func selfSigned(t testing.TB) (server, client *tls.Config) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
+		IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}, DNSNames: []string{"localhost"},
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, _ := x509.ParseCertificate(der)
+	pool := x509.NewCertPool()
+	pool.AddCert(cert)
+	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}, MinVersion: tls.VersionTLS12},
+		&tls.Config{RootCAs: pool, MinVersion: tls.VersionTLS12}
+}

@@ -1,0 +1,194 @@
+package platform
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// JobState is where a notification job is (DESIGN §5):
+// Created → Scheduled → Generating → Generated | Skipped(reason) | Failed(reason) | Conflict.
+type JobState string
+
+const (
+	JobCreated    JobState = "Created"
+	JobScheduled  JobState = "Scheduled" // held until it is due (a delay or sendAt)
+	JobGenerating JobState = "Generating"
+	JobGenerated  JobState = "Generated"
+	JobSkipped    JobState = "Skipped"
+	JobFailed     JobState = "Failed"
+	JobConflict   JobState = "Conflict"
+)
+
+// Final reports whether nothing more happens to a job in state s.
+func (s JobState) Final() bool {
+	return s == JobGenerated || s == JobSkipped || s == JobFailed || s == JobConflict
+}
+
+// MessageState is where an outgoing message is:
+// Pending → Sending → Sent | Failed | Unknown (crashed inside the send window: never resent
+// automatically), or Conflict (different content arrived under its key: never sent).
+type MessageState string
+
+const (
+	MessagePending  MessageState = "Pending"
+	MessageSending  MessageState = "Sending"
+	MessageSent     MessageState = "Sent"
+	MessageFailed   MessageState = "Failed"
+	MessageUnknown  MessageState = "Unknown"
+	MessageConflict MessageState = "Conflict"
+)
+
+// Final reports whether nothing more happens to a message in state s.
+func (s MessageState) Final() bool {
+	return s == MessageSent || s == MessageFailed || s == MessageUnknown || s == MessageConflict
+}
+
+// Reason codes a support engineer reads in a trace: why a job or message stopped where it did.
+const (
+	ReasonOptionNotSeeded    = "option-not-seeded"
+	ReasonDisabled           = "disabled"
+	ReasonCancelled          = "cancelled"
+	ReasonNoRecipients       = "no-recipients"
+	ReasonNoGeneratorHandler = "no-generator-handler"
+	ReasonNoTemplate         = "no-template"
+	ReasonTemplateError      = "template-error"
+	ReasonNoChannel          = "no-enabled-channel"
+	ReasonConflict           = "conflicting-content"
+)
+
+// Channels a message goes out on.
+const (
+	ChannelEmail   = "email"
+	ChannelWebhook = "webhook"
+)
+
+// Recipient is one addressee of a notification.
+type Recipient struct {
+	Channel string `json:"channel"`
+	Address string `json:"address"`
+	Name    string `json:"name,omitempty"`
+}
+
+// Normalize lowercases the channel, and the address of an email (so that one person is one
+// message key however the address was typed).
+func (r Recipient) Normalize() Recipient {
+	r.Channel = strings.ToLower(strings.TrimSpace(r.Channel))
+	r.Address = strings.TrimSpace(r.Address)
+	if r.Channel == ChannelEmail {
+		r.Address = strings.ToLower(r.Address)
+	}
+	return r
+}
+
+// NotificationJob asks for one notification of one type, to its recipients. Event-derived jobs
+// are keyed from their event; direct ones get a random key (or one derived from the caller's
+// Idempotency-Key).
+type NotificationJob struct {
+	Key                     string          `json:"jobKey"`
+	NotificationEventTypeID int             `json:"notificationEventTypeId"`
+	BusinessUnitID          int64           `json:"businessUnitId"`
+	EventKey                string          `json:"eventKey,omitempty"` // event-derived jobs only
+	EventData               json.RawMessage `json:"eventData,omitempty"`
+	EventDataBlob           string          `json:"eventDataBlob,omitempty"` // event-payloads blob holding EventData when too large for a row
+	Recipients              []Recipient     `json:"recipients,omitempty"`    // empty: the generator decides
+	SendAt                  time.Time       `json:"sendAt,omitzero"`
+	CancellationKey         string          `json:"cancellationKey,omitempty"`
+
+	State     JobState  `json:"state,omitempty"`
+	Reason    string    `json:"reason,omitempty"`
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// DueAt is when the scheduler releases it to the generator (set once scheduled).
+	DueAt       time.Time `json:"dueAt,omitzero"`
+	MessageKeys []string  `json:"messageKeys,omitempty"`
+	Trail       []Step    `json:"trail,omitempty"`
+}
+
+// Step is one decision a stage made about a job or message, and why: the run history that
+// `platform trace` shows.
+type Step struct {
+	At       time.Time `json:"at"`
+	Stage    string    `json:"stage"`
+	Decision string    `json:"decision"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// ContentHash identifies what the job asks for, not where it is: two jobs under one key with
+// the same hash are the same request; different hashes are a conflict.
+func (j *NotificationJob) ContentHash() string {
+	h := sha256.New()
+	write := func(s string) { h.Write([]byte(strconv.Itoa(len(s)))); h.Write([]byte{':'}); h.Write([]byte(s)) }
+	write(strconv.Itoa(j.NotificationEventTypeID))
+	write(strconv.FormatInt(j.BusinessUnitID, 10))
+	write(j.EventKey)
+	write(canonicalJSON(j.EventData))
+	write(j.EventDataBlob)
+	for _, r := range j.Recipients {
+		r = r.Normalize()
+		write(r.Channel + "\x00" + r.Address + "\x00" + r.Name)
+	}
+	if !j.SendAt.IsZero() {
+		write(FormatCreatedOn(j.SendAt))
+	}
+	write(j.CancellationKey)
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// canonicalJSON compacts JSON so that whitespace alone never makes a conflict.
+func canonicalJSON(b json.RawMessage) string {
+	var v any
+	if len(b) == 0 || json.Unmarshal(b, &v) != nil {
+		return string(b)
+	}
+	out, _ := json.Marshal(v) // map keys come out sorted
+	return string(out)
+}
+
+// EventJobKey is the key of the job that event key eventKey derives for notification type t.
+func EventJobKey(notificationTypeID int, eventKey string) string {
+	return "notification-job:" + strconv.Itoa(notificationTypeID) + ":" + eventKey
+}
+
+// DirectJobKey is the key of a direct job created with the caller's idempotency key: the same
+// idempotency key (for the same type and business unit) is the same job.
+func DirectJobKey(notificationTypeID int, businessUnitID int64, idempotencyKey string) string {
+	sum := sha256.Sum256([]byte(strconv.Itoa(notificationTypeID) + "\x00" + strconv.FormatInt(businessUnitID, 10) + "\x00" + idempotencyKey))
+	return "notification-job:direct:" + hex.EncodeToString(sum[:16])
+}
+
+// MessageKey is the key of the outgoing message of job jobKey to recipient r: one per (job,
+// channel, recipient).
+func MessageKey(jobKey string, r Recipient) string {
+	r = r.Normalize()
+	return jobKey + "|" + r.Channel + "|" + r.Address
+}
+
+// OutgoingMessage is one rendered message to one recipient on one channel.
+type OutgoingMessage struct {
+	Key                     string       `json:"messageKey"`
+	JobKey                  string       `json:"jobKey"`
+	NotificationEventTypeID int          `json:"notificationEventTypeId"`
+	BusinessUnitID          int64        `json:"businessUnitId"`
+	Recipient               Recipient    `json:"recipient"`
+	Subject                 string       `json:"subject"`
+	Text                    string       `json:"text"`
+	HTML                    string       `json:"html,omitempty"`
+	State                   MessageState `json:"state"`
+	Attempts                int          `json:"attempts"`
+	LastError               string       `json:"lastError,omitempty"`
+	ProviderID              string       `json:"providerId,omitempty"`
+	LeaseUntil              time.Time    `json:"leaseUntil,omitzero"`
+	Trail                   []Step       `json:"trail,omitempty"`
+}
+
+// ContentHash identifies what the message says and to whom.
+func (m *OutgoingMessage) ContentHash() string {
+	h := sha256.New()
+	for _, s := range []string{m.JobKey, m.Recipient.Channel, m.Recipient.Address, m.Recipient.Name, m.Subject, m.Text, m.HTML} {
+		h.Write([]byte(strconv.Itoa(len(s)) + ":" + s))
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

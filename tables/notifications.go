@@ -1,0 +1,345 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// Table names of the notification platform, before the namespace prefix.
+const (
+	TableNotificationJobs = "NotificationJobs"
+	TableOutgoingMessages = "OutgoingMessages"
+	TableCancellations    = "NotificationCancellations"
+	maxTrail              = 30
+	edmDateTime           = "Edm.DateTime"
+	edmInt64              = "Edm.Int64"
+	singleRowKey          = ""
+	timeLayout            = "2006-01-02T15:04:05.0000000Z"
+)
+
+// ETag is a row version for conditional updates.
+type ETag string
+
+// Jobs is the NotificationJobs table: one row per job, keyed by the job key.
+type Jobs struct{ t *aztables.Client }
+
+// Messages is the OutgoingMessages table: one row per (job, channel, recipient).
+type Messages struct{ t *aztables.Client }
+
+// Jobs returns the namespace's NotificationJobs store.
+func (c *Client) Jobs() *Jobs { return &Jobs{t: c.table(TableNotificationJobs)} }
+
+// Messages returns the namespace's OutgoingMessages store.
+func (c *Client) Messages() *Messages { return &Messages{t: c.table(TableOutgoingMessages)} }
+
+type jobEntity struct {
+	PartitionKey, RowKey    string
+	JobKey                  string
+	NotificationEventTypeId int32
+	BusinessUnitId          int64  `json:",string"`
+	BusinessUnitIdType      string `json:"BusinessUnitId@odata.type"`
+	EventKey                string `json:",omitempty"`
+	EventData               string `json:",omitempty"`
+	EventDataBlob           string `json:",omitempty"`
+	Recipients              string `json:",omitempty"`
+	SendAt                  string `json:",omitempty"`
+	SendAtType              string `json:"SendAt@odata.type,omitempty"`
+	CancellationKey         string `json:",omitempty"`
+	ContentHash             string
+	State                   string
+	Reason                  string `json:",omitempty"`
+	CreatedAt               string
+	CreatedAtType           string `json:"CreatedAt@odata.type"`
+	DueAt                   string `json:",omitempty"`
+	DueAtType               string `json:"DueAt@odata.type,omitempty"`
+	MessageKeys             string `json:",omitempty"`
+	Trail                   string `json:",omitempty"`
+}
+
+// Ensure creates job j in state Created unless its key exists. It returns the stored job: j
+// itself when created, else the row found, which the caller compares by ContentHash (equal:
+// the same request again; different: a conflict).
+func (s *Jobs) Ensure(ctx context.Context, j *platform.NotificationJob) (stored *platform.NotificationJob, etag ETag, created bool, err error) {
+	if j.State == "" {
+		j.State = platform.JobCreated
+	}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = time.Now().UTC()
+	}
+	body, err := json.Marshal(toJobEntity(j))
+	if err != nil {
+		return nil, "", false, err
+	}
+	resp, err := s.t.AddEntity(ctx, body, nil)
+	if err == nil {
+		return j, etagOf(resp.ETag), true, nil
+	}
+	if err = storage.Translate(err); !errors.Is(err, platform.ErrExists) {
+		return nil, "", false, fmt.Errorf("ensure notification job %s: %w", j.Key, err)
+	}
+	stored, etag, err = s.Get(ctx, j.Key)
+	return stored, etag, false, err
+}
+
+// Get reads job key; platform.ErrNotFound when there is none.
+func (s *Jobs) Get(ctx context.Context, key string) (*platform.NotificationJob, ETag, error) {
+	resp, err := s.t.GetEntity(ctx, platform.EscapeKey(key), singleRowKey, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("read notification job %s: %w", key, storage.Translate(err))
+	}
+	var e jobEntity
+	if err := json.Unmarshal(resp.Value, &e); err != nil {
+		return nil, "", fmt.Errorf("read notification job %s: %w", key, err)
+	}
+	j, err := e.job()
+	return j, etagOf(resp.ETag), err
+}
+
+// Update replaces job j if it is still at version etag: platform.ErrConflict when another
+// writer got there first. It returns the new version.
+func (s *Jobs) Update(ctx context.Context, j *platform.NotificationJob, etag ETag) (ETag, error) {
+	j.Trail = lastSteps(j.Trail)
+	body, err := json.Marshal(toJobEntity(j))
+	if err != nil {
+		return "", err
+	}
+	tag := azcore.ETag(etag)
+	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		return "", fmt.Errorf("update notification job %s: %w", j.Key, storage.Translate(err))
+	}
+	return etagOf(resp.ETag), nil
+}
+
+func toJobEntity(j *platform.NotificationJob) *jobEntity {
+	e := &jobEntity{
+		PartitionKey: platform.EscapeKey(j.Key), RowKey: singleRowKey,
+		JobKey: j.Key, NotificationEventTypeId: int32(j.NotificationEventTypeID),
+		BusinessUnitId: j.BusinessUnitID, BusinessUnitIdType: edmInt64,
+		EventKey: j.EventKey, EventData: string(j.EventData), EventDataBlob: j.EventDataBlob,
+		CancellationKey: j.CancellationKey, ContentHash: j.ContentHash(),
+		State: string(j.State), Reason: j.Reason,
+		CreatedAt: j.CreatedAt.UTC().Format(timeLayout), CreatedAtType: edmDateTime,
+		Recipients: jsonString(j.Recipients), MessageKeys: jsonString(j.MessageKeys), Trail: jsonString(j.Trail),
+	}
+	e.SendAt, e.SendAtType = optionalTime(j.SendAt)
+	e.DueAt, e.DueAtType = optionalTime(j.DueAt)
+	return e
+}
+
+func (e *jobEntity) job() (*platform.NotificationJob, error) {
+	j := &platform.NotificationJob{
+		Key: e.JobKey, NotificationEventTypeID: int(e.NotificationEventTypeId), BusinessUnitID: e.BusinessUnitId,
+		EventKey: e.EventKey, EventDataBlob: e.EventDataBlob, CancellationKey: e.CancellationKey,
+		State: platform.JobState(e.State), Reason: e.Reason,
+	}
+	if e.EventData != "" {
+		j.EventData = json.RawMessage(e.EventData)
+	}
+	var err error
+	if j.CreatedAt, err = parseTime(e.CreatedAt); err != nil {
+		return nil, err
+	}
+	if j.SendAt, err = parseTime(e.SendAt); err != nil {
+		return nil, err
+	}
+	if j.DueAt, err = parseTime(e.DueAt); err != nil {
+		return nil, err
+	}
+	err = errors.Join(fromJSONString(e.Recipients, &j.Recipients), fromJSONString(e.MessageKeys, &j.MessageKeys), fromJSONString(e.Trail, &j.Trail))
+	return j, err
+}
+
+type messageEntity struct {
+	PartitionKey, RowKey    string
+	MessageKey              string
+	JobKey                  string
+	NotificationEventTypeId int32
+	BusinessUnitId          int64  `json:",string"`
+	BusinessUnitIdType      string `json:"BusinessUnitId@odata.type"`
+	Channel                 string
+	Address                 string
+	Name                    string `json:",omitempty"`
+	Subject                 string
+	Text                    string
+	HTML                    string `json:",omitempty"`
+	ContentHash             string
+	State                   string
+	Attempts                int32
+	LastError               string `json:",omitempty"`
+	ProviderId              string `json:",omitempty"`
+	LeaseUntil              string `json:",omitempty"`
+	LeaseUntilType          string `json:"LeaseUntil@odata.type,omitempty"`
+	Trail                   string `json:",omitempty"`
+}
+
+// Ensure creates message m in state Pending unless its key exists, and returns the stored one
+// (compare by ContentHash, as for jobs).
+func (s *Messages) Ensure(ctx context.Context, m *platform.OutgoingMessage) (stored *platform.OutgoingMessage, etag ETag, created bool, err error) {
+	if m.State == "" {
+		m.State = platform.MessagePending
+	}
+	body, err := json.Marshal(toMessageEntity(m))
+	if err != nil {
+		return nil, "", false, err
+	}
+	resp, err := s.t.AddEntity(ctx, body, nil)
+	if err == nil {
+		return m, etagOf(resp.ETag), true, nil
+	}
+	if err = storage.Translate(err); !errors.Is(err, platform.ErrExists) {
+		return nil, "", false, fmt.Errorf("ensure outgoing message %s: %w", m.Key, err)
+	}
+	stored, etag, err = s.Get(ctx, m.Key)
+	return stored, etag, false, err
+}
+
+// Get reads message key; platform.ErrNotFound when there is none.
+func (s *Messages) Get(ctx context.Context, key string) (*platform.OutgoingMessage, ETag, error) {
+	resp, err := s.t.GetEntity(ctx, platform.EscapeKey(key), singleRowKey, nil)
+	if err != nil {
+		return nil, "", fmt.Errorf("read outgoing message %s: %w", key, storage.Translate(err))
+	}
+	var e messageEntity
+	if err := json.Unmarshal(resp.Value, &e); err != nil {
+		return nil, "", fmt.Errorf("read outgoing message %s: %w", key, err)
+	}
+	m, err := e.message()
+	return m, etagOf(resp.ETag), err
+}
+
+// Update replaces message m if it is still at version etag: platform.ErrConflict when another
+// writer got there first (the claim of claim-before-send).
+func (s *Messages) Update(ctx context.Context, m *platform.OutgoingMessage, etag ETag) (ETag, error) {
+	m.Trail = lastSteps(m.Trail)
+	body, err := json.Marshal(toMessageEntity(m))
+	if err != nil {
+		return "", err
+	}
+	tag := azcore.ETag(etag)
+	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		return "", fmt.Errorf("update outgoing message %s: %w", m.Key, storage.Translate(err))
+	}
+	return etagOf(resp.ETag), nil
+}
+
+func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
+	e := &messageEntity{
+		PartitionKey: platform.EscapeKey(m.Key), RowKey: singleRowKey,
+		MessageKey: m.Key, JobKey: m.JobKey, NotificationEventTypeId: int32(m.NotificationEventTypeID),
+		BusinessUnitId: m.BusinessUnitID, BusinessUnitIdType: edmInt64,
+		Channel: m.Recipient.Channel, Address: m.Recipient.Address, Name: m.Recipient.Name,
+		Subject: m.Subject, Text: m.Text, HTML: m.HTML, ContentHash: m.ContentHash(),
+		State: string(m.State), Attempts: int32(m.Attempts), LastError: m.LastError, ProviderId: m.ProviderID,
+		Trail: jsonString(m.Trail),
+	}
+	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
+	return e
+}
+
+func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
+	m := &platform.OutgoingMessage{
+		Key: e.MessageKey, JobKey: e.JobKey, NotificationEventTypeID: int(e.NotificationEventTypeId), BusinessUnitID: e.BusinessUnitId,
+		Recipient: platform.Recipient{Channel: e.Channel, Address: e.Address, Name: e.Name},
+		Subject:   e.Subject, Text: e.Text, HTML: e.HTML,
+		State: platform.MessageState(e.State), Attempts: int(e.Attempts), LastError: e.LastError, ProviderID: e.ProviderId,
+	}
+	var err error
+	if m.LeaseUntil, err = parseTime(e.LeaseUntil); err != nil {
+		return nil, err
+	}
+	return m, fromJSONString(e.Trail, &m.Trail)
+}
+
+// Cancellations is the NotificationCancellations table: a cancellation key, once cancelled,
+// stops every job carrying it that was created before the cancellation.
+type Cancellations struct{ t *aztables.Client }
+
+// Cancellations returns the namespace's cancellation store.
+func (c *Client) Cancellations() *Cancellations {
+	return &Cancellations{t: c.table(TableCancellations)}
+}
+
+type cancellationEntity struct {
+	PartitionKey, RowKey string
+	CancellationKey      string
+	CancelledAt          string
+	CancelledAtType      string `json:"CancelledAt@odata.type"`
+}
+
+// Cancel records that cancellation key was cancelled now.
+func (s *Cancellations) Cancel(ctx context.Context, key string) (time.Time, error) {
+	now := time.Now().UTC()
+	body, _ := json.Marshal(cancellationEntity{PartitionKey: platform.EscapeKey(key), CancellationKey: key,
+		CancelledAt: now.Format(timeLayout), CancelledAtType: edmDateTime})
+	if _, err := s.t.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+		return time.Time{}, fmt.Errorf("cancel %s: %w", key, storage.Translate(err))
+	}
+	return now, nil
+}
+
+// CancelledAt is when key was last cancelled; zero when it never was.
+func (s *Cancellations) CancelledAt(ctx context.Context, key string) (time.Time, error) {
+	resp, err := s.t.GetEntity(ctx, platform.EscapeKey(key), singleRowKey, nil)
+	if err != nil {
+		if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+			return time.Time{}, nil
+		}
+		return time.Time{}, fmt.Errorf("read cancellation %s: %w", key, err)
+	}
+	var e cancellationEntity
+	if err := json.Unmarshal(resp.Value, &e); err != nil {
+		return time.Time{}, err
+	}
+	return parseTime(e.CancelledAt)
+}
+
+func etagOf(t azcore.ETag) ETag { return ETag(t) }
+
+func jsonString[T any](v []T) string {
+	if len(v) == 0 {
+		return ""
+	}
+	b, _ := json.Marshal(v)
+	return string(b)
+}
+
+func fromJSONString[T any](s string, into *[]T) error {
+	if s == "" {
+		return nil
+	}
+	return json.Unmarshal([]byte(s), into)
+}
+
+func optionalTime(t time.Time) (value, annotation string) {
+	if t.IsZero() {
+		return "", ""
+	}
+	return t.UTC().Format(timeLayout), edmDateTime
+}
+
+func parseTime(s string) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	return t.UTC(), err
+}
+
+// lastSteps keeps a trail within a row's limits: the most recent steps are the ones asked about.
+func lastSteps(trail []platform.Step) []platform.Step {
+	if len(trail) <= maxTrail {
+		return trail
+	}
+	return trail[len(trail)-maxTrail:]
+}

@@ -1,0 +1,111 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	htmltemplate "html/template"
+	"strings"
+	"sync"
+	texttemplate "text/template"
+	"time"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
+	"github.com/platform/platform/mappings"
+)
+
+var errNoTemplate = errors.New("no template")
+
+// templateStore reads templates from blob container notification-templates ({name}.json:
+// {"subject":…,"text":…,"html":…}), falling back to a generator's built-in default, and keeps
+// what it read for a while so that a burst of jobs does not read the same blob each time.
+type templateStore struct {
+	blobs *blobs.Client
+	ttl   time.Duration
+
+	mu    sync.Mutex
+	cache map[string]cachedTemplate
+}
+
+type cachedTemplate struct {
+	t  *mappings.Template // nil: no blob of that name
+	at time.Time
+}
+
+func (s *templateStore) load(ctx context.Context, name string, gen mappings.Generator) (*mappings.Template, error) {
+	t, err := s.blob(ctx, name)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case t != nil:
+		return t, nil
+	case name == gen.Template && gen.Default != nil:
+		return gen.Default, nil
+	}
+	return nil, errNoTemplate
+}
+
+func (s *templateStore) blob(ctx context.Context, name string) (*mappings.Template, error) {
+	s.mu.Lock()
+	c, ok := s.cache[name]
+	s.mu.Unlock()
+	if ok && time.Since(c.at) < s.ttl {
+		return c.t, nil
+	}
+	b, err := s.blobs.Get(ctx, platform.ContainerNotificationTemplates, name+".json")
+	var t *mappings.Template
+	switch {
+	case errors.Is(err, platform.ErrNotFound):
+	case err != nil:
+		return nil, err
+	default:
+		t = &mappings.Template{}
+		if err := json.Unmarshal(b, t); err != nil || t.Subject == "" || t.Text == "" {
+			return nil, platform.Permanent(errors.Join(errors.New("template "+name+".json: want {\"subject\":…,\"text\":…,\"html\":…}"), err))
+		}
+	}
+	s.mu.Lock()
+	if s.cache == nil {
+		s.cache = map[string]cachedTemplate{}
+	}
+	s.cache[name] = cachedTemplate{t: t, at: time.Now()}
+	s.mu.Unlock()
+	return t, nil
+}
+
+// render fills a template. Subject and text are text/template; HTML is html/template, so data
+// from events is escaped. A header line never carries a line break.
+func render(t *mappings.Template, data renderData) (subject, text, html string, err error) {
+	exec := func(name, src string) (string, error) {
+		tt, err := texttemplate.New(name).Option("missingkey=zero").Parse(src)
+		if err != nil {
+			return "", err
+		}
+		var b bytes.Buffer
+		err = tt.Execute(&b, data)
+		return b.String(), err
+	}
+	if subject, err = exec("subject", t.Subject); err != nil {
+		return
+	}
+	subject = strings.Join(strings.Fields(strings.NewReplacer("<no value>", "").Replace(subject)), " ")
+	if text, err = exec("text", t.Text); err != nil {
+		return
+	}
+	text = strings.ReplaceAll(text, "<no value>", "")
+	if t.HTML != "" {
+		ht, perr := htmltemplate.New("html").Option("missingkey=zero").Parse(t.HTML)
+		if perr != nil {
+			return "", "", "", perr
+		}
+		var b bytes.Buffer
+		if err = ht.Execute(&b, data); err != nil {
+			return
+		}
+		html = strings.ReplaceAll(b.String(), "&lt;no value&gt;", "")
+	}
+	return
+}
