@@ -68,3 +68,44 @@ func TestHTTPHistoryIsPagedNewestFirst(t *testing.T) {
 		t.Errorf("readyz %d", code)
 	}
 }
+
+func TestHTTPCreateNotificationJob(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	post := func(body, idem string) (int, map[string]string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/notification-jobs", strings.NewReader(body))
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var out map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&out)
+		return resp.StatusCode, out
+	}
+	body := `{"notificationEventTypeId":202,"businessUnitId":42,"eventData":{"resetUrl":"https://example.com/r/1"},"recipients":[{"channel":"email","address":"u@example.com"}]}`
+	code, first := post(body, "reset-1")
+	if code != http.StatusCreated || first["jobKey"] == "" {
+		t.Fatalf("first POST: %d %v", code, first)
+	}
+	if code, again := post(body, "reset-1"); code != http.StatusOK || again["jobKey"] != first["jobKey"] {
+		t.Fatalf("the same Idempotency-Key again: %d %v, want 200 and job %s", code, again, first["jobKey"])
+	}
+	if code, other := post(body, ""); code != http.StatusCreated || other["jobKey"] == first["jobKey"] {
+		t.Fatalf("without a key every POST is a new job: %d %v", code, other)
+	}
+	if code, e := post(strings.Replace(body, "/r/1", "/r/2", 1), "reset-1"); code != http.StatusConflict || e["error"] == "" {
+		t.Fatalf("different content under one key: %d %v, want 409", code, e)
+	}
+	if code, e := post(`{"notificationEventTypeId":101,"businessUnitId":42}`, ""); code != http.StatusBadRequest || !strings.Contains(e["error"], "derived from events only") {
+		t.Fatalf("event-derived type: %d %v, want 400", code, e)
+	}
+	if code, _ := post(`{"notificationEventTypeId":`, ""); code != http.StatusBadRequest {
+		t.Fatalf("broken JSON: %d", code)
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -29,6 +30,7 @@ func newWorker(t *testing.T, cfg worker.Config) *worker.Worker {
 	t.Helper()
 	cfg.Namespace = testenv.Namespace(t)
 	cfg.Logger = testenv.Logger(t)
+	cfg.SettingsDSN = filepath.Join(t.TempDir(), "settings.db")
 	c := &cfg.Consumer
 	if c.VisibilityTimeout == 0 {
 		c.VisibilityTimeout = 2 * time.Second
@@ -340,7 +342,7 @@ func TestStorageRequestsPerHistoryEvent(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	w, err := worker.New(worker.Config{Account: acct, Namespace: ns, Logger: testenv.Logger(t),
+	w, err := worker.New(worker.Config{Account: acct, Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: filepath.Join(t.TempDir(), "settings.db"),
 		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

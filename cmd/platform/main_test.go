@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,10 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
+	if len(args) > 0 && args[0] != "version" {
+		// Every command gets its own settings database: none writes into the source tree.
+		args = append(args[:1:1], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[1:]...)...)
+	}
 	code := run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
 }
@@ -143,5 +148,49 @@ func TestRedriveCommand(t *testing.T) {
 	texts, err := q.Peek(context.Background(), platform.QueueEntityEvents)
 	if err != nil || len(texts) != 1 || texts[0] != bad {
 		t.Fatalf("after redrive the work queue holds %q (%v)", texts, err)
+	}
+}
+
+func TestNotifySeedAndTrace(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	dsn := filepath.Join(t.TempDir(), "settings.db")
+	for range 2 { // seeding is idempotent
+		code, out, errOut := cli(t, "", "seed", "--settings-dsn", dsn, "../../scripts/seed_incident_submitted_notification.sql")
+		if code != 0 || !strings.Contains(out, "applied") {
+			t.Fatalf("seed: %d %q %q", code, out, errOut)
+		}
+	}
+	if code, _, errOut := cli(t, "", "seed", "--settings-dsn", dsn, "/no/such.sql"); code != 2 {
+		t.Fatalf("seed of a missing file: %d %q", code, errOut)
+	}
+
+	// An event-derived type is refused on the direct path, with exit 2.
+	code, _, errOut := cli(t, `{"notificationEventTypeId":102,"businessUnitId":42}`, "notify", "--namespace", ns, "-")
+	if code != 2 || !strings.Contains(errOut, "derived from events only") {
+		t.Fatalf("notify with an event-derived type: %d %q", code, errOut)
+	}
+	if code, _, errOut := cli(t, `{"notificationEventTypeId":201,"businessUnitId":42,"bogus":1}`, "notify", "--namespace", ns, "-"); code != 2 {
+		t.Fatalf("notify with an unknown field: %d %q", code, errOut)
+	}
+	code, out, errOut := cli(t, `{"notificationEventTypeId":201,"businessUnitId":42,"recipients":[{"channel":"email","address":"a@example.com"}]}`,
+		"notify", "--namespace", ns, "-")
+	jobKey := strings.TrimSpace(out)
+	if code != 0 || len(jobKey) != 36 {
+		t.Fatalf("notify: %d %q %q", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", ns, "--settings-dsn", dsn, "--http-addr", "127.0.0.1:0", "--log-level", "error"); code != 0 {
+		t.Fatalf("worker: %s", errOut)
+	}
+	// Business unit 42 has no option for WelcomeEmail in this database: the trace says so.
+	code, out, errOut = cli(t, "", "trace", "--namespace", ns, jobKey)
+	if code != 0 || !strings.Contains(out, "Skipped (option-not-seeded)") {
+		t.Fatalf("trace: %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := cli(t, "", "trace", "--namespace", ns, jobKey, "--json"); code != 0 || !strings.Contains(out, `"reason": "option-not-seeded"`) {
+		t.Fatalf("trace --json: %d\n%s", code, out)
+	}
+	if code, _, errOut := cli(t, "", "trace", "--namespace", ns, "not a key"); code != 2 {
+		t.Fatalf("trace of junk: %d %q", code, errOut)
 	}
 }
