@@ -513,3 +513,73 @@ func TestStorageRequestsPerDeliveredEmail(t *testing.T) {
 		t.Fatalf("counts look wrong: %v", c)
 	}
 }
+
+// failFirstEnqueue fails the first enqueue to one queue before it reaches storage: the row of
+// a step is written, the message of the next step is lost, as when the worker dies in between.
+type failFirstEnqueue struct {
+	queue string
+	done  atomic.Bool
+}
+
+func (f *failFirstEnqueue) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "-"+f.queue+"/messages") && f.done.CompareAndSwap(false, true) {
+		return nil, errors.New("injected: died between writing the row and sending the next step")
+	}
+	return req.Next()
+}
+
+func TestCrashBetweenRowAndNextStepDoesNotStrandTheJob(t *testing.T) {
+	t.Parallel()
+	for _, q := range []string{platform.QueueNotificationScheduler, platform.QueueNotificationGenerator, platform.QueueNotificationDistributor} {
+		t.Run(q, func(t *testing.T) {
+			t.Parallel()
+			env := newNotifyEnv(t, "", option(42, 101, true, "email", 0))
+			fault := &failFirstEnqueue{queue: q}
+			cfg := env.config()
+			cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
+			w := env.start(cfg)
+			send(t, w, hinted(attendee))
+			drain(t, w)
+			if !fault.done.Load() {
+				t.Fatal("the fault was never injected")
+			}
+			if n := len(env.smtp.Mails()); n != 1 {
+				t.Fatalf("%d mails after losing the %s message, want 1", n, q)
+			}
+		})
+	}
+}
+
+func TestTemplatesFromBlobStorage(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0),
+		`INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds, TemplateName)
+		 SELECT 43, 201, TRUE, 'email', 0, 'missing-template' WHERE NOT EXISTS (SELECT 1 FROM NotificationOption WHERE BusinessUnitId = 43)`)
+	env.smtp.Username, env.smtp.Password = "relay-user", "relay-pass"
+	cfg := env.config()
+	cfg.Notifications.SMTP.Username, cfg.Notifications.SMTP.Password = "relay-user", "relay-pass"
+	w := env.start(cfg)
+	tmpl := `{"subject":"Hi {{.Data.firstName}}","text":"Custom text for {{.Recipient.Address}}","html":"<b>{{.Data.firstName}}</b>"}`
+	if err := w.Blobs().Put(context.Background(), platform.ContainerNotificationTemplates, "welcome-email.json", []byte(tmpl)); err != nil {
+		t.Fatal(err)
+	}
+	create := func(bu int64, name string) string {
+		job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: bu,
+			EventData: json.RawMessage(`{"firstName":"` + name + `"}`), Recipients: []platform.Recipient{{Channel: "email", Address: "t@example.com"}}}, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		return job.Key
+	}
+	custom, missing := create(42, "<Eve>"), create(43, "Bob")
+	drain(t, w)
+	mails := env.smtp.Mails()
+	if len(mails) != 1 || mails[0].Header.Get("Subject") != "Hi <Eve>" || !strings.Contains(mails[0].Data, "<b>&lt;Eve&gt;</b>") {
+		t.Fatalf("mails %+v", mails)
+	}
+	if job := onlyJob(t, trace(t, w, missing)); job.State != platform.JobFailed || job.Reason != platform.ReasonNoTemplate+": missing-template" {
+		t.Fatalf("job with a missing template: %s (%s)", job.State, job.Reason)
+	}
+	_ = custom
+}

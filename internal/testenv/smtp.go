@@ -8,6 +8,7 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
+	"encoding/base64"
 	"math/big"
 	"net"
 	"net/mail"
@@ -37,6 +38,8 @@ type SMTPServer struct {
 	OnMail func(Mail)
 	// Delay holds each mail this long before accepting it (to widen race windows).
 	Delay time.Duration
+	// Username and Password, when set, are required (AUTH PLAIN, offered only over TLS).
+	Username, Password string
 
 	serverTLS *tls.Config
 	ln        net.Listener
@@ -82,7 +85,7 @@ func (s *SMTPServer) session(conn net.Conn) {
 	reply := func(line string) { w.WriteString(line + "\r\n"); w.Flush() }
 	reply("220 testenv SMTP ready")
 	var cur Mail
-	overTLS := false
+	overTLS, authed := false, false
 	for {
 		line, err := r.ReadString('\n')
 		if err != nil {
@@ -92,7 +95,9 @@ func (s *SMTPServer) session(conn net.Conn) {
 		verb := strings.ToUpper(strings.SplitN(line, " ", 2)[0])
 		switch verb {
 		case "EHLO", "HELO":
-			if overTLS {
+			if overTLS && s.Username != "" {
+				reply("250-testenv\r\n250-8BITMIME\r\n250 AUTH PLAIN")
+			} else if overTLS {
 				reply("250-testenv\r\n250 8BITMIME")
 			} else {
 				reply("250-testenv\r\n250-8BITMIME\r\n250 STARTTLS")
@@ -105,7 +110,21 @@ func (s *SMTPServer) session(conn net.Conn) {
 			}
 			conn, overTLS = tlsConn, true
 			r, w = bufio.NewReader(conn), bufio.NewWriter(conn)
+		case "AUTH":
+			f := strings.Fields(line)
+			raw, err := base64.StdEncoding.DecodeString(f[len(f)-1])
+			creds := strings.Split(string(raw), "\x00")
+			if !overTLS || err != nil || len(f) != 3 || len(creds) != 3 || creds[1] != s.Username || creds[2] != s.Password {
+				reply("535 authentication failed")
+				continue
+			}
+			authed = true
+			reply("235 authenticated")
 		case "MAIL":
+			if s.Username != "" && !authed {
+				reply("530 authentication required")
+				continue
+			}
 			cur = Mail{From: addrOf(line), OverTLS: overTLS}
 			reply("250 ok")
 		case "RCPT":
