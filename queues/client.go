@@ -32,6 +32,9 @@ type Client struct {
 	ns      platform.Namespace
 	blobs   *blobs.Client
 	created sync.Map // full queue name → struct{}: known to exist
+
+	wakeMu sync.Mutex
+	wake   map[string][]chan struct{} // queue name → idle consumers of this process to nudge
 }
 
 // New connects to the account's queue and blob services.
@@ -100,7 +103,34 @@ func (c *Client) Enqueue(ctx context.Context, name, text string, delay time.Dura
 	if err != nil {
 		return fmt.Errorf("enqueue to %s: %w", c.ns.Queue(name), storage.Translate(err))
 	}
+	if delay <= 0 {
+		c.nudge(name)
+	}
 	return nil
+}
+
+// nudge wakes this process's idle consumers of queue name: a message this process just sent is
+// picked up at once instead of after the idle poll interval. Other replicas poll as usual.
+func (c *Client) nudge(name string) {
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	for _, ch := range c.wake[name] {
+		select {
+		case ch <- struct{}{}:
+		default:
+		}
+	}
+}
+
+func (c *Client) subscribe(name string) chan struct{} {
+	ch := make(chan struct{}, 1)
+	c.wakeMu.Lock()
+	defer c.wakeMu.Unlock()
+	if c.wake == nil {
+		c.wake = map[string][]chan struct{}{}
+	}
+	c.wake[name] = append(c.wake[name], ch)
+	return ch
 }
 
 // ApproximateCount is the service's count of messages in queue name, invisible ones (in flight,

@@ -127,6 +127,7 @@ type Consumer struct {
 	log    logrus.FieldLogger
 	host   string
 
+	wake    chan struct{} // a message was just sent to this queue by this process
 	slots   chan struct{} // one token per running handler
 	fetchAt int           // free slots that make a dequeue worth its request
 	wg      sync.WaitGroup
@@ -156,6 +157,7 @@ func (c *Client) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		q:       c.queue(cfg.Queue),
 		log:     cfg.Logger.WithField("queue", c.ns.Queue(cfg.Queue)),
 		host:    host,
+		wake:    c.subscribe(cfg.Queue),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		fetchAt: min(cfg.BatchSize, max(1, cfg.Concurrency/2)),
 	}, nil
@@ -272,10 +274,12 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 		}
 		select {
 		case <-time.After(jitter(poll)):
+			poll = min(poll*2, c.cfg.MaxPollInterval)
+		case <-c.wake:
+			poll = c.cfg.PollInterval
 		case <-fetchCtx.Done():
 			return
 		}
-		poll = min(poll*2, c.cfg.MaxPollInterval)
 	}
 }
 
