@@ -580,7 +580,11 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 	}
 
 	msg.LeaseUntil = time.Time{}
+	var ambiguous *ambiguousError
 	switch {
+	case errors.As(err, &ambiguous):
+		msg.State, msg.LastError = platform.MessageUnknown, err.Error()
+		msg.Trail = append(msg.Trail, n.step("distributor", "unknown", err.Error()))
 	case err == nil:
 		msg.State, msg.ProviderID, msg.LastError = platform.MessageSent, providerID, ""
 		msg.Trail = append(msg.Trail, n.step("distributor", "sent", providerID))
@@ -604,6 +608,8 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 		log.WithField("providerId", providerID).Info("message sent")
 	case platform.MessageFailed:
 		log.WithField("error", msg.LastError).Error("message failed")
+	case platform.MessageUnknown:
+		log.WithField("error", msg.LastError).Error("outgoing message is Unknown: the provider may have it; not resent — check with the provider")
 	case platform.MessagePending:
 		return fmt.Errorf("send %s: %w", msg.Key, err) // retried with the consumer's backoff
 	}

@@ -583,3 +583,23 @@ func TestTemplatesFromBlobStorage(t *testing.T) {
 	}
 	_ = custom
 }
+
+func TestLostSMTPVerdictIsUnknownNotRetried(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
+	env.smtp.HangUpAfterData = true
+	w := env.start(env.config())
+	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+		Recipients: []platform.Recipient{{Channel: "email", Address: "maybe@example.com"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w)
+	m := trace(t, w, job.Key).Jobs[0].Messages
+	if len(m) != 1 || m[0].State != platform.MessageUnknown || m[0].Attempts != 1 {
+		t.Fatalf("messages %+v, want one Unknown after one attempt", m)
+	}
+	if n := len(env.smtp.Mails()); n != 1 {
+		t.Fatalf("the relay got %d copies, want 1", n)
+	}
+}

@@ -116,11 +116,23 @@ func (p *smtpProvider) Send(ctx context.Context, m *platform.OutgoingMessage) (s
 		return "", smtpError("DATA", err)
 	}
 	if err := w.Close(); err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) {
+			// The whole message went out and the server's verdict was lost: it may have it.
+			return "", &ambiguousError{fmt.Errorf("smtp end of DATA: %w", err)}
+		}
 		return "", smtpError("end of DATA", err)
 	}
 	_ = c.Quit()
 	return messageID, nil
 }
+
+// ambiguousError: the provider may or may not have the message (the request went out whole and
+// its answer was lost). Retrying could send it twice, so the message becomes Unknown.
+type ambiguousError struct{ err error }
+
+func (e *ambiguousError) Error() string { return e.err.Error() }
+func (e *ambiguousError) Unwrap() error { return e.err }
 
 // smtpError: a 5xx reply is permanent (the server refused), a 4xx or a network error is not.
 func smtpError(step string, err error) error {

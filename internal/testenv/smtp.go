@@ -38,6 +38,9 @@ type SMTPServer struct {
 	OnMail func(Mail)
 	// Delay holds each mail this long before accepting it (to widen race windows).
 	Delay time.Duration
+	// HangUpAfterData keeps each mail, then closes the connection without a reply: the
+	// client cannot know whether it was accepted.
+	HangUpAfterData bool
 	// Username and Password, when set, are required (AUTH PLAIN, offered only over TLS).
 	Username, Password string
 
@@ -153,6 +156,9 @@ func (s *SMTPServer) session(conn net.Conn) {
 			s.mu.Unlock()
 			if s.OnMail != nil {
 				s.OnMail(cur)
+			}
+			if s.HangUpAfterData {
+				return
 			}
 			reply("250 accepted")
 		case "RSET":
