@@ -73,6 +73,7 @@ func (e *notifyEnv) config() worker.Config {
 		Namespace: e.ns, Logger: testenv.Logger(e.t), SettingsDSN: e.dsn,
 		Consumer: queues.ConsumerConfig{VisibilityTimeout: 2 * time.Second, RetryBackoff: time.Second,
 			PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond},
+		Outbox: worker.OutboxConfig{Disabled: true},
 		Notifications: worker.NotificationConfig{
 			SendLease:     2 * time.Second,
 			SMTP:          &worker.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},

@@ -44,6 +44,8 @@ type Config struct {
 	// Defaults: the example domain of DESIGN §8.
 	NotificationTypes *mappings.NotificationRegistry
 	Generators        *mappings.Generators
+	// Outbox tunes the event substrate (materializer, reconciler, scan-repair).
+	Outbox OutboxConfig
 }
 
 // Worker consumes entity-events and runs every concern on each event.
@@ -54,6 +56,7 @@ type Worker struct {
 	tables  *tables.Client
 	history *tables.History
 	notify  *notifications
+	outbox  *outbox
 	// consumer is the entity-events consumer; stages are the notification stages'.
 	consumer  *queues.Consumer
 	consumers []*queues.Consumer
@@ -104,6 +107,10 @@ func New(cfg Config) (*Worker, error) {
 		n.email = &smtpProvider{cfg: *cfg.Notifications.SMTP}
 	}
 	w.notify = n
+	cfg.Outbox.setDefaults()
+	w.cfg.Outbox = cfg.Outbox
+	w.outbox = &outbox{cfg: cfg.Outbox, log: cfg.Logger.WithField("component", "outbox"), store: t.Outbox(), eventLog: t.EventLog(),
+		tables: t, queues: q, blobs: q.Blobs(), wm: t.Watermarks()}
 	processors := append([]PostProcessor{
 		NewHistoryProcessor(cfg.History, w.history, q.Blobs()),
 		&NotificationProcessor{n: n},
@@ -142,7 +149,8 @@ func New(cfg Config) (*Worker, error) {
 // Setup creates the tables and queues the worker uses, where missing. Start calls it; tools
 // that write jobs without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
-	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations); err != nil {
+	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
+		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks); err != nil {
 		return err
 	}
 	return w.queues.Create(ctx, platform.QueueNotificationScheduler)
@@ -169,6 +177,9 @@ func (w *Worker) Start(ctx context.Context) error {
 			return err
 		}
 	}
+	if !w.cfg.Outbox.Disabled {
+		w.outbox.start(ctx)
+	}
 	w.mu.Lock()
 	w.running = true
 	w.mu.Unlock()
@@ -184,6 +195,7 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 	// All stages stop together, sharing ctx's time: stopping them one after the other would
 	// give the last one what is left of it.
+	w.outbox.stop(ctx)
 	var wg sync.WaitGroup
 	for _, c := range w.consumers {
 		wg.Add(1)
@@ -206,6 +218,11 @@ func (w *Worker) Drained(ctx context.Context) (bool, error) {
 	for _, q := range platform.WorkQueues {
 		n, err := w.queues.ApproximateCount(ctx, q)
 		if err != nil || n > 0 {
+			return false, err
+		}
+	}
+	if !w.cfg.Outbox.Disabled {
+		if busy, err := w.outbox.busy(ctx); err != nil || busy {
 			return false, err
 		}
 	}

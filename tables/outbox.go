@@ -1,0 +1,459 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// Table names of the event substrate, before the namespace prefix.
+const (
+	TableOutboxIntents    = "OutboxIntents"
+	TablePlatformEventLog = "PlatformEventLog"
+	TableWatermarks       = "Watermarks"
+)
+
+// Azure's limits on an entity group transaction, which Azurite does not enforce.
+const (
+	MaxBatchOperations = 100
+	MaxBatchBytes      = 4 << 20
+)
+
+// ErrBatchLimit: a transaction that real Azure would refuse.
+var ErrBatchLimit = errors.New("entity group transaction over Azure's limits")
+
+// Outbox is the OutboxIntents table. Each intent lives in the partition of its state
+// ("Pending", "Confirmed", "Discarded", "Materialized"), keyed by its SourceKey, so the
+// materializer reads one partition and the reconciler a key range of another: no table scans.
+// A state change writes the new row and then deletes the old one; a crash in between leaves
+// both, which every reader tolerates (the later state wins).
+type Outbox struct {
+	c *Client
+	t *aztables.Client
+}
+
+// Outbox returns the namespace's outbox.
+func (c *Client) Outbox() *Outbox { return &Outbox{c: c, t: c.table(TableOutboxIntents)} }
+
+type intentEntity struct {
+	PartitionKey, RowKey string
+	SourceKey            string
+	Event                string // canonical EntityEvent JSON
+	SourceTable          string `json:",omitempty"`
+	SourcePartitionKey   string `json:",omitempty"`
+	SourceRowKey         string `json:",omitempty"`
+	State                string
+	Reason               string `json:",omitempty"`
+	CreatedAt            string
+	CreatedAtType        string `json:"CreatedAt@odata.type"`
+}
+
+func toIntentEntity(in *platform.OutboxIntent) (*intentEntity, error) {
+	ev, err := json.Marshal(in.Event)
+	if err != nil {
+		return nil, err
+	}
+	e := &intentEntity{PartitionKey: string(in.State), RowKey: in.SourceKey, SourceKey: in.SourceKey, Event: string(ev),
+		State: string(in.State), Reason: in.Reason, CreatedAt: in.CreatedAt.UTC().Format(timeLayout), CreatedAtType: edmDateTime}
+	if r := in.SourceRow; r != nil {
+		e.SourceTable, e.SourcePartitionKey, e.SourceRowKey = r.Table, r.PartitionKey, r.RowKey
+	}
+	return e, nil
+}
+
+func (e *intentEntity) intent() (*platform.OutboxIntent, error) {
+	ev, err := platform.DecodeEvent([]byte(e.Event))
+	if err != nil {
+		return nil, fmt.Errorf("intent %s: stored event: %w", e.SourceKey, err)
+	}
+	in := &platform.OutboxIntent{SourceKey: e.SourceKey, Event: ev, State: platform.IntentState(e.State), Reason: e.Reason}
+	if e.SourceTable != "" {
+		in.SourceRow = &platform.SourceRow{Table: e.SourceTable, PartitionKey: e.SourcePartitionKey, RowKey: e.SourceRowKey}
+	}
+	in.CreatedAt, err = parseTime(e.CreatedAt)
+	return in, err
+}
+
+// Append writes a new Pending intent for ev, under a fresh SourceKey, and returns it.
+func (o *Outbox) Append(ctx context.Context, ev *platform.EntityEvent, source *platform.SourceRow) (*platform.OutboxIntent, error) {
+	in := &platform.OutboxIntent{SourceKey: platform.NewSourceKey(), Event: ev, SourceRow: source, State: platform.IntentPending, CreatedAt: time.Now().UTC()}
+	if err := o.insert(ctx, in); err != nil {
+		return nil, fmt.Errorf("append intent: %w", err)
+	}
+	return in, nil
+}
+
+func (o *Outbox) insert(ctx context.Context, in *platform.OutboxIntent) error {
+	e, err := toIntentEntity(in)
+	if err != nil {
+		return err
+	}
+	body, err := json.Marshal(e)
+	if err != nil {
+		return err
+	}
+	_, err = o.t.AddEntity(ctx, body, nil)
+	return storage.Translate(err)
+}
+
+// Get finds intent key in whichever state it is. A key found in two states (a crash during a
+// move) is reported in the later one.
+func (o *Outbox) Get(ctx context.Context, key string) (*platform.OutboxIntent, error) {
+	var found *platform.OutboxIntent
+	for _, st := range []platform.IntentState{platform.IntentPending, platform.IntentConfirmed, platform.IntentDiscarded, platform.IntentMaterialized} {
+		resp, err := o.t.GetEntity(ctx, string(st), key, nil)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				continue
+			}
+			return nil, fmt.Errorf("read intent %s: %w", key, err)
+		}
+		var e intentEntity
+		if err := json.Unmarshal(resp.Value, &e); err != nil {
+			return nil, err
+		}
+		if found, err = e.intent(); err != nil {
+			return nil, err
+		}
+	}
+	if found == nil {
+		return nil, fmt.Errorf("intent %s: %w", key, platform.ErrNotFound)
+	}
+	return found, nil
+}
+
+// ErrIntentSettled: the intent was already decided the other way (confirming a discarded one,
+// or discarding one that was confirmed).
+var ErrIntentSettled = errors.New("intent already settled")
+
+// Move moves intent key from Pending to Confirmed or Discarded, with a reason. Moving it where
+// it already is succeeds; moving it the other way is ErrIntentSettled.
+func (o *Outbox) Move(ctx context.Context, key string, to platform.IntentState, reason string) (*platform.OutboxIntent, error) {
+	in, err := o.Get(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case in.State == to || (to == platform.IntentConfirmed && in.State == platform.IntentMaterialized):
+		return in, o.cleanup(ctx, in)
+	case in.State != platform.IntentPending:
+		return in, fmt.Errorf("%w: %s is %s", ErrIntentSettled, key, in.State)
+	}
+	return in, o.transition(ctx, in, to, reason)
+}
+
+// transition writes in under state to, then deletes its row in its present state.
+func (o *Outbox) transition(ctx context.Context, in *platform.OutboxIntent, to platform.IntentState, reason string) error {
+	from := in.State
+	in.State, in.Reason = to, reason
+	if err := o.insert(ctx, in); err != nil && !errors.Is(err, platform.ErrExists) {
+		in.State = from
+		return fmt.Errorf("move intent %s to %s: %w", in.SourceKey, to, err)
+	}
+	if _, err := o.t.DeleteEntity(ctx, string(from), in.SourceKey, nil); err != nil {
+		if err = storage.Translate(err); !errors.Is(err, platform.ErrNotFound) {
+			return fmt.Errorf("move intent %s from %s: %w", in.SourceKey, from, err)
+		}
+	}
+	return nil
+}
+
+// cleanup deletes the rows an interrupted move left in earlier states.
+func (o *Outbox) cleanup(ctx context.Context, in *platform.OutboxIntent) error {
+	earlier := map[platform.IntentState][]platform.IntentState{
+		platform.IntentConfirmed:    {platform.IntentPending},
+		platform.IntentDiscarded:    {platform.IntentPending},
+		platform.IntentMaterialized: {platform.IntentPending, platform.IntentConfirmed},
+	}[in.State]
+	for _, st := range earlier {
+		if _, err := o.t.DeleteEntity(ctx, string(st), in.SourceKey, nil); err != nil {
+			if err = storage.Translate(err); !errors.Is(err, platform.ErrNotFound) {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+// MarkMaterialized moves a Confirmed intent to Materialized.
+func (o *Outbox) MarkMaterialized(ctx context.Context, in *platform.OutboxIntent) error {
+	return o.transition(ctx, in, platform.IntentMaterialized, "")
+}
+
+// List reads up to limit intents in state st with SourceKey below before ("" for all), oldest
+// first.
+func (o *Outbox) List(ctx context.Context, st platform.IntentState, before string, limit int) ([]*platform.OutboxIntent, error) {
+	filter := "PartitionKey eq " + odataQuote(string(st))
+	if before != "" {
+		filter += " and RowKey lt " + odataQuote(before)
+	}
+	pager := o.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit, 1000)))})
+	var out []*platform.OutboxIntent
+	for pager.More() && len(out) < limit {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("list %s intents: %w", st, err)
+		}
+		for _, raw := range page.Entities {
+			var e intentEntity
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, err
+			}
+			in, err := e.intent()
+			if err != nil {
+				return nil, err
+			}
+			if len(out) < limit {
+				out = append(out, in)
+			}
+		}
+	}
+	return out, nil
+}
+
+// EntityAction is one operation of a service's entity group transaction.
+type EntityAction struct {
+	Kind    aztables.TransactionType // aztables.TransactionTypeAdd, UpdateMerge, UpsertReplace, Delete, …
+	Entity  []byte                   // the entity's JSON, PartitionKey and RowKey included
+	IfMatch ETag                     // optional
+}
+
+// outboxMarkerPrefix starts the RowKey of the marker row an intent commits with.
+const outboxMarkerPrefix = "platform-outbox-"
+
+// AppendWithEntities is the table-transactional outbox: the service's entity actions and a
+// marker row for the event commit in one entity group transaction on the service's table, so
+// the event exists if and only if the mutation committed. The intent is reserved first
+// (Pending, its source row the marker); the transaction's success confirms it; a transaction
+// the service refused deletes it again; an outcome that cannot be known is left to the
+// reconciler, whose probe looks for the marker.
+func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey string, actions []EntityAction, ev *platform.EntityEvent) (*platform.OutboxIntent, error) {
+	if len(actions)+1 > MaxBatchOperations {
+		return nil, fmt.Errorf("%w: %d operations and the outbox marker, at most %d", ErrBatchLimit, len(actions), MaxBatchOperations)
+	}
+	size := 0
+	for i, a := range actions {
+		var keys struct{ PartitionKey, RowKey string }
+		if err := json.Unmarshal(a.Entity, &keys); err != nil {
+			return nil, fmt.Errorf("action %d: entity JSON: %w", i, err)
+		}
+		if keys.PartitionKey != partitionKey {
+			return nil, fmt.Errorf("%w: action %d is in partition %q, the transaction in %q (one partition only)", ErrBatchLimit, i, keys.PartitionKey, partitionKey)
+		}
+		size += len(a.Entity)
+	}
+	sourceKey := platform.NewSourceKey()
+	marker, _ := json.Marshal(map[string]string{"PartitionKey": partitionKey, "RowKey": outboxMarkerPrefix + sourceKey, "SourceKey": sourceKey})
+	if size += len(marker); size > MaxBatchBytes-64<<10 { // leave room for the multipart framing
+		return nil, fmt.Errorf("%w: %d bytes of entities, at most about %d", ErrBatchLimit, size, MaxBatchBytes)
+	}
+	in := &platform.OutboxIntent{SourceKey: sourceKey, Event: ev, State: platform.IntentPending, CreatedAt: time.Now().UTC(),
+		SourceRow: &platform.SourceRow{Table: table, PartitionKey: partitionKey, RowKey: outboxMarkerPrefix + sourceKey}}
+	if err := o.insert(ctx, in); err != nil {
+		return nil, fmt.Errorf("append intent: %w", err)
+	}
+	batch := make([]aztables.TransactionAction, 0, len(actions)+1)
+	for _, a := range actions {
+		ta := aztables.TransactionAction{ActionType: a.Kind, Entity: a.Entity}
+		if a.IfMatch != "" {
+			tag := azcore.ETag(a.IfMatch)
+			ta.IfMatch = &tag
+		}
+		batch = append(batch, ta)
+	}
+	batch = append(batch, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: marker})
+	_, err := o.c.svc.NewClient(table).SubmitTransaction(ctx, batch, nil)
+	if err != nil {
+		var re *azcore.ResponseError
+		if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+			// The service refused the transaction: nothing of it committed, so no event either.
+			if _, derr := o.t.DeleteEntity(ctx, string(platform.IntentPending), sourceKey, nil); derr != nil {
+				return nil, errors.Join(fmt.Errorf("transaction: %w", storage.Translate(err)), fmt.Errorf("remove its intent (the reconciler will discard it): %w", storage.Translate(derr)))
+			}
+			return nil, fmt.Errorf("transaction refused, no event: %w", storage.Translate(err))
+		}
+		return in, fmt.Errorf("transaction outcome unknown; intent %s stays Pending for the reconciler: %w", sourceKey, storage.Translate(err))
+	}
+	return o.Move(ctx, sourceKey, platform.IntentConfirmed, "transaction committed")
+}
+
+// RowExists reports whether row exists: the built-in probe of the reconciler.
+func (c *Client) RowExists(ctx context.Context, r platform.SourceRow) (bool, error) {
+	_, err := c.svc.NewClient(r.Table).GetEntity(ctx, r.PartitionKey, r.RowKey, nil)
+	if err == nil {
+		return true, nil
+	}
+	if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+		return false, nil
+	}
+	return false, err
+}
+
+// EventLog is PlatformEventLog: one row per materialized event, the canonical record, keyed by
+// SourceKey in the partition of its day (UTC, from the ULID), so a time window is a key range.
+type EventLog struct{ t *aztables.Client }
+
+// EventLog returns the namespace's PlatformEventLog.
+func (c *Client) EventLog() *EventLog { return &EventLog{t: c.table(TablePlatformEventLog)} }
+
+// LogRecord is the canonical record of an event (seed 003's columns) as PlatformEventLog keeps it.
+type LogRecord struct {
+	SourceKey     string
+	EventType     int    // eventTypeId
+	Source        string // the event's source
+	TenantID      string
+	ProjectID     int64  // businessUnitId
+	EntityName    int    // entityTypeId
+	EntityID      string // the entity identity (guid, id or business unit), as in keys
+	Timestamp     time.Time
+	PayloadJSON   string // the whole EntityEvent, canonical JSON
+	CorrelationID string
+	ActorID       string
+}
+
+type logEntity struct {
+	PartitionKey, RowKey string
+	EventType            int32
+	Source               string `json:",omitempty"`
+	TenantId             string `json:",omitempty"`
+	ProjectId            int64  `json:",string"`
+	ProjectIdType        string `json:"ProjectId@odata.type"`
+	EntityName           int32
+	EntityId             string
+	Timestamp_           string `json:"EventTimestamp"`
+	TimestampType        string `json:"EventTimestamp@odata.type"`
+	PayloadJson          string
+	CorrelationId        string `json:",omitempty"`
+	ActorId              string `json:",omitempty"`
+}
+
+func logPartition(sourceKey string) string {
+	t, _ := platform.SourceKeyTime(sourceKey)
+	return t.Format("2006-01-02")
+}
+
+// Insert writes r. platform.ErrExists means it was written before: that step is done.
+func (l *EventLog) Insert(ctx context.Context, r *LogRecord) error {
+	body, err := json.Marshal(logEntity{
+		PartitionKey: logPartition(r.SourceKey), RowKey: r.SourceKey,
+		EventType: int32(r.EventType), Source: r.Source, TenantId: r.TenantID, ProjectId: r.ProjectID, ProjectIdType: edmInt64,
+		EntityName: int32(r.EntityName), EntityId: r.EntityID, Timestamp_: r.Timestamp.UTC().Format(timeLayout), TimestampType: edmDateTime,
+		PayloadJson: r.PayloadJSON, CorrelationId: r.CorrelationID, ActorId: r.ActorID,
+	})
+	if err != nil {
+		return err
+	}
+	if _, err := l.t.AddEntity(ctx, body, nil); err != nil {
+		return fmt.Errorf("event log %s: %w", r.SourceKey, storage.Translate(err))
+	}
+	return nil
+}
+
+// Scan reads up to limit records whose SourceKey time is in [from, to), oldest first.
+func (l *EventLog) Scan(ctx context.Context, from, to time.Time, limit int) ([]LogRecord, error) {
+	var out []LogRecord
+	for day := from.UTC().Truncate(24 * time.Hour); day.Before(to) && len(out) < limit; day = day.Add(24 * time.Hour) {
+		filter := fmt.Sprintf("PartitionKey eq %s and RowKey ge %s and RowKey lt %s",
+			odataQuote(day.Format("2006-01-02")), odataQuote(platform.SourceKeyAt(from)), odataQuote(platform.SourceKeyAt(to)))
+		pager := l.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to32(min(limit-len(out), 1000))})
+		for pager.More() && len(out) < limit {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+					return nil, nil
+				}
+				return nil, err
+			}
+			for _, raw := range page.Entities {
+				var e logEntity
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return nil, err
+				}
+				ts, _ := parseTime(e.Timestamp_)
+				if len(out) < limit {
+					out = append(out, LogRecord{SourceKey: e.RowKey, EventType: int(e.EventType), Source: e.Source, TenantID: e.TenantId,
+						ProjectID: e.ProjectId, EntityName: int(e.EntityName), EntityID: e.EntityId, Timestamp: ts, PayloadJSON: e.PayloadJson,
+						CorrelationID: e.CorrelationId, ActorID: e.ActorId})
+				}
+			}
+		}
+	}
+	return out, nil
+}
+
+// Count is the number of log rows with SourceKey key (0 or 1: the tests' proof).
+func (l *EventLog) Count(ctx context.Context, key string) (int, error) {
+	_, err := l.t.GetEntity(ctx, logPartition(key), key, nil)
+	if err == nil {
+		return 1, nil
+	}
+	if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+		return 0, nil
+	}
+	return 0, err
+}
+
+func to32(n int) *int32 { return to.Ptr(int32(n)) }
+
+// Watermarks is the Watermarks table: how far each scan-repair provider has looked.
+type Watermarks struct{ t *aztables.Client }
+
+// Watermarks returns the namespace's watermark store.
+func (c *Client) Watermarks() *Watermarks { return &Watermarks{t: c.table(TableWatermarks)} }
+
+type watermarkEntity struct {
+	PartitionKey, RowKey string
+	Watermark            string
+	WatermarkType        string `json:"Watermark@odata.type"`
+}
+
+// Get is provider's watermark and its version; zero time and "" when it has none yet.
+func (w *Watermarks) Get(ctx context.Context, provider string) (time.Time, ETag, error) {
+	resp, err := w.t.GetEntity(ctx, platform.EscapeKey(provider), singleRowKey, nil)
+	if err != nil {
+		if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+			return time.Time{}, "", nil
+		}
+		return time.Time{}, "", err
+	}
+	var e watermarkEntity
+	if err := json.Unmarshal(resp.Value, &e); err != nil {
+		return time.Time{}, "", err
+	}
+	t, err := parseTime(e.Watermark)
+	return t, etagOf(resp.ETag), err
+}
+
+// Advance sets provider's watermark to t if it is still at version etag ("" : it has none):
+// platform.ErrConflict when another runner moved it first.
+func (w *Watermarks) Advance(ctx context.Context, provider string, t time.Time, etag ETag) (ETag, error) {
+	body, _ := json.Marshal(watermarkEntity{PartitionKey: platform.EscapeKey(provider), Watermark: t.UTC().Format(timeLayout), WatermarkType: edmDateTime})
+	if etag == "" {
+		resp, err := w.t.AddEntity(ctx, body, nil)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrExists) {
+				return "", platform.ErrConflict
+			}
+			return "", err
+		}
+		return etagOf(resp.ETag), nil
+	}
+	tag := azcore.ETag(etag)
+	resp, err := w.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
+	if err != nil {
+		return "", storage.Translate(err)
+	}
+	return etagOf(resp.ETag), nil
+}
