@@ -276,8 +276,10 @@ func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey str
 	batch = append(batch, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: marker})
 	_, err := o.c.svc.NewClient(table).SubmitTransaction(ctx, batch, nil)
 	if err != nil {
+		// A refused transaction comes back as a 4xx, or (an operation in it failed) as the
+		// batch's own 202 with the failure inside; either way nothing of it committed.
 		var re *azcore.ResponseError
-		if errors.As(err, &re) && re.StatusCode >= 400 && re.StatusCode < 500 {
+		if errors.As(err, &re) && (re.StatusCode == 202 || re.StatusCode >= 400 && re.StatusCode < 500) {
 			// The service refused the transaction: nothing of it committed, so no event either.
 			if _, derr := o.t.DeleteEntity(ctx, string(platform.IntentPending), sourceKey, nil); derr != nil {
 				return nil, errors.Join(fmt.Errorf("transaction: %w", storage.Translate(err)), fmt.Errorf("remove its intent (the reconciler will discard it): %w", storage.Translate(derr)))
