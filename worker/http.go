@@ -50,7 +50,7 @@ func (w *Worker) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
 	}
 	job, created, err := w.CreateNotificationJob(r.Context(), d, r.Header.Get("Idempotency-Key"))
 	switch {
-	case errors.Is(err, ErrInvalidJob):
+	case errors.Is(err, ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())
 	case errors.Is(err, ErrJobConflict):
 		writeError(rw, http.StatusConflict, err.Error())
@@ -82,7 +82,7 @@ func (w *Worker) serveCancel(rw http.ResponseWriter, r *http.Request) {
 func (w *Worker) serveTrace(rw http.ResponseWriter, r *http.Request) {
 	t, err := w.Trace(r.Context(), r.URL.Query().Get("key"))
 	switch {
-	case errors.Is(err, ErrInvalidJob):
+	case errors.Is(err, ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())
 	case err != nil:
 		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())

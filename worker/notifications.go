@@ -183,8 +183,11 @@ type DirectJob struct {
 	CancellationKey         string               `json:"cancellationKey,omitempty"`
 }
 
-// ErrInvalidJob: a direct job request that breaks a rule (bad input: CLI exit 2, HTTP 400).
-var ErrInvalidJob = errors.New("invalid notification job")
+// ErrInvalidInput: a request that breaks a rule (bad input: CLI exit 2, HTTP 400).
+var ErrInvalidInput = errors.New("invalid input")
+
+// ErrInvalidJob: a direct job request that breaks a rule; it is an ErrInvalidInput.
+var ErrInvalidJob = fmt.Errorf("invalid notification job: %w", ErrInvalidInput)
 
 // ErrJobConflict: a direct job's idempotency key was used before with different content.
 var ErrJobConflict = errors.New("idempotency key reused with different content")

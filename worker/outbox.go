@@ -310,6 +310,10 @@ func (o *outbox) probe(ctx context.Context, in *platform.OutboxIntent) (committe
 	return false, false, nil
 }
 
+// ReconcileIntents settles the stale Pending intents now (what the worker does every
+// ReconcileEvery) and says how many it settled.
+func (w *Worker) ReconcileIntents(ctx context.Context) (int, error) { return w.outbox.reconcile(ctx) }
+
 // busy reports whether the outbox holds work: confirmed intents not yet materialized, or
 // pending ones not yet confirmed, discarded or reconciled.
 func (o *outbox) busy(ctx context.Context) (bool, error) {
@@ -330,7 +334,7 @@ func (o *outbox) busy(ctx context.Context) (bool, error) {
 // (or the source's probe) after StaleAfter.
 func (w *Worker) AppendIntent(ctx context.Context, ev *platform.EntityEvent, source *platform.SourceRow) (*platform.OutboxIntent, error) {
 	if source != nil && (source.Table == "" || source.PartitionKey == "" && source.RowKey == "") {
-		return nil, fmt.Errorf("%w: sourceRow: want table, partitionKey and rowKey", ErrInvalidJob)
+		return nil, fmt.Errorf("%w: sourceRow: want table, partitionKey and rowKey", ErrInvalidInput)
 	}
 	return w.outbox.store.Append(ctx, ev, source)
 }

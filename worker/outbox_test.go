@@ -365,7 +365,7 @@ func TestScanRepairRepublishesMissedEventsOnceAndAdvances(t *testing.T) {
 	if len(timeline(t, w, 1, "1")) != 1 || len(timeline(t, w, 1, "2")) != 1 {
 		t.Fatal("the missed events were not published")
 	}
-	if _, err := w.ScanRepair(context.Background(), "nope", time.Time{}); !errors.Is(err, worker.ErrInvalidJob) {
+	if _, err := w.ScanRepair(context.Background(), "nope", time.Time{}); !errors.Is(err, worker.ErrInvalidInput) {
 		t.Fatalf("unknown provider: %v", err)
 	}
 }

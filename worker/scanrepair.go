@@ -112,7 +112,7 @@ func (w *Worker) ScanRepair(ctx context.Context, name string, since time.Time) (
 		for _, p := range providers {
 			names = append(names, p.Name())
 		}
-		return nil, fmt.Errorf("%w: no scan provider %q (known: %v)", ErrInvalidJob, name, names)
+		return nil, fmt.Errorf("%w: no scan provider %q (known: %v)", ErrInvalidInput, name, names)
 	}
 	return out, nil
 }

@@ -118,7 +118,7 @@ func (w *Worker) Trace(ctx context.Context, key string) (*Trace, error) {
 
 // parseEventKey reads {eventTypeId}:{entityTypeId}:{identity}:{createdOn:O}:{actionTypeId}.
 func parseEventKey(key string) (*platform.EntityEvent, error) {
-	bad := fmt.Errorf("%w: %q is not an event key, a job key or a message key", ErrInvalidJob, key)
+	bad := fmt.Errorf("%w: %q is not an event key, a job key or a message key", ErrInvalidInput, key)
 	parts := strings.SplitN(key, ":", 4)
 	last := strings.LastIndexByte(key, ':')
 	if len(parts) != 4 || last < 0 {

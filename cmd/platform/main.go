@@ -41,6 +41,8 @@ var commands = []command{
 	{"cancel", "CANCELLATION_KEY", "cancel the not yet generated notifications that carry this cancellation key", runCancel},
 	{"trace", "KEY [--json]", "why did this (not) send: an event, job or message key's chain", runTrace},
 	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
+	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
+	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
 }
@@ -146,11 +148,16 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		nc.SMTP = &worker.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
 			Username: os.Getenv("PLATFORM_SMTP_USERNAME"), Password: os.Getenv("PLATFORM_SMTP_PASSWORD")}
 	}
+	stale, err := staleAfter()
+	if err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	return worker.New(worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc})
+	return worker.New(worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc,
+		Outbox: worker.OutboxConfig{StaleAfter: stale}})
 }
 
 func (c *config) ns() (platform.Namespace, error) {

@@ -24,12 +24,19 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if len(args) > 0 && args[0] != "version" {
+	if n := 1 + btoi(len(args) > 1 && args[0] == "outbox"); len(args) >= n && args[0] != "version" {
 		// Every command gets its own settings database: none writes into the source tree.
-		args = append(args[:1:1], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[1:]...)...)
+		args = append(args[:n:n], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[n:]...)...)
 	}
 	code := run(ctx, args, strings.NewReader(stdin), &out, &errOut)
 	return code, out.String(), errOut.String()
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 const guid = "0f8fad5b-d9cb-469f-a165-70867728950e"
@@ -192,5 +199,36 @@ func TestNotifySeedAndTrace(t *testing.T) {
 	}
 	if code, _, errOut := cli(t, "", "trace", "--namespace", ns, "not a key"); code != 2 {
 		t.Fatalf("trace of junk: %d %q", code, errOut)
+	}
+}
+
+func TestOutboxCommands(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	input := strings.TrimSuffix(ev(12, "2026-11-22T10:00:00Z"), "}") + `,"sourceRow":{"table":"Bookings","partitionKey":"bu-7","rowKey":"1"}}`
+	code, out, errOut := cli(t, input, "outbox", "append", "--namespace", ns, "-")
+	key := strings.TrimSpace(out)
+	if code != 0 || len(key) != 26 {
+		t.Fatalf("append: %d %q %q", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, "", "outbox", "confirm", "--namespace", ns, key); code != 0 || !strings.Contains(out, "Confirmed") {
+		t.Fatalf("confirm: %d %q %q", code, out, errOut)
+	}
+	for _, args := range [][]string{
+		{"outbox", "discard", "--namespace", ns, key},                          // already confirmed
+		{"outbox", "confirm", "--namespace", ns, "not-a-ulid"},                 // not a key
+		{"outbox", "confirm", "--namespace", ns, "01M82BZCKX5JFX81FM1PJ46KQF"}, // no such intent
+		{"outbox", "bogus"},
+		{"reconcile", "--namespace", ns, "--since", "yesterday"},
+	} {
+		if code, _, errOut := cli(t, "", args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want 2 with one line", args, code, errOut)
+		}
+	}
+	if code, _, errOut := cli(t, `{"eventTypeId":12}`, "outbox", "append", "--namespace", ns, "-"); code != 2 || !strings.Contains(errOut, "entityTypeId") {
+		t.Fatalf("append of a bad event: %d %q", code, errOut)
+	}
+	if code, out, errOut := cli(t, "", "reconcile", "--namespace", ns); code != 0 || !strings.Contains(out, "stale intents settled: 0") {
+		t.Fatalf("reconcile: %d %q %q", code, out, errOut)
 	}
 }

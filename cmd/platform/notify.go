@@ -48,7 +48,7 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		return err
 	}
 	job, _, err := w.CreateNotificationJob(ctx, d, idempotencyKey)
-	if errors.Is(err, worker.ErrInvalidJob) || errors.Is(err, worker.ErrJobConflict) {
+	if errors.Is(err, worker.ErrInvalidInput) || errors.Is(err, worker.ErrJobConflict) {
 		return usageError{err}
 	}
 	if err != nil {
@@ -141,7 +141,7 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 		return err
 	}
 	t, err := w.Trace(ctx, positional[0])
-	if errors.Is(err, worker.ErrInvalidJob) {
+	if errors.Is(err, worker.ErrInvalidInput) {
 		return usageError{err}
 	}
 	if err != nil {

@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker"
+)
+
+func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: append [FILE|-], confirm KEY or discard KEY")
+	}
+	var cfg config
+	fs := newFlagSet("outbox "+args[0], "")
+	cfg.register(fs, false)
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "append":
+		if fs.NArg() > 1 {
+			return usagef("append: want at most one FILE")
+		}
+		data, err := readInput(fs.Arg(0), stdin)
+		if err != nil {
+			return err
+		}
+		var extra struct {
+			SourceRow *platform.SourceRow `json:"sourceRow"`
+		}
+		if err := json.Unmarshal(data, &extra); err != nil {
+			return usagef("append: %v", err)
+		}
+		ev, err := platform.DecodeEvent(data)
+		if err != nil {
+			return usagef("append: %v", err)
+		}
+		in, err := w.AppendIntent(ctx, ev, extra.SourceRow)
+		if errors.Is(err, worker.ErrInvalidInput) {
+			return usageError{err}
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, in.SourceKey)
+		return nil
+	case "confirm", "discard":
+		if fs.NArg() != 1 {
+			return usagef("%s: want one SourceKey", args[0])
+		}
+		if _, ok := platform.SourceKeyTime(fs.Arg(0)); !ok {
+			return usagef("%s: %q is not a SourceKey (a 26-character ULID)", args[0], fs.Arg(0))
+		}
+		move := w.ConfirmIntent
+		if args[0] == "discard" {
+			move = w.DiscardIntent
+		}
+		in, err := move(ctx, fs.Arg(0))
+		switch {
+		case errors.Is(err, platform.ErrNotFound), errors.Is(err, tables.ErrIntentSettled):
+			return usageError{err}
+		case err != nil:
+			return err
+		}
+		fmt.Fprintf(stdout, "%s %s\n", in.SourceKey, in.State)
+		return nil
+	}
+	return usagef("unknown subcommand %q: want append, confirm or discard", args[0])
+}
+
+func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	var (
+		cfg      config
+		provider string
+		since    string
+	)
+	fs := newFlagSet("reconcile", "[--provider NAME] [--since T]")
+	cfg.register(fs, false)
+	fs.StringVar(&provider, "provider", "", `scan-repair provider; "event-log" re-publishes what PlatformEventLog holds`)
+	fs.StringVar(&since, "since", "", "start from this RFC 3339 instant instead of the provider's watermark")
+	if err := parseFlags(fs, args, stdout); err != nil {
+		return err
+	}
+	var from time.Time
+	if since != "" {
+		t, err := time.Parse(time.RFC3339Nano, since)
+		if err != nil {
+			return usagef("--since: want RFC 3339, e.g. 2026-11-22T10:00:00Z")
+		}
+		from = t
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	if provider == "" {
+		n, err := w.ReconcileIntents(ctx)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "stale intents settled: %d\n", n)
+	}
+	results, err := w.ScanRepair(ctx, provider, from)
+	if errors.Is(err, worker.ErrInvalidInput) {
+		return usageError{err}
+	}
+	for _, r := range results {
+		fmt.Fprintf(stdout, "%s: published %d events from %s; watermark now %s\n", r.Provider, r.Published, r.From.Format(time.RFC3339), r.Watermark.Format(time.RFC3339))
+	}
+	return err
+}
+
+// staleAfter reads PLATFORM_OUTBOX_STALE_AFTER.
+func staleAfter() (time.Duration, error) {
+	s := os.Getenv("PLATFORM_OUTBOX_STALE_AFTER")
+	if s == "" {
+		return 0, nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d <= 0 {
+		return 0, usagef("PLATFORM_OUTBOX_STALE_AFTER %q: want a duration such as 5m", s)
+	}
+	return d, nil
+}
