@@ -62,6 +62,9 @@ func toIntentEntity(in *platform.OutboxIntent) (*intentEntity, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(ev) > MaxInlineSnapshot+4096 {
+		return nil, fmt.Errorf("event of %d bytes is too large for an intent row: move its payload to the claim-check first (Worker.AppendIntent does)", len(ev))
+	}
 	e := &intentEntity{PartitionKey: string(in.State), RowKey: in.SourceKey, SourceKey: in.SourceKey, Event: string(ev),
 		State: string(in.State), Reason: in.Reason, CreatedAt: in.CreatedAt.UTC().Format(timeLayout), CreatedAtType: edmDateTime}
 	if r := in.SourceRow; r != nil {

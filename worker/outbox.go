@@ -336,7 +336,36 @@ func (w *Worker) AppendIntent(ctx context.Context, ev *platform.EntityEvent, sou
 	if source != nil && (source.Table == "" || source.PartitionKey == "" && source.RowKey == "") {
 		return nil, fmt.Errorf("%w: sourceRow: want table, partitionKey and rowKey", ErrInvalidInput)
 	}
+	ev, err := w.claimCheck(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
 	return w.outbox.store.Append(ctx, ev, source)
+}
+
+// AppendWithEntities is the table-transactional outbox (tables.Outbox.AppendWithEntities),
+// with a large payload moved to the claim-check container first.
+func (w *Worker) AppendWithEntities(ctx context.Context, table, partitionKey string, actions []tables.EntityAction, ev *platform.EntityEvent) (*platform.OutboxIntent, error) {
+	ev, err := w.claimCheck(ctx, ev)
+	if err != nil {
+		return nil, err
+	}
+	return w.outbox.store.AppendWithEntities(ctx, table, partitionKey, actions, ev)
+}
+
+// claimCheck moves a payload too large for an intent row to blob storage; the event then
+// carries payloadBlob, which the consumer resolves.
+func (w *Worker) claimCheck(ctx context.Context, ev *platform.EntityEvent) (*platform.EntityEvent, error) {
+	if len(ev.Payload) <= tables.MaxInlineSnapshot {
+		return ev, nil
+	}
+	name, err := w.Blobs().PutPayload(ctx, ev.Payload)
+	if err != nil {
+		return nil, err
+	}
+	slim := *ev
+	slim.Payload, slim.PayloadBlob = nil, name
+	return &slim, nil
 }
 
 // ConfirmIntent releases an intent's event to the materializer.

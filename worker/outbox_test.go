@@ -229,7 +229,7 @@ func TestReconcilerConfirmsCommittedAndDiscardsTheRest(t *testing.T) {
 	table := serviceTable(t, env)
 	ctx := context.Background()
 	// A committed booking (through the transactional outbox, which confirms its own intent).
-	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking("1")}},
+	if _, err := w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking("1")}},
 		mustEvent(t, 1, "2026-11-22T09:00:00Z")); err != nil {
 		t.Fatal(err)
 	}
@@ -287,7 +287,7 @@ func TestTransactionalWriteWhoseEntityFailsLeavesNoIntent(t *testing.T) {
 	table := serviceTable(t, env)
 	ctx := context.Background()
 	add := func(rowKey string, entityID int) (*platform.OutboxIntent, error) {
-		return w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking(rowKey)}},
+		return w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking(rowKey)}},
 			mustEvent(t, entityID, "2026-11-22T10:00:00Z"))
 	}
 	ok, err := add("7", 7)
@@ -312,11 +312,11 @@ func TestTransactionalWriteWhoseEntityFailsLeavesNoIntent(t *testing.T) {
 	for i := range many {
 		many[i] = tables.EntityAction{Kind: aztables.TransactionTypeAdd, Entity: booking(fmt.Sprint("m", i))}
 	}
-	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", many, mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
+	if _, err := w.AppendWithEntities(ctx, table, "bu-42", many, mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
 		t.Fatalf("101 operations: %v", err)
 	}
 	other, _ := json.Marshal(map[string]any{"PartitionKey": "bu-43", "RowKey": "x"})
-	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: other}},
+	if _, err := w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: other}},
 		mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
 		t.Fatalf("two partitions: %v", err)
 	}
@@ -367,5 +367,29 @@ func TestScanRepairRepublishesMissedEventsOnceAndAdvances(t *testing.T) {
 	}
 	if _, err := w.ScanRepair(context.Background(), "nope", time.Time{}); !errors.Is(err, worker.ErrInvalidInput) {
 		t.Fatalf("unknown provider: %v", err)
+	}
+}
+
+func TestOutboxClaimChecksLargePayloads(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(outboxConfig(env))
+	notes := strings.Repeat("x", 100_000)
+	ev := mustEvent(t, 5, "2026-11-22T10:00:00Z")
+	ev.Payload = json.RawMessage(`{"notes":"` + notes + `"}`)
+	in, err := w.AppendIntent(context.Background(), ev, nil)
+	if err == nil {
+		_, err = w.ConfirmIntent(context.Background(), in.SourceKey)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w)
+	rows := timeline(t, w, 1, "5")
+	if len(rows) != 1 {
+		t.Fatalf("%d rows, want 1", len(rows))
+	}
+	if string(rows[0].Snapshot) != string(ev.Payload) {
+		t.Fatalf("snapshot of %d bytes, want %d", len(rows[0].Snapshot), len(ev.Payload))
 	}
 }
