@@ -140,7 +140,6 @@ func every(ctx context.Context, d time.Duration, f func(context.Context)) {
 // replica materializes at a time; if the leader dies, its lease expires and another takes over.
 func (o *outbox) lead(ctx context.Context) {
 	var l *blobs.Lease
-	renewEvery := o.cfg.LeaseDuration / 3
 	var lastRenew time.Time
 	setLeader := func(v bool) {
 		o.mu.Lock()
@@ -149,6 +148,41 @@ func (o *outbox) lead(ctx context.Context) {
 		}
 		o.leader = v
 		o.mu.Unlock()
+	}
+	// hold campaigns for the lease, or renews it when a third of it has passed, and reports
+	// whether this replica leads with time left on its lease. It runs before every batch, so
+	// a long backlog never outlives the lease.
+	hold := func() bool {
+		if l == nil {
+			var err error
+			if l, err = o.blobs.NewLease(ctx, "outbox-materializer", o.cfg.LeaseDuration); err != nil {
+				if ctx.Err() == nil {
+					o.log.WithError(err).Warn("materializer lease unavailable")
+				}
+				return false
+			}
+		}
+		switch {
+		case !o.IsLeaderNow():
+			ok, err := l.Acquire(ctx)
+			if err != nil && ctx.Err() == nil {
+				o.log.WithError(err).Warn("materializer: acquire lease")
+			}
+			if ok {
+				lastRenew = time.Now()
+			}
+			setLeader(ok)
+		case time.Since(lastRenew) >= o.cfg.LeaseDuration/3:
+			if err := l.Renew(ctx); err != nil {
+				if ctx.Err() == nil {
+					o.log.WithError(err).Warn("materializer lost its lease")
+				}
+				setLeader(false)
+			} else {
+				lastRenew = time.Now()
+			}
+		}
+		return o.IsLeaderNow() && time.Since(lastRenew) < o.cfg.LeaseDuration*2/3
 	}
 	defer func() {
 		if o.IsLeaderNow() && l != nil {
@@ -161,37 +195,7 @@ func (o *outbox) lead(ctx context.Context) {
 	t := time.NewTicker(o.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		if l == nil {
-			var err error
-			if l, err = o.blobs.NewLease(ctx, "outbox-materializer", o.cfg.LeaseDuration); err != nil && ctx.Err() == nil {
-				o.log.WithError(err).Warn("materializer lease unavailable")
-			}
-		}
-		if l != nil {
-			switch {
-			case !o.IsLeaderNow():
-				ok, err := l.Acquire(ctx)
-				if err != nil && ctx.Err() == nil {
-					o.log.WithError(err).Warn("materializer: acquire lease")
-				}
-				if ok {
-					lastRenew = time.Now()
-				}
-				setLeader(ok)
-			case time.Since(lastRenew) >= renewEvery:
-				if err := l.Renew(ctx); err != nil {
-					if ctx.Err() == nil {
-						o.log.WithError(err).Warn("materializer lost its lease")
-					}
-					setLeader(false)
-				} else {
-					lastRenew = time.Now()
-				}
-			}
-		}
-		if o.IsLeaderNow() && time.Since(lastRenew) < o.cfg.LeaseDuration {
-			for o.materializeBatch(ctx) {
-			}
+		for hold() && o.materializeBatch(ctx) {
 		}
 		select {
 		case <-ctx.Done():
