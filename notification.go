@@ -60,10 +60,12 @@ const (
 	ReasonConflict           = "conflicting-content"
 )
 
-// Channels a message goes out on.
+// Channels a message goes out on. ChannelEndpoint is an integrator's webhook subscription
+// (its address is the endpoint id); ChannelWebhook a notification recipient's URL.
 const (
-	ChannelEmail   = "email"
-	ChannelWebhook = "webhook"
+	ChannelEmail    = "email"
+	ChannelWebhook  = "webhook"
+	ChannelEndpoint = "endpoint"
 )
 
 // Recipient is one addressee of a notification.
@@ -176,6 +178,7 @@ type OutgoingMessage struct {
 	Subject                 string       `json:"subject"`
 	Text                    string       `json:"text"`
 	HTML                    string       `json:"html,omitempty"`
+	BodyBlob                string       `json:"bodyBlob,omitempty"` // event-payloads blob holding Text when too large for a row
 	State                   MessageState `json:"state"`
 	Attempts                int          `json:"attempts"`
 	LastError               string       `json:"lastError,omitempty"`
@@ -187,7 +190,7 @@ type OutgoingMessage struct {
 // ContentHash identifies what the message says and to whom.
 func (m *OutgoingMessage) ContentHash() string {
 	h := sha256.New()
-	for _, s := range []string{m.JobKey, m.Recipient.Channel, m.Recipient.Address, m.Recipient.Name, m.Subject, m.Text, m.HTML} {
+	for _, s := range []string{m.JobKey, m.Recipient.Channel, m.Recipient.Address, m.Recipient.Name, m.Subject, m.Text, m.HTML, m.BodyBlob} {
 		h.Write([]byte(strconv.Itoa(len(s)) + ":" + s))
 	}
 	return hex.EncodeToString(h.Sum(nil))

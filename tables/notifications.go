@@ -172,6 +172,7 @@ type messageEntity struct {
 	Subject                 string
 	Text                    string
 	HTML                    string `json:",omitempty"`
+	BodyBlob                string `json:",omitempty"`
 	ContentHash             string
 	State                   string
 	Attempts                int32
@@ -239,7 +240,7 @@ func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
 		MessageKey: m.Key, JobKey: m.JobKey, NotificationEventTypeId: int32(m.NotificationEventTypeID),
 		BusinessUnitId: m.BusinessUnitID, BusinessUnitIdType: edmInt64,
 		Channel: m.Recipient.Channel, Address: m.Recipient.Address, Name: m.Recipient.Name,
-		Subject: m.Subject, Text: m.Text, HTML: m.HTML, ContentHash: m.ContentHash(),
+		Subject: m.Subject, Text: m.Text, HTML: m.HTML, BodyBlob: m.BodyBlob, ContentHash: m.ContentHash(),
 		State: string(m.State), Attempts: int32(m.Attempts), LastError: m.LastError, ProviderId: m.ProviderID,
 		Trail: jsonString(m.Trail),
 	}
@@ -251,7 +252,7 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 	m := &platform.OutgoingMessage{
 		Key: e.MessageKey, JobKey: e.JobKey, NotificationEventTypeID: int(e.NotificationEventTypeId), BusinessUnitID: e.BusinessUnitId,
 		Recipient: platform.Recipient{Channel: e.Channel, Address: e.Address, Name: e.Name},
-		Subject:   e.Subject, Text: e.Text, HTML: e.HTML,
+		Subject:   e.Subject, Text: e.Text, HTML: e.HTML, BodyBlob: e.BodyBlob,
 		State: platform.MessageState(e.State), Attempts: int(e.Attempts), LastError: e.LastError, ProviderID: e.ProviderId,
 	}
 	var err error
@@ -343,3 +344,6 @@ func lastSteps(trail []platform.Step) []platform.Step {
 	}
 	return trail[len(trail)-maxTrail:]
 }
+
+// azcoreETagAny matches any version: an update that must find the row, whatever its version.
+var azcoreETagAny = azcore.ETagAny

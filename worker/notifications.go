@@ -39,6 +39,12 @@ type NotificationConfig struct {
 	// WebhookSecret signs webhook-channel messages (HMAC-SHA256). Default: unsigned is refused,
 	// so a webhook recipient without a secret fails permanently.
 	WebhookSecret string
+	// WebhookAllowlist lists the hosts and CIDRs that webhooks may target although they are
+	// private, loopback or link-local (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.
+	WebhookAllowlist []string
+	// EndpointCacheTTL is how long the list of webhook endpoints is reused: a new endpoint
+	// receives events from at most this long after it was added. Default 10s.
+	EndpointCacheTTL time.Duration
 }
 
 func (c *NotificationConfig) setDefaults() {
@@ -65,6 +71,7 @@ type notifications struct {
 	templates     *templateStore
 	email         Provider
 	webhook       Provider
+	endpoint      Provider
 }
 
 func (n *notifications) step(stage, decision, reason string) platform.Step {
@@ -625,6 +632,8 @@ func (n *notifications) provider(channel string) (Provider, error) {
 		return n.email, nil
 	case platform.ChannelWebhook:
 		return n.webhook, nil
+	case platform.ChannelEndpoint:
+		return n.endpoint, nil
 	}
 	return nil, platform.Permanent(fmt.Errorf("no provider for channel %q", channel))
 }

@@ -75,9 +75,10 @@ func (e *notifyEnv) config() worker.Config {
 			PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond},
 		Outbox: worker.OutboxConfig{Disabled: true},
 		Notifications: worker.NotificationConfig{
-			SendLease:     2 * time.Second,
-			SMTP:          &worker.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},
-			WebhookSecret: "test-secret",
+			SendLease:        2 * time.Second,
+			SMTP:             &worker.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},
+			WebhookSecret:    "test-secret",
+			WebhookAllowlist: []string{"127.0.0.1"}, // the test receivers listen on loopback
 		},
 	}
 }

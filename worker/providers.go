@@ -229,16 +229,27 @@ func (p *webhookProvider) Send(ctx context.Context, m *platform.OutgoingMessage)
 	if err != nil {
 		return "", platform.Permanent(err)
 	}
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.Recipient.Address, bytes.NewReader(body))
+	return postSigned(ctx, p.client, m.Recipient.Address, p.secret, body, map[string]string{"Idempotency-Key": m.Key, "X-Platform-Message-Key": m.Key})
+}
+
+// postSigned POSTs body, signed with secret, and sorts the answer: 2xx sent; 408, 429 and 5xx
+// (and network errors) worth a retry; anything else refused for good.
+func postSigned(ctx context.Context, client *http.Client, target, secret string, body []byte, headers map[string]string) (string, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return "", platform.Permanent(fmt.Errorf("webhook %q: %v", m.Recipient.Address, err))
+		return "", platform.Permanent(fmt.Errorf("webhook %q: %v", target, err))
 	}
 	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("X-Platform-Signature", Sign(p.secret, body))
-	req.Header.Set("Idempotency-Key", m.Key)
-	req.Header.Set("X-Platform-Message-Key", m.Key)
-	resp, err := p.client.Do(req)
+	req.Header.Set("User-Agent", "platform-webhooks")
+	req.Header.Set("X-Platform-Signature", Sign(secret, body))
+	for k, v := range headers {
+		req.Header.Set(k, v)
+	}
+	resp, err := client.Do(req)
 	if err != nil {
+		if errors.Is(err, ErrForbiddenTarget) {
+			return "", platform.Permanent(err)
+		}
 		return "", fmt.Errorf("webhook POST: %w", err)
 	}
 	defer resp.Body.Close()

@@ -1,10 +1,10 @@
 package worker
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
-	"net/http"
 	"sync"
 	"time"
 
@@ -57,6 +57,9 @@ type Worker struct {
 	history *tables.History
 	notify  *notifications
 	outbox  *outbox
+	targets *targets
+	hooks   *endpointCache
+	stopBg  context.CancelFunc // ends the background refreshers
 	// consumer is the entity-events consumer; stages are the notification stages'.
 	consumer  *queues.Consumer
 	consumers []*queues.Consumer
@@ -101,8 +104,13 @@ func New(cfg Config) (*Worker, error) {
 		queues: q, blobs: q.Blobs(), jobs: t.Jobs(), messages: t.Messages(), cancellations: t.Cancellations(), history: w.history,
 		templates: &templateStore{blobs: q.Blobs(), ttl: cfg.Notifications.TemplateCacheTTL},
 		email:     &logProvider{log: cfg.Logger},
-		webhook:   &webhookProvider{secret: cfg.Notifications.WebhookSecret, client: &http.Client{Timeout: 30 * time.Second}},
 	}
+	if w.targets, err = parseAllowlist(cfg.Notifications.WebhookAllowlist); err != nil {
+		return nil, err
+	}
+	n.webhook = &webhookProvider{secret: cfg.Notifications.WebhookSecret, client: w.targets.client(30 * time.Second)}
+	n.endpoint = &endpointProvider{n: n, store: t.Endpoints(), targets: w.targets}
+	w.hooks = &endpointCache{store: t.Endpoints(), ttl: cmp.Or(cfg.Notifications.EndpointCacheTTL, 10*time.Second)}
 	if cfg.Notifications.SMTP != nil {
 		n.email = &smtpProvider{cfg: *cfg.Notifications.SMTP}
 	}
@@ -114,6 +122,7 @@ func New(cfg Config) (*Worker, error) {
 	processors := append([]PostProcessor{
 		NewHistoryProcessor(cfg.History, w.history, q.Blobs()),
 		&NotificationProcessor{n: n},
+		&WebhookProcessor{n: n, cache: w.hooks},
 	}, cfg.PostProcessors...)
 	router, err := NewRouter(q.Blobs(), cfg.Logger, processors...)
 	if err != nil {
@@ -150,7 +159,7 @@ func New(cfg Config) (*Worker, error) {
 // that write jobs without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
-		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks); err != nil {
+		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints); err != nil {
 		return err
 	}
 	return w.queues.Create(ctx, platform.QueueNotificationScheduler)
@@ -172,6 +181,16 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.notify.settings = db
+	if err := w.hooks.refresh(ctx); err != nil {
+		return err
+	}
+	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
+	w.stopBg = stopBg
+	go every(bg, w.hooks.ttl, func(ctx context.Context) {
+		if err := w.hooks.refresh(ctx); err != nil && ctx.Err() == nil {
+			w.log.WithError(err).Warn("webhook endpoints: refresh failed; using the last list")
+		}
+	})
 	for _, c := range w.consumers {
 		if err := c.Start(ctx); err != nil {
 			return err
@@ -195,6 +214,9 @@ func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Unlock()
 	// All stages stop together, sharing ctx's time: stopping them one after the other would
 	// give the last one what is left of it.
+	if w.stopBg != nil {
+		w.stopBg()
+	}
 	w.outbox.stop(ctx)
 	var wg sync.WaitGroup
 	for _, c := range w.consumers {

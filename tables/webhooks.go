@@ -1,0 +1,118 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// TableWebhookEndpoints holds the integrators' webhook subscriptions.
+const TableWebhookEndpoints = "WebhookEndpoints"
+
+// Endpoint is an integrator's subscription: events of these types in this business unit are
+// POSTed to URL, signed with Secret.
+type Endpoint struct {
+	ID             string    `json:"id"`
+	BusinessUnitID int64     `json:"businessUnitId"`
+	EventTypes     []int     `json:"eventTypes"`
+	URL            string    `json:"url"`
+	Secret         string    `json:"-"` // never printed, never logged
+	Enabled        bool      `json:"enabled"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// Subscribes reports whether the endpoint wants ev.
+func (e *Endpoint) Subscribes(ev *platform.EntityEvent) bool {
+	return e.Enabled && e.BusinessUnitID == ev.BusinessUnitID && slices.Contains(e.EventTypes, ev.EventTypeID)
+}
+
+// Endpoints is the WebhookEndpoints table: one small partition, read whole and cached by the
+// worker.
+type Endpoints struct{ t *aztables.Client }
+
+// Endpoints returns the namespace's webhook endpoints.
+func (c *Client) Endpoints() *Endpoints { return &Endpoints{t: c.table(TableWebhookEndpoints)} }
+
+const endpointPartition = "endpoint"
+
+type endpointEntity struct {
+	PartitionKey, RowKey string
+	BusinessUnitId       int64  `json:",string"`
+	BusinessUnitIdType   string `json:"BusinessUnitId@odata.type"`
+	EventTypes           string
+	URL                  string
+	Secret               string
+	Enabled              bool
+	CreatedAt            string
+	CreatedAtType        string `json:"CreatedAt@odata.type"`
+}
+
+// Add stores a new endpoint.
+func (s *Endpoints) Add(ctx context.Context, e *Endpoint) error {
+	types, _ := json.Marshal(e.EventTypes)
+	body, _ := json.Marshal(endpointEntity{PartitionKey: endpointPartition, RowKey: e.ID, BusinessUnitId: e.BusinessUnitID, BusinessUnitIdType: edmInt64,
+		EventTypes: string(types), URL: e.URL, Secret: e.Secret, Enabled: e.Enabled, CreatedAt: e.CreatedAt.UTC().Format(timeLayout), CreatedAtType: edmDateTime})
+	if _, err := s.t.AddEntity(ctx, body, nil); err != nil {
+		return fmt.Errorf("add webhook endpoint: %w", storage.Translate(err))
+	}
+	return nil
+}
+
+// List reads every endpoint, enabled or not.
+func (s *Endpoints) List(ctx context.Context) ([]*Endpoint, error) {
+	filter := "PartitionKey eq " + odataQuote(endpointPartition)
+	pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	var out []*Endpoint
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				return nil, nil
+			}
+			return nil, fmt.Errorf("list webhook endpoints: %w", err)
+		}
+		for _, raw := range page.Entities {
+			var e endpointEntity
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return nil, err
+			}
+			ep := &Endpoint{ID: e.RowKey, BusinessUnitID: e.BusinessUnitId, URL: e.URL, Secret: e.Secret, Enabled: e.Enabled}
+			_ = json.Unmarshal([]byte(e.EventTypes), &ep.EventTypes)
+			ep.CreatedAt, _ = parseTime(e.CreatedAt)
+			out = append(out, ep)
+		}
+	}
+	return out, nil
+}
+
+// Get reads endpoint id; platform.ErrNotFound when there is none.
+func (s *Endpoints) Get(ctx context.Context, id string) (*Endpoint, error) {
+	all, err := s.List(ctx)
+	if err != nil {
+		return nil, err
+	}
+	for _, e := range all {
+		if e.ID == id {
+			return e, nil
+		}
+	}
+	return nil, fmt.Errorf("webhook endpoint %s: %w", id, platform.ErrNotFound)
+}
+
+// Disable stops deliveries to endpoint id (deliveries already sent stay as they are).
+func (s *Endpoints) Disable(ctx context.Context, id string) error {
+	body, _ := json.Marshal(map[string]any{"PartitionKey": endpointPartition, "RowKey": id, "Enabled": false})
+	tag := azcoreETagAny
+	if _, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeMerge}); err != nil {
+		return fmt.Errorf("disable webhook endpoint %s: %w", id, storage.Translate(err))
+	}
+	return nil
+}
