@@ -19,6 +19,8 @@ type Trace struct {
 	Kind  string      `json:"kind"` // event, job or message
 	Event *TraceEvent `json:"event,omitempty"`
 	Jobs  []TraceJob  `json:"jobs,omitempty"`
+	// Deliveries are the event's webhook deliveries, one per subscribed endpoint.
+	Deliveries []*platform.OutgoingMessage `json:"deliveries,omitempty"`
 	// Notes are plain sentences for the reader: what is missing and what to look at.
 	Notes []string `json:"notes,omitempty"`
 }
@@ -45,6 +47,18 @@ func (w *Worker) Trace(ctx context.Context, key string) (*Trace, error) {
 	t := &Trace{Key: key}
 	var jobKeys []string
 	switch {
+	case strings.HasPrefix(key, "webhook:"):
+		t.Kind = "delivery"
+		m, _, err := n.messages.Get(ctx, key)
+		if errors.Is(err, platform.ErrNotFound) {
+			t.Notes = append(t.Notes, "no such delivery: the event has not been processed, or the endpoint did not subscribe to it then")
+			return t, nil
+		}
+		if err != nil {
+			return nil, err
+		}
+		t.Deliveries = []*platform.OutgoingMessage{m}
+		return t, nil
 	case strings.Contains(key, "|"):
 		t.Kind = "message"
 		jobKey, _, _ := strings.Cut(key, "|")
@@ -79,6 +93,18 @@ func (w *Worker) Trace(ctx context.Context, key string) (*Trace, error) {
 			}
 			if len(reqs) == 0 && derr == nil {
 				t.Notes = append(t.Notes, "no notification: the event carries no hint (notificationEventTypeId) and no dedicated mapping of its type asked for one")
+			}
+			ev.EventTypeID = rec.EventTypeID
+			for _, e := range w.hooks.matching(ev) {
+				m, _, err := n.messages.Get(ctx, DeliveryKey(e.ID, key))
+				if errors.Is(err, platform.ErrNotFound) {
+					t.Notes = append(t.Notes, "endpoint "+e.ID+" subscribes to this event but has no delivery for it (it was added after the event, or the event is still being processed)")
+					continue
+				}
+				if err != nil {
+					return nil, err
+				}
+				t.Deliveries = append(t.Deliveries, m)
 			}
 		}
 	}

@@ -42,6 +42,14 @@ func (c *endpointCache) refresh(ctx context.Context) error {
 	return nil
 }
 
+// reload reads the list now (after a change made by this process).
+func (c *endpointCache) reload(ctx context.Context) error {
+	c.mu.Lock()
+	c.fetched = time.Time{}
+	c.mu.Unlock()
+	return c.refresh(ctx)
+}
+
 func (c *endpointCache) matching(ev *platform.EntityEvent) []*tables.Endpoint {
 	l := c.list.Load()
 	if l == nil {
@@ -177,7 +185,8 @@ func (w *Worker) AddWebhookEndpoint(ctx context.Context, ne NewEndpoint) (*table
 	if err := w.tables.Endpoints().Add(ctx, e); err != nil {
 		return nil, err
 	}
-	return e, nil
+	// This replica delivers at once; the others within their EndpointCacheTTL.
+	return e, w.hooks.reload(ctx)
 }
 
 // WebhookEndpoints lists the endpoints (secrets are never serialised).
@@ -191,5 +200,8 @@ func (w *Worker) DisableWebhookEndpoint(ctx context.Context, id string) error {
 	if errors.Is(err, platform.ErrNotFound) {
 		return fmt.Errorf("%w: no webhook endpoint %s", ErrInvalidInput, id)
 	}
-	return err
+	if err != nil {
+		return err
+	}
+	return w.hooks.reload(ctx)
 }

@@ -1,0 +1,140 @@
+package worker_test
+
+import (
+	"context"
+	"crypto/hmac"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker"
+)
+
+// receiver is an integrator's endpoint: it verifies signatures and records what it got.
+type receiver struct {
+	srv    *httptest.Server
+	secret string
+	mu     sync.Mutex
+	got    []http.Header
+	bodies []string
+	fail   int // answer 500 this many times first
+	calls  int
+}
+
+func newReceiver(t *testing.T, secret string, fail int) *receiver {
+	r := &receiver{secret: secret, fail: fail}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
+		r.calls++
+		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(worker.Sign(r.secret, body))) {
+			rw.WriteHeader(http.StatusUnauthorized)
+			return
+		}
+		if r.calls <= r.fail {
+			rw.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		r.got = append(r.got, req.Header.Clone())
+		r.bodies = append(r.bodies, string(body))
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+func (r *receiver) received() (int, int) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.got), r.calls
+}
+
+func TestWebhookDeliveriesExactlyOnceSignedAndFiltered(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	a := newReceiver(t, "secret-a", 0)
+	b := newReceiver(t, "secret-b", 2) // 500, 500, then 204
+	c := newReceiver(t, "secret-c", 0) // subscribes to another type
+	var ids []string
+	for _, r := range []struct {
+		rc    *receiver
+		types []int
+	}{{a, []int{11, 12}}, {b, []int{12}}, {c, []int{21}}} {
+		e, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: r.rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: r.types, Secret: r.rc.secret})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	w2 := env.start(env.config()) // a replica started after the endpoints exist sees them at once
+	body := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`)
+	send(t, w2, body, body) // delivered twice
+	drain(t, w2)
+	drain(t, w)
+
+	if got, calls := a.received(); got != 1 || calls != 1 {
+		t.Fatalf("endpoint a: %d deliveries in %d calls, want 1 in 1", got, calls)
+	}
+	if got, calls := b.received(); got != 1 || calls != 3 {
+		t.Fatalf("endpoint b: %d deliveries in %d calls, want 1 after 3 attempts", got, calls)
+	}
+	if _, calls := c.received(); calls != 0 {
+		t.Fatalf("endpoint c got %d calls for an event type it did not subscribe to", calls)
+	}
+	ev, _ := platform.DecodeEvent([]byte(body))
+	a.mu.Lock()
+	h := a.got[0]
+	gotBody := a.bodies[0]
+	a.mu.Unlock()
+	if h.Get("X-Platform-Event-Key") != ev.Key() || h.Get("Idempotency-Key") != worker.DeliveryKey(ids[0], ev.Key()) ||
+		!strings.Contains(gotBody, `"eventTypeId":12`) || !strings.Contains(gotBody, `"firstName":"Ada"`) {
+		t.Fatalf("headers %v, body %s", h, gotBody)
+	}
+	tr := trace(t, w2, ev.Key())
+	if len(tr.Deliveries) != 2 {
+		t.Fatalf("trace shows %d deliveries, want 2", len(tr.Deliveries))
+	}
+	for _, d := range tr.Deliveries {
+		if d.State != platform.MessageSent {
+			t.Fatalf("delivery %s is %s", d.Key, d.State)
+		}
+		if d.Recipient.Address == ids[1] && d.Attempts != 3 {
+			t.Fatalf("endpoint b's delivery took %d attempts, want 3", d.Attempts)
+		}
+	}
+}
+
+func TestWebhookTargetsOnPrivateAddressesAreRefused(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	cfg := env.config()
+	cfg.Notifications.WebhookAllowlist = nil
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, u := range []string{"http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://localhost/x", "ftp://example.com/x"} {
+		if _, err := w.AddWebhookEndpoint(context.Background(), worker.NewEndpoint{URL: u, BusinessUnitID: 42, EventTypes: []int{11}}); !errors.Is(err, worker.ErrInvalidInput) {
+			t.Errorf("%s: %v, want refused", u, err)
+		}
+	}
+	cfg.Notifications.WebhookAllowlist = []string{"10.0.0.0/8"}
+	w, err = worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := w.AddWebhookEndpoint(context.Background(), worker.NewEndpoint{URL: "http://10.1.2.3/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
+		t.Fatalf("an allow-listed CIDR was refused: %v", err)
+	}
+}
