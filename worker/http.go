@@ -35,6 +35,9 @@ func (w *Worker) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/notification-jobs", w.serveCreateJob)
 	mux.HandleFunc("POST /v1/notification-cancellations", w.serveCancel)
 	mux.HandleFunc("GET /v1/trace", w.serveTrace)
+	mux.HandleFunc("POST /v1/webhooks", w.serveAddWebhook)
+	mux.HandleFunc("GET /v1/webhooks", w.serveListWebhooks)
+	mux.HandleFunc("POST /v1/webhooks/{id}/disable", w.serveDisableWebhook)
 	return mux
 }
 
@@ -77,6 +80,51 @@ func (w *Worker) serveCancel(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	writeJSON(rw, http.StatusOK, map[string]string{"cancelled": body.CancellationKey})
+}
+
+// serveAddWebhook subscribes an endpoint; the answer carries its id and its secret, which is
+// never shown again.
+func (w *Worker) serveAddWebhook(rw http.ResponseWriter, r *http.Request) {
+	var ne NewEndpoint
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&ne); err != nil {
+		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	e, err := w.AddWebhookEndpoint(r.Context(), ne)
+	switch {
+	case errors.Is(err, ErrInvalidInput):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case err != nil:
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+	default:
+		writeJSON(rw, http.StatusCreated, map[string]any{"id": e.ID, "secret": e.Secret})
+	}
+}
+
+func (w *Worker) serveListWebhooks(rw http.ResponseWriter, r *http.Request) {
+	all, err := w.WebhookEndpoints(r.Context())
+	if err != nil {
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+		return
+	}
+	if all == nil {
+		all = []*tables.Endpoint{}
+	}
+	writeJSON(rw, http.StatusOK, all)
+}
+
+func (w *Worker) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
+	err := w.DisableWebhookEndpoint(r.Context(), r.PathValue("id"))
+	switch {
+	case errors.Is(err, ErrInvalidInput):
+		writeError(rw, http.StatusNotFound, err.Error())
+	case err != nil:
+		writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+	default:
+		writeJSON(rw, http.StatusOK, map[string]string{"disabled": r.PathValue("id")})
+	}
 }
 
 func (w *Worker) serveTrace(rw http.ResponseWriter, r *http.Request) {

@@ -43,6 +43,7 @@ var commands = []command{
 	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
+	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID", "integrators' signed webhook subscriptions", runWebhooks},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
 }
@@ -144,6 +145,9 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		return nil, err
 	}
 	nc := worker.NotificationConfig{WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
+	if list := os.Getenv("PLATFORM_WEBHOOK_ALLOWLIST"); list != "" {
+		nc.WebhookAllowlist = strings.Split(list, ",")
+	}
 	if addr := os.Getenv("PLATFORM_SMTP_ADDR"); addr != "" {
 		nc.SMTP = &worker.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
 			Username: os.Getenv("PLATFORM_SMTP_USERNAME"), Password: os.Getenv("PLATFORM_SMTP_PASSWORD")}

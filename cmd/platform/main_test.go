@@ -24,7 +24,7 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if n := 1 + btoi(len(args) > 1 && args[0] == "outbox"); len(args) >= n && args[0] != "version" {
+	if n := 1 + btoi(len(args) > 1 && (args[0] == "outbox" || args[0] == "webhooks")); len(args) >= n && args[0] != "version" {
 		// Every command gets its own settings database: none writes into the source tree.
 		args = append(args[:n:n], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[n:]...)...)
 	}
@@ -230,5 +230,29 @@ func TestOutboxCommands(t *testing.T) {
 	}
 	if code, out, errOut := cli(t, "", "reconcile", "--namespace", ns); code != 0 || !strings.Contains(out, "stale intents settled: 0") {
 		t.Fatalf("reconcile: %d %q %q", code, out, errOut)
+	}
+}
+
+func TestWebhooksCommands(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	code, _, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "http://127.0.0.1:9/hook", "--business-unit", "7", "--event-types", "11,12")
+	if code != 2 || !strings.Contains(errOut, "PLATFORM_WEBHOOK_ALLOWLIST") {
+		t.Fatalf("a loopback target without the allow-list: %d %q", code, errOut)
+	}
+	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://203.0.113.10/platform", "--business-unit", "7", "--event-types", "11,12", "--secret", "s3cret")
+	id := strings.TrimSpace(out)
+	if code != 0 || len(id) != 26 {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	code, out, _ = cli(t, "", "webhooks", "list", "--namespace", ns, "--json")
+	if code != 0 || !strings.Contains(out, id) || strings.Contains(out, "s3cret") {
+		t.Fatalf("list: %d %s (the secret must never be listed)", code, out)
+	}
+	if code, out, _ := cli(t, "", "webhooks", "disable", "--namespace", ns, id); code != 0 || !strings.Contains(out, "disabled") {
+		t.Fatalf("disable: %d %q", code, out)
+	}
+	if code, _, _ := cli(t, "", "webhooks", "disable", "--namespace", ns, "01M82BZCKX5JFX81FM1PJ46KQF"); code != 2 {
+		t.Fatalf("disable of an unknown endpoint: %d", code)
 	}
 }

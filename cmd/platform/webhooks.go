@@ -1,0 +1,106 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	"github.com/platform/platform/worker"
+)
+
+func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 {
+		return usagef("want a subcommand: add, list or disable")
+	}
+	var (
+		cfg          config
+		url, secret  string
+		businessUnit int64
+		eventTypes   string
+		asJSON       bool
+	)
+	fs := newFlagSet("webhooks "+args[0], "")
+	cfg.register(fs, false)
+	switch args[0] {
+	case "add":
+		fs.StringVar(&url, "url", "", "the endpoint's URL (http or https)")
+		fs.Int64Var(&businessUnit, "business-unit", 0, "the business unit whose events it receives")
+		fs.StringVar(&eventTypes, "event-types", "", "comma-separated event type ids, e.g. 11,12")
+		fs.StringVar(&secret, "secret", "", "the HMAC secret; default: generated and printed once on standard error")
+	case "list":
+		fs.BoolVar(&asJSON, "json", false, "print JSON")
+	case "disable":
+	default:
+		return usagef("unknown subcommand %q: want add, list or disable", args[0])
+	}
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
+	}
+	w, err := cfg.worker(nil)
+	if err != nil {
+		return err
+	}
+	if err := w.Setup(ctx); err != nil {
+		return err
+	}
+	switch args[0] {
+	case "add":
+		var types []int
+		for _, s := range strings.Split(eventTypes, ",") {
+			if s = strings.TrimSpace(s); s == "" {
+				continue
+			}
+			n, err := strconv.Atoi(s)
+			if err != nil {
+				return usagef("--event-types: %q is not an event type id", s)
+			}
+			types = append(types, n)
+		}
+		e, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: url, BusinessUnitID: businessUnit, EventTypes: types, Secret: secret})
+		if errors.Is(err, worker.ErrInvalidInput) {
+			return usageError{err}
+		}
+		if err != nil {
+			return err
+		}
+		if secret == "" {
+			fmt.Fprintf(os.Stderr, "secret (shown once; verify X-Platform-Signature with it): %s\n", e.Secret)
+		}
+		fmt.Fprintln(stdout, e.ID)
+	case "list":
+		all, err := w.WebhookEndpoints(ctx)
+		if err != nil {
+			return err
+		}
+		if asJSON {
+			enc := json.NewEncoder(stdout)
+			enc.SetIndent("", "  ")
+			return enc.Encode(all)
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tBUSINESS UNIT\tEVENT TYPES\tENABLED\tURL")
+		for _, e := range all {
+			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\n", e.ID, e.BusinessUnitID, e.EventTypes, e.Enabled, e.URL)
+		}
+		return tw.Flush()
+	case "disable":
+		if fs.NArg() != 1 {
+			return usagef("disable: want one endpoint ID")
+		}
+		err := w.DisableWebhookEndpoint(ctx, fs.Arg(0))
+		if errors.Is(err, worker.ErrInvalidInput) {
+			return usageError{err}
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "disabled %s\n", fs.Arg(0))
+	}
+	return nil
+}
