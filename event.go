@@ -295,3 +295,26 @@ func (ev *EntityEvent) MarshalJSON() ([]byte, error) {
 	}
 	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
+
+// Change is what the realtime stream says about an event: which fields of which entity
+// changed — never their values.
+type Change struct {
+	EventKey       string    `json:"eventKey"`
+	EntityTypeID   int       `json:"entityTypeId"`
+	EntityIdentity string    `json:"entityIdentity"`
+	BusinessUnitID int64     `json:"businessUnitId"`
+	ActionTypeID   int       `json:"actionTypeId"`
+	ChangedFields  []string  `json:"changedFields"`
+	CreatedOn      time.Time `json:"createdOn"`
+}
+
+// Change projects ev for the realtime stream: ids and field names only. The payload is
+// deliberately not read.
+func (ev *EntityEvent) Change() *Change {
+	fields := ev.ChangedFields
+	if fields == nil {
+		fields = []string{}
+	}
+	return &Change{EventKey: ev.Key(), EntityTypeID: ev.EntityTypeID, EntityIdentity: ev.Identity(), BusinessUnitID: ev.BusinessUnitID,
+		ActionTypeID: ev.ActionTypeID, ChangedFields: fields, CreatedOn: ev.CreatedOn}
+}

@@ -35,6 +35,7 @@ func (w *Worker) Handler() http.Handler {
 	mux.HandleFunc("POST /v1/notification-jobs", w.serveCreateJob)
 	mux.HandleFunc("POST /v1/notification-cancellations", w.serveCancel)
 	mux.HandleFunc("GET /v1/trace", w.serveTrace)
+	mux.HandleFunc("GET /v1/changes", w.serveChanges)
 	mux.HandleFunc("POST /v1/webhooks", w.serveAddWebhook)
 	mux.HandleFunc("GET /v1/webhooks", w.serveListWebhooks)
 	mux.HandleFunc("POST /v1/webhooks/{id}/disable", w.serveDisableWebhook)

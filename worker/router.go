@@ -66,13 +66,23 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	}
 	log := r.log.WithFields(logrus.Fields{"eventKey": ev.Key(), "eventTypeId": ev.EventTypeID})
 	var accepted int
+	for _, p := range r.processors {
+		if o, ok := p.(interface{ Observer() bool }); ok && o.Observer() {
+			continue // an observer sees every event: it does not make a type known
+		}
+		if p.Accepts(ev) {
+			accepted++
+		}
+	}
+	if accepted == 0 {
+		return platform.Permanent(fmt.Errorf("unknown eventTypeId %d: no post-processor has a mapping for it", ev.EventTypeID))
+	}
 	var errs []error
 	allPermanent := true
 	for _, p := range r.processors {
 		if !p.Accepts(ev) {
 			continue
 		}
-		accepted++
 		if m.Done(p.Name()) {
 			continue
 		}
@@ -82,9 +92,6 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 			continue
 		}
 		m.MarkDone(p.Name())
-	}
-	if accepted == 0 {
-		return platform.Permanent(fmt.Errorf("unknown eventTypeId %d: no post-processor has a mapping for it", ev.EventTypeID))
 	}
 	if len(errs) == 0 {
 		log.Debug("event processed")

@@ -46,6 +46,8 @@ type Config struct {
 	Generators        *mappings.Generators
 	// Outbox tunes the event substrate (materializer, reconciler, scan-repair).
 	Outbox OutboxConfig
+	// Realtime tunes the change stream (GET /v1/changes).
+	Realtime RealtimeConfig
 }
 
 // Worker consumes entity-events and runs every concern on each event.
@@ -60,6 +62,8 @@ type Worker struct {
 	targets *targets
 	hooks   *endpointCache
 	stopBg  context.CancelFunc // ends the background refreshers
+	hub     *hub
+	changes *changeWriter
 	// consumer is the entity-events consumer; stages are the notification stages'.
 	consumer  *queues.Consumer
 	consumers []*queues.Consumer
@@ -97,6 +101,7 @@ func New(cfg Config) (*Worker, error) {
 		return nil, fmt.Errorf("notification types %v are registered as both direct and event-derived: the two paths must be disjoint", both)
 	}
 	cfg.Notifications.setDefaults()
+	cfg.Realtime.setDefaults()
 	w := &Worker{cfg: cfg, log: cfg.Logger, queues: q, tables: t, history: t.History()}
 	n := &notifications{
 		cfg: cfg.Notifications, log: cfg.Logger,
@@ -110,6 +115,9 @@ func New(cfg Config) (*Worker, error) {
 	}
 	n.webhook = &webhookProvider{secret: cfg.Notifications.WebhookSecret, client: w.targets.client(30 * time.Second)}
 	n.endpoint = &endpointProvider{n: n, store: t.Endpoints(), targets: w.targets}
+	cfg.Realtime.setDefaults()
+	w.hub = newHub(cfg.Realtime, t.Changes(), cfg.Logger.WithField("component", "realtime"))
+	w.changes = &changeWriter{store: t.Changes(), linger: cfg.Realtime.Linger, in: make(chan changeReq)}
 	w.hooks = &endpointCache{store: t.Endpoints(), ttl: cmp.Or(cfg.Notifications.EndpointCacheTTL, 10*time.Second)}
 	if cfg.Notifications.SMTP != nil {
 		n.email = &smtpProvider{cfg: *cfg.Notifications.SMTP}
@@ -123,6 +131,7 @@ func New(cfg Config) (*Worker, error) {
 		NewHistoryProcessor(cfg.History, w.history, q.Blobs()),
 		&NotificationProcessor{n: n},
 		&WebhookProcessor{n: n, cache: w.hooks},
+		&ChangeBus{hub: w.hub, writer: w.changes},
 	}, cfg.PostProcessors...)
 	router, err := NewRouter(q.Blobs(), cfg.Logger, processors...)
 	if err != nil {
@@ -159,7 +168,7 @@ func New(cfg Config) (*Worker, error) {
 // that write jobs without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
-		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints); err != nil {
+		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges); err != nil {
 		return err
 	}
 	return w.queues.Create(ctx, platform.QueueNotificationScheduler)
@@ -186,6 +195,8 @@ func (w *Worker) Start(ctx context.Context) error {
 	}
 	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
 	w.stopBg = stopBg
+	go w.changes.run(bg)
+	go every(bg, w.cfg.Realtime.PollInterval, w.hub.poll)
 	go every(bg, w.hooks.ttl, func(ctx context.Context) {
 		if err := w.hooks.refresh(ctx); err != nil && ctx.Err() == nil {
 			w.log.WithError(err).Warn("webhook endpoints: refresh failed; using the last list")

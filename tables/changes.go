@@ -1,0 +1,104 @@
+package tables
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+)
+
+// TableChanges is the change bus that carries the realtime stream between replicas.
+const TableChanges = "Changes"
+
+// Changes is the Changes table: a change per processed event, in the partition of the minute
+// it was processed, keyed by a ULID of that instant. Every replica reads the newest rows of the
+// current minutes, so a client connected to any replica sees every change.
+type Changes struct{ t *aztables.Client }
+
+// Changes returns the namespace's change bus.
+func (c *Client) Changes() *Changes { return &Changes{t: c.table(TableChanges)} }
+
+type changeEntity struct {
+	PartitionKey, RowKey string
+	Change               string // the projection's JSON
+}
+
+func changePartition(t time.Time) string { return t.UTC().Format("2006-01-02T15:04") }
+
+// ChangeRow is a change and its id (a ULID of the instant it was processed).
+type ChangeRow struct {
+	ID     string
+	Change *platform.Change
+}
+
+// ChangePartition is the partition a change of id goes to; rows of one partition can be
+// written in one transaction.
+func ChangePartition(id string) string {
+	at, _ := platform.SourceKeyTime(id)
+	return changePartition(at)
+}
+
+// PutBatch writes rows, which must share a partition, in one entity group transaction
+// (at most MaxBatchOperations).
+func (s *Changes) PutBatch(ctx context.Context, rows []ChangeRow) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	if len(rows) > MaxBatchOperations {
+		return fmt.Errorf("%w: %d changes in one transaction", ErrBatchLimit, len(rows))
+	}
+	pk := ChangePartition(rows[0].ID)
+	actions := make([]aztables.TransactionAction, 0, len(rows))
+	for _, r := range rows {
+		if ChangePartition(r.ID) != pk {
+			return fmt.Errorf("%w: changes of two partitions in one transaction", ErrBatchLimit)
+		}
+		b, err := json.Marshal(r.Change)
+		if err != nil {
+			return err
+		}
+		body, _ := json.Marshal(changeEntity{PartitionKey: pk, RowKey: r.ID, Change: string(b)})
+		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
+	}
+	if _, err := s.t.SubmitTransaction(ctx, actions, nil); err != nil {
+		return fmt.Errorf("change bus: %w", storage.Translate(err))
+	}
+	return nil
+}
+
+// Since reads the changes with an id above after, written in the minutes from since to now.
+func (s *Changes) Since(ctx context.Context, since time.Time, after string) ([]platform.Change, []string, error) {
+	var out []platform.Change
+	var ids []string
+	for m := since.UTC().Truncate(time.Minute); !m.After(time.Now().UTC()); m = m.Add(time.Minute) {
+		filter := "PartitionKey eq " + odataQuote(changePartition(m)) + " and RowKey gt " + odataQuote(after)
+		pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+		for pager.More() {
+			page, err := pager.NextPage(ctx)
+			if err != nil {
+				if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+					return nil, nil, nil
+				}
+				return nil, nil, err
+			}
+			for _, raw := range page.Entities {
+				var e changeEntity
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return nil, nil, err
+				}
+				var ch platform.Change
+				if err := json.Unmarshal([]byte(e.Change), &ch); err != nil {
+					return nil, nil, err
+				}
+				out, ids = append(out, ch), append(ids, e.RowKey)
+			}
+		}
+	}
+	return out, ids, nil
+}
