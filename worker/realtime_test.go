@@ -125,3 +125,32 @@ func TestChangeStreamReachesEveryReplicaAndResumes(t *testing.T) {
 		t.Fatalf("resumed with %s, want %s", got.EventKey, missed.EventKey)
 	}
 }
+
+func TestChangeStreamCarriesFieldNamesNeverValues(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	srv := httptest.NewServer(w.Handler())
+	t.Cleanup(srv.Close)
+	c := connect(t, srv.URL+"/v1/changes?businessUnitId=42&entityTypeId=1", "")
+	send(t, w, changeEvent(7, 1, "2026-11-22T10:00:00Z")) // another business unit: filtered out
+	send(t, w, changeEvent(42, 3, "2026-11-22T10:00:01Z"))
+	_, ch := c.next(t)
+	if ch.BusinessUnitID != 42 || ch.EntityTypeID != 1 || ch.EntityIdentity != "3" || ch.ActionTypeID != 2 {
+		t.Fatalf("change %+v, want business unit 42, entity 1/3, action 2", ch)
+	}
+	if strings.Join(ch.ChangedFields, ",") != "lastName,allergies" {
+		t.Fatalf("changedFields %v", ch.ChangedFields)
+	}
+	c.mu.Lock()
+	raw := c.raw.String()
+	c.mu.Unlock()
+	for _, value := range []string{"SECRET", "Lovelace", "peanuts"} {
+		if strings.Contains(raw, value) {
+			t.Fatalf("the stream carried the payload value %q:\n%s", value, raw)
+		}
+	}
+	if !strings.Contains(raw, `"lastName"`) {
+		t.Fatalf("the stream lacks the changed field's name:\n%s", raw)
+	}
+}
