@@ -31,13 +31,13 @@ import (
 // notifyEnv is one notification test's world: a namespace, a settings database, a real SMTP
 // server, and the worker configuration that points at them.
 type notifyEnv struct {
-	t    *testing.T
+	t    testing.TB
 	ns   platform.Namespace
 	dsn  string
 	smtp *testenv.SMTPServer
 }
 
-func newNotifyEnv(t *testing.T, dsn string, seeds ...string) *notifyEnv {
+func newNotifyEnv(t testing.TB, dsn string, seeds ...string) *notifyEnv {
 	t.Helper()
 	if dsn == "" {
 		dsn = filepath.Join(t.TempDir(), "settings.db")

@@ -4,14 +4,20 @@ import (
 	"context"
 	"crypto/hmac"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker"
 )
 
@@ -26,7 +32,7 @@ type receiver struct {
 	calls  int
 }
 
-func newReceiver(t *testing.T, secret string, fail int) *receiver {
+func newReceiver(t testing.TB, secret string, fail int) *receiver {
 	r := &receiver{secret: secret, fail: fail}
 	r.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
@@ -137,4 +143,67 @@ func TestWebhookTargetsOnPrivateAddressesAreRefused(t *testing.T) {
 	if _, err := w.AddWebhookEndpoint(context.Background(), worker.NewEndpoint{URL: "http://10.1.2.3/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
 		t.Fatalf("an allow-listed CIDR was refused: %v", err)
 	}
+}
+
+// BenchmarkWebhookLatency measures publish → webhook received under a small steady load: a
+// separate publisher (as a service would be: no in-process nudge) sends 20 events/s, each to
+// a distinct entity, to a worker with default settings and one subscribed endpoint. Run it
+// with a fixed count: go test -run '^$' -bench WebhookLatency -benchtime 200x ./worker
+func BenchmarkWebhookLatency(b *testing.B) {
+	env := newNotifyEnv(b, "")
+	cfg := env.config()
+	cfg.Consumer = queues.ConsumerConfig{} // defaults, as deployed
+	w := env.start(cfg)
+	ctx := context.Background()
+
+	var mu sync.Mutex
+	published := map[string]time.Time{}
+	var latencies []time.Duration
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		at := time.Now()
+		_, _ = io.Copy(io.Discard, req.Body)
+		mu.Lock()
+		if t0, ok := published[req.Header.Get("X-Platform-Event-Key")]; ok {
+			latencies = append(latencies, at.Sub(t0))
+		}
+		mu.Unlock()
+		rw.WriteHeader(http.StatusNoContent)
+	}))
+	b.Cleanup(srv.Close)
+	if _, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: srv.URL, BusinessUnitID: 42, EventTypes: []int{12}}); err != nil {
+		b.Fatal(err)
+	}
+	publisher, err := queues.New(storage.Account{}, env.ns)
+	if err != nil {
+		b.Fatal(err)
+	}
+	const rate = 20 // events per second
+	tick := time.NewTicker(time.Second / rate)
+	defer tick.Stop()
+	b.ResetTimer()
+	for i := range b.N {
+		<-tick.C
+		text := event(12, 1, 2, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`)
+		ev, _ := platform.DecodeEvent([]byte(text))
+		mu.Lock()
+		published[ev.Key()] = time.Now()
+		mu.Unlock()
+		if err := publisher.Enqueue(ctx, platform.QueueEntityEvents, text, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+	testenv.Eventually(b, time.Minute, "every event delivered", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(latencies) >= b.N
+	})
+	b.StopTimer()
+	slices.Sort(latencies)
+	pct := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50_ms")
+	b.ReportMetric(pct(0.99), "p99_ms")
+	b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max_ms")
+	b.ReportMetric(0, "ns/op") // the paced loop's time per event says nothing
 }
