@@ -77,7 +77,11 @@ func (t *targets) checkURL(ctx context.Context, raw string) error {
 	}
 	for _, ip := range ips {
 		if !t.allowedIP(ip) {
-			return fmt.Errorf("%w: %s is %s, a private, loopback or link-local address (allow it with PLATFORM_WEBHOOK_ALLOWLIST)", ErrForbiddenTarget, host, ip)
+			what := host + " is"
+			if ip = ip.Unmap(); ip.String() != host {
+				what = host + " resolves to " + ip.String() + ","
+			}
+			return fmt.Errorf("%w: %s a private, loopback or link-local address (allow it with PLATFORM_WEBHOOK_ALLOWLIST)", ErrForbiddenTarget, what)
 		}
 	}
 	return nil
