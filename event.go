@@ -84,6 +84,9 @@ func decodeEvent(body []byte) (*EntityEvent, error) {
 	if len(body) == 0 {
 		return nil, errors.New("empty message body")
 	}
+	if body[0] != '{' && json.Valid(body) {
+		return nil, errors.New("not a JSON object: an event is one JSON object per message")
+	}
 	if body[0] != '{' {
 		decoded, err := decodeBase64(body)
 		if err != nil {

@@ -160,9 +160,19 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
 	}
-	return worker.New(worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc,
-		Outbox: worker.OutboxConfig{StaleAfter: stale}})
+	wc := worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc,
+		Outbox: worker.OutboxConfig{StaleAfter: stale}}
+	if chaos != nil {
+		if err := chaos(&wc); err != nil {
+			return nil, usageError{err}
+		}
+	}
+	return worker.New(wc)
 }
+
+// chaos, set only in the chaos build (go build -tags chaos), adds storage fault injection and
+// shorter leases to the worker's configuration from PLATFORM_CHAOS_* variables.
+var chaos func(*worker.Config) error
 
 func (c *config) ns() (platform.Namespace, error) {
 	ns := platform.Namespace(c.namespace)

@@ -64,6 +64,17 @@ func StartSMTP(t testing.TB) *SMTPServer {
 	return s
 }
 
+// StartPlainSMTP starts a server that does not offer STARTTLS, for a client that cannot be
+// told to trust the test certificate (a worker run as a separate process).
+func StartPlainSMTP(t testing.TB) *SMTPServer {
+	t.Helper()
+	s := StartSMTP(t)
+	s.mu.Lock()
+	s.serverTLS = nil
+	s.mu.Unlock()
+	return s
+}
+
 // Mails is what the server accepted so far.
 func (s *SMTPServer) Mails() []Mail {
 	s.mu.Lock()
@@ -79,6 +90,12 @@ func (s *SMTPServer) serve() {
 		}
 		go s.session(conn)
 	}
+}
+
+func (s *SMTPServer) offersTLS() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.serverTLS != nil
 }
 
 func (s *SMTPServer) session(conn net.Conn) {
@@ -102,10 +119,16 @@ func (s *SMTPServer) session(conn net.Conn) {
 				reply("250-testenv\r\n250-8BITMIME\r\n250 AUTH PLAIN")
 			} else if overTLS {
 				reply("250-testenv\r\n250 8BITMIME")
-			} else {
+			} else if s.offersTLS() {
 				reply("250-testenv\r\n250-8BITMIME\r\n250 STARTTLS")
+			} else {
+				reply("250-testenv\r\n250 8BITMIME")
 			}
 		case "STARTTLS":
+			if !s.offersTLS() {
+				reply("454 TLS not available")
+				continue
+			}
 			reply("220 go ahead")
 			tlsConn := tls.Server(conn, s.serverTLS)
 			if err := tlsConn.Handshake(); err != nil {
