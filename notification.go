@@ -53,6 +53,7 @@ const (
 	ReasonDisabled           = "disabled"
 	ReasonCancelled          = "cancelled"
 	ReasonNoRecipients       = "no-recipients"
+	ReasonTooManyRecipients  = "too-many-recipients"
 	ReasonNoGeneratorHandler = "no-generator-handler"
 	ReasonNoTemplate         = "no-template"
 	ReasonTemplateError      = "template-error"

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/mail"
 	"slices"
 	"time"
 
@@ -220,10 +221,13 @@ func (w *Worker) CreateNotificationJob(ctx context.Context, d DirectJob, idempot
 	if err != nil {
 		return nil, false, fmt.Errorf("%w: eventData: %v", ErrInvalidJob, err)
 	}
+	if len(d.Recipients) > MaxRecipients {
+		return nil, false, fmt.Errorf("%w: recipients: at most %d, got %d", ErrInvalidJob, MaxRecipients, len(d.Recipients))
+	}
 	for i, r := range d.Recipients {
 		r = r.Normalize()
-		if (r.Channel != platform.ChannelEmail && r.Channel != platform.ChannelWebhook) || r.Address == "" {
-			return nil, false, fmt.Errorf("%w: recipients[%d]: want channel email or webhook and an address", ErrInvalidJob, i)
+		if err := w.checkRecipient(ctx, r); err != nil {
+			return nil, false, fmt.Errorf("%w: recipients[%d]: %v", ErrInvalidJob, i, err)
 		}
 		d.Recipients[i] = r
 	}
@@ -247,6 +251,27 @@ func (w *Worker) CreateNotificationJob(ctx context.Context, d DirectJob, idempot
 		return stored, false, fmt.Errorf("%w: job %s", ErrJobConflict, stored.Key)
 	}
 	return stored, created, nil
+}
+
+// MaxRecipients is the most recipients one job may have: more is a mailing, not a
+// notification, and would not fit in one table row. A generator that finds more fails the job
+// with reason too-many-recipients.
+const MaxRecipients = 100
+
+// checkRecipient refuses a recipient no provider should be handed: an email that is not one
+// bare address (a line break in it could add a header), a webhook the SSRF rule refuses.
+func (w *Worker) checkRecipient(ctx context.Context, r platform.Recipient) error {
+	switch r.Channel {
+	case platform.ChannelEmail:
+		if a, err := mail.ParseAddress(r.Address); err != nil || a.Address != r.Address {
+			return fmt.Errorf("%q is not an email address such as ada@example.com", r.Address)
+		}
+		return nil
+	case platform.ChannelWebhook:
+		return w.targets.checkURL(ctx, r.Address)
+	default:
+		return fmt.Errorf("channel %q: want email or webhook", r.Channel)
+	}
 }
 
 // CancelNotifications cancels every job carrying cancellationKey that was created before now
@@ -415,6 +440,9 @@ func (n *notifications) generate(ctx context.Context, m *queues.Message) error {
 	}
 	if len(recipients) == 0 {
 		return n.finish(ctx, job, etag, "generator", platform.JobSkipped, platform.ReasonNoRecipients)
+	}
+	if len(recipients) > MaxRecipients {
+		return n.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonTooManyRecipients)
 	}
 	var allowed []platform.Recipient
 	for _, r := range recipients {
