@@ -134,7 +134,7 @@ func TestHostileDirectJobs(t *testing.T) {
 		recipients []platform.Recipient
 		want       string
 	}{
-		"too many recipients": {many, "recipients: at most"},
+		"too many recipients":  {many, "recipients: at most"},
 		"header in an address": {[]platform.Recipient{{Channel: "email", Address: "a@example.com\r\nBcc: victim@example.com"}}, "recipients[0]"},
 		"not an address":       {[]platform.Recipient{{Channel: "email", Address: "nobody"}}, "recipients[0]"},
 		"private webhook":      {[]platform.Recipient{{Channel: "webhook", Address: "http://169.254.169.254/latest/meta-data"}}, "recipients[0]"},
