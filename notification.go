@@ -185,7 +185,10 @@ type OutgoingMessage struct {
 	LastError               string       `json:"lastError,omitempty"`
 	ProviderID              string       `json:"providerId,omitempty"`
 	LeaseUntil              time.Time    `json:"leaseUntil,omitzero"`
-	Trail                   []Step       `json:"trail,omitempty"`
+	// Claim identifies the distributor attempt that moved the message to Sending, so that
+	// attempt knows the claim is its own when the write's reply was lost.
+	Claim string `json:"claim,omitempty"`
+	Trail []Step `json:"trail,omitempty"`
 }
 
 // ContentHash identifies what the message says and to whom.

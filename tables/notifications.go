@@ -180,6 +180,7 @@ type messageEntity struct {
 	ProviderId              string `json:",omitempty"`
 	LeaseUntil              string `json:",omitempty"`
 	LeaseUntilType          string `json:"LeaseUntil@odata.type,omitempty"`
+	Claim                   string `json:",omitempty"`
 	Trail                   string `json:",omitempty"`
 }
 
@@ -242,7 +243,7 @@ func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
 		Channel: m.Recipient.Channel, Address: m.Recipient.Address, Name: m.Recipient.Name,
 		Subject: m.Subject, Text: m.Text, HTML: m.HTML, BodyBlob: m.BodyBlob, ContentHash: m.ContentHash(),
 		State: string(m.State), Attempts: int32(m.Attempts), LastError: m.LastError, ProviderId: m.ProviderID,
-		Trail: jsonString(m.Trail),
+		Claim: m.Claim, Trail: jsonString(m.Trail),
 	}
 	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
 	return e
@@ -254,6 +255,7 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 		Recipient: platform.Recipient{Channel: e.Channel, Address: e.Address, Name: e.Name},
 		Subject:   e.Subject, Text: e.Text, HTML: e.HTML, BodyBlob: e.BodyBlob,
 		State: platform.MessageState(e.State), Attempts: int(e.Attempts), LastError: e.LastError, ProviderID: e.ProviderId,
+		Claim: e.Claim,
 	}
 	var err error
 	if m.LeaseUntil, err = parseTime(e.LeaseUntil); err != nil {

@@ -599,13 +599,10 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 
 	// Claim.
 	msg.State, msg.Attempts = platform.MessageSending, msg.Attempts+1
-	msg.LeaseUntil = time.Now().Add(n.cfg.SendLease).UTC()
+	msg.LeaseUntil, msg.Claim = time.Now().Add(n.cfg.SendLease).UTC(), randomUUID()
 	msg.Trail = append(msg.Trail, n.step("distributor", "claimed", fmt.Sprintf("attempt %d", msg.Attempts)))
-	etag, err = n.messages.Update(ctx, msg, etag)
-	if errors.Is(err, platform.ErrConflict) {
-		return nil // another distributor claimed it first
-	}
-	if err != nil {
+	etag, err = n.claim(ctx, msg, etag)
+	if err != nil || etag == "" {
 		return err
 	}
 
@@ -652,6 +649,25 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 		return fmt.Errorf("send %s: %w", msg.Key, err) // retried with the consumer's backoff
 	}
 	return nil
+}
+
+// claim writes msg, moved to Sending under a fresh Claim, at etag, and returns the new ETag,
+// or "" when another distributor claimed the message first. A 412 can also be the claim's
+// own echo (the write happened, its reply was lost, and the retry met the new ETag): the
+// stored row tells which.
+func (n *notifications) claim(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) (tables.ETag, error) {
+	etag, err := n.messages.Update(ctx, msg, etag)
+	if !errors.Is(err, platform.ErrConflict) {
+		return etag, err
+	}
+	stored, etag, err := n.messages.Get(ctx, msg.Key)
+	if err != nil {
+		return "", err // redelivered: it finds the row Sending, waits out the lease, reports Unknown
+	}
+	if stored.State != platform.MessageSending || stored.Claim != msg.Claim {
+		return "", nil
+	}
+	return etag, nil
 }
 
 func (n *notifications) provider(channel string) (Provider, error) {
