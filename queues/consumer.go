@@ -423,8 +423,9 @@ func (f *inflight) delete(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if _, err := f.c.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
-		// The work is done and idempotent; the message will be handled again, harmlessly.
-		f.log.WithError(storage.Translate(err)).Warn("delete after success failed; the message will be redelivered")
+		// The work is done and idempotent. A 404 may mean the delete did happen and only its
+		// reply was lost; either way, a message that reappears is handled again, harmlessly.
+		f.log.WithError(storage.Translate(err)).Warn("delete after success failed; if the message reappears, handling it again is harmless")
 	}
 }
 
