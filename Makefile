@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race lint azurite/up azurite/down postgres/up postgres/down clean
+.PHONY: help build run test test/race chaos lint azurite/up azurite/down postgres/up postgres/down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -20,6 +20,13 @@ test: azurite/up postgres/up ## start Azurite and a test PostgreSQL if needed; r
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 test/race: test ## same as test: the race detector is always on
+
+CHAOS_ARGS ?=
+CHAOS_FILTER := grep -E '^(chaos:|--- |FAIL|ok|\s+chaos_test)'
+chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then again with 10 % storage faults; nothing may be lost or duplicated
+	go build -tags chaos -o bin/platform-chaos ./cmd/platform
+	set -o pipefail; go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args $(CHAOS_ARGS) | $(CHAOS_FILTER)
+	set -o pipefail; go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS) | $(CHAOS_FILTER)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -163,3 +163,30 @@ func TestHostileDirectJobs(t *testing.T) {
 		t.Fatalf("%d mails for one idempotent job", n)
 	}
 }
+
+// Event data of any length in a subject is clipped: no header line may exceed SMTP's 998
+// bytes (a relay would cut or refuse it).
+func TestLongDataInTheSubjectIsClipped(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
+	w := env.start(env.config())
+	name := strings.Repeat("Ada ", 1000)
+	if _, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+		EventData: []byte(`{"firstName":"` + name + `"}`), Recipients: []platform.Recipient{{Channel: "email", Address: "long@example.com"}}}, ""); err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w)
+	mails := env.smtp.Mails()
+	if len(mails) != 1 {
+		t.Fatalf("%d mails, want 1", len(mails))
+	}
+	for _, line := range strings.Split(mails[0].Data, "\r\n") {
+		if len(line) > 998 {
+			t.Fatalf("a line of %d bytes: %.120s…", len(line), line)
+		}
+	}
+	subject, _ := new(mime.WordDecoder).DecodeHeader(mails[0].Header.Get("Subject"))
+	if !strings.HasPrefix(subject, "Welcome, Ada Ada") || !strings.HasSuffix(subject, "…") {
+		t.Fatalf("subject %q: want the start of the data, clipped", subject)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"sync"
 	texttemplate "text/template"
 	"time"
+	"unicode/utf8"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/blobs"
@@ -76,6 +77,17 @@ func (s *templateStore) blob(ctx context.Context, name string) (*mappings.Templa
 	return t, nil
 }
 
+// maxSubjectRunes bounds a subject: SMTP limits a header line to 998 bytes, and a subject is
+// read in a list, not in full. Event data in a subject can be any length.
+const maxSubjectRunes = 200
+
+func clipSubject(s string) string {
+	if utf8.RuneCountInString(s) <= maxSubjectRunes {
+		return s
+	}
+	return string([]rune(s)[:maxSubjectRunes-1]) + "…"
+}
+
 // render fills a template. Subject and text are text/template; HTML is html/template, so data
 // from events is escaped. A header line never carries a line break.
 func render(t *mappings.Template, data renderData) (subject, text, html string, err error) {
@@ -91,7 +103,7 @@ func render(t *mappings.Template, data renderData) (subject, text, html string, 
 	if subject, err = exec("subject", t.Subject); err != nil {
 		return
 	}
-	subject = strings.Join(strings.Fields(strings.NewReplacer("<no value>", "").Replace(subject)), " ")
+	subject = clipSubject(strings.Join(strings.Fields(strings.NewReplacer("<no value>", "").Replace(subject)), " "))
 	if text, err = exec("text", t.Text); err != nil {
 		return
 	}

@@ -1,0 +1,82 @@
+package platform_test
+
+import (
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+	"unicode/utf8"
+
+	"github.com/platform/platform"
+)
+
+// unescapeKey inverts EscapeKey (%XX → the byte).
+func unescapeKey(t *testing.T, k string) string {
+	var b strings.Builder
+	for i := 0; i < len(k); i++ {
+		if k[i] != '%' {
+			b.WriteByte(k[i])
+			continue
+		}
+		n, err := strconv.ParseUint(k[i+1:i+3], 16, 8)
+		if err != nil {
+			t.Fatalf("escaped key %q: bad escape at %d", k, i)
+		}
+		b.WriteByte(byte(n))
+		i += 2
+	}
+	return b.String()
+}
+
+// FuzzEscapeKey: an escaped key is legal for Azure Tables (no / \ # ? or control characters,
+// valid UTF-8), decodes back to its input, and two inputs never share a key.
+func FuzzEscapeKey(f *testing.F) {
+	for _, s := range []string{"", "plain", "a/b", `a\b`, "a#b", "a?b", "100%", "%2F", "\x00\x1f\x7f", "\u0085", "\xff\xfe", "é/ü", "order/7\\8#9?\x00\u2028"} {
+		f.Add(s, "a/b")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		ka := platform.EscapeKey(a)
+		if !utf8.ValidString(ka) || strings.ContainsAny(ka, "/\\#?") {
+			t.Fatalf("EscapeKey(%q) = %q: not a legal key", a, ka)
+		}
+		for _, r := range ka {
+			if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
+				t.Fatalf("EscapeKey(%q) = %q: control character %U", a, ka, r)
+			}
+		}
+		if back := unescapeKey(t, ka); back != a {
+			t.Fatalf("EscapeKey(%q) = %q decodes to %q", a, ka, back)
+		}
+		if a != b && ka == platform.EscapeKey(b) {
+			t.Fatalf("%q and %q share the key %q", a, b, ka)
+		}
+	})
+}
+
+// FuzzHistoryRowKey: over the whole accepted range (1601-9999, 100 ns), row keys have one
+// length and sort newest first.
+func FuzzHistoryRowKey(f *testing.F) {
+	f.Add(int64(0), int64(1), int64(0), int64(0))
+	f.Add(int64(-11644473600), int64(253402300799), int64(0), int64(9999999))
+	f.Add(int64(1795384668), int64(1795384668), int64(1), int64(2))
+	f.Fuzz(func(t *testing.T, secA, secB, tickA, tickB int64) {
+		// Seconds and 100 ns ticks, not UnixNano, which overflows past 2262.
+		first, last := int64(-11644473600), int64(253402300799) // 1601-01-01, 9999-12-31T23:59:59
+		clamp := func(s, lo, hi int64) int64 {
+			if s < lo || s > hi {
+				s = lo + (s%(hi-lo+1)+(hi-lo+1))%(hi-lo+1)
+			}
+			return s
+		}
+		ta := time.Unix(clamp(secA, first, last), clamp(tickA, 0, 9_999_999)*100).UTC()
+		tb := time.Unix(clamp(secB, first, last), clamp(tickB, 0, 9_999_999)*100).UTC()
+		ka, kb := platform.HistoryRowKey(ta, 12, 2), platform.HistoryRowKey(tb, 12, 2)
+		if len(ka) != len(kb) {
+			t.Fatalf("keys of different lengths: %s (%s), %s (%s)", ka, ta, kb, tb)
+		}
+		switch {
+		case ta.Before(tb) && !(ka > kb), ta.After(tb) && !(ka < kb), ta.Equal(tb) && ka != kb:
+			t.Fatalf("%s → %s and %s → %s: not newest first", ta, ka, tb, kb)
+		}
+	})
+}
