@@ -72,6 +72,11 @@ type ConsumerConfig struct {
 	VisibilityTimeout time.Duration
 	// MaxDequeueCount: a message that failed this many deliveries goes to poison. Default 5.
 	MaxDequeueCount int
+	// MaxUnfinishedDeliveries: a message delivered more often than this without its handler
+	// ever returning (the worker was killed or stopped each time: a message that crashes it)
+	// goes to poison. Default 2 × MaxDequeueCount: deliveries are also spent by replicas
+	// killed or redeployed around a healthy message, and by dequeue replies lost on the way.
+	MaxUnfinishedDeliveries int
 	// RetryBackoff is the delay before the first retry; it doubles each time, with ±20 %
 	// jitter, up to MaxRetryBackoff. Defaults 2s and 5m.
 	RetryBackoff, MaxRetryBackoff time.Duration
@@ -90,6 +95,7 @@ func (c *ConsumerConfig) setDefaults() {
 	c.Concurrency = cmp.Or(c.Concurrency, 64)
 	c.VisibilityTimeout = cmp.Or(c.VisibilityTimeout, 30*time.Second)
 	c.MaxDequeueCount = cmp.Or(c.MaxDequeueCount, 5)
+	c.MaxUnfinishedDeliveries = cmp.Or(c.MaxUnfinishedDeliveries, 2*c.MaxDequeueCount)
 	c.RetryBackoff = cmp.Or(c.RetryBackoff, 2*time.Second)
 	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, 5*time.Minute)
 	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
@@ -114,6 +120,8 @@ func (c *ConsumerConfig) validate() error {
 		return fmt.Errorf("consumer %s: VisibilityTimeout %s: want 1s-7d", c.Queue, c.VisibilityTimeout)
 	case c.MaxDequeueCount < 1:
 		return fmt.Errorf("consumer %s: MaxDequeueCount %d: want at least 1", c.Queue, c.MaxDequeueCount)
+	case c.MaxUnfinishedDeliveries < 1:
+		return fmt.Errorf("consumer %s: MaxUnfinishedDeliveries %d: want at least 1", c.Queue, c.MaxUnfinishedDeliveries)
 	}
 	return nil
 }
@@ -346,9 +354,9 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(handleCtx), 30*time.Second)
 	defer cancel()
 
-	if m.DequeueCount > int64(c.cfg.MaxDequeueCount) {
+	if limit := c.cfg.MaxUnfinishedDeliveries; m.DequeueCount > int64(limit) {
 		// Delivered too often without being settled: the worker died or was stopped each time.
-		reason := fmt.Sprintf("delivered %d times, more than the maximum of %d", m.DequeueCount, c.cfg.MaxDequeueCount)
+		reason := fmt.Sprintf("delivered %d times, more than the maximum of %d", m.DequeueCount, limit)
 		if st.LastError != "" {
 			reason += "; last error: " + st.LastError
 		} else {
