@@ -31,6 +31,7 @@ chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
+	go vet -tags chaos ./chaos ./cmd/platform
 
 azurite/up: ## install (npm, pinned) and start Azurite on 127.0.0.1:10000-10002; no-op if up
 	@azurite/up.sh
