@@ -22,11 +22,10 @@ test: azurite/up postgres/up ## start Azurite and a test PostgreSQL if needed; r
 test/race: test ## same as test: the race detector is always on
 
 CHAOS_ARGS ?=
-CHAOS_FILTER := grep -E '^(chaos:|--- |FAIL|ok|\s+chaos_test)'
 chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then again with 10 % storage faults; nothing may be lost or duplicated
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
-	set -o pipefail; go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args $(CHAOS_ARGS) | $(CHAOS_FILTER)
-	set -o pipefail; go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS) | $(CHAOS_FILTER)
+	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args $(CHAOS_ARGS)
+	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -169,8 +169,11 @@ func TestChaos(t *testing.T) {
 	}
 
 	c := check(t, ns, want, smtp, hooks)
-	fmt.Printf("chaos: events=%d kills=%d lost=%d duplicated=%d unknown=%d poison=%d faults=%g%% published=%d seed=%d\n",
+	summary := fmt.Sprintf("chaos: events=%d kills=%d lost=%d duplicated=%d unknown=%d poison=%d faults=%g%% published=%d seed=%d",
 		*flagEvents, kills, c.lost, c.duplicated, c.unknown, c.poison, *flagFaults*100, want.published, seed)
+	fmt.Println(summary)
+	// The verdict stays with the logs, whatever happens to this output.
+	_ = os.WriteFile(filepath.Join(logs, "verdict.txt"), []byte(summary+"\n"+strings.Join(append(problems, c.problems...), "\n")+"\n"), 0o644)
 	for _, p := range c.problems {
 		t.Error(p)
 	}

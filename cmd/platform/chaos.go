@@ -3,12 +3,14 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/platform/platform/internal/faults"
+	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/worker"
 )
 
@@ -18,8 +20,22 @@ import (
 //	PLATFORM_CHAOS_SEED         the fault draw's seed (default: the process id)
 //	PLATFORM_CHAOS_SEND_LEASE   the distributor's send lease (default: the worker's, 2m)
 //	PLATFORM_CHAOS_VISIBILITY   how long a dequeued message stays hidden (default 30s)
+//	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind; write the counts there as
+//	                            JSON every 100 ms (make bench reads them)
 func init() {
 	chaos = func(cfg *worker.Config) error {
+		if path := os.Getenv("PLATFORM_CHAOS_COUNT_FILE"); path != "" {
+			counter := &storage.Counter{}
+			cfg.Account.Counter = counter
+			go func() {
+				for range time.Tick(100 * time.Millisecond) {
+					b, _ := json.Marshal(counter.Snapshot())
+					if err := os.WriteFile(path+".tmp", b, 0o644); err == nil {
+						_ = os.Rename(path+".tmp", path)
+					}
+				}
+			}()
+		}
 		if s := os.Getenv("PLATFORM_CHAOS_FAULT_RATE"); s != "" {
 			rate, err := strconv.ParseFloat(s, 64)
 			if err != nil {
