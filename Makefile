@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race chaos lint azurite/up azurite/down postgres/up postgres/down clean
+.PHONY: help build run test test/race chaos bench lint azurite/up azurite/down postgres/up postgres/down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -26,6 +26,11 @@ chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then 
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
 	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args $(CHAOS_ARGS)
 	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS)
+
+BENCH_ARGS ?=
+bench: azurite/up ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000)
+	go build -tags chaos -o bin/platform-chaos ./cmd/platform
+	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
 
 lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/sirupsen/logrus"
 
@@ -77,16 +78,28 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	if accepted == 0 {
 		return platform.Permanent(fmt.Errorf("unknown eventTypeId %d: no post-processor has a mapping for it", ev.EventTypeID))
 	}
+	// The concerns are independent: they run at once, so an event takes as long as its
+	// slowest concern, not the sum of them (the handler's slot is held that much less).
+	var todo []PostProcessor
+	for _, p := range r.processors {
+		if p.Accepts(ev) && !m.Done(p.Name()) {
+			todo = append(todo, p)
+		}
+	}
+	results := make([]error, len(todo))
+	var wg sync.WaitGroup
+	for i, p := range todo[min(1, len(todo)):] {
+		wg.Add(1)
+		go func() { defer wg.Done(); results[i+1] = p.Process(ctx, ev) }()
+	}
+	if len(todo) > 0 {
+		results[0] = todo[0].Process(ctx, ev)
+	}
+	wg.Wait()
 	var errs []error
 	allPermanent := true
-	for _, p := range r.processors {
-		if !p.Accepts(ev) {
-			continue
-		}
-		if m.Done(p.Name()) {
-			continue
-		}
-		if err := p.Process(ctx, ev); err != nil {
+	for i, p := range todo {
+		if err := results[i]; err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
 			allPermanent = allPermanent && platform.IsPermanent(err)
 			continue

@@ -1,0 +1,141 @@
+//go:build bench
+
+package bench
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
+	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/testenv"
+)
+
+// runFloor measures the storage floor of a scenario: the same number of events, published the
+// same way, pushed through as many queue hops as the worker's enqueues per event, each hop
+// with the worker's consumer shape (dequeue 32 when half of 64 slots are free) and its share
+// of the table reads and writes the worker made per event — and no logic at all. Its
+// throughput is what storage allows this mix at this concurrency; the worker's divided by it
+// is the ratio.
+func runFloor(t *testing.T, r *result) float64 {
+	ns := testenv.Namespace(t)
+	stages := max(1, int(math.Round(r.perEvent[storage.KindEnqueue])))
+	reads := r.perEvent[storage.KindTableRead]
+	writes := r.perEvent[storage.KindTableWrite]
+	table := tableClient(t, ns.Table("Floor"))
+	if _, err := table.CreateTable(context.Background(), nil); err != nil {
+		t.Fatal(err)
+	}
+	qs := make([]*azqueue.QueueClient, stages)
+	for i := range qs {
+		qs[i] = queueClient(t, ns.Queue(fmt.Sprintf("floor-%d", i)))
+		if _, err := qs[i].Create(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// share(i, total) spreads a per-event count over the stages: stage i's whole share, with
+	// the fractions carried by a per-message draw so the totals match.
+	share := func(stage int, total float64, seq int64) int {
+		lo, hi := total*float64(stage)/float64(stages), total*float64(stage+1)/float64(stages)
+		n := int(hi) - int(lo)
+		if frac := hi - lo - float64(n); frac > 0 && float64(seq%1000)/1000 < frac {
+			n++
+		}
+		return n
+	}
+	// A message handled twice (a delete that failed, a visibility that ran out) counts once:
+	// the clock stops when every distinct event is through.
+	var mu sync.Mutex
+	finished := map[string]bool{}
+	var done, last atomic.Int64
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	for i := range stages {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			consume(ctx, qs[i], func(m *azqueue.DequeuedMessage, seq int64) {
+				pk := *m.MessageID
+				entity := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":"","Body":%q}`, pk, *m.MessageText)
+				for range share(i, writes, seq) {
+					if _, err := table.UpsertEntity(ctx, []byte(entity), &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil && ctx.Err() == nil {
+						t.Error(err)
+					}
+				}
+				for range share(i, reads, seq) {
+					_, _ = table.GetEntity(ctx, pk, "", nil) // found or not: one read either way
+				}
+				if i+1 < stages {
+					if _, err := qs[i+1].EnqueueMessage(ctx, *m.MessageText, &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr(int32(-1))}); err != nil && ctx.Err() == nil {
+						t.Error(err)
+					}
+				}
+				if _, err := qs[i].DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil && ctx.Err() == nil {
+					t.Error(err)
+				}
+				if i+1 == stages {
+					mu.Lock()
+					if !finished[*m.MessageText] {
+						finished[*m.MessageText] = true
+						if len(finished) == r.events {
+							last.Store(time.Now().UnixNano())
+						}
+					}
+					done.Store(int64(len(finished)))
+					mu.Unlock()
+				}
+			})
+		}()
+	}
+	bodies := make([]string, r.events)
+	for i := range bodies {
+		bodies[i] = fmt.Sprintf("%s%08d", r.body[:len(r.body)-8], i) // as long as the worker's, each distinct
+	}
+	floor := &result{}
+	publishTo(t, ns, fmt.Sprintf("floor-%d", 0), bodies, floor)
+	testenv.Eventually(t, 5*time.Minute, "the floor's events through every stage", func() bool { return done.Load() >= int64(r.events) })
+	cancel()
+	wg.Wait()
+	span := time.Unix(0, last.Load()).Sub(floor.start)
+	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, publish %s, span %s", stages, reads, writes, floor.publishSpan, span)
+	return float64(r.events) / span.Seconds()
+}
+
+// consume is the worker's consumer shape without its logic: batches of 32, fetched when half
+// of 64 slots are free, idle polls from 100 ms doubling to 1 s.
+func consume(ctx context.Context, q *azqueue.QueueClient, handle func(*azqueue.DequeuedMessage, int64)) {
+	slots := make(chan struct{}, 64)
+	var seq atomic.Int64
+	poll := 100 * time.Millisecond
+	for ctx.Err() == nil {
+		for len(slots) > 32 {
+			time.Sleep(time.Millisecond)
+		}
+		resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: to.Ptr(int32(32)), VisibilityTimeout: to.Ptr(int32(30))})
+		if err != nil || len(resp.Messages) == 0 {
+			select {
+			case <-ctx.Done():
+			case <-time.After(poll):
+			}
+			poll = min(2*poll, time.Second)
+			continue
+		}
+		poll = 100 * time.Millisecond
+		for _, m := range resp.Messages {
+			slots <- struct{}{}
+			go func() {
+				defer func() { <-slots }()
+				handle(m, seq.Add(1))
+			}()
+		}
+	}
+}
