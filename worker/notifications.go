@@ -93,6 +93,13 @@ func (n *notifications) ensureJob(ctx context.Context, j *platform.NotificationJ
 		j.EventData, j.EventDataBlob = nil, name
 	}
 	j.Trail = []platform.Step{n.step(stage, "created", "")}
+	j.CreatedAt = time.Now().UTC()
+	if n.dueNow(ctx, j) {
+		// The scheduler would release it at once: write it released, and skip the hop (one
+		// enqueue, dequeue, delete, read and write fewer per job).
+		j.State, j.DueAt = platform.JobGenerating, j.CreatedAt
+		j.Trail = append(j.Trail, n.step("scheduler", "released to generator", "at creation: enabled, no delay, no cancellation key"))
+	}
 	stored, etag, created, err := n.jobs.Ensure(ctx, j)
 	if err != nil {
 		return nil, false, err
@@ -100,12 +107,29 @@ func (n *notifications) ensureJob(ctx context.Context, j *platform.NotificationJ
 	if !created && stored.ContentHash() != j.ContentHash() {
 		return stored, false, n.conflict(ctx, stored, etag, stage)
 	}
-	if created || stored.State == platform.JobCreated {
-		if err := n.enqueueJob(ctx, platform.QueueNotificationScheduler, stored.Key, 0); err != nil {
-			return nil, false, err
-		}
+	// A job found as it was created (this is a redelivery; the first one may have died
+	// before sending the next step) gets its next step again: duplicates are harmless.
+	switch stored.State {
+	case platform.JobCreated:
+		err = n.enqueueJob(ctx, platform.QueueNotificationScheduler, stored.Key, 0)
+	case platform.JobGenerating:
+		err = n.enqueueJob(ctx, platform.QueueNotificationGenerator, stored.Key, 0)
+	}
+	if err != nil {
+		return nil, false, err
 	}
 	return stored, created, nil
+}
+
+// dueNow reports whether the scheduler would release job j at once: its option is enabled
+// with no delay, it has no sendAt ahead and no cancellation key to look up. Anything else (a
+// missing option too) takes the scheduler's path, which explains itself in the trail.
+func (n *notifications) dueNow(ctx context.Context, j *platform.NotificationJob) bool {
+	if n.settings == nil || j.CancellationKey != "" || j.SendAt.After(j.CreatedAt) {
+		return false // not started (a tool creating a job), or the scheduler must look
+	}
+	opt, err := n.settings.Option(ctx, j.BusinessUnitID, j.NotificationEventTypeID)
+	return err == nil && opt.IsEnabled && opt.DelaySeconds == 0
 }
 
 func (n *notifications) conflict(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag, stage string) error {
