@@ -113,7 +113,11 @@ func (n *notifications) ensureJob(ctx context.Context, j *platform.NotificationJ
 	case platform.JobCreated:
 		err = n.enqueueJob(ctx, platform.QueueNotificationScheduler, stored.Key, 0)
 	case platform.JobGenerating:
-		err = n.enqueueJob(ctx, platform.QueueNotificationGenerator, stored.Key, 0)
+		next := stageMessage{JobKey: stored.Key}
+		if created {
+			next.Job, next.ETag = stored, etag // the generator's first delivery needs no read
+		}
+		err = n.enqueueStage(ctx, platform.QueueNotificationGenerator, next, 0)
 	}
 	if err != nil {
 		return nil, false, err
@@ -149,11 +153,37 @@ func (n *notifications) conflict(ctx context.Context, stored *platform.Notificat
 type stageMessage struct {
 	JobKey     string `json:"jobKey,omitempty"`
 	MessageKey string `json:"messageKey,omitempty"`
+	// ETag with Job or Message is the row as its writer just wrote it, so the next stage's
+	// first delivery needs no read. Only a first delivery trusts it: a redelivery reads the
+	// row, which may have moved on. A write at a stale ETag fails (412) and changes nothing.
+	ETag    tables.ETag               `json:"etag,omitempty"`
+	Job     *platform.NotificationJob `json:"job,omitempty"`
+	Message *platform.OutgoingMessage `json:"message,omitempty"`
+}
+
+// maxCarried bounds a stage message that carries its row: past it the row is left out and
+// read instead (a queue message holds 64 KiB).
+const maxCarried = 48 << 10
+
+func (n *notifications) enqueueStage(ctx context.Context, queue string, sm stageMessage, delay time.Duration) error {
+	b, _ := json.Marshal(sm)
+	if len(b) > maxCarried {
+		sm.ETag, sm.Job, sm.Message = "", nil, nil
+		b, _ = json.Marshal(sm)
+	}
+	return n.queues.Enqueue(ctx, queue, string(b), delay)
 }
 
 func (n *notifications) enqueueJob(ctx context.Context, queue, jobKey string, delay time.Duration) error {
-	b, _ := json.Marshal(stageMessage{JobKey: jobKey})
-	return n.queues.Enqueue(ctx, queue, string(b), delay)
+	return n.enqueueStage(ctx, queue, stageMessage{JobKey: jobKey}, delay)
+}
+
+// carried is the row a first delivery carries, if any.
+func carried[T any](m *queues.Message, row *T, etag tables.ETag) (*T, tables.ETag, bool) {
+	if m.DequeueCount != 1 || row == nil || etag == "" {
+		return nil, "", false
+	}
+	return row, etag, true
 }
 
 func decodeStage(m *queues.Message) (stageMessage, error) {
@@ -430,12 +460,14 @@ func (n *notifications) generate(ctx context.Context, m *queues.Message) error {
 	if err != nil {
 		return err
 	}
-	job, etag, err := n.jobs.Get(ctx, s.JobKey)
-	if errors.Is(err, platform.ErrNotFound) {
-		return platform.Permanent(fmt.Errorf("job %s does not exist", s.JobKey))
-	}
-	if err != nil {
-		return err
+	job, etag, ok := carried(m, s.Job, s.ETag)
+	if !ok {
+		if job, etag, err = n.jobs.Get(ctx, s.JobKey); errors.Is(err, platform.ErrNotFound) {
+			return platform.Permanent(fmt.Errorf("job %s does not exist", s.JobKey))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	if job.State.Final() {
 		return nil
@@ -529,8 +561,7 @@ func (n *notifications) ensureMessage(ctx context.Context, msg *platform.Outgoin
 	if stored.State != platform.MessagePending {
 		return nil // already on its way, or settled
 	}
-	b, _ := json.Marshal(stageMessage{MessageKey: msg.Key})
-	return n.queues.Enqueue(ctx, platform.QueueNotificationDistributor, string(b), 0)
+	return n.enqueueStage(ctx, platform.QueueNotificationDistributor, stageMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, 0)
 }
 
 func (n *notifications) jobData(ctx context.Context, job *platform.NotificationJob) (map[string]any, error) {
@@ -592,12 +623,14 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 	if err != nil {
 		return err
 	}
-	msg, etag, err := n.messages.Get(ctx, s.MessageKey)
-	if errors.Is(err, platform.ErrNotFound) {
-		return platform.Permanent(fmt.Errorf("message %s does not exist", s.MessageKey))
-	}
-	if err != nil {
-		return err
+	msg, etag, ok := carried(qm, s.Message, s.ETag)
+	if !ok {
+		if msg, etag, err = n.messages.Get(ctx, s.MessageKey); errors.Is(err, platform.ErrNotFound) {
+			return platform.Permanent(fmt.Errorf("message %s does not exist", s.MessageKey))
+		}
+		if err != nil {
+			return err
+		}
 	}
 	log := n.log.WithField("messageKey", msg.Key)
 	switch msg.State {
@@ -676,22 +709,31 @@ func (n *notifications) distribute(ctx context.Context, qm *queues.Message) erro
 }
 
 // claim writes msg, moved to Sending under a fresh Claim, at etag, and returns the new ETag,
-// or "" when another distributor claimed the message first. A 412 can also be the claim's
-// own echo (the write happened, its reply was lost, and the retry met the new ETag): the
-// stored row tells which.
+// or "" when another distributor claimed the message first. On a 412 the stored row tells
+// what happened: Sending under this Claim is the claim's own echo (the write happened, its
+// reply was lost, the retry met the new ETag); still Pending means the ETag was stale (a
+// carried row that moved on) and the claim is made again on the row as stored.
 func (n *notifications) claim(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) (tables.ETag, error) {
-	etag, err := n.messages.Update(ctx, msg, etag)
-	if !errors.Is(err, platform.ErrConflict) {
-		return etag, err
+	for range 2 {
+		newTag, err := n.messages.Update(ctx, msg, etag)
+		if !errors.Is(err, platform.ErrConflict) {
+			return newTag, err
+		}
+		stored, storedTag, err := n.messages.Get(ctx, msg.Key)
+		if err != nil {
+			return "", err // redelivered: it finds the row as it is and decides again
+		}
+		switch {
+		case stored.State == platform.MessageSending && stored.Claim == msg.Claim:
+			return storedTag, nil
+		case stored.State != platform.MessagePending:
+			return "", nil // claimed, sent or settled by another distributor
+		}
+		stored.State, stored.Attempts, stored.LeaseUntil, stored.Claim = msg.State, stored.Attempts+1, msg.LeaseUntil, msg.Claim
+		stored.Trail = append(stored.Trail, msg.Trail[len(msg.Trail)-1])
+		*msg, etag = *stored, storedTag
 	}
-	stored, etag, err := n.messages.Get(ctx, msg.Key)
-	if err != nil {
-		return "", err // redelivered: it finds the row Sending, waits out the lease, reports Unknown
-	}
-	if stored.State != platform.MessageSending || stored.Claim != msg.Claim {
-		return "", nil
-	}
-	return etag, nil
+	return "", nil // lost the race twice: whoever won sends it
 }
 
 func (n *notifications) provider(channel string) (Provider, error) {
