@@ -93,7 +93,9 @@ func (n *notifications) ensureJob(ctx context.Context, j *platform.NotificationJ
 		j.EventData, j.EventDataBlob = nil, name
 	}
 	j.Trail = []platform.Step{n.step(stage, "created", "")}
-	j.CreatedAt = time.Now().UTC()
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = time.Now().UTC()
+	}
 	if n.dueNow(ctx, j) {
 		// The scheduler would release it at once: write it released, and skip the hop (one
 		// enqueue, dequeue, delete, read and write fewer per job).

@@ -28,6 +28,8 @@ type PostProcessor interface {
 	// type). An event that no concern accepts is an unknown type: poisoned, never retried.
 	Accepts(ev *platform.EntityEvent) bool
 	// Process applies the concern's effects. A platform.Permanent error means no retry helps.
+	// It runs at the same time as the other concerns' Process on the same event: it must
+	// treat ev as read-only (copy what it changes).
 	Process(ctx context.Context, ev *platform.EntityEvent) error
 }
 
