@@ -195,7 +195,7 @@ func (o *outbox) lead(ctx context.Context) {
 	t := time.NewTicker(o.cfg.PollInterval)
 	defer t.Stop()
 	for {
-		for hold() && o.materializeBatch(ctx) {
+		for hold() && o.materializeBatch(ctx, hold) {
 		}
 		select {
 		case <-ctx.Done():
@@ -215,7 +215,10 @@ func (o *outbox) IsLeaderNow() bool {
 const materializeBatch = 100
 
 // materializeBatch materializes up to a batch of confirmed intents; true when there may be more.
-func (o *outbox) materializeBatch(ctx context.Context) bool {
+// held is asked before each intent (it renews the lease when due, at no request otherwise): a
+// replica whose lease ran out mid-batch stops at once, instead of publishing intents the new
+// leader already published, after the queues looked drained (found by make chaos).
+func (o *outbox) materializeBatch(ctx context.Context, held func() bool) bool {
 	intents, err := o.store.List(ctx, platform.IntentConfirmed, "", materializeBatch)
 	if err != nil {
 		if ctx.Err() == nil {
@@ -224,6 +227,9 @@ func (o *outbox) materializeBatch(ctx context.Context) bool {
 		return false
 	}
 	for _, in := range intents {
+		if !held() {
+			return false
+		}
 		if err := o.materialize(ctx, in); err != nil {
 			if ctx.Err() == nil {
 				o.log.WithError(err).WithField("sourceKey", in.SourceKey).Warn("materialize failed; the next pass repeats it")

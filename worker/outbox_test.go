@@ -8,6 +8,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -391,5 +392,84 @@ func TestOutboxClaimChecksLargePayloads(t *testing.T) {
 	}
 	if string(rows[0].Snapshot) != string(ev.Payload) {
 		t.Fatalf("snapshot of %d bytes, want %d", len(rows[0].Snapshot), len(ev.Payload))
+	}
+}
+
+// lapsingLease slows every enqueue to entity-events and lets the materializer acquire its
+// lease once, then refuses every renewal and acquisition: the lease runs out mid-batch.
+type lapsingLease struct {
+	mu       sync.Mutex
+	acquired time.Time
+	enqueues []time.Time
+}
+
+func (l *lapsingLease) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	action := r.Header.Get("x-ms-lease-action")
+	if v := r.Header["x-ms-lease-action"]; len(v) > 0 { // the SDK sets it under its lowercase name
+		action = v[0]
+	}
+	if action == "acquire" || action == "renew" {
+		l.mu.Lock()
+		first := l.acquired.IsZero() && action == "acquire"
+		l.mu.Unlock()
+		if !first {
+			return nil, errors.New("injected: the lease service is unreachable from this replica")
+		}
+		resp, err := req.Next()
+		if err == nil && resp.StatusCode < 300 {
+			l.mu.Lock()
+			l.acquired = time.Now()
+			l.mu.Unlock()
+		}
+		return resp, err
+	}
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "-entity-events/messages") {
+		time.Sleep(500 * time.Millisecond)
+		resp, err := req.Next()
+		l.mu.Lock()
+		l.enqueues = append(l.enqueues, time.Now())
+		l.mu.Unlock()
+		return resp, err
+	}
+	return req.Next()
+}
+
+// A materializer whose lease runs out in the middle of a batch stops there: past the lease,
+// another replica leads and publishes the same intents, so going on would publish them again
+// after the queues looked drained (found by make chaos at 10 % faults).
+func TestMaterializerStopsWhenItsLeaseLapsesMidBatch(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	service, err := worker.New(outboxConfig(env))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := service.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 40 {
+		ev := mustEvent(t, i+1, "2026-11-22T10:00:00Z")
+		in, err := service.AppendIntent(context.Background(), ev, nil)
+		if err == nil {
+			_, err = service.ConfirmIntent(context.Background(), in.SourceKey)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	lease := &lapsingLease{}
+	cfg := outboxConfig(env)
+	cfg.Account = storage.Account{Policies: []policy.Policy{lease}, Retry: &policy.RetryOptions{MaxRetries: -1}}
+	env.start(cfg)
+	time.Sleep(17 * time.Second) // past the 15 s lease
+	lease.mu.Lock()
+	defer lease.mu.Unlock()
+	if lease.acquired.IsZero() || len(lease.enqueues) == 0 {
+		t.Fatalf("acquired at %v, %d enqueues: the materializer never ran", lease.acquired, len(lease.enqueues))
+	}
+	if last := lease.enqueues[len(lease.enqueues)-1]; !last.Before(lease.acquired.Add(15 * time.Second)) {
+		t.Fatalf("published %d events, the last %s after acquiring a 15 s lease it could not renew",
+			len(lease.enqueues), last.Sub(lease.acquired).Round(time.Millisecond))
 	}
 }
