@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/http"
@@ -86,7 +87,7 @@ func TestBench(t *testing.T) {
 		}
 		r.floor = runFloor(t, r)
 		var kinds []string
-		for _, k := range slices.Sorted(mapsKeys(r.perEvent)) {
+		for _, k := range slices.Sorted(maps.Keys(r.perEvent)) {
 			kinds = append(kinds, fmt.Sprintf("%s=%.3f", k, r.perEvent[k]))
 		}
 		t.Logf("%s: published %d events in %s, effects done %s after the first publish; per event: %s; idle empty polls %d; worker CPU %.2fs, Azurite CPU %.2fs",
@@ -101,16 +102,6 @@ func TestBench(t *testing.T) {
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
-
-func mapsKeys[M ~map[K]V, K comparable, V any](m M) func(func(K) bool) {
-	return func(yield func(K) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
-}
 
 // ---- the scenarios --------------------------------------------------------------------------
 
