@@ -36,6 +36,7 @@ lint: ## gofmt and go vet
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	go vet ./...
 	go vet -tags chaos ./chaos ./cmd/platform
+	go vet -tags bench ./bench
 
 azurite/up: ## install (npm, pinned) and start Azurite on 127.0.0.1:10000-10002; no-op if up
 	@azurite/up.sh
