@@ -30,12 +30,15 @@ func runFloor(t *testing.T, r *result) float64 {
 	stages := max(1, int(math.Round(r.perEvent[storage.KindEnqueue])))
 	reads := r.perEvent[storage.KindTableRead]
 	writes := r.perEvent[storage.KindTableWrite]
-	table := tableClient(t, ns.Table("Floor"))
-	if _, err := table.CreateTable(context.Background(), nil); err != nil {
-		t.Fatal(err)
-	}
+	// A table and a queue per stage, as the worker's stages write their own tables (Azurite
+	// slows down as one table grows).
+	tabs := make([]*aztables.Client, stages)
 	qs := make([]*azqueue.QueueClient, stages)
 	for i := range qs {
+		tabs[i] = tableClient(t, ns.Table(fmt.Sprintf("Floor%d", i)))
+		if _, err := tabs[i].CreateTable(context.Background(), nil); err != nil {
+			t.Fatal(err)
+		}
 		qs[i] = queueClient(t, ns.Queue(fmt.Sprintf("floor-%d", i)))
 		if _, err := qs[i].Create(context.Background(), nil); err != nil {
 			t.Fatal(err)
@@ -63,6 +66,7 @@ func runFloor(t *testing.T, r *result) float64 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			table := tabs[i]
 			consume(ctx, qs[i], func(m *azqueue.DequeuedMessage, seq int64) {
 				pk := *m.MessageID
 				entity := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":"","Body":%q}`, pk, *m.MessageText)
@@ -121,7 +125,7 @@ func consume(ctx context.Context, q *azqueue.QueueClient, handle func(*azqueue.D
 		for len(slots) > 32 {
 			time.Sleep(time.Millisecond)
 		}
-		resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: to.Ptr(int32(32)), VisibilityTimeout: to.Ptr(int32(30))})
+		resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: to.Ptr(int32(32)), VisibilityTimeout: to.Ptr(int32(300))})
 		if err != nil || len(resp.Messages) == 0 {
 			select {
 			case <-ctx.Done():
