@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"maps"
 	"math"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -304,7 +303,7 @@ func startWorker(t *testing.T, binary string, ns platform.Namespace, smtp *teste
 			t.Fatalf("seed: %v: %s", err, out)
 		}
 	}
-	addr := freeAddr(t)
+	addr := testenv.FreeAddr(t)
 	w := &workerProc{counts: filepath.Join(dir, "counts.json")}
 	w.cmd = exec.Command(binary, "worker")
 	w.cmd.Env = append(env, "PLATFORM_HTTP_ADDR="+addr, "PLATFORM_CHAOS_COUNT_FILE="+w.counts)
@@ -432,15 +431,6 @@ func azuritePID(t *testing.T) int {
 	}
 	t.Fatal("cannot find the Azurite process to measure its CPU")
 	return 0
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 func maxTime(a, b time.Time) time.Time {

@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -119,7 +118,7 @@ func TestChaos(t *testing.T) {
 	}
 	fleet := make([]*replica, *flagReplicas)
 	for i := range fleet {
-		fleet[i] = &replica{name: fmt.Sprintf("replica-%d", i), binary: binary, env: workerEnv, addr: freeAddr(t), logs: logs}
+		fleet[i] = &replica{name: fmt.Sprintf("replica-%d", i), binary: binary, env: workerEnv, addr: testenv.FreeAddr(t), logs: logs}
 		fleet[i].start(t)
 	}
 	t.Cleanup(func() {
@@ -156,7 +155,7 @@ func TestChaos(t *testing.T) {
 	drainCtx, stop := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer stop()
 	drain := exec.CommandContext(drainCtx, binary, "worker", "--drain")
-	drain.Env = append(os.Environ(), append(workerEnv, "PLATFORM_HTTP_ADDR="+freeAddr(t))...)
+	drain.Env = append(os.Environ(), append(workerEnv, "PLATFORM_HTTP_ADDR="+testenv.FreeAddr(t))...)
 	drainLog, _ := os.Create(filepath.Join(logs, "drain.log"))
 	drain.Stdout, drain.Stderr = drainLog, drainLog
 	start := time.Now()
@@ -448,15 +447,6 @@ func run(t *testing.T, binary string, env []string, args ...string) string {
 		t.Fatalf("platform %s: %v: %s", strings.Join(args, " "), err, errOut.String())
 	}
 	return out.String()
-}
-
-func freeAddr(t *testing.T) string {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
 }
 
 // ---- what the providers received ------------------------------------------------------------

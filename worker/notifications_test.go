@@ -514,6 +514,11 @@ func TestStorageRequestsPerDeliveredEmail(t *testing.T) {
 	if c[storage.KindTableWrite] == 0 || c[storage.KindEnqueue] != 3*n { // publish, generator, distributor: no scheduler hop
 		t.Fatalf("counts look wrong: %v", c)
 	}
+	// The generator and the distributor take the row their message carries: without it they
+	// read the job and the message, 2 reads per email.
+	if c[storage.KindTableRead] > n/4 {
+		t.Fatalf("%d table reads for %d emails: the stages read rows their messages carry", c[storage.KindTableRead], n)
+	}
 }
 
 // failFirstEnqueue fails the first enqueue to one queue before it reaches storage: the row of
