@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 )
@@ -15,8 +16,9 @@ import (
 // ...). Every attempt counts, retries included: that is what the account is billed and
 // throttled on. Safe for concurrent use.
 type Counter struct {
-	mu     sync.Mutex
-	counts map[string]int64
+	mu      sync.Mutex
+	counts  map[string]int64
+	elapsed map[string]time.Duration
 }
 
 // Request kinds.
@@ -42,19 +44,28 @@ func (c *Counter) Snapshot() map[string]int64 {
 	return maps.Clone(c.counts)
 }
 
+// Elapsed is the time the requests of each kind took so far, summed: from sending the
+// request to its response's headers (and the whole body of a dequeue).
+func (c *Counter) Elapsed() map[string]time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return maps.Clone(c.elapsed)
+}
+
 // Reset sets every count back to zero.
 func (c *Counter) Reset() {
 	c.mu.Lock()
-	c.counts = nil
+	c.counts, c.elapsed = nil, nil
 	c.mu.Unlock()
 }
 
-func (c *Counter) add(kind string) {
+func (c *Counter) add(kind string, took time.Duration) {
 	c.mu.Lock()
 	if c.counts == nil {
-		c.counts = map[string]int64{}
+		c.counts, c.elapsed = map[string]int64{}, map[string]time.Duration{}
 	}
 	c.counts[kind]++
+	c.elapsed[kind] += took
 	c.mu.Unlock()
 }
 
@@ -67,6 +78,7 @@ type countPolicy struct {
 
 func (p *countPolicy) Do(req *policy.Request) (*http.Response, error) {
 	kind := classify(p.service, req.Raw())
+	start := time.Now()
 	resp, err := req.Next()
 	if kind == KindDequeue && err == nil && resp.StatusCode == http.StatusOK {
 		// Idle polling is not work: tell an empty dequeue from one that brought messages.
@@ -77,7 +89,7 @@ func (p *countPolicy) Do(req *policy.Request) (*http.Response, error) {
 			kind = KindDequeueEmpty
 		}
 	}
-	p.c.add(kind)
+	p.c.add(kind, time.Since(start))
 	return resp, err
 }
 
