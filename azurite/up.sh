@@ -32,7 +32,7 @@ if [ ! -x node_modules/.bin/azurite ]; then
 fi
 
 nohup node_modules/.bin/azurite \
-  --silent --skipApiVersionCheck --inMemoryPersistence --disableProductStyleUrl \
+  --silent --skipApiVersionCheck --inMemoryPersistence --disableProductStyleUrl --disableTelemetry \
   --blobHost 127.0.0.1 --blobPort 10000 \
   --queueHost 127.0.0.1 --queuePort 10001 \
   --tableHost 127.0.0.1 --tablePort 10002 >azurite.log 2>&1 &
