@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race chaos bench lint azurite/up azurite/down postgres/up postgres/down clean
+.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -28,7 +28,7 @@ chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then 
 	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS)
 
 BENCH_ARGS ?=
-bench: azurite/up ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000)
+bench: azurite/install ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000)
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
 	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
 
@@ -37,6 +37,9 @@ lint: ## gofmt and go vet
 	go vet ./...
 	go vet -tags chaos ./chaos ./cmd/platform
 	go vet -tags bench ./bench
+
+azurite/install: ## install the pinned Azurite with npm; no-op if installed
+	@test -x azurite/node_modules/.bin/azurite || (cd azurite && npm ci --no-audit --no-fund --loglevel=error)
 
 azurite/up: ## install (npm, pinned) and start Azurite on 127.0.0.1:10000-10002; no-op if up
 	@azurite/up.sh

@@ -35,14 +35,14 @@ import (
 )
 
 var (
-	flagScenario   = flag.String("scenario", "history,notify", "scenarios to run, comma-separated")
-	flagHistory    = flag.Int("history", 5000, "events in the history scenario")
-	flagNotify     = flag.Int("notify", 1000, "events in the notify scenario")
-	flagPublishers = flag.Int("publishers", 16, "concurrent publishers")
-	flagBinary     = flag.String("platform", "../bin/platform-chaos", "the worker binary (the chaos build: it reports its request counts)")
+	flagScenario       = flag.String("scenario", "history,notify", "scenarios to run, comma-separated")
+	flagHistory        = flag.Int("history", 5000, "events in the history scenario")
+	flagNotify         = flag.Int("notify", 1000, "events in the notify scenario")
+	flagPublishers     = flag.Int("publishers", 16, "concurrent publishers")
+	flagBinary         = flag.String("platform", "../bin/platform-chaos", "the worker binary (the chaos build: it reports its request counts)")
+	flagProfile        = flag.String("worker-cpuprofile", "", "write the worker's CPU profile of each scenario's measured window to DIR/SCENARIO.pprof")
+	flagAzuriteProfile = flag.String("azurite-cpuprofile", "", "write each phase's Azurite CPU profile (V8 .cpuprofile: Chrome DevTools, speedscope) to DIR")
 )
-
-func TestMain(m *testing.M) { testenv.Main(m) }
 
 // nonWork are request kinds that are not work per event: creating queues and tables, and the
 // empty dequeues of idle polling (a function of time, not of events).
@@ -51,18 +51,22 @@ var nonWork = map[string]bool{storage.KindQueueAdmin: true, storage.KindTableAdm
 type result struct {
 	scenario              string
 	events                int
-	start                 time.Time // the first publish
-	throughput, floor     float64   // events/s
+	throughput, floor     float64 // events/s
 	perEvent              map[string]float64
+	meanMS                map[string]float64 // mean time of a request, by kind
 	publisherCounts       map[string]int64
 	txPerEvent            float64
 	workerCPU, azuriteCPU float64 // seconds
 	p50, p99              time.Duration
+	paced                 float64 // events/s of the latency phase
 	rssMB                 float64
 	emptyPolls            int64
+	idle                  map[string]float64 // requests/s by kind of the idle worker
+	drainRequests         int64              // the worker's requests that are work, publishes left out
 	publishSpan           time.Duration
-	effectSpan            time.Duration
-	body                  string // a typical message, for the floor
+	drainSpan             time.Duration
+	bodies                []string                                       // the backlog, for the floor
+	keys                  func(ev *platform.EntityEvent) (pk, rk string) // the worker's row keys, for the floor
 }
 
 func TestBench(t *testing.T) {
@@ -74,23 +78,39 @@ func TestBench(t *testing.T) {
 		t.Fatalf("%s: %v (make bench builds it)", binary, err)
 	}
 	var lines []string
-	for _, sc := range strings.Split(*flagScenario, ",") {
-		var r *result
-		switch sc {
+	for _, name := range strings.Split(*flagScenario, ",") {
+		var sc scenario
+		switch name {
 		case "history":
-			r = runHistory(t, binary, *flagHistory)
+			sc = historyScenario(*flagHistory)
 		case "notify":
-			r = runNotify(t, binary, *flagNotify)
+			sc = notifyScenario(*flagNotify)
 		default:
-			t.Fatalf("scenario %q: want history or notify", sc)
+			t.Fatalf("scenario %q: want history or notify", name)
 		}
-		r.floor = runFloor(t, r)
-		var kinds []string
+		// Each phase is a subtest so that its Azurite and worker are gone before the next starts.
+		var r *result
+		if !t.Run(name+"-worker", func(t *testing.T) { r = run(t, binary, sc) }) {
+			t.FailNow()
+		}
+		var floorMS map[string]float64
+		if !t.Run(name+"-floor", func(t *testing.T) { r.floor, floorMS = runFloor(t, r) }) {
+			t.FailNow()
+		}
+		var kinds, took []string
 		for _, k := range slices.Sorted(maps.Keys(r.perEvent)) {
 			kinds = append(kinds, fmt.Sprintf("%s=%.3f", k, r.perEvent[k]))
+			took = append(took, fmt.Sprintf("%s=%.1f/%.1f", k, r.meanMS[k], floorMS[k]))
 		}
-		t.Logf("%s: published %d events in %s, effects done %s after the first publish; per event: %s; idle empty polls %d; worker CPU %.2fs, Azurite CPU %.2fs",
-			r.scenario, r.events, r.publishSpan.Round(time.Millisecond), r.effectSpan.Round(time.Millisecond), strings.Join(kinds, " "), r.emptyPolls, r.workerCPU, r.azuriteCPU)
+		t.Logf("%s: mean ms per request, worker/floor: %s", r.scenario, strings.Join(took, " "))
+		var idle []string
+		for _, k := range slices.Sorted(maps.Keys(r.idle)) {
+			idle = append(idle, fmt.Sprintf("%s=%.2f", k, r.idle[k]))
+		}
+		t.Logf("%s: the idle worker's requests per second, left out of the work per event: %s", r.scenario, strings.Join(idle, " "))
+		t.Logf("%s: published %d events in %s, drained in %s; per event: %s; empty polls %d; worker CPU %.2fs, Azurite CPU %.2fs (%.2f ms per request); latency at %.0f events/s",
+			r.scenario, r.events, r.publishSpan.Round(time.Millisecond), r.drainSpan.Round(time.Millisecond), strings.Join(kinds, " "), r.emptyPolls,
+			r.workerCPU, r.azuriteCPU, 1000*r.azuriteCPU/float64(r.drainRequests), r.paced)
 		lines = append(lines, fmt.Sprintf("bench scenario=%s events=%d throughput=%.0f/s floor=%.0f/s ratio=%.2f tx_per_event=%.2f cpu_ratio=%.2f p50_ms=%.0f p99_ms=%.0f rss_mb=%.0f",
 			r.scenario, r.events, r.throughput, r.floor, r.throughput/r.floor, r.txPerEvent, r.workerCPU/r.azuriteCPU,
 			ms(r.p50), ms(r.p99), r.rssMB))
@@ -104,27 +124,174 @@ func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // ---- the scenarios --------------------------------------------------------------------------
 
-func runHistory(t *testing.T, binary string, n int) *result {
-	ns := testenv.Namespace(t)
-	w := startWorker(t, binary, ns, nil)
-	body := func(i int) string {
-		return fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":"b0000000-0000-4000-8000-%012d","businessUnitId":42,`+
-			`"createdOn":"2026-11-22T10:00:00Z","changedFields":["firstName"],"payload":{"firstName":"Ada","lastName":"Lovelace"}}`, i)
+// A scenario is what history and notify do differently: their events, the worker's settings,
+// and where their effects are seen.
+type scenario struct {
+	name   string
+	events int
+	body   func(i int) string
+	seed   []string // SQL for the worker's settings
+	smtp   bool
+	// keys are the keys of the rows the worker writes for an event. The floor writes rows
+	// keyed the same way: Azurite finds a row by a binary index on RowKey and then scans, so
+	// what a write costs it depends on the keys' shape.
+	keys func(ev *platform.EntityEvent) (pk, rk string)
+	// effects starts watching a namespace's effects; done reports, for the event keys given,
+	// when each one's effect happened (false while any is missing).
+	effects func(t *testing.T, az *azurite, ns platform.Namespace, smtp *testenv.SMTPServer) (done func(keys map[string]time.Time) (map[string]time.Time, bool))
+}
+
+func historyScenario(n int) scenario {
+	return scenario{
+		name: "history", events: n,
+		body: func(i int) string {
+			return fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":"b0000000-0000-4000-8000-%012d","businessUnitId":42,`+
+				`"createdOn":%q,"changedFields":["firstName"],"payload":{"firstName":"Ada","lastName":"Lovelace"}}`, i, createdOn(i))
+		},
+		keys: func(ev *platform.EntityEvent) (string, string) {
+			return platform.HistoryPartitionKey(ev.EntityTypeID, ev.Identity()), platform.HistoryRowKey(ev.CreatedOn, ev.EventTypeID, ev.ActionTypeID)
+		},
+		// The effect's time is the history row's own: Azure's Timestamp, set when it was
+		// written. The table is read once the queues are drained, not while the worker works.
+		effects: func(t *testing.T, az *azurite, ns platform.Namespace, _ *testenv.SMTPServer) func(map[string]time.Time) (map[string]time.Time, bool) {
+			hist := tableClient(t, az.acct, ns.Table(platform.TableEntityHistory))
+			return func(keys map[string]time.Time) (map[string]time.Time, bool) {
+				if !drained(t, az, ns) {
+					return nil, false
+				}
+				at := rowTimes(t, hist)
+				out := make(map[string]time.Time, len(keys))
+				for k := range keys {
+					got, ok := at[k]
+					if !ok {
+						return nil, false
+					}
+					out[k] = got
+				}
+				return out, true
+			}
+		},
 	}
-	hist := tableClient(t, ns.Table(platform.TableEntityHistory))
-	// Warm up: the queues and tables exist, the worker's pipeline is hot.
-	r := &result{scenario: "history", events: n, body: body(0)}
-	publishAll(t, ns, []string{body(n)}, nil)
-	testenv.Eventually(t, 30*time.Second, "the warm-up event", func() bool { return countRows(t, hist) == 1 })
+}
+
+func notifyScenario(n int) scenario {
+	return scenario{
+		name: "notify", events: n, smtp: true,
+		body: func(i int) string {
+			return fmt.Sprintf(`{"eventTypeId":31,"entityTypeId":3,"actionTypeId":1,"entityGuid":"c0000000-0000-4000-8000-%012d","businessUnitId":42,`+
+				`"createdOn":%q,"notificationEventTypeId":102,"payload":{"summary":"Incident %d"}}`, i, createdOn(i), i)
+		},
+		// Job and message rows: the job key (or the message key, which starts with it), one
+		// row per partition with an empty RowKey.
+		keys: func(ev *platform.EntityEvent) (string, string) {
+			return platform.EscapeKey("notification-job:102:" + ev.Key()), ""
+		},
+		seed: []string{`INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, 102, TRUE, 'email', 0 WHERE NOT EXISTS (SELECT 1 FROM NotificationOption);
+INSERT INTO NotificationSubscriber (BusinessUnitId, NotificationEventTypeId, Channel, Address, DisplayName) SELECT 42, 102, 'email', 'ops@example.com', 'Ops' WHERE NOT EXISTS (SELECT 1 FROM NotificationSubscriber);`},
+		// The effect is the mail's arrival at the SMTP server.
+		effects: func(t *testing.T, az *azurite, ns platform.Namespace, smtp *testenv.SMTPServer) func(map[string]time.Time) (map[string]time.Time, bool) {
+			var mu sync.Mutex
+			received := map[string]time.Time{}
+			smtp.OnMail = func(m testenv.Mail) {
+				key := m.Header.Get("X-Platform-Message-Key")
+				key = strings.TrimPrefix(key[:strings.Index(key, "|")], "notification-job:102:")
+				mu.Lock()
+				received[key] = time.Now()
+				mu.Unlock()
+			}
+			return func(keys map[string]time.Time) (map[string]time.Time, bool) {
+				mu.Lock()
+				defer mu.Unlock()
+				out := make(map[string]time.Time, len(keys))
+				for k := range keys {
+					got, ok := received[k]
+					if !ok {
+						return nil, false
+					}
+					out[k] = got
+				}
+				return out, true
+			}
+		},
+	}
+}
+
+// run measures a scenario as the issue words it: the events are published, then drained by
+// the worker. The worker is stopped while they are published, so the drain starts from the
+// whole backlog and its span is the worker's alone; the floor drains the same backlog. Then,
+// with the worker still running, a latency phase publishes at half the drain's throughput
+// and times each event from its publish to its effect.
+func run(t *testing.T, binary string, sc scenario) *result {
+	az, ns := startAzurite(t), testenv.NewNamespace()
+	var smtp *testenv.SMTPServer
+	if sc.smtp {
+		smtp = testenv.StartPlainSMTP(t)
+	}
+	w := newWorker(t, binary, az, ns, smtp, sc.seed...)
+	done := sc.effects(t, az, ns, smtp)
+	// Every effect carries its own time, so looking twice a second is enough, and asks
+	// little of the Azurite being measured.
+	until := func(within time.Duration, what string, keys map[string]time.Time) map[string]time.Time {
+		deadline := time.Now().Add(within)
+		for {
+			if at, ok := done(keys); ok {
+				return at
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out after %s waiting for %s", within, what)
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
+	}
+
+	// Warm up: the queues and tables exist. Measure what the worker asks of storage when it
+	// has nothing to do. Then stop it and publish the backlog.
+	w.start(t)
+	until(30*time.Second, "the warm-up event", publishAll(t, az, ns, []string{sc.body(sc.events + 1)}, nil))
+	r := &result{scenario: sc.name, events: sc.events, bodies: seq(sc.events, sc.body), keys: sc.keys}
+	r.idle = w.idleRate(t, 5*time.Second)
+	w.stop(t)
+	backlog := publishAll(t, az, ns, r.bodies, r)
 
 	m := w.measure(t)
-	published := publishAll(t, ns, seq(n, body), r)
-	waitDrained(t, ns, 5*time.Minute)
+	last := maxOf(until(10*time.Minute, "the backlog drained", backlog))
+	r.drainSpan = last.Sub(m.start)
+	r.throughput = float64(r.events) / r.drainSpan.Seconds()
 	m.stop(t, r)
 
-	// The effect's time is the row's own: Azure's Timestamp, set when it was written.
+	// Latency at a steady half of that throughput, for about 10 s.
+	r.paced = r.throughput / 2
+	n := min(max(int(r.paced*10), 20), 1000)
+	published := publishPaced(t, az, ns, seq(n, func(i int) string { return sc.body(sc.events + 2 + i) }), r.paced)
+	effects := until(5*time.Minute, "the paced events' effects", published)
 	var lat []time.Duration
+	for k, at := range published {
+		lat = append(lat, effects[k].Sub(at))
+	}
+	slices.Sort(lat)
+	r.p50 = lat[len(lat)/2]
+	r.p99 = lat[int(math.Ceil(0.99*float64(len(lat))))-1]
+	return r
+}
+
+// createdOn is event i's time: a second apart, as occurrences on distinct entities would be.
+func createdOn(i int) string {
+	return time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC).Add(time.Duration(i) * time.Second).Format(time.RFC3339)
+}
+
+func maxOf(at map[string]time.Time) time.Time {
 	var last time.Time
+	for _, v := range at {
+		if v.After(last) {
+			last = v
+		}
+	}
+	return last
+}
+
+// rowTimes is each history row's Timestamp by its event key.
+func rowTimes(t *testing.T, hist *aztables.Client) map[string]time.Time {
+	out := map[string]time.Time{}
 	pager := hist.NewListEntitiesPager(&aztables.ListEntitiesOptions{Select: to.Ptr("EventKey,Timestamp")})
 	for pager.More() {
 		page, err := pager.NextPage(context.Background())
@@ -139,70 +306,10 @@ func runHistory(t *testing.T, binary string, n int) *result {
 			if err := json.Unmarshal(raw, &e); err != nil {
 				t.Fatal(err)
 			}
-			if at, ok := published[e.EventKey]; ok {
-				lat = append(lat, e.Timestamp.Sub(at))
-				last = maxTime(last, e.Timestamp)
-			}
+			out[e.EventKey] = e.Timestamp
 		}
 	}
-	if len(lat) != n {
-		t.Fatalf("%d history rows for %d events", len(lat), n)
-	}
-	r.finish(lat, last)
-	return r
-}
-
-func runNotify(t *testing.T, binary string, n int) *result {
-	ns := testenv.Namespace(t)
-	smtp := testenv.StartPlainSMTP(t)
-	var mu sync.Mutex
-	received := map[string]time.Time{} // event key → when its mail arrived
-	smtp.OnMail = func(m testenv.Mail) {
-		key := m.Header.Get("X-Platform-Message-Key")
-		key = strings.TrimPrefix(key[:strings.Index(key, "|")], "notification-job:102:")
-		mu.Lock()
-		received[key] = time.Now()
-		mu.Unlock()
-	}
-	w := startWorker(t, binary, ns, smtp, `INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, 102, TRUE, 'email', 0 WHERE NOT EXISTS (SELECT 1 FROM NotificationOption);
-INSERT INTO NotificationSubscriber (BusinessUnitId, NotificationEventTypeId, Channel, Address, DisplayName) SELECT 42, 102, 'email', 'ops@example.com', 'Ops' WHERE NOT EXISTS (SELECT 1 FROM NotificationSubscriber);`)
-	body := func(i int) string {
-		return fmt.Sprintf(`{"eventTypeId":31,"entityTypeId":3,"actionTypeId":1,"entityGuid":"c0000000-0000-4000-8000-%012d","businessUnitId":42,`+
-			`"createdOn":"2026-11-22T10:00:00Z","notificationEventTypeId":102,"payload":{"summary":"Incident %d"}}`, i, i)
-	}
-	r := &result{scenario: "notify", events: n, body: body(0)}
-	publishAll(t, ns, []string{body(n)}, nil)
-	got := func() int { mu.Lock(); defer mu.Unlock(); return len(received) }
-	testenv.Eventually(t, 30*time.Second, "the warm-up mail", func() bool { return got() == 1 })
-
-	m := w.measure(t)
-	published := publishAll(t, ns, seq(n, body), r)
-	testenv.Eventually(t, 5*time.Minute, "every mail", func() bool { return got() == n+1 })
-	waitDrained(t, ns, time.Minute)
-	m.stop(t, r)
-
-	mu.Lock()
-	defer mu.Unlock()
-	var lat []time.Duration
-	var last time.Time
-	for key, at := range published {
-		got, ok := received[key]
-		if !ok {
-			t.Fatalf("no mail for %s", key)
-		}
-		lat = append(lat, got.Sub(at))
-		last = maxTime(last, got)
-	}
-	r.finish(lat, last)
-	return r
-}
-
-func (r *result) finish(lat []time.Duration, last time.Time) {
-	slices.Sort(lat)
-	r.p50 = lat[len(lat)/2]
-	r.p99 = lat[int(math.Ceil(0.99*float64(len(lat))))-1]
-	r.effectSpan = last.Sub(r.start)
-	r.throughput = float64(r.events) / r.effectSpan.Seconds()
+	return out
 }
 
 // ---- publishing -------------------------------------------------------------------------------
@@ -217,9 +324,9 @@ func seq(n int, body func(int) string) []string {
 
 // publishAll enqueues the bodies with the configured concurrency, as services would, and
 // returns when each event was published. With r, the publisher's requests are added to r's
-// counts and the first publish starts r's clock.
-func publishAll(t *testing.T, ns platform.Namespace, bodies []string, r *result) map[string]time.Time {
-	at := publishTo(t, ns, platform.QueueEntityEvents, bodies, r)
+// counts.
+func publishAll(t *testing.T, az *azurite, ns platform.Namespace, bodies []string, r *result) map[string]time.Time {
+	at := publishTo(t, az, ns, platform.QueueEntityEvents, bodies, r)
 	out := make(map[string]time.Time, len(bodies))
 	for i, b := range bodies {
 		ev, err := platform.DecodeEvent([]byte(b))
@@ -232,9 +339,9 @@ func publishAll(t *testing.T, ns platform.Namespace, bodies []string, r *result)
 }
 
 // publishTo enqueues bodies to queue name and returns when each was published.
-func publishTo(t *testing.T, ns platform.Namespace, name string, bodies []string, r *result) []time.Time {
+func publishTo(t *testing.T, az *azurite, ns platform.Namespace, name string, bodies []string, r *result) []time.Time {
 	counter := &storage.Counter{}
-	q, err := queues.New(storage.Account{Counter: counter}, ns)
+	q, err := queues.New(az.counted(counter), ns)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,40 +364,84 @@ func publishTo(t *testing.T, ns platform.Namespace, name string, bodies []string
 	}
 	wg.Wait()
 	if r != nil {
-		r.start, r.publishSpan = start, time.Since(start)
+		r.publishSpan = time.Since(start)
 		r.publisherCounts = counter.Snapshot()
 	}
 	return at
 }
 
-func waitDrained(t *testing.T, ns platform.Namespace, within time.Duration) {
-	q, err := queues.New(storage.Account{}, ns)
+// publishPaced enqueues the bodies one by one at rate per second and returns when each event
+// was published.
+func publishPaced(t *testing.T, az *azurite, ns platform.Namespace, bodies []string, rate float64) map[string]time.Time {
+	q, err := queues.New(az.acct, ns)
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, within, "the work queues drained", func() bool {
-		for _, name := range platform.WorkQueues {
-			if n, err := q.ApproximateCount(context.Background(), name); err != nil || n > 0 {
-				return false
-			}
+	out := make(map[string]time.Time, len(bodies))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, b := range bodies {
+		time.Sleep(time.Until(start.Add(time.Duration(float64(i) / rate * float64(time.Second)))))
+		ev, err := platform.DecodeEvent([]byte(b))
+		if err != nil {
+			t.Fatal(err)
 		}
-		return true
-	})
+		wg.Add(1)
+		go func() { // a slow enqueue must not delay the next one's turn
+			defer wg.Done()
+			at := time.Now()
+			if err := q.Enqueue(context.Background(), platform.QueueEntityEvents, b, 0); err != nil {
+				t.Error(err)
+			}
+			mu.Lock()
+			out[ev.Key()] = at
+			mu.Unlock()
+		}()
+	}
+	wg.Wait()
+	return out
+}
+
+// drained tells whether the work queues are empty.
+func drained(t *testing.T, az *azurite, ns platform.Namespace) bool {
+	q, err := queues.New(az.acct, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range platform.WorkQueues {
+		if n, err := q.ApproximateCount(context.Background(), name); err != nil || n > 0 {
+			return false
+		}
+	}
+	return true
 }
 
 // ---- the worker process -----------------------------------------------------------------------
 
 type workerProc struct {
-	cmd    *exec.Cmd
-	counts string
+	az      *azurite
+	binary  string
+	env     []string
+	dir     string
+	cmd     *exec.Cmd // the running process, if any
+	counts  string
+	profile string // where the worker writes its CPU profile, when asked for one
 }
 
-func startWorker(t *testing.T, binary string, ns platform.Namespace, smtp *testenv.SMTPServer, seed ...string) *workerProc {
+// newWorker prepares a worker's configuration and seeds its settings; start runs it.
+func newWorker(t *testing.T, binary string, az *azurite, ns platform.Namespace, smtp *testenv.SMTPServer, seed ...string) *workerProc {
 	dir := t.TempDir()
-	env := append(os.Environ(), "PLATFORM_NAMESPACE="+string(ns), "PLATFORM_SETTINGS_DSN="+filepath.Join(dir, "settings.db"),
-		"PLATFORM_LOG_LEVEL=warn", "PLATFORM_LOG_FORMAT=json")
+	w := &workerProc{az: az, binary: binary, dir: dir, counts: filepath.Join(dir, "counts.json")}
+	w.env = append(os.Environ(), "PLATFORM_STORAGE_CONNECTION_STRING="+az.acct.ConnectionString,
+		"PLATFORM_NAMESPACE="+string(ns), "PLATFORM_SETTINGS_DSN="+filepath.Join(dir, "settings.db"),
+		"PLATFORM_LOG_LEVEL=warn", "PLATFORM_LOG_FORMAT=json", "PLATFORM_CHAOS_COUNT_FILE="+w.counts)
 	if smtp != nil {
-		env = append(env, "PLATFORM_SMTP_ADDR="+smtp.Addr)
+		w.env = append(w.env, "PLATFORM_SMTP_ADDR="+smtp.Addr)
+	}
+	if *flagProfile != "" {
+		w.profile = filepath.Join(dir, "cpu.pprof")
+		w.env = append(w.env, "PLATFORM_CHAOS_CPU_PROFILE="+w.profile)
 	}
 	for i, s := range seed {
 		f := filepath.Join(dir, fmt.Sprintf("seed%d.sql", i))
@@ -298,27 +449,30 @@ func startWorker(t *testing.T, binary string, ns platform.Namespace, smtp *teste
 			t.Fatal(err)
 		}
 		cmd := exec.Command(binary, "seed", f)
-		cmd.Env = env
+		cmd.Env = w.env
 		if out, err := cmd.CombinedOutput(); err != nil {
 			t.Fatalf("seed: %v: %s", err, out)
 		}
 	}
+	t.Cleanup(func() { w.stop(t) })
+	return w
+}
+
+// start runs the worker and returns when it is ready.
+func (w *workerProc) start(t *testing.T) {
+	_ = os.Remove(w.counts) // the new process writes its own
 	addr := testenv.FreeAddr(t)
-	w := &workerProc{counts: filepath.Join(dir, "counts.json")}
-	w.cmd = exec.Command(binary, "worker")
-	w.cmd.Env = append(env, "PLATFORM_HTTP_ADDR="+addr, "PLATFORM_CHAOS_COUNT_FILE="+w.counts)
-	log, err := os.Create(filepath.Join(dir, "worker.log"))
+	w.cmd = exec.Command(w.binary, "worker")
+	w.cmd.Env = append(w.env, "PLATFORM_HTTP_ADDR="+addr)
+	log, err := os.OpenFile(filepath.Join(w.dir, "worker.log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatal(err)
 	}
+	defer log.Close()
 	w.cmd.Stdout, w.cmd.Stderr = log, log
 	if err := w.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() {
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-		_ = w.cmd.Wait()
-	})
 	testenv.Eventually(t, 30*time.Second, "the worker ready", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {
@@ -327,60 +481,139 @@ func startWorker(t *testing.T, binary string, ns platform.Namespace, smtp *teste
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	})
-	return w
 }
 
+// stop stops the worker gracefully, if it runs.
+func (w *workerProc) stop(t *testing.T) {
+	if w.cmd == nil {
+		return
+	}
+	_ = w.cmd.Process.Signal(syscall.SIGTERM)
+	if err := w.cmd.Wait(); err != nil {
+		t.Errorf("the worker: %v (log in %s)", err, w.dir)
+	}
+	w.cmd = nil
+}
+
+// measurement covers a fresh worker process from its start: its CPU, its request counts and
+// its peak memory are its own, and Azurite's CPU is read from the same moment.
 type measurement struct {
-	w            *workerProc
-	counts       map[string]int64
-	cpu, azurite float64
-	azuritePID   int
+	w       *workerProc
+	start   time.Time
+	azurite float64
 }
 
+// measure starts the worker and its measurement.
 func (w *workerProc) measure(t *testing.T) *measurement {
-	time.Sleep(300 * time.Millisecond) // a fresh counts file
-	pid := azuritePID(t)
-	return &measurement{w: w, counts: readCounts(t, w.counts), cpu: cpuSeconds(t, w.cmd.Process.Pid), azurite: cpuSeconds(t, pid), azuritePID: pid}
+	m := &measurement{w: w, start: time.Now(), azurite: cpuSeconds(t, w.az.pid())}
+	w.start(t)
+	w.toggleProfile(t)
+	return m
+}
+
+// toggleProfile starts the worker's CPU profile, or stops and writes it.
+func (w *workerProc) toggleProfile(t *testing.T) {
+	if w.profile != "" {
+		if err := w.cmd.Process.Signal(syscall.SIGUSR1); err != nil {
+			t.Fatal(err)
+		}
+	}
 }
 
 func (m *measurement) stop(t *testing.T, r *result) {
-	r.workerCPU = cpuSeconds(t, m.w.cmd.Process.Pid) - m.cpu
-	r.azuriteCPU = cpuSeconds(t, m.azuritePID) - m.azurite
-	time.Sleep(300 * time.Millisecond)
+	r.workerCPU = cpuSeconds(t, m.w.cmd.Process.Pid)
+	r.azuriteCPU = cpuSeconds(t, m.w.az.pid()) - m.azurite
+	r.rssMB = peakRSSMB(t, m.w.cmd.Process.Pid)
+	m.w.toggleProfile(t)
+	time.Sleep(time.Second) // the profile written, and a fresh counts file (every 500 ms)
+	if m.w.profile != "" {
+		if err := os.MkdirAll(*flagProfile, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		b, err := os.ReadFile(m.w.profile)
+		if err != nil {
+			t.Fatalf("the worker's CPU profile: %v", err)
+		}
+		out := filepath.Join(*flagProfile, r.scenario+".pprof")
+		if err := os.WriteFile(out, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("%s: CPU profile of the drain in %s (go tool pprof -top %s %s)", r.scenario, out, *flagBinary, out)
+	}
 	after := readCounts(t, m.w.counts)
+	span := time.Since(m.start).Seconds()
+	r.meanMS = meanMS(after.Counts, after.ElapsedNS)
+	r.emptyPolls = after.Counts[storage.KindDequeueEmpty]
+	// Work is what the events cost: the worker's requests and the publisher's, less what the
+	// worker asks of storage when it has nothing to do (the change bus and the outbox read
+	// once a second, whatever the load) over the same span, and less empty polls.
 	r.perEvent = map[string]float64{}
 	var work float64
-	for k, v := range after {
-		d := v - m.counts[k] + r.publisherCounts[k]
-		if k == storage.KindDequeueEmpty {
-			r.emptyPolls = d
-		}
-		if nonWork[k] || d == 0 {
+	kinds := map[string]bool{}
+	for k := range after.Counts {
+		kinds[k] = true
+	}
+	for k := range r.publisherCounts {
+		kinds[k] = true
+	}
+	for k := range kinds {
+		if nonWork[k] {
 			continue
 		}
-		r.perEvent[k] = float64(d) / float64(r.events)
-		work += float64(d)
-	}
-	for k, v := range r.publisherCounts {
-		if _, ok := after[k]; !ok && !nonWork[k] {
-			r.perEvent[k] = float64(v) / float64(r.events)
-			work += float64(v)
+		r.drainRequests += after.Counts[k]
+		d := max(0, float64(after.Counts[k])-r.idle[k]*span) + float64(r.publisherCounts[k])
+		if d > 0 {
+			r.perEvent[k] = d / float64(r.events)
+			work += d
 		}
 	}
 	r.txPerEvent = work / float64(r.events)
-	r.rssMB = peakRSSMB(t, m.w.cmd.Process.Pid)
 }
 
-func readCounts(t *testing.T, path string) map[string]int64 {
+// idleRate is the worker's requests per second by kind over a while in which it has nothing
+// to do.
+func (w *workerProc) idleRate(t *testing.T, over time.Duration) map[string]float64 {
+	time.Sleep(time.Second) // the counts of the work just done written
+	before, start := readCounts(t, w.counts), time.Now()
+	time.Sleep(over)
+	after := readCounts(t, w.counts)
+	secs := time.Since(start).Seconds()
+	rate := map[string]float64{}
+	for k, n := range after.Counts {
+		if d := n - before.Counts[k]; d > 0 {
+			rate[k] = float64(d) / secs
+		}
+	}
+	return rate
+}
+
+// requestCounts is what the chaos build writes to PLATFORM_CHAOS_COUNT_FILE.
+type requestCounts struct {
+	Counts    map[string]int64 `json:"counts"`
+	ElapsedNS map[string]int64 `json:"elapsed_ns"`
+}
+
+func readCounts(t *testing.T, path string) requestCounts {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("the worker's request counts: %v (is it the chaos build?)", err)
 	}
-	var c map[string]int64
-	if err := json.Unmarshal(b, &c); err != nil {
-		t.Fatal(err)
+	var c requestCounts
+	if err := json.Unmarshal(b, &c); err != nil || c.Counts == nil {
+		t.Fatalf("the worker's request counts %s: %v (is the binary older than the bench?)", b, err)
 	}
 	return c
+}
+
+// meanMS is the mean time of a request by kind.
+func meanMS[D int64 | time.Duration](counts map[string]int64, elapsed map[string]D) map[string]float64 {
+	out := map[string]float64{}
+	for k, n := range counts {
+		if n > 0 {
+			out[k] = float64(elapsed[k]) / float64(n) / 1e6
+		}
+	}
+	return out
 }
 
 // cpuSeconds is a process's user+system CPU time so far, from /proc/PID/stat.
@@ -412,27 +645,6 @@ func peakRSSMB(t *testing.T, pid int) float64 {
 	return 0
 }
 
-// azuritePID finds the Azurite process serving 127.0.0.1 (make azurite/up's, or any other).
-func azuritePID(t *testing.T) int {
-	if b, err := os.ReadFile("../azurite/.pid"); err == nil {
-		if pid, err := strconv.Atoi(strings.TrimSpace(string(b))); err == nil {
-			if _, err := os.Stat(fmt.Sprintf("/proc/%d", pid)); err == nil {
-				return pid
-			}
-		}
-	}
-	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
-	for _, d := range dirs {
-		b, _ := os.ReadFile(d)
-		if bytes.Contains(b, []byte("azurite")) && !bytes.Contains(b, []byte("bench")) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
-			return pid
-		}
-	}
-	t.Fatal("cannot find the Azurite process to measure its CPU")
-	return 0
-}
-
 func maxTime(a, b time.Time) time.Time {
 	if b.After(a) {
 		return b
@@ -442,8 +654,7 @@ func maxTime(a, b time.Time) time.Time {
 
 // ---- storage clients for the measurements and the floor --------------------------------------
 
-func tableClient(t *testing.T, name string) *aztables.Client {
-	acct := storage.Account{}
+func tableClient(t *testing.T, acct storage.Account, name string) *aztables.Client {
 	svc, err := aztables.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(), &aztables.ClientOptions{ClientOptions: acct.ClientOptions(storage.Table)})
 	if err != nil {
 		t.Fatal(err)
@@ -451,8 +662,7 @@ func tableClient(t *testing.T, name string) *aztables.Client {
 	return svc.NewClient(name)
 }
 
-func queueClient(t *testing.T, name string) *azqueue.QueueClient {
-	acct := storage.Account{}
+func queueClient(t *testing.T, acct storage.Account, name string) *azqueue.QueueClient {
 	svc, err := azqueue.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(), &azqueue.ClientOptions{ClientOptions: acct.ClientOptions(storage.Queue)})
 	if err != nil {
 		t.Fatal(err)

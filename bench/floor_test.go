@@ -15,18 +15,20 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 
+	"github.com/platform/platform"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 )
 
-// runFloor measures the storage floor of a scenario: the same number of events, published the
-// same way, pushed through as many queue hops as the worker's enqueues per event, each hop
+// runFloor measures the storage floor of a scenario: the same backlog of events, published the
+// same way before the clock starts, pushed through as many queue hops as the worker's enqueues per event, each hop
 // with the worker's consumer shape (dequeue 32 when half of 64 slots are free) and its share
 // of the table reads and writes the worker made per event — and no logic at all. Its
 // throughput is what storage allows this mix at this concurrency; the worker's divided by it
 // is the ratio.
-func runFloor(t *testing.T, r *result) float64 {
-	ns := testenv.Namespace(t)
+func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64) {
+	az, ns := startAzurite(t), testenv.NewNamespace()
+	counter := &storage.Counter{}
 	stages := max(1, int(math.Round(r.perEvent[storage.KindEnqueue])))
 	reads := r.perEvent[storage.KindTableRead]
 	writes := r.perEvent[storage.KindTableWrite]
@@ -35,11 +37,11 @@ func runFloor(t *testing.T, r *result) float64 {
 	tabs := make([]*aztables.Client, stages)
 	qs := make([]*azqueue.QueueClient, stages)
 	for i := range qs {
-		tabs[i] = tableClient(t, ns.Table(fmt.Sprintf("Floor%d", i)))
+		tabs[i] = tableClient(t, az.counted(counter), ns.Table(fmt.Sprintf("Floor%d", i)))
 		if _, err := tabs[i].CreateTable(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
-		qs[i] = queueClient(t, ns.Queue(fmt.Sprintf("floor-%d", i)))
+		qs[i] = queueClient(t, az.counted(counter), ns.Queue(fmt.Sprintf("floor-%d", i)))
 		if _, err := qs[i].Create(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
@@ -54,6 +56,16 @@ func runFloor(t *testing.T, r *result) float64 {
 		}
 		return n
 	}
+	// Each event's rows are keyed as the worker keys its rows.
+	keys := make(map[string][2]string, len(r.bodies))
+	for _, b := range r.bodies {
+		ev, err := platform.DecodeEvent([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		pk, rk := r.keys(ev)
+		keys[b] = [2]string{pk, rk}
+	}
 	// A message handled twice (a delete that failed, a visibility that ran out) counts once:
 	// the clock stops when every distinct event is through.
 	var mu sync.Mutex
@@ -61,6 +73,10 @@ func runFloor(t *testing.T, r *result) float64 {
 	var done, last, lateDeletes atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	// The backlog first, as the worker's, then the clock starts with the consumers.
+	floor := &result{}
+	publishTo(t, az, ns, fmt.Sprintf("floor-%d", 0), r.bodies, floor)
+	start, cpu := time.Now(), cpuSeconds(t, az.pid())
 	var wg sync.WaitGroup
 	for i := range stages {
 		wg.Add(1)
@@ -68,15 +84,15 @@ func runFloor(t *testing.T, r *result) float64 {
 			defer wg.Done()
 			table := tabs[i]
 			consume(ctx, qs[i], func(m *azqueue.DequeuedMessage, seq int64) {
-				pk := *m.MessageID
-				entity := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":"","Body":%q}`, pk, *m.MessageText)
+				k := keys[*m.MessageText]
+				entity := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":%q,"Body":%q}`, k[0], k[1], *m.MessageText)
 				for range share(i, writes, seq) {
 					if _, err := table.UpsertEntity(ctx, []byte(entity), &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil && ctx.Err() == nil {
 						t.Error(err)
 					}
 				}
 				for range share(i, reads, seq) {
-					_, _ = table.GetEntity(ctx, pk, "", nil) // found or not: one read either way
+					_, _ = table.GetEntity(ctx, k[0], k[1], nil) // found or not: one read either way
 				}
 				if i+1 < stages {
 					if _, err := qs[i+1].EnqueueMessage(ctx, *m.MessageText, &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr(int32(-1))}); err != nil && ctx.Err() == nil {
@@ -100,19 +116,20 @@ func runFloor(t *testing.T, r *result) float64 {
 			})
 		}()
 	}
-	bodies := make([]string, r.events)
-	for i := range bodies {
-		bodies[i] = fmt.Sprintf("%s%08d", r.body[:len(r.body)-8], i) // as long as the worker's, each distinct
-	}
-	floor := &result{}
-	publishTo(t, ns, fmt.Sprintf("floor-%d", 0), bodies, floor)
 	testenv.Eventually(t, 5*time.Minute, "the floor's events through every stage", func() bool { return done.Load() >= int64(r.events) })
+	cpu = cpuSeconds(t, az.pid()) - cpu
 	cancel()
 	wg.Wait()
-	span := time.Unix(0, last.Load()).Sub(floor.start)
-	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, publish %s, span %s, %d deletes after the visibility ran out",
-		stages, reads, writes, floor.publishSpan, span, lateDeletes.Load())
-	return float64(r.events) / span.Seconds()
+	span := time.Unix(0, last.Load()).Sub(start)
+	var requests int64
+	for k, n := range counter.Snapshot() {
+		if !nonWork[k] {
+			requests += n
+		}
+	}
+	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, published in %s, drained in %s, %d deletes after the visibility ran out; Azurite CPU %.2fs (%.2f ms per request)",
+		stages, reads, writes, floor.publishSpan, span, lateDeletes.Load(), cpu, 1000*cpu/float64(requests))
+	return float64(r.events) / span.Seconds(), meanMS(counter.Snapshot(), counter.Elapsed())
 }
 
 // consume is the worker's consumer shape without its logic: batches of 32, fetched when half

@@ -3,11 +3,17 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/signal"
+	"runtime/pprof"
 	"strconv"
+	"syscall"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform/internal/faults"
 	"github.com/platform/platform/internal/storage"
@@ -20,18 +26,25 @@ import (
 //	PLATFORM_CHAOS_SEED         the fault draw's seed (default: the process id)
 //	PLATFORM_CHAOS_SEND_LEASE   the distributor's send lease (default: the worker's, 2m)
 //	PLATFORM_CHAOS_VISIBILITY   how long a dequeued message stays hidden (default 30s)
-//	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind; write the counts there as
-//	                            JSON every 100 ms (make bench reads them)
+//	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind and time them; write
+//	                            {"counts":{kind:n},"elapsed_ns":{kind:ns}} there every 500 ms
+//	                            (make bench reads it)
+//	PLATFORM_CHAOS_CPU_PROFILE  on SIGUSR1 start a CPU profile, on the next SIGUSR1 write it
+//	                            there (make bench profiles exactly its measured window)
 func init() {
 	chaos = func(cfg *worker.Config) error {
 		if path := os.Getenv("PLATFORM_CHAOS_COUNT_FILE"); path != "" {
 			counter := &storage.Counter{}
 			cfg.Account.Counter = counter
 			go func() {
-				for range time.Tick(100 * time.Millisecond) {
-					b, _ := json.Marshal(counter.Snapshot())
-					if err := os.WriteFile(path+".tmp", b, 0o644); err == nil {
-						_ = os.Rename(path+".tmp", path)
+				var last []byte
+				for range time.Tick(500 * time.Millisecond) {
+					b, _ := json.Marshal(map[string]any{"counts": counter.Snapshot(), "elapsed_ns": counter.Elapsed()})
+					if bytes.Equal(b, last) {
+						continue
+					}
+					if err := os.WriteFile(path+".tmp", b, 0o644); err == nil && os.Rename(path+".tmp", path) == nil {
+						last = b
 					}
 				}
 			}()
@@ -54,6 +67,9 @@ func init() {
 			cfg.Account.Policies = append(cfg.Account.Policies, inj)
 			cfg.Logger.WithField("rate", rate).Warn("chaos build: failing storage requests on purpose")
 		}
+		if path := os.Getenv("PLATFORM_CHAOS_CPU_PROFILE"); path != "" {
+			go profileOnSignal(path, cfg.Logger)
+		}
 		for name, d := range map[string]*time.Duration{
 			"PLATFORM_CHAOS_SEND_LEASE": &cfg.Notifications.SendLease,
 			"PLATFORM_CHAOS_VISIBILITY": &cfg.Consumer.VisibilityTimeout,
@@ -67,5 +83,33 @@ func init() {
 			}
 		}
 		return nil
+	}
+}
+
+// profileOnSignal toggles a CPU profile on each SIGUSR1: the first starts it, the second
+// writes it to path, and so on (each profile replaces the last).
+func profileOnSignal(path string, log logrus.FieldLogger) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	var f *os.File
+	for range sig {
+		if f == nil {
+			var err error
+			if f, err = os.Create(path); err != nil {
+				log.WithError(err).Error("chaos build: cannot write the CPU profile")
+				continue
+			}
+			if err := pprof.StartCPUProfile(f); err != nil {
+				log.WithError(err).Error("chaos build: cannot start the CPU profile")
+				f.Close()
+				f = nil
+			}
+			continue
+		}
+		pprof.StopCPUProfile()
+		if err := f.Close(); err != nil {
+			log.WithError(err).Error("chaos build: cannot write the CPU profile")
+		}
+		f = nil
 	}
 }

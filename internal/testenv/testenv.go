@@ -39,16 +39,22 @@ func Main(m *testing.M) {
 	os.Exit(m.Run())
 }
 
-// Namespace is a fresh namespace for t, deleted with everything in it when t ends.
-func Namespace(t testing.TB) platform.Namespace {
-	t.Helper()
+// NewNamespace is a namespace no one has used: "t" and 12 random letters and digits.
+func NewNamespace() platform.Namespace {
 	const alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
 	b := make([]byte, 12)
 	_, _ = rand.Read(b)
 	for i := range b {
 		b[i] = alphabet[int(b[i])%len(alphabet)]
 	}
-	ns := platform.Namespace("t" + string(b))
+	return platform.Namespace("t" + string(b))
+}
+
+// Namespace is a fresh namespace for t in the shared Azurite, deleted with everything in it
+// when t ends.
+func Namespace(t testing.TB) platform.Namespace {
+	t.Helper()
+	ns := NewNamespace()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
