@@ -191,16 +191,7 @@ func historyScenario(n int) scenario {
 				if !drained(t, az, ns) {
 					return nil, false
 				}
-				at := rowTimes(t, hist)
-				out := make(map[string]time.Time, len(keys))
-				for k := range keys {
-					got, ok := at[k]
-					if !ok {
-						return nil, false
-					}
-					out[k] = got
-				}
-				return out, true
+				return pick(rowTimes(t, hist), keys)
 			}
 		},
 	}
@@ -234,15 +225,7 @@ INSERT INTO NotificationSubscriber (BusinessUnitId, NotificationEventTypeId, Cha
 			return func(keys map[string]time.Time) (map[string]time.Time, bool) {
 				mu.Lock()
 				defer mu.Unlock()
-				out := make(map[string]time.Time, len(keys))
-				for k := range keys {
-					got, ok := received[k]
-					if !ok {
-						return nil, false
-					}
-					out[k] = got
-				}
-				return out, true
+				return pick(received, keys)
 			}
 		},
 	}
@@ -304,6 +287,19 @@ func run(t *testing.T, binary string, sc scenario) *result {
 	r.p50 = lat[len(lat)/2]
 	r.p99 = lat[int(math.Ceil(0.99*float64(len(lat))))-1]
 	return r
+}
+
+// pick is at's entries for keys, and false if any is missing.
+func pick(at, keys map[string]time.Time) (map[string]time.Time, bool) {
+	out := make(map[string]time.Time, len(keys))
+	for k := range keys {
+		got, ok := at[k]
+		if !ok {
+			return nil, false
+		}
+		out[k] = got
+	}
+	return out, true
 }
 
 // createdOn is event i's time: a second apart, as occurrences on distinct entities would be.
@@ -677,13 +673,6 @@ func peakRSSMB(t *testing.T, pid int) float64 {
 	return 0
 }
 
-func maxTime(a, b time.Time) time.Time {
-	if b.After(a) {
-		return b
-	}
-	return a
-}
-
 // ---- storage clients for the measurements and the floor --------------------------------------
 
 func tableClient(t *testing.T, acct storage.Account, name string) *aztables.Client {
@@ -700,17 +689,4 @@ func queueClient(t *testing.T, acct storage.Account, name string) *azqueue.Queue
 		t.Fatal(err)
 	}
 	return svc.NewQueueClient(name)
-}
-
-func countRows(t *testing.T, c *aztables.Client) int {
-	n := 0
-	pager := c.NewListEntitiesPager(&aztables.ListEntitiesOptions{Select: to.Ptr("RowKey")})
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			return 0
-		}
-		n += len(page.Entities)
-	}
-	return n
 }

@@ -20,12 +20,12 @@ import (
 	"github.com/platform/platform/internal/testenv"
 )
 
-// runFloor measures the storage floor of a scenario: the same backlog of events, published the
-// same way before the clock starts, pushed through as many queue hops as the worker's enqueues per event, each hop
-// with the worker's consumer shape (dequeue 32 when half of 64 slots are free) and its share
-// of the table reads and writes the worker made per event — and no logic at all. Its
-// throughput is what storage allows this mix at this concurrency; the worker's divided by it
-// is the ratio.
+// runFloor measures the storage floor of a scenario on a fresh Azurite: the same backlog of
+// events, published the same way before the clock starts, pushed through as many queue hops
+// as the worker's enqueues per event, each hop with the worker's consumer shape (dequeue 32
+// when half of 64 slots are free) and its share of the table reads and writes the worker made
+// per event, on rows keyed as the worker's — and no logic at all. Its throughput is what
+// storage allows this mix at this concurrency; the worker's divided by it is the ratio.
 func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64) {
 	az, ns := startAzurite(t), testenv.NewNamespace()
 	counter := &storage.Counter{}
