@@ -13,6 +13,10 @@ var (
 	ErrNotFound = errors.New("not found")
 )
 
+// ErrInvalidInput: a request that breaks a rule, from a person or a calling service (the CLI
+// exits 2, the HTTP API answers 400). Every concern's input errors wrap it.
+var ErrInvalidInput = errors.New("invalid input")
+
 // permanentError marks an error that no retry can fix: bad input, an unknown type.
 type permanentError struct{ err error }
 

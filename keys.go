@@ -1,6 +1,7 @@
 package platform
 
 import (
+	"errors"
 	"fmt"
 	"strconv"
 	"strings"
@@ -44,6 +45,55 @@ func (ev *EntityEvent) HistoryEventKey(entityTypeID int, identity string) string
 // HistoryPartitionKey is the EntityHistory partition of one entity's timeline.
 func HistoryPartitionKey(entityTypeID int, identity string) string {
 	return EscapeKey(strconv.Itoa(entityTypeID) + ":" + identity)
+}
+
+// ParseEventKey reads an event key, {eventTypeId}:{entityTypeId}:{identity}:{createdOn:O}:{actionTypeId},
+// back into the fields it is made of (identity as EntityGUID or EntityID). Anything else is an
+// ErrInvalidInput.
+func ParseEventKey(key string) (*EntityEvent, error) {
+	bad := fmt.Errorf("%w: %q is not an event key", ErrInvalidInput, key)
+	parts := strings.SplitN(key, ":", 4)
+	last := strings.LastIndexByte(key, ':')
+	if len(parts) != 4 || last < len(parts[0])+len(parts[1])+len(parts[2])+3 {
+		return nil, bad
+	}
+	createdOn := key[len(parts[0])+len(parts[1])+len(parts[2])+3 : last]
+	ev := &EntityEvent{}
+	var err1, err2, err3, err4 error
+	ev.EventTypeID, err1 = strconv.Atoi(parts[0])
+	ev.EntityTypeID, err2 = strconv.Atoi(parts[1])
+	ev.ActionTypeID, err3 = strconv.Atoi(key[last+1:])
+	ev.CreatedOn, err4 = time.Parse(time.RFC3339Nano, createdOn)
+	if errors.Join(err1, err2, err3, err4) != nil {
+		return nil, bad
+	}
+	if g, err := NormalizeGUID(parts[2]); err == nil && g != "" {
+		ev.EntityGUID = g
+	} else if id, err := strconv.ParseInt(parts[2], 10, 64); err == nil && id > 0 {
+		ev.EntityID = id
+	} else {
+		return nil, bad
+	}
+	return ev, nil
+}
+
+// DeliveryKey is the key of the delivery of event eventKey to webhook endpoint endpointID:
+// webhook:{endpointId}:{eventKey}.
+func DeliveryKey(endpointID, eventKey string) string {
+	return deliveryPrefix + endpointID + ":" + eventKey
+}
+
+const deliveryPrefix = "webhook:"
+
+// ParseDeliveryKey splits a delivery key into its endpoint id and event key; ok is false for any
+// other key.
+func ParseDeliveryKey(key string) (endpointID, eventKey string, ok bool) {
+	rest, ok := strings.CutPrefix(key, deliveryPrefix)
+	if !ok {
+		return "", "", false
+	}
+	endpointID, eventKey, ok = strings.Cut(rest, ":")
+	return endpointID, eventKey, ok && endpointID != "" && eventKey != ""
 }
 
 // maxTicks is .NET's DateTime.MaxValue.Ticks: 100 ns intervals from 0001-01-01 to 9999-12-31.

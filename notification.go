@@ -119,6 +119,11 @@ type Step struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
+// NewStep is a step taken now.
+func NewStep(stage, decision, reason string) Step {
+	return Step{At: time.Now().UTC(), Stage: stage, Decision: decision, Reason: reason}
+}
+
 // ContentHash identifies what the job asks for, not where it is: two jobs under one key with
 // the same hash are the same request; different hashes are a conflict.
 func (j *NotificationJob) ContentHash() string {
@@ -167,6 +172,13 @@ func DirectJobKey(notificationTypeID int, businessUnitID int64, idempotencyKey s
 func MessageKey(jobKey string, r Recipient) string {
 	r = r.Normalize()
 	return jobKey + "|" + r.Channel + "|" + r.Address
+}
+
+// MessageJobKey is the key of the job a message key belongs to; ok is false when messageKey is
+// not a message key.
+func MessageJobKey(messageKey string) (jobKey string, ok bool) {
+	jobKey, _, ok = strings.Cut(messageKey, "|")
+	return jobKey, ok && jobKey != ""
 }
 
 // OutgoingMessage is one rendered message to one recipient on one channel.

@@ -6,8 +6,6 @@ package blobs
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -83,20 +81,6 @@ func (c *Client) ensureContainer(ctx context.Context, full string) error {
 	}
 	c.created.Store(full, struct{}{})
 	return nil
-}
-
-// PutPayload stores an event payload in the claim-check container and returns its name. The
-// name is the content's hash, so publishing the same payload twice writes one blob, and a name
-// can never point at other content.
-func (c *Client) PutPayload(ctx context.Context, payload []byte) (string, error) {
-	sum := sha256.Sum256(payload)
-	name := "sha256-" + hex.EncodeToString(sum[:]) + ".json"
-	return name, c.Put(ctx, platform.ContainerEventPayloads, name, payload)
-}
-
-// GetPayload reads a claim-checked payload by the name an event's payloadBlob carries.
-func (c *Client) GetPayload(ctx context.Context, name string) ([]byte, error) {
-	return c.Get(ctx, platform.ContainerEventPayloads, name)
 }
 
 // DeleteNamespace deletes every container of the namespace. Tests use it to clean up; it refuses

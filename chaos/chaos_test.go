@@ -35,6 +35,7 @@ import (
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 var (
@@ -247,7 +248,7 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 		case 6: // subscribed by the webhook endpoint
 			kind = "webhook"
 			body = fmt.Sprintf(`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"entityGuid":%q,"businessUnitId":42,"createdOn":%q,"payload":{"firstName":"Grace %d"}}`, guid(i), when, i)
-			want.messages[worker.DeliveryKey(endpoint, keyOf(body))] = "webhook"
+			want.messages[platform.DeliveryKey(endpoint, keyOf(body))] = "webhook"
 		case 7: // a direct job, requested 1-3 times with one Idempotency-Key
 			idem := fmt.Sprintf("chaos-%d", i)
 			address := fmt.Sprintf("user%d@example.com", i)
@@ -266,7 +267,7 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 			want.history[keyOf(body)] = true
 			ev, _ := platform.DecodeEvent([]byte(body))
 			p.steps = append(p.steps, step{at(i), "outbox", func(ctx context.Context) error {
-				in, err := service.AppendIntent(ctx, ev, nil)
+				in, err := service.Outbox().AppendIntent(ctx, ev, nil)
 				if err != nil {
 					return err
 				}
@@ -274,7 +275,7 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 				want.sources[in.SourceKey] = true
 				want.mu.Unlock()
 				for range copies {
-					if _, err := service.ConfirmIntent(ctx, in.SourceKey); err != nil {
+					if _, err := service.Outbox().ConfirmIntent(ctx, in.SourceKey); err != nil {
 						return err
 					}
 				}
@@ -464,7 +465,7 @@ func newReceiver(t *testing.T, secret string) *receiver {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(worker.Sign(secret, body))) {
+		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(secret, body))) {
 			r.forged++
 			rw.WriteHeader(http.StatusUnauthorized)
 			return

@@ -1,7 +1,5 @@
 package mappings
 
-import "errors"
-
 // The example domain of DESIGN §8: a child-care / activities business. These ids are persisted
 // in keys and rows: never renumber them.
 
@@ -65,62 +63,56 @@ func RegisterExampleHistory(r *HistoryRegistry) error {
 // NotableSettings are the business-unit settings whose change users are told about.
 var NotableSettings = []string{"openingHours", "holidayDates", "fees", "address", "contactPhone"}
 
-// RegisterExampleNotifications registers the example notification types on both paths, the
-// dedicated SettingsUpdated mapping, and a generator for every type.
-func RegisterExampleNotifications(r *NotificationRegistry, g *Generators) error {
-	var errs []error
-	add := func(err error) { errs = append(errs, err) }
-	add(r.EventDerived.Register(NotificationAttendeeNewProfile, "AttendeeNewProfile"))
-	add(r.EventDerived.Register(NotificationIncidentSubmitted, "IncidentSubmitted"))
-	add(r.EventDerived.Register(NotificationSettingsUpdated, "SettingsUpdated"))
-	add(r.Direct.Register(NotificationWelcomeEmail, "WelcomeEmail"))
-	add(r.Direct.Register(NotificationPasswordReset, "PasswordReset"))
-	// SettingsUpdateNotificationMapping: Update_Settings notifies only when a setting users are
-	// told about changed.
-	add(r.RegisterDedicated(EventUpdateSettings, ChangedFieldsMapping{NotificationEventTypeID: NotificationSettingsUpdated, Notable: NotableSettings}))
-
-	add(g.Register(NotificationAttendeeNewProfile, Generator{
-		Template:   "attendee-new-profile",
-		Recipients: EmailField("guardianEmail", "guardianName"),
-		Default: &Template{
-			Subject: "A new profile for {{.Data.firstName}}",
-			Text:    "Hello {{with .Recipient.Name}}{{.}}{{else}}there{{end}},\n\n{{.Data.firstName}} {{.Data.lastName}} now has a profile with us.\n",
-			HTML:    "<p>Hello {{with .Recipient.Name}}{{.}}{{else}}there{{end}},</p><p>{{.Data.firstName}} {{.Data.lastName}} now has a profile with us.</p>",
-		},
-	}))
-	add(g.Register(NotificationIncidentSubmitted, Generator{
-		Template:    "incident-submitted",
-		Subscribers: true,
-		Default: &Template{
-			Subject: "Incident submitted: {{.Data.summary}}",
-			Text:    "An incident was submitted in business unit {{.Job.BusinessUnitID}}:\n\n{{.Data.summary}}\n",
-			HTML:    "<p>An incident was submitted in business unit {{.Job.BusinessUnitID}}:</p><p>{{.Data.summary}}</p>",
-		},
-	}))
-	add(g.Register(NotificationSettingsUpdated, Generator{
-		Template:    "settings-updated",
-		Subscribers: true,
-		Default: &Template{
-			Subject: "Settings changed",
-			Text:    "These settings changed: {{range $i, $f := .Data.changedFields}}{{if $i}}, {{end}}{{$f}}{{end}}.\n",
-			HTML:    "<p>These settings changed: {{range $i, $f := .Data.changedFields}}{{if $i}}, {{end}}{{$f}}{{end}}.</p>",
-		},
-	}))
-	add(g.Register(NotificationWelcomeEmail, Generator{
-		Template: "welcome-email",
-		Default: &Template{
-			Subject: "Welcome{{with .Data.firstName}}, {{.}}{{end}}",
-			Text:    "Welcome{{with .Data.firstName}}, {{.}}{{end}}! Your account is ready.\n",
-			HTML:    "<p>Welcome{{with .Data.firstName}}, {{.}}{{end}}! Your account is ready.</p>",
-		},
-	}))
-	add(g.Register(NotificationPasswordReset, Generator{
-		Template: "password-reset",
-		Default: &Template{
-			Subject: "Reset your password",
-			Text:    "Use this link to reset your password: {{.Data.resetUrl}}\n",
-			HTML:    `<p><a href="{{.Data.resetUrl}}">Reset your password</a></p>`,
-		},
-	}))
-	return errors.Join(errs...)
+// ExampleNotifications are the example notification types, each registered once with its
+// path, its dedicated mapping (SettingsUpdated) and its renderer.
+func ExampleNotifications() []NotificationType {
+	return []NotificationType{
+		{ID: NotificationAttendeeNewProfile, Name: "AttendeeNewProfile", Path: FromEvents, Render: &Renderer{
+			Template:   "attendee-new-profile",
+			Recipients: EmailField("guardianEmail", "guardianName"),
+			Default: &Template{
+				Subject: "A new profile for {{.Data.firstName}}",
+				Text:    "Hello {{with .Recipient.Name}}{{.}}{{else}}there{{end}},\n\n{{.Data.firstName}} {{.Data.lastName}} now has a profile with us.\n",
+				HTML:    "<p>Hello {{with .Recipient.Name}}{{.}}{{else}}there{{end}},</p><p>{{.Data.firstName}} {{.Data.lastName}} now has a profile with us.</p>",
+			},
+		}},
+		{ID: NotificationIncidentSubmitted, Name: "IncidentSubmitted", Path: FromEvents, Render: &Renderer{
+			Template:    "incident-submitted",
+			Subscribers: true,
+			Default: &Template{
+				Subject: "Incident submitted: {{.Data.summary}}",
+				Text:    "An incident was submitted in business unit {{.Job.BusinessUnitID}}:\n\n{{.Data.summary}}\n",
+				HTML:    "<p>An incident was submitted in business unit {{.Job.BusinessUnitID}}:</p><p>{{.Data.summary}}</p>",
+			},
+		}},
+		// SettingsUpdated: Update_Settings notifies only when a setting users are told about
+		// changed (a dedicated mapping: no hint).
+		{ID: NotificationSettingsUpdated, Name: "SettingsUpdated", Path: FromEvents,
+			Mappings: map[int]NotificationMapping{EventUpdateSettings: ChangedFieldsMapping{Notable: NotableSettings}},
+			Render: &Renderer{
+				Template:    "settings-updated",
+				Subscribers: true,
+				Default: &Template{
+					Subject: "Settings changed",
+					Text:    "These settings changed: {{range $i, $f := .Data.changedFields}}{{if $i}}, {{end}}{{$f}}{{end}}.\n",
+					HTML:    "<p>These settings changed: {{range $i, $f := .Data.changedFields}}{{if $i}}, {{end}}{{$f}}{{end}}.</p>",
+				},
+			}},
+		{ID: NotificationWelcomeEmail, Name: "WelcomeEmail", Path: Direct, Render: &Renderer{
+			Template: "welcome-email",
+			Default: &Template{
+				Subject: "Welcome{{with .Data.firstName}}, {{.}}{{end}}",
+				Text:    "Welcome{{with .Data.firstName}}, {{.}}{{end}}! Your account is ready.\n",
+				HTML:    "<p>Welcome{{with .Data.firstName}}, {{.}}{{end}}! Your account is ready.</p>",
+			},
+		}},
+		{ID: NotificationPasswordReset, Name: "PasswordReset", Path: Direct, Render: &Renderer{
+			Template: "password-reset",
+			Default: &Template{
+				Subject: "Reset your password",
+				Text:    "Use this link to reset your password: {{.Data.resetUrl}}\n",
+				HTML:    `<p><a href="{{.Data.resetUrl}}">Reset your password</a></p>`,
+			},
+		}},
+	}
 }

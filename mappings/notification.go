@@ -10,56 +10,72 @@ import (
 	"github.com/platform/platform"
 )
 
-// NotificationTypes is an append-only registry of notification type ids and names. There are
-// two, one per path (DESIGN §1 dual-path guardrail): the types created directly by callers and
-// the types derived from events. They must never share an id.
-type NotificationTypes struct {
-	mu    sync.RWMutex
-	names map[int]string
+// NotificationPath is how the jobs of a notification type come to be. A type is on exactly
+// one path (DESIGN §1, the dual-path guardrail): a type derived from events and also created
+// directly would be sent twice for one occurrence.
+type NotificationPath int
+
+const (
+	// FromEvents: derived from events only, by the hint an event carries
+	// (notificationEventTypeId) or by a dedicated mapping; keyed from the event, exactly once.
+	FromEvents NotificationPath = iota + 1
+	// Direct: created by callers only (platform notify, POST /v1/notification-jobs); random
+	// keys unless the caller sends an Idempotency-Key, so at-least-once by design.
+	Direct
+)
+
+func (p NotificationPath) String() string {
+	switch p {
+	case FromEvents:
+		return "derived from events"
+	case Direct:
+		return "direct"
+	}
+	return fmt.Sprintf("path %d", int(p))
 }
 
-// Register adds type id. Registering an id twice is an error.
-func (r *NotificationTypes) Register(id int, name string) error {
-	if id <= 0 {
-		return fmt.Errorf("notification type %d: want > 0", id)
-	}
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, dup := r.names[id]; dup {
-		return fmt.Errorf("notification type %d is already registered", id)
-	}
-	if r.names == nil {
-		r.names = map[int]string{}
-	}
-	r.names[id] = name
-	return nil
+// NotificationType is one notification, registered once: its id and name, the path its jobs
+// come by, the dedicated mappings that derive it (FromEvents only), and how a job of it
+// becomes messages.
+type NotificationType struct {
+	ID   int // persisted in keys and rows: never renumber
+	Name string
+	Path NotificationPath
+	// Mappings derive the type from events of an event type (the key) that carry no hint: each
+	// decides from the event itself (e.g. a settings change that users are told about).
+	// FromEvents only. Without mappings, only events carrying the type's id as their hint
+	// derive it.
+	Mappings map[int]NotificationMapping
+	// Render says how a job becomes messages (the generator's handler). Required.
+	Render *Renderer
 }
 
-// Has reports whether id is registered.
-func (r *NotificationTypes) Has(id int) bool {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	_, ok := r.names[id]
-	return ok
+// NotificationMapping is a dedicated mapping: it decides whether an event of its type means
+// its notification, and with what data (what the templates render).
+type NotificationMapping interface {
+	Match(ev *platform.EntityEvent) (eventData json.RawMessage, ok bool, err error)
 }
 
-// Name is id's name, or "" when unknown.
-func (r *NotificationTypes) Name(id int) string {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.names[id]
+// Renderer says how a job of one notification type becomes messages.
+type Renderer struct {
+	// Template is the default template name (blob notification-templates/{name}.json); a
+	// NotificationOption's TemplateName overrides it. Required.
+	Template string
+	// Default is the built-in template used when no blob of that name exists; nil: none.
+	Default *Template
+	// Recipients derives recipients from the job's data when the job names none.
+	Recipients func(data map[string]any) []platform.Recipient
+	// Subscribers: when the job names none, the recipients are the business unit's
+	// NotificationSubscriber rows for the type.
+	Subscribers bool
 }
 
-// IDs lists the registered ids, ascending.
-func (r *NotificationTypes) IDs() []int {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	ids := make([]int, 0, len(r.names))
-	for id := range r.names {
-		ids = append(ids, id)
-	}
-	slices.Sort(ids)
-	return ids
+// Template is a notification's subject, text and HTML bodies (Go templates; the HTML one is
+// html/template, so data is escaped).
+type Template struct {
+	Subject string `json:"subject"`
+	Text    string `json:"text"`
+	HTML    string `json:"html,omitempty"`
 }
 
 // JobRequest is a notification an event asks for.
@@ -68,44 +84,101 @@ type JobRequest struct {
 	EventData               json.RawMessage // what the templates render; the event's payload by default
 }
 
-// NotificationMapping is a dedicated mapping: it inspects an event of its type and decides
-// which notifications it means, if any (e.g. a settings change that users are told about).
-type NotificationMapping interface {
-	Jobs(ev *platform.EntityEvent) ([]JobRequest, error)
-}
-
-// NotificationRegistry holds both paths' types and the dedicated mappings of event types.
+// NotificationRegistry holds the notification types. It is append-only: a type is registered
+// once, and its registration is checked whole when it is made.
 type NotificationRegistry struct {
-	Direct       NotificationTypes // created by callers, random keys, at-least-once by design
-	EventDerived NotificationTypes // derived from events, keyed from the event, exactly once
-
 	mu        sync.RWMutex
-	dedicated map[int][]NotificationMapping
+	types     map[int]*NotificationType
+	dedicated map[int][]int // event type → the types with a mapping for it, in registration order
 }
 
-// RegisterDedicated adds a dedicated mapping for eventTypeID (several may share one type).
-func (r *NotificationRegistry) RegisterDedicated(eventTypeID int, m NotificationMapping) error {
-	if eventTypeID <= 0 || m == nil {
-		return fmt.Errorf("dedicated notification mapping for event type %d: want a type > 0 and a mapping", eventTypeID)
+// NewNotificationRegistry registers types in order and returns the first refusal, which names
+// the type.
+func NewNotificationRegistry(types ...NotificationType) (*NotificationRegistry, error) {
+	r := &NotificationRegistry{}
+	for _, t := range types {
+		if err := r.Register(t); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
+}
+
+// Register adds t. It refuses, naming the type: an id or name missing, no path, no renderer
+// (no template name), an id registered before (on the other path: the dual-path guardrail),
+// mappings on a direct type (that is both paths too).
+func (r *NotificationRegistry) Register(t NotificationType) error {
+	name := fmt.Sprintf("notification type %d (%s)", t.ID, t.Name)
+	switch {
+	case t.ID <= 0:
+		return fmt.Errorf("%s: want an id > 0", name)
+	case strings.TrimSpace(t.Name) == "":
+		return fmt.Errorf("notification type %d: want a name", t.ID)
+	case t.Path != FromEvents && t.Path != Direct:
+		return fmt.Errorf("%s: want a path, mappings.FromEvents or mappings.Direct", name)
+	case t.Render == nil || t.Render.Template == "":
+		return fmt.Errorf("%s: no renderer: set Render with a template name (and a built-in Default)", name)
+	case t.Path == Direct && len(t.Mappings) > 0:
+		return fmt.Errorf("%s is direct but has event mappings: a type is either direct or derived from events (dual-path guardrail)", name)
+	}
+	for et, m := range t.Mappings {
+		if et <= 0 || m == nil {
+			return fmt.Errorf("%s: mapping for event type %d: want an event type > 0 and a mapping", name, et)
+		}
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.dedicated == nil {
-		r.dedicated = map[int][]NotificationMapping{}
+	if old, dup := r.types[t.ID]; dup {
+		if old.Path != t.Path {
+			return fmt.Errorf("%s is registered both as %s and as %s: a type is on one path only (dual-path guardrail)", name, old.Path, t.Path)
+		}
+		return fmt.Errorf("%s is registered twice (first as %q)", name, old.Name)
 	}
-	r.dedicated[eventTypeID] = append(r.dedicated[eventTypeID], m)
+	if r.types == nil {
+		r.types, r.dedicated = map[int]*NotificationType{}, map[int][]int{}
+	}
+	r.types[t.ID] = &t
+	ets := make([]int, 0, len(t.Mappings))
+	for et := range t.Mappings {
+		ets = append(ets, et)
+	}
+	slices.Sort(ets)
+	for _, et := range ets {
+		r.dedicated[et] = append(r.dedicated[et], t.ID)
+	}
 	return nil
 }
 
-// Overlap lists the ids registered on both paths; the guardrail wants it empty.
-func (r *NotificationRegistry) Overlap() []int {
-	var both []int
-	for _, id := range r.Direct.IDs() {
-		if r.EventDerived.Has(id) {
-			both = append(both, id)
+// MustRegister is Register that panics: for start-up code registering fixed types.
+func (r *NotificationRegistry) MustRegister(t NotificationType) {
+	if err := r.Register(t); err != nil {
+		panic(err)
+	}
+}
+
+// Lookup returns type id.
+func (r *NotificationRegistry) Lookup(id int) (NotificationType, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	t, ok := r.types[id]
+	if !ok {
+		return NotificationType{}, false
+	}
+	return *t, true
+}
+
+// IDs lists the ids of the types on path p, ascending.
+func (r *NotificationRegistry) IDs(p NotificationPath) []int {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var ids []int
+	for id, t := range r.types {
+		if t.Path == p {
+			ids = append(ids, id)
 		}
 	}
-	return both
+	slices.Sort(ids)
+	return ids
 }
 
 // Accepts reports whether ev may mean a notification: it carries a hint, or its type has a
@@ -119,53 +192,50 @@ func (r *NotificationRegistry) Accepts(ev *platform.EntityEvent) bool {
 	return len(r.dedicated[ev.EventTypeID]) > 0
 }
 
-// Derive lists the notifications ev asks for: the one its hint names, and those its dedicated
-// mappings decide. A hint that names no event-derived type is a permanent error: the call-site
-// attached a wrong id.
+// Derive lists the notifications ev asks for: the one its hint names, and those whose
+// dedicated mappings match it. A hint that names no type derived from events is a permanent
+// error: the call-site attached a wrong id.
 func (r *NotificationRegistry) Derive(ev *platform.EntityEvent) ([]JobRequest, error) {
 	var out []JobRequest
 	if h := ev.NotificationEventTypeID; h != 0 {
+		t, ok := r.Lookup(h)
 		switch {
-		case r.EventDerived.Has(h):
-			out = append(out, JobRequest{NotificationEventTypeID: h, EventData: ev.Payload})
-		case r.Direct.Has(h):
-			return nil, platform.Permanent(&platform.FieldError{Field: "notificationEventTypeId",
-				Problem: fmt.Sprintf("%d (%s) is created directly, never derived from an event", h, r.Direct.Name(h))})
-		default:
+		case !ok:
 			return nil, platform.Permanent(&platform.FieldError{Field: "notificationEventTypeId",
 				Problem: fmt.Sprintf("unknown notification type %d", h)})
+		case t.Path == Direct:
+			return nil, platform.Permanent(&platform.FieldError{Field: "notificationEventTypeId",
+				Problem: fmt.Sprintf("%d (%s) is created directly, never derived from an event", h, t.Name)})
 		}
+		out = append(out, JobRequest{NotificationEventTypeID: h, EventData: ev.Payload})
 	}
 	r.mu.RLock()
-	mappings := r.dedicated[ev.EventTypeID]
+	ids := r.dedicated[ev.EventTypeID]
 	r.mu.RUnlock()
-	for _, m := range mappings {
-		reqs, err := m.Jobs(ev)
-		if err != nil {
-			return nil, err
+	for _, id := range ids {
+		if slices.ContainsFunc(out, func(o JobRequest) bool { return o.NotificationEventTypeID == id }) {
+			continue // the hint asked for it already
 		}
-		for _, req := range reqs {
-			if !r.EventDerived.Has(req.NotificationEventTypeID) {
-				return nil, fmt.Errorf("dedicated mapping of event type %d asks for %d, which is not an event-derived type", ev.EventTypeID, req.NotificationEventTypeID)
-			}
-			if !slices.ContainsFunc(out, func(o JobRequest) bool { return o.NotificationEventTypeID == req.NotificationEventTypeID }) {
-				out = append(out, req)
-			}
+		t, _ := r.Lookup(id)
+		data, ok, err := t.Mappings[ev.EventTypeID].Match(ev)
+		if err != nil {
+			return nil, fmt.Errorf("mapping of notification type %d (%s) for event type %d: %w", id, t.Name, ev.EventTypeID, err)
+		}
+		if ok {
+			out = append(out, JobRequest{NotificationEventTypeID: id, EventData: data})
 		}
 	}
 	return out, nil
 }
 
-// ChangedFieldsMapping derives notification type NotificationEventTypeID when an event's
-// changedFields name one of Notable (compared case-insensitively). EventData carries the
-// notable names and the payload.
+// ChangedFieldsMapping matches an event whose changedFields name one of Notable (compared
+// case-insensitively). Its data carries the notable names and the payload.
 type ChangedFieldsMapping struct {
-	NotificationEventTypeID int
-	Notable                 []string
+	Notable []string
 }
 
-// Jobs implements NotificationMapping.
-func (m ChangedFieldsMapping) Jobs(ev *platform.EntityEvent) ([]JobRequest, error) {
+// Match implements NotificationMapping.
+func (m ChangedFieldsMapping) Match(ev *platform.EntityEvent) (json.RawMessage, bool, error) {
 	var notable []string
 	for _, f := range ev.ChangedFields {
 		if slices.ContainsFunc(m.Notable, func(n string) bool { return strings.EqualFold(n, f) }) {
@@ -173,63 +243,10 @@ func (m ChangedFieldsMapping) Jobs(ev *platform.EntityEvent) ([]JobRequest, erro
 		}
 	}
 	if len(notable) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	data, err := json.Marshal(map[string]any{"changedFields": notable, "settings": ev.Payload})
-	if err != nil {
-		return nil, err
-	}
-	return []JobRequest{{NotificationEventTypeID: m.NotificationEventTypeID, EventData: data}}, nil
-}
-
-// Template is a notification's subject, text and HTML bodies (Go templates; the HTML one is
-// html/template, so data is escaped).
-type Template struct {
-	Subject string `json:"subject"`
-	Text    string `json:"text"`
-	HTML    string `json:"html,omitempty"`
-}
-
-// Generator says how to turn a job of one notification type into messages.
-type Generator struct {
-	// Template is the default template name (blob notification-templates/{name}.json); a
-	// NotificationOption's TemplateName overrides it.
-	Template string
-	// Default is the built-in template used when no blob of that name exists; nil: none.
-	Default *Template
-	// Recipients derives recipients from the job's data when the job names none.
-	Recipients func(data map[string]any) []platform.Recipient
-	// Subscribers: when the job names none, the recipients are the business unit's
-	// NotificationSubscriber rows for the type.
-	Subscribers bool
-}
-
-// Generators is the generator handler registry, by notification type.
-type Generators struct {
-	mu sync.RWMutex
-	m  map[int]Generator
-}
-
-// Register adds the generator of notification type id; twice is an error.
-func (g *Generators) Register(id int, gen Generator) error {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if _, dup := g.m[id]; dup {
-		return fmt.Errorf("generator for notification type %d is already registered", id)
-	}
-	if g.m == nil {
-		g.m = map[int]Generator{}
-	}
-	g.m[id] = gen
-	return nil
-}
-
-// Lookup returns the generator of notification type id.
-func (g *Generators) Lookup(id int) (Generator, bool) {
-	g.mu.RLock()
-	defer g.mu.RUnlock()
-	gen, ok := g.m[id]
-	return gen, ok
+	return data, err == nil, err
 }
 
 // EmailField reads the recipient from a field of the job's data, e.g. guardianEmail.

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
@@ -261,8 +262,9 @@ func TestGracefulStopFinishesInFlightAndDeletesNothingUnfinished(t *testing.T) {
 	// Fetching has stopped: a message sent now is not taken by this consumer.
 	enqueue(t, c, "after-stop")
 	close(release)
-	if err := <-stopped; err != nil {
-		t.Fatal(err)
+	// The stuck handler was abandoned at the deadline: Stop says so, and how many.
+	if err := <-stopped; !errors.Is(err, lifecycle.ErrAbandoned) || !strings.Contains(err.Error(), "1 in-flight handler(s) cancelled") {
+		t.Fatalf("Stop after abandoning a handler: %v", err)
 	}
 	if finished.Load() != 1 || cancelled.Load() != 1 || started.Load() != 2 {
 		t.Fatalf("finished %d, cancelled %d, started %d", finished.Load(), cancelled.Load(), started.Load())
@@ -272,6 +274,26 @@ func TestGracefulStopFinishesInFlightAndDeletesNothingUnfinished(t *testing.T) {
 		texts, err := c.Peek(context.Background(), work)
 		return err == nil && len(texts) == 2 && contains(texts, "stuck") && contains(texts, "after-stop")
 	})
+}
+
+func TestStopOfAFinishedConsumerReportsNothingAbandoned(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	var done atomic.Int32
+	cons := start(t, c, queues.ConsumerConfig{Handler: func(ctx context.Context, m *queues.Message) error { done.Add(1); return nil }})
+	enqueue(t, c, "a", "b")
+	testenv.Eventually(t, 10*time.Second, "both handled", func() bool { return done.Load() == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := cons.Stop(ctx); err != nil {
+		t.Fatalf("Stop: %v", err)
+	}
+	if err := cons.Stop(ctx); err != nil {
+		t.Fatalf("second Stop: %v", err)
+	}
+	if err := cons.Start(ctx); err == nil || !strings.Contains(err.Error(), "runs once") {
+		t.Fatalf("Start after Stop: %v", err)
+	}
 }
 
 func contains(xs []string, s string) bool {

@@ -31,13 +31,11 @@ func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (
 	if len(b) <= MaxMessageBytes || len(ev.Payload) == 0 {
 		return string(b), nil
 	}
-	name, err := c.blobs.PutPayload(ctx, ev.Payload)
+	slim, err := c.blobs.OffloadEvent(ctx, ev, 0)
 	if err != nil {
 		return "", err
 	}
-	slim := *ev
-	slim.Payload, slim.PayloadBlob = nil, name
-	if b, err = json.Marshal(&slim); err != nil {
+	if b, err = json.Marshal(slim); err != nil {
 		return "", err
 	}
 	return string(b), nil

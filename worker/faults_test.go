@@ -13,7 +13,7 @@ import (
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/storage"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/notify"
 )
 
 // replyLost lets the first request that matches reach the service, then loses its reply:
@@ -61,7 +61,7 @@ func TestClaimWhoseReplyIsLostStillSends(t *testing.T) {
 	cfg := env.config()
 	cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{RetryDelay: 10e6}}
 	w := env.start(cfg)
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "claimed@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)

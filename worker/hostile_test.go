@@ -13,6 +13,7 @@ import (
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/notify"
 )
 
 // Every hostile message is poisoned with a reason that names what is wrong, the worker keeps
@@ -123,10 +124,10 @@ func TestHostileDirectJobs(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
 	cfg := env.config()
-	cfg.Notifications.WebhookAllowlist = nil
+	cfg.WebhookAllowlist = nil
 	w := env.start(cfg)
 	ctx := context.Background()
-	many := make([]platform.Recipient, worker.MaxRecipients+1)
+	many := make([]platform.Recipient, notify.MaxRecipients+1)
 	for i := range many {
 		many[i] = platform.Recipient{Channel: "email", Address: fmt.Sprintf("r%d@example.com", i)}
 	}
@@ -139,23 +140,23 @@ func TestHostileDirectJobs(t *testing.T) {
 		"not an address":       {[]platform.Recipient{{Channel: "email", Address: "nobody"}}, "recipients[0]"},
 		"private webhook":      {[]platform.Recipient{{Channel: "webhook", Address: "http://169.254.169.254/latest/meta-data"}}, "recipients[0]"},
 	} {
-		_, _, err := w.CreateNotificationJob(ctx, worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: c.recipients}, "")
-		if !errors.Is(err, worker.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
+		_, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: c.recipients}, "")
+		if !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want invalid input mentioning %q", name, err, c.want)
 		}
 	}
 	key := "order/7\\8#9?\x00\x1f\u2028"
-	job := worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, CancellationKey: key,
+	job := notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, CancellationKey: key,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "ok@example.com"}}}
-	first, created, err := w.CreateNotificationJob(ctx, job, key)
+	first, created, err := w.Notify().CreateJob(ctx, job, key)
 	if err != nil || !created {
 		t.Fatalf("idempotency key %q: created %v, %v", key, created, err)
 	}
-	again, created, err := w.CreateNotificationJob(ctx, job, key)
+	again, created, err := w.Notify().CreateJob(ctx, job, key)
 	if err != nil || created || again.Key != first.Key {
 		t.Fatalf("the same request again: created %v, key %s vs %s, %v", created, again.Key, first.Key, err)
 	}
-	if err := w.CancelNotifications(ctx, key); err != nil {
+	if err := w.Notify().Cancel(ctx, key); err != nil {
 		t.Fatalf("cancel %q: %v", key, err)
 	}
 	drain(t, w)
@@ -171,7 +172,7 @@ func TestLongDataInTheSubjectIsClipped(t *testing.T) {
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
 	w := env.start(env.config())
 	name := strings.Repeat("Ada ", 1000)
-	if _, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	if _, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		EventData: []byte(`{"firstName":"` + name + `"}`), Recipients: []platform.Recipient{{Channel: "email", Address: "long@example.com"}}}, ""); err != nil {
 		t.Fatal(err)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/api"
 )
 
 var tablesOpts = tables.TimelineOptions{Limit: 1000}
@@ -41,7 +42,7 @@ func TestHTTPHistoryIsPagedNewestFirst(t *testing.T) {
 	drain(t, w)
 
 	base := srv.URL + "/v1/history/1/" + strings.ToUpper(attendee)
-	var page worker.HistoryPage
+	var page api.HistoryPage
 	if code := getJSON(t, base+"?limit=2", &page); code != 200 {
 		t.Fatalf("status %d", code)
 	}
@@ -49,7 +50,7 @@ func TestHTTPHistoryIsPagedNewestFirst(t *testing.T) {
 		!strings.Contains(page.Items[0].HistoryEventKey, "12:00:00") || !strings.Contains(page.Items[1].HistoryEventKey, "11:00:00") {
 		t.Fatalf("first page %+v", page)
 	}
-	var second worker.HistoryPage
+	var second api.HistoryPage
 	getJSON(t, base+"?limit=2&after="+page.Next, &second)
 	if len(second.Items) != 1 || second.Next != "" || !strings.Contains(second.Items[0].HistoryEventKey, "10:00:00") {
 		t.Fatalf("second page %+v", second)

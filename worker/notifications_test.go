@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,6 +27,11 @@ import (
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/settings"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/channels"
+	"github.com/platform/platform/worker/delivery"
+	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/outbox"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // notifyEnv is one notification test's world: a namespace, a settings database, a real SMTP
@@ -73,13 +79,11 @@ func (e *notifyEnv) config() worker.Config {
 		Namespace: e.ns, Logger: testenv.Logger(e.t), SettingsDSN: e.dsn,
 		Consumer: queues.ConsumerConfig{VisibilityTimeout: 2 * time.Second, RetryBackoff: time.Second,
 			PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond},
-		Outbox: worker.OutboxConfig{Disabled: true},
-		Notifications: worker.NotificationConfig{
-			SendLease:        2 * time.Second,
-			SMTP:             &worker.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},
-			WebhookSecret:    "test-secret",
-			WebhookAllowlist: []string{"127.0.0.1"}, // the test receivers listen on loopback
-		},
+		Outbox:           outbox.Config{Disabled: true},
+		Delivery:         delivery.Config{SendLease: 2 * time.Second},
+		SMTP:             &channels.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},
+		WebhookSecret:    "test-secret",
+		WebhookAllowlist: []string{"127.0.0.1"}, // the test receivers listen on loopback
 	}
 }
 
@@ -100,16 +104,16 @@ func (e *notifyEnv) start(cfg worker.Config) *worker.Worker {
 	return w
 }
 
-func trace(t *testing.T, w *worker.Worker, key string) *worker.Trace {
+func trace(t *testing.T, w *worker.Worker, key string) *notify.Trace {
 	t.Helper()
-	tr, err := w.Trace(context.Background(), key)
+	tr, err := w.Notify().Trace(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return tr
 }
 
-func onlyJob(t *testing.T, tr *worker.Trace) *platform.NotificationJob {
+func onlyJob(t *testing.T, tr *notify.Trace) *platform.NotificationJob {
 	t.Helper()
 	if len(tr.Jobs) != 1 || tr.Jobs[0].Job == nil {
 		t.Fatalf("want one job in the trace, got %+v (notes %v)", tr.Jobs, tr.Notes)
@@ -203,19 +207,24 @@ func TestSkipReasonsAreVisibleInTrace(t *testing.T) {
 	}
 }
 
-func TestNoGeneratorHandlerFailsTheJobAndPoisonsWithTheReason(t *testing.T) {
+// A type removed from the registry while jobs of it were on their way (a deployment that
+// dropped it): the generator fails those jobs with the reason, and poisons their message.
+func TestAJobOfATypeNoLongerRegisteredFailsWithTheReason(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 299, true, "email", 0))
-	cfg := env.config()
-	cfg.NotificationTypes, cfg.Generators = &mappings.NotificationRegistry{}, &mappings.Generators{}
-	if err := mappings.RegisterExampleNotifications(cfg.NotificationTypes, cfg.Generators); err != nil {
+	withType := env.config()
+	withType.NotificationTypes = append(mappings.ExampleNotifications(), mappings.NotificationType{
+		ID: 299, Name: "RemovedLater", Path: mappings.Direct,
+		Render: &mappings.Renderer{Template: "removed-later", Default: &mappings.Template{Subject: "s", Text: "t"}}})
+	tool, err := worker.New(withType) // a tool (not started): it writes the job for the workers
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := cfg.NotificationTypes.Direct.Register(299, "NoHandlerYet"); err != nil {
+	if err := tool.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	w := env.start(cfg)
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 299, BusinessUnitID: 42,
+	w := env.start(env.config())
+	job, _, err := tool.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 299, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "a@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -240,14 +249,14 @@ func TestTwoDistributorsRacingOnOneMessageCallTheProviderOnce(t *testing.T) {
 	env.smtp.Delay = 500 * time.Millisecond // a wide send window
 	a := env.start(env.config())
 	b := env.start(env.config())
-	job, _, err := a.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := a.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "new@example.com"}}}, "signup-77")
 	if err != nil {
 		t.Fatal(err)
 	}
 	msgKey := platform.MessageKey(job.Key, platform.Recipient{Channel: "email", Address: "new@example.com"})
 	testenv.Eventually(t, 20*time.Second, "the message row", func() bool {
-		tr, err := a.Trace(context.Background(), msgKey)
+		tr, err := a.Notify().Trace(context.Background(), msgKey)
 		return err == nil && len(tr.Jobs) == 1 && len(tr.Jobs[0].Messages) == 1
 	})
 	// Replicas race: many deliveries of the same distributor step, to two workers.
@@ -285,7 +294,7 @@ func TestCrashAfterProviderCallBeforeSentIsUnknownAndNotResent(t *testing.T) {
 	cfg := env.config()
 	cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
 	w := env.start(cfg)
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "once@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -312,18 +321,18 @@ func TestConflictingContentUnderOneKeySendsNothing(t *testing.T) {
 	if err := w.Setup(ctx); err != nil {
 		t.Fatal(err)
 	}
-	req := worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, EventData: json.RawMessage(`{"firstName":"A"}`),
+	req := notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, EventData: json.RawMessage(`{"firstName":"A"}`),
 		Recipients: []platform.Recipient{{Channel: "email", Address: "c@example.com"}}}
-	first, created, err := w.CreateNotificationJob(ctx, req, "key-1")
+	first, created, err := w.Notify().CreateJob(ctx, req, "key-1")
 	if err != nil || !created {
 		t.Fatalf("first: %v, created %v", err, created)
 	}
-	again, created, err := w.CreateNotificationJob(ctx, req, "key-1")
+	again, created, err := w.Notify().CreateJob(ctx, req, "key-1")
 	if err != nil || created || again.Key != first.Key {
 		t.Fatalf("the same request again must be the same job: %v, created %v", err, created)
 	}
 	req.EventData = json.RawMessage(`{"firstName":"B"}`)
-	if _, _, err := w.CreateNotificationJob(ctx, req, "key-1"); !errors.Is(err, worker.ErrJobConflict) {
+	if _, _, err := w.Notify().CreateJob(ctx, req, "key-1"); !errors.Is(err, notify.ErrJobConflict) {
 		t.Fatalf("different content under one key: %v, want ErrJobConflict", err)
 	}
 	env.start(cfg)
@@ -343,7 +352,7 @@ func TestWebhookSignedRetriedOn500FailedOn400(t *testing.T) {
 	calls := map[string]int{}
 	receiver := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if !hmac.Equal([]byte(r.Header.Get("X-Platform-Signature")), []byte(worker.Sign("test-secret", body))) ||
+		if !hmac.Equal([]byte(r.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign("test-secret", body))) ||
 			r.Header.Get("Idempotency-Key") == "" {
 			rw.WriteHeader(http.StatusUnauthorized)
 			return
@@ -365,7 +374,7 @@ func TestWebhookSignedRetriedOn500FailedOn400(t *testing.T) {
 	w := env.start(env.config())
 	var keys []string
 	for _, path := range []string{"/flaky", "/bad"} {
-		job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+		job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 			Recipients: []platform.Recipient{{Channel: "webhook", Address: receiver.URL + path}}}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -389,9 +398,9 @@ func TestDelayIsHonouredAcrossSeveralHolds(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 3))
 	cfg := env.config()
-	cfg.Notifications.MaxHold = time.Second // a 3 s delay becomes a chain of holds
+	cfg.Notify.MaxHold = time.Second // a 3 s delay becomes a chain of holds
 	w := env.start(cfg)
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "later@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)
@@ -417,13 +426,13 @@ func TestCancelledReminderNeverSends(t *testing.T) {
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
 	w := env.start(env.config())
 	sendAt := time.Now().Add(2 * time.Second)
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		SendAt: &sendAt, CancellationKey: "booking-9-reminder",
 		Recipients: []platform.Recipient{{Channel: "email", Address: "r@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.CancelNotifications(context.Background(), "booking-9-reminder"); err != nil {
+	if err := w.Notify().Cancel(context.Background(), "booking-9-reminder"); err != nil {
 		t.Fatal(err)
 	}
 	drain(t, w)
@@ -437,22 +446,23 @@ func TestCancelledReminderNeverSends(t *testing.T) {
 
 func TestDualPathGuardrail(t *testing.T) {
 	t.Parallel()
-	reg, gens := &mappings.NotificationRegistry{}, &mappings.Generators{}
-	if err := mappings.RegisterExampleNotifications(reg, gens); err != nil {
+	reg, err := mappings.NewNotificationRegistry(mappings.ExampleNotifications()...)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if both := reg.Overlap(); len(both) != 0 {
-		t.Fatalf("notification types %v are both direct and event-derived", both)
+	direct, fromEvents := reg.IDs(mappings.Direct), reg.IDs(mappings.FromEvents)
+	for _, id := range direct {
+		if slices.Contains(fromEvents, id) {
+			t.Fatalf("notification type %d is both direct and derived from events", id)
+		}
 	}
-	// A registry that breaks the rule is refused at start-up.
-	if err := reg.Direct.Register(mappings.NotificationIncidentSubmitted+1000, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if err := reg.EventDerived.Register(mappings.NotificationIncidentSubmitted+1000, "x"); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := worker.New(worker.Config{Namespace: testenv.Namespace(t), NotificationTypes: reg, Generators: gens}); err == nil {
-		t.Fatal("a worker started with overlapping notification types")
+	// A registration that breaks the rule is refused when the worker is made, naming the type.
+	both := append(mappings.ExampleNotifications(), mappings.NotificationType{
+		ID: mappings.NotificationIncidentSubmitted, Name: "IncidentSubmittedByHand", Path: mappings.Direct,
+		Render: &mappings.Renderer{Template: "incident-submitted"}})
+	_, err = worker.New(worker.Config{Namespace: testenv.Namespace(t), NotificationTypes: both})
+	if err == nil || !strings.Contains(err.Error(), "notification type 102 (IncidentSubmittedByHand)") || !strings.Contains(err.Error(), "dual-path guardrail") {
+		t.Fatalf("a worker made with a type on both paths: %v", err)
 	}
 	// The client refuses an event-derived type.
 	env := newNotifyEnv(t, "")
@@ -460,8 +470,8 @@ func TestDualPathGuardrail(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, _, err = w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: mappings.NotificationIncidentSubmitted, BusinessUnitID: 42}, "")
-	if !errors.Is(err, worker.ErrInvalidJob) || !strings.Contains(err.Error(), "derived from events only") {
+	_, _, err = w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: mappings.NotificationIncidentSubmitted, BusinessUnitID: 42}, "")
+	if !errors.Is(err, notify.ErrInvalidJob) || !strings.Contains(err.Error(), "derived from events only") {
 		t.Fatalf("creating an event-derived type directly: %v", err)
 	}
 }
@@ -569,14 +579,14 @@ func TestTemplatesFromBlobStorage(t *testing.T) {
 		 SELECT 43, 201, TRUE, 'email', 0, 'missing-template' WHERE NOT EXISTS (SELECT 1 FROM NotificationOption WHERE BusinessUnitId = 43)`)
 	env.smtp.Username, env.smtp.Password = "relay-user", "relay-pass"
 	cfg := env.config()
-	cfg.Notifications.SMTP.Username, cfg.Notifications.SMTP.Password = "relay-user", "relay-pass"
+	cfg.SMTP.Username, cfg.SMTP.Password = "relay-user", "relay-pass"
 	w := env.start(cfg)
 	tmpl := `{"subject":"Hi {{.Data.firstName}}","text":"Custom text for {{.Recipient.Address}}","html":"<b>{{.Data.firstName}}</b>"}`
 	if err := w.Blobs().Put(context.Background(), platform.ContainerNotificationTemplates, "welcome-email.json", []byte(tmpl)); err != nil {
 		t.Fatal(err)
 	}
 	create := func(bu int64, name string) string {
-		job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: bu,
+		job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: bu,
 			EventData: json.RawMessage(`{"firstName":"` + name + `"}`), Recipients: []platform.Recipient{{Channel: "email", Address: "t@example.com"}}}, "")
 		if err != nil {
 			t.Fatal(err)
@@ -600,7 +610,7 @@ func TestLostSMTPVerdictIsUnknownNotRetried(t *testing.T) {
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
 	env.smtp.HangUpAfterData = true
 	w := env.start(env.config())
-	job, _, err := w.CreateNotificationJob(context.Background(), worker.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: "email", Address: "maybe@example.com"}}}, "")
 	if err != nil {
 		t.Fatal(err)

@@ -21,18 +21,19 @@ import (
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/outbox"
 )
 
 func outboxConfig(env *notifyEnv) worker.Config {
 	cfg := env.config()
-	cfg.Outbox = worker.OutboxConfig{LeaseDuration: 15 * time.Second, PollInterval: 100 * time.Millisecond,
+	cfg.Outbox = outbox.Config{LeaseDuration: 15 * time.Second, PollInterval: 100 * time.Millisecond,
 		StaleAfter: time.Second, ReconcileEvery: 300 * time.Millisecond}
 	return cfg
 }
 
 func intentState(t *testing.T, w *worker.Worker, key string) platform.IntentState {
 	t.Helper()
-	in, err := w.Outbox().Get(context.Background(), key)
+	in, err := w.Outbox().Store().Get(context.Background(), key)
 	if errors.Is(err, platform.ErrNotFound) {
 		return ""
 	}
@@ -44,7 +45,7 @@ func intentState(t *testing.T, w *worker.Worker, key string) platform.IntentStat
 
 func logRows(t *testing.T, w *worker.Worker, key string) int {
 	t.Helper()
-	n, err := w.EventLog().Count(context.Background(), key)
+	n, err := w.Outbox().EventLog().Count(context.Background(), key)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -93,12 +94,12 @@ func TestMaterializerCrashBetweenStepsEmitsOnce(t *testing.T) {
 			cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
 			w := env.start(cfg)
 			ev, _ := platform.DecodeEvent([]byte(hinted(attendee)))
-			in, err := w.AppendIntent(context.Background(), ev, nil)
+			in, err := w.Outbox().AppendIntent(context.Background(), ev, nil)
 			if err != nil {
 				t.Fatal(err)
 			}
 			fault.armed.Store(true)
-			if _, err := w.ConfirmIntent(context.Background(), in.SourceKey); err != nil {
+			if _, err := w.Outbox().ConfirmIntent(context.Background(), in.SourceKey); err != nil {
 				t.Fatal(err)
 			}
 			drain(t, w)
@@ -143,7 +144,7 @@ func TestTwoMaterializersOneLeaderAndFailover(t *testing.T) {
 	}
 	leaders := func() (n int, who int) {
 		for i, w := range ws {
-			if w.IsLeader() {
+			if w.Outbox().IsLeader() {
 				n, who = n+1, i
 			}
 		}
@@ -154,9 +155,9 @@ func TestTwoMaterializersOneLeaderAndFailover(t *testing.T) {
 	var keys []string
 	for i := range 10 {
 		ev, _ := platform.DecodeEvent([]byte(fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityId":%d,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z"}`, i+1)))
-		in, err := ws[i%2].AppendIntent(context.Background(), ev, nil)
+		in, err := ws[i%2].Outbox().AppendIntent(context.Background(), ev, nil)
 		if err == nil {
-			_, err = ws[i%2].ConfirmIntent(context.Background(), in.SourceKey)
+			_, err = ws[i%2].Outbox().ConfirmIntent(context.Background(), in.SourceKey)
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -186,14 +187,14 @@ func TestTwoMaterializersOneLeaderAndFailover(t *testing.T) {
 	switches[dead].dead.Store(true)
 	killed := time.Now()
 	ev, _ := platform.DecodeEvent([]byte(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityId":99,"businessUnitId":42,"createdOn":"2026-11-22T11:00:00Z"}`))
-	in, err := ws[alive].AppendIntent(context.Background(), ev, nil)
+	in, err := ws[alive].Outbox().AppendIntent(context.Background(), ev, nil)
 	if err == nil {
-		_, err = ws[alive].ConfirmIntent(context.Background(), in.SourceKey)
+		_, err = ws[alive].Outbox().ConfirmIntent(context.Background(), in.SourceKey)
 	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	testenv.Eventually(t, 40*time.Second, "failover", func() bool { return ws[alive].IsLeader() })
+	testenv.Eventually(t, 40*time.Second, "failover", func() bool { return ws[alive].Outbox().IsLeader() })
 	if took := time.Since(killed); took > 15*time.Second+5*time.Second {
 		t.Fatalf("failover took %s, more than the 15s lease (plus polling)", took)
 	}
@@ -230,21 +231,21 @@ func TestReconcilerConfirmsCommittedAndDiscardsTheRest(t *testing.T) {
 	table := serviceTable(t, env)
 	ctx := context.Background()
 	// A committed booking (through the transactional outbox, which confirms its own intent).
-	if _, err := w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking("1")}},
+	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking("1")}},
 		mustEvent(t, 1, "2026-11-22T09:00:00Z")); err != nil {
 		t.Fatal(err)
 	}
 	// Two services died between AppendIntent and Confirm/Discard: one's mutation committed, one's did not.
-	committed, err := w.AppendIntent(ctx, mustEvent(t, 2, "2026-11-22T10:00:00Z"), &platform.SourceRow{Table: table, PartitionKey: "bu-42", RowKey: "1"})
+	committed, err := w.Outbox().AppendIntent(ctx, mustEvent(t, 2, "2026-11-22T10:00:00Z"), &platform.SourceRow{Table: table, PartitionKey: "bu-42", RowKey: "1"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	lost, err := w.AppendIntent(ctx, mustEvent(t, 3, "2026-11-22T11:00:00Z"), &platform.SourceRow{Table: table, PartitionKey: "bu-42", RowKey: "never-written"})
+	lost, err := w.Outbox().AppendIntent(ctx, mustEvent(t, 3, "2026-11-22T11:00:00Z"), &platform.SourceRow{Table: table, PartitionKey: "bu-42", RowKey: "never-written"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// And one whose source no probe knows.
-	orphan, err := w.AppendIntent(ctx, mustEvent(t, 4, "2026-11-22T12:00:00Z"), nil)
+	orphan, err := w.Outbox().AppendIntent(ctx, mustEvent(t, 4, "2026-11-22T12:00:00Z"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -257,7 +258,7 @@ func TestReconcilerConfirmsCommittedAndDiscardsTheRest(t *testing.T) {
 	if st := intentState(t, w, orphan.SourceKey); st != platform.IntentPending {
 		t.Fatalf("an intent no probe answers for is %s, want it left Pending", st)
 	}
-	if _, err := w.DiscardIntent(ctx, orphan.SourceKey); err != nil { // what support does by hand
+	if _, err := w.Outbox().DiscardIntent(ctx, orphan.SourceKey); err != nil { // what support does by hand
 		t.Fatal(err)
 	}
 	drain(t, w)
@@ -267,7 +268,7 @@ func TestReconcilerConfirmsCommittedAndDiscardsTheRest(t *testing.T) {
 	if len(timeline(t, w, 1, "3")) != 0 || len(timeline(t, w, 1, "2")) != 1 {
 		t.Fatal("the discarded intent emitted an event, or the confirmed one did not")
 	}
-	if _, err := w.ConfirmIntent(ctx, lost.SourceKey); !errors.Is(err, tables.ErrIntentSettled) {
+	if _, err := w.Outbox().ConfirmIntent(ctx, lost.SourceKey); !errors.Is(err, tables.ErrIntentSettled) {
 		t.Fatalf("confirming a discarded intent: %v", err)
 	}
 }
@@ -288,7 +289,7 @@ func TestTransactionalWriteWhoseEntityFailsLeavesNoIntent(t *testing.T) {
 	table := serviceTable(t, env)
 	ctx := context.Background()
 	add := func(rowKey string, entityID int) (*platform.OutboxIntent, error) {
-		return w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking(rowKey)}},
+		return w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: booking(rowKey)}},
 			mustEvent(t, entityID, "2026-11-22T10:00:00Z"))
 	}
 	ok, err := add("7", 7)
@@ -301,7 +302,7 @@ func TestTransactionalWriteWhoseEntityFailsLeavesNoIntent(t *testing.T) {
 	}
 	drain(t, w)
 	for _, st := range []platform.IntentState{platform.IntentPending, platform.IntentConfirmed, platform.IntentDiscarded} {
-		if in, _ := w.Outbox().List(ctx, st, "", 10); len(in) != 0 {
+		if in, _ := w.Outbox().Store().List(ctx, st, "", 10); len(in) != 0 {
 			t.Fatalf("%d %s intents left behind", len(in), st)
 		}
 	}
@@ -313,11 +314,11 @@ func TestTransactionalWriteWhoseEntityFailsLeavesNoIntent(t *testing.T) {
 	for i := range many {
 		many[i] = tables.EntityAction{Kind: aztables.TransactionTypeAdd, Entity: booking(fmt.Sprint("m", i))}
 	}
-	if _, err := w.AppendWithEntities(ctx, table, "bu-42", many, mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
+	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", many, mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
 		t.Fatalf("101 operations: %v", err)
 	}
 	other, _ := json.Marshal(map[string]any{"PartitionKey": "bu-43", "RowKey": "x"})
-	if _, err := w.AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: other}},
+	if _, err := w.Outbox().AppendWithEntities(ctx, table, "bu-42", []tables.EntityAction{{Kind: aztables.TransactionTypeAdd, Entity: other}},
 		mustEvent(t, 9, "2026-11-22T10:00:00Z")); !errors.Is(err, tables.ErrBatchLimit) {
 		t.Fatalf("two partitions: %v", err)
 	}
@@ -352,13 +353,13 @@ func TestScanRepairRepublishesMissedEventsOnceAndAdvances(t *testing.T) {
 		mustEvent(t, 2, now.Add(-20*time.Minute).Format(time.RFC3339Nano)),
 	}}
 	cfg := env.config() // the outbox loops off: the test runs scan-repair itself
-	cfg.Outbox.ScanProviders = []worker.ScanProvider{p}
+	cfg.Outbox.ScanProviders = []outbox.ScanProvider{p}
 	w := env.start(cfg)
-	res, err := w.ScanRepair(context.Background(), "bookings", now.Add(-time.Hour))
+	res, err := w.Outbox().ScanRepair(context.Background(), "bookings", now.Add(-time.Hour))
 	if err != nil || len(res) != 1 || res[0].Published != 2 || res[0].Watermark.Before(p.events[1].CreatedOn) {
 		t.Fatalf("first run: %+v, %v", res, err)
 	}
-	again, err := w.ScanRepair(context.Background(), "", time.Time{})
+	again, err := w.Outbox().ScanRepair(context.Background(), "", time.Time{})
 	if err != nil || len(again) != 1 || again[0].Published != 0 || again[0].From.Before(res[0].Watermark.Truncate(100*time.Nanosecond)) {
 		t.Fatalf("second run from the watermark: %+v, %v", again, err)
 	}
@@ -366,7 +367,7 @@ func TestScanRepairRepublishesMissedEventsOnceAndAdvances(t *testing.T) {
 	if len(timeline(t, w, 1, "1")) != 1 || len(timeline(t, w, 1, "2")) != 1 {
 		t.Fatal("the missed events were not published")
 	}
-	if _, err := w.ScanRepair(context.Background(), "nope", time.Time{}); !errors.Is(err, worker.ErrInvalidInput) {
+	if _, err := w.Outbox().ScanRepair(context.Background(), "nope", time.Time{}); !errors.Is(err, platform.ErrInvalidInput) {
 		t.Fatalf("unknown provider: %v", err)
 	}
 }
@@ -378,9 +379,9 @@ func TestOutboxClaimChecksLargePayloads(t *testing.T) {
 	notes := strings.Repeat("x", 100_000)
 	ev := mustEvent(t, 5, "2026-11-22T10:00:00Z")
 	ev.Payload = json.RawMessage(`{"notes":"` + notes + `"}`)
-	in, err := w.AppendIntent(context.Background(), ev, nil)
+	in, err := w.Outbox().AppendIntent(context.Background(), ev, nil)
 	if err == nil {
-		_, err = w.ConfirmIntent(context.Background(), in.SourceKey)
+		_, err = w.Outbox().ConfirmIntent(context.Background(), in.SourceKey)
 	}
 	if err != nil {
 		t.Fatal(err)
@@ -450,9 +451,9 @@ func TestMaterializerStopsWhenItsLeaseLapsesMidBatch(t *testing.T) {
 	}
 	for i := range 40 {
 		ev := mustEvent(t, i+1, "2026-11-22T10:00:00Z")
-		in, err := service.AppendIntent(context.Background(), ev, nil)
+		in, err := service.Outbox().AppendIntent(context.Background(), ev, nil)
 		if err == nil {
-			_, err = service.ConfirmIntent(context.Background(), in.SourceKey)
+			_, err = service.Outbox().ConfirmIntent(context.Background(), in.SourceKey)
 		}
 		if err != nil {
 			t.Fatal(err)

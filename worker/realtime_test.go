@@ -13,7 +13,7 @@ import (
 	"time"
 
 	"github.com/platform/platform"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/realtime"
 )
 
 type sseEvent struct {
@@ -101,7 +101,7 @@ func TestChangeStreamReachesEveryReplicaAndResumes(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "")
 	cfg := env.config()
-	cfg.Realtime = worker.RealtimeConfig{PollInterval: 200 * time.Millisecond}
+	cfg.Realtime = realtime.Config{PollInterval: 200 * time.Millisecond}
 	a, b := env.start(cfg), env.start(cfg)
 	srvA, srvB := httptest.NewServer(a.Handler()), httptest.NewServer(b.Handler())
 	t.Cleanup(srvA.Close)

@@ -1,8 +1,3 @@
-// Package worker owns the pipeline: the router that hands each entity event to independent
-// post-processors, the post-processors themselves (history first; notifications, webhooks and
-// realtime later), and the host that runs them with health endpoints, graceful stop and drain.
-// It never imports a storage SDK: queues/, tables/ and blobs/ give it typed operations and
-// platform's sentinel errors.
 package worker
 
 import (
@@ -125,7 +120,7 @@ func (r *Router) resolvePayload(ctx context.Context, ev *platform.EntityEvent) e
 	if ev.PayloadBlob == "" || len(ev.Payload) > 0 {
 		return nil
 	}
-	b, err := r.blobs.GetPayload(ctx, ev.PayloadBlob)
+	b, err := r.blobs.Resolve(ctx, ev.Payload, ev.PayloadBlob)
 	if errors.Is(err, platform.ErrNotFound) {
 		return platform.Permanent(&platform.FieldError{Field: "payloadBlob", Problem: fmt.Sprintf("blob %q not found in %s", ev.PayloadBlob, platform.ContainerEventPayloads)})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // receiver is an integrator's endpoint: it verifies signatures and records what it got.
@@ -39,7 +40,7 @@ func newReceiver(t testing.TB, secret string, fail int) *receiver {
 		r.mu.Lock()
 		defer r.mu.Unlock()
 		r.calls++
-		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(worker.Sign(r.secret, body))) {
+		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(r.secret, body))) {
 			rw.WriteHeader(http.StatusUnauthorized)
 			return
 		}
@@ -74,7 +75,7 @@ func TestWebhookDeliveriesExactlyOnceSignedAndFiltered(t *testing.T) {
 		rc    *receiver
 		types []int
 	}{{a, []int{11, 12}}, {b, []int{12}}, {c, []int{21}}} {
-		e, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: r.rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: r.types, Secret: r.rc.secret})
+		e, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: r.rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: r.types, Secret: r.rc.secret})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -100,7 +101,7 @@ func TestWebhookDeliveriesExactlyOnceSignedAndFiltered(t *testing.T) {
 	h := a.got[0]
 	gotBody := a.bodies[0]
 	a.mu.Unlock()
-	if h.Get("X-Platform-Event-Key") != ev.Key() || h.Get("Idempotency-Key") != worker.DeliveryKey(ids[0], ev.Key()) ||
+	if h.Get("X-Platform-Event-Key") != ev.Key() || h.Get("Idempotency-Key") != platform.DeliveryKey(ids[0], ev.Key()) ||
 		!strings.Contains(gotBody, `"eventTypeId":12`) || !strings.Contains(gotBody, `"firstName":"Ada"`) {
 		t.Fatalf("headers %v, body %s", h, gotBody)
 	}
@@ -122,17 +123,17 @@ func TestWebhookTargetsOnPrivateAddressesAreRefused(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "")
 	cfg := env.config()
-	cfg.Notifications.WebhookAllowlist = nil
+	cfg.WebhookAllowlist = nil
 	w, err := worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, u := range []string{"http://127.0.0.1:8080/hook", "http://10.1.2.3/hook", "http://169.254.169.254/latest/meta-data", "http://[::1]/x", "http://localhost/x", "ftp://example.com/x"} {
-		if _, err := w.AddWebhookEndpoint(context.Background(), worker.NewEndpoint{URL: u, BusinessUnitID: 42, EventTypes: []int{11}}); !errors.Is(err, worker.ErrInvalidInput) {
+		if _, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: u, BusinessUnitID: 42, EventTypes: []int{11}}); !errors.Is(err, platform.ErrInvalidInput) {
 			t.Errorf("%s: %v, want refused", u, err)
 		}
 	}
-	cfg.Notifications.WebhookAllowlist = []string{"10.0.0.0/8"}
+	cfg.WebhookAllowlist = []string{"10.0.0.0/8"}
 	w, err = worker.New(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -140,7 +141,7 @@ func TestWebhookTargetsOnPrivateAddressesAreRefused(t *testing.T) {
 	if err := w.Setup(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := w.AddWebhookEndpoint(context.Background(), worker.NewEndpoint{URL: "http://10.1.2.3/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
+	if _, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: "http://10.1.2.3/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
 		t.Fatalf("an allow-listed CIDR was refused: %v", err)
 	}
 }
@@ -170,7 +171,7 @@ func BenchmarkWebhookLatency(b *testing.B) {
 		rw.WriteHeader(http.StatusNoContent)
 	}))
 	b.Cleanup(srv.Close)
-	if _, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: srv.URL, BusinessUnitID: 42, EventTypes: []int{12}}); err != nil {
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: srv.URL, BusinessUnitID: 42, EventTypes: []int{12}}); err != nil {
 		b.Fatal(err)
 	}
 	publisher, err := queues.New(storage.Account{}, env.ns)

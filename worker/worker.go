@@ -1,3 +1,18 @@
+// Package worker is the host: it wires the concerns to storage and to each other, routes each
+// entity event to every concern, and runs every long-running piece with one lifecycle. The
+// concerns live in their own packages (history, notify, delivery, channels, webhooks,
+// realtime, outbox) and the HTTP API in api; none of them imports another concern, and only
+// this package knows them all.
+//
+// Lifecycle (lifecycle.Group): Start sets up the tables and queues, then starts, in order, the
+// settings database, the HTTP server, the buses and caches the handlers use (change writer,
+// change poller, webhook endpoint cache), then the consumers and the outbox loops, then
+// Config.Components. Stop ends the change streams at once, then stops in reverse: fetching
+// stops and in-flight handlers finish, then the buses they used, then the HTTP server (with a
+// deadline of its own), then the settings database. A worker runs once.
+//
+// It never imports a storage SDK: queues/, tables/ and blobs/ give it typed operations and
+// platform's sentinel errors.
 package worker
 
 import (
@@ -5,74 +20,62 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/blobs"
-	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
-	"github.com/platform/platform/settings"
 	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker/api"
+	"github.com/platform/platform/worker/channels"
+	"github.com/platform/platform/worker/delivery"
+	"github.com/platform/platform/worker/history"
+	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/outbox"
+	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/webhooks"
 )
 
-// Config configures a Worker. Zero fields take the defaults their comments give.
-type Config struct {
-	// Account is the storage account. Default: Azurite's development account.
-	Account storage.Account
-	// Namespace prefixes every queue, table and container. Default: none.
-	Namespace platform.Namespace
-	// Logger receives the worker's log lines. Default: logrus's standard logger.
-	Logger logrus.FieldLogger
-	// Consumer tunes the entity-events consumer (batch, concurrency, visibility, retries);
-	// Queue, Handler and Logger are set by the worker. Defaults: queues.ConsumerConfig's.
-	Consumer queues.ConsumerConfig
-	// History maps event types to timeline rows. Default: the example domain of DESIGN §8.
-	History *mappings.HistoryRegistry
-	// PostProcessors are further concerns, run after history and notifications, each on its own.
-	PostProcessors []PostProcessor
-
-	// SettingsDSN is the notification settings database: a SQLite file path, or postgres://….
-	// Default: settings.DefaultDSN.
-	SettingsDSN string
-	// Notifications tunes the notification pipeline (providers, lease, attempts).
-	Notifications NotificationConfig
-	// NotificationTypes and Generators say which notifications exist and how to build them.
-	// Defaults: the example domain of DESIGN §8.
-	NotificationTypes *mappings.NotificationRegistry
-	Generators        *mappings.Generators
-	// Outbox tunes the event substrate (materializer, reconciler, scan-repair).
-	Outbox OutboxConfig
-	// Realtime tunes the change stream (GET /v1/changes).
-	Realtime RealtimeConfig
-}
-
-// Worker consumes entity-events and runs every concern on each event.
+// Worker consumes the work queues and runs every concern on each event.
 type Worker struct {
-	cfg     Config
-	log     logrus.FieldLogger
-	queues  *queues.Client
-	tables  *tables.Client
-	history *tables.History
-	notify  *notifications
-	outbox  *outbox
-	targets *targets
-	hooks   *endpointCache
-	stopBg  context.CancelFunc // ends the background refreshers
-	hub     *hub
-	changes *changeWriter
-	// consumer is the entity-events consumer; stages are the notification stages'.
-	consumer  *queues.Consumer
-	consumers []*queues.Consumer
+	cfg    Config
+	log    logrus.FieldLogger
+	queues *queues.Client
+	tables *tables.Client
+	blobs  *blobs.Client
 
+	settings    *settingsDB
+	distributor *delivery.Distributor
+	notify      *notify.Service
+	webhooks    *webhooks.Service
+	realtime    *realtime.Service
+	outbox      *outbox.Service
+	consumers   []*queues.Consumer
+	http        *httpServer
+
+	group   lifecycle.Group
 	mu      sync.Mutex
-	running bool
+	state   runState
+	running atomic.Bool // started and not stopping: /readyz
 }
 
-// New connects to storage (no request yet) and assembles the pipeline.
+type runState int
+
+const (
+	idle runState = iota
+	started
+	stopped
+)
+
+// New connects to storage (no request yet), checks the configuration (the notification types
+// among it: a bad registration is refused here, naming the type) and assembles the pipeline.
 func New(cfg Config) (*Worker, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = logrus.StandardLogger()
@@ -83,223 +86,177 @@ func New(cfg Config) (*Worker, error) {
 			return nil, err
 		}
 	}
-	q, err := queues.New(cfg.Account, cfg.Namespace)
+	if cfg.NotificationTypes == nil {
+		cfg.NotificationTypes = mappings.ExampleNotifications()
+	}
+	types, err := mappings.NewNotificationRegistry(cfg.NotificationTypes...)
 	if err != nil {
 		return nil, err
 	}
-	t, err := tables.New(cfg.Account, cfg.Namespace)
+	w := &Worker{cfg: cfg, log: cfg.Logger, settings: &settingsDB{dsn: cfg.SettingsDSN}}
+	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
+		return nil, err
+	}
+	if w.tables, err = tables.New(cfg.Account, cfg.Namespace); err != nil {
+		return nil, err
+	}
+	w.blobs = w.queues.Blobs()
+	targets, err := webhooks.NewTargets(cfg.WebhookAllowlist)
 	if err != nil {
 		return nil, err
 	}
-	if cfg.NotificationTypes == nil || cfg.Generators == nil {
-		cfg.NotificationTypes, cfg.Generators = &mappings.NotificationRegistry{}, &mappings.Generators{}
-		if err := mappings.RegisterExampleNotifications(cfg.NotificationTypes, cfg.Generators); err != nil {
-			return nil, err
-		}
-	}
-	if both := cfg.NotificationTypes.Overlap(); len(both) > 0 {
-		return nil, fmt.Errorf("notification types %v are registered as both direct and event-derived: the two paths must be disjoint", both)
-	}
-	cfg.Notifications.setDefaults()
-	cfg.Realtime.setDefaults()
-	w := &Worker{cfg: cfg, log: cfg.Logger, queues: q, tables: t, history: t.History()}
-	n := &notifications{
-		cfg: cfg.Notifications, log: cfg.Logger,
-		registry: cfg.NotificationTypes, generators: cfg.Generators,
-		queues: q, blobs: q.Blobs(), jobs: t.Jobs(), messages: t.Messages(), cancellations: t.Cancellations(), history: w.history,
-		templates: &templateStore{blobs: q.Blobs(), ttl: cfg.Notifications.TemplateCacheTTL},
-		email:     &logProvider{log: cfg.Logger},
-	}
-	if w.targets, err = parseAllowlist(cfg.Notifications.WebhookAllowlist); err != nil {
+
+	chans := &delivery.Channels{}
+	w.distributor = delivery.New(cfg.Delivery, cfg.Logger, w.queues, w.tables.Messages(), chans)
+	w.webhooks = webhooks.New(cfg.Webhooks, cfg.Logger, w.tables.Endpoints(), targets, w.blobs, w.distributor)
+	if err := registerChannels(chans, cfg, targets, w.webhooks); err != nil {
 		return nil, err
 	}
-	n.webhook = &webhookProvider{secret: cfg.Notifications.WebhookSecret, client: w.targets.client(30 * time.Second)}
-	n.endpoint = &endpointProvider{n: n, store: t.Endpoints(), targets: w.targets}
-	cfg.Realtime.setDefaults()
-	w.hub = newHub(cfg.Realtime, t.Changes(), cfg.Logger.WithField("component", "realtime"))
-	w.changes = &changeWriter{store: t.Changes(), linger: cfg.Realtime.Linger, in: make(chan changeReq)}
-	w.hooks = &endpointCache{store: t.Endpoints(), ttl: cmp.Or(cfg.Notifications.EndpointCacheTTL, 10*time.Second)}
-	if cfg.Notifications.SMTP != nil {
-		n.email = &smtpProvider{cfg: *cfg.Notifications.SMTP}
-	}
-	w.notify = n
-	cfg.Outbox.setDefaults()
-	w.cfg.Outbox = cfg.Outbox
-	w.outbox = &outbox{cfg: cfg.Outbox, log: cfg.Logger.WithField("component", "outbox"), store: t.Outbox(), eventLog: t.EventLog(),
-		tables: t, queues: q, blobs: q.Blobs(), wm: t.Watermarks()}
-	processors := append([]PostProcessor{
-		NewHistoryProcessor(cfg.History, w.history, q.Blobs()),
-		&NotificationProcessor{n: n},
-		&WebhookProcessor{n: n, cache: w.hooks},
-		&ChangeBus{hub: w.hub, writer: w.changes},
-	}, cfg.PostProcessors...)
-	router, err := NewRouter(q.Blobs(), cfg.Logger, processors...)
+	w.notify = notify.New(cfg.Notify, notify.Deps{
+		Log: cfg.Logger, Types: types, Queues: w.queues, Blobs: w.blobs, Tables: w.tables,
+		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
+	})
+	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
+	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
+
+	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{
+		history.New(cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime,
+	}, cfg.PostProcessors...)...)
 	if err != nil {
 		return nil, err
 	}
-	stages := []struct {
+	for _, st := range []struct {
 		queue   string
 		handler queues.Handler
 	}{
 		{platform.QueueEntityEvents, router.Handle},
-		{platform.QueueNotificationScheduler, n.schedule},
-		{platform.QueueNotificationGenerator, n.generate},
-		{platform.QueueNotificationDistributor, n.distribute},
-	}
-	for _, st := range stages {
+		{platform.QueueNotificationScheduler, w.notify.Schedule},
+		{platform.QueueNotificationGenerator, w.notify.Generate},
+		{platform.QueueNotificationDistributor, w.distributor.Handle},
+	} {
 		cc := cfg.Consumer
 		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
 		if st.queue == platform.QueueNotificationDistributor {
-			// The message row counts send attempts and settles Failed itself; waiting out a
-			// crashed sender's lease takes deliveries too. The queue must not give up first.
-			cc.MaxDequeueCount = max(cc.MaxDequeueCount, 2*cfg.Notifications.MaxAttempts+5)
+			cc.MaxDequeueCount = max(cc.MaxDequeueCount, w.distributor.MaxDequeueCount())
 		}
-		c, err := q.NewConsumer(cc)
+		c, err := w.queues.NewConsumer(cc)
 		if err != nil {
 			return nil, err
 		}
 		w.consumers = append(w.consumers, c)
 	}
-	w.consumer = w.consumers[0]
+	w.assemble()
 	return w, nil
 }
 
-// Setup creates the tables and queues the worker uses, where missing. Start calls it; tools
-// that write jobs without running the worker call it first.
+// registerChannels registers the built-in channels and cfg's own.
+func registerChannels(chans *delivery.Channels, cfg Config, targets *webhooks.Targets, hooks *webhooks.Service) error {
+	var email delivery.Channel = &channels.LogMail{Log: cfg.Logger}
+	if cfg.SMTP != nil {
+		email = channels.NewSMTP(*cfg.SMTP)
+	}
+	errs := []error{
+		chans.Register(platform.ChannelEmail, email),
+		chans.Register(platform.ChannelWebhook, &channels.Webhook{Secret: cfg.WebhookSecret, Targets: targets}),
+		chans.Register(platform.ChannelEndpoint, hooks.EndpointChannel()),
+	}
+	for name, ch := range cfg.Channels {
+		errs = append(errs, chans.Register(name, ch))
+	}
+	return errors.Join(errs...)
+}
+
+// assemble lays out the lifecycle: what is used starts first and stops last.
+func (w *Worker) assemble() {
+	w.group.Add("settings database", w.settings)
+	if w.cfg.HTTPAddr != "" {
+		w.http = &httpServer{addr: w.cfg.HTTPAddr, handler: w.Handler(), log: w.log,
+			shutdown: cmp.Or(w.cfg.HTTPShutdownTimeout, 5*time.Second)}
+		w.group.Add("http server", w.http)
+	}
+	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher())
+	work := []lifecycle.Component{}
+	for _, c := range w.consumers {
+		work = append(work, c)
+	}
+	w.group.Add("consumers", append(work, w.outbox.Components()...)...)
+	if len(w.cfg.Components) > 0 {
+		w.group.Add("components", w.cfg.Components...)
+	}
+}
+
+// Setup creates the tables and queues the worker uses, where missing. Start calls it before
+// starting anything; tools that write without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
 		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges); err != nil {
 		return err
 	}
-	return w.queues.Create(ctx, platform.QueueNotificationScheduler)
-}
-
-// Queues, Blobs and History give the CLI and tests the worker's own storage clients.
-func (w *Worker) Queues() *queues.Client   { return w.queues }
-func (w *Worker) Blobs() *blobs.Client     { return w.queues.Blobs() }
-func (w *Worker) History() *tables.History { return w.history }
-
-// Start creates the tables and queues the worker uses, if missing, and starts consuming. It
-// does not block.
-func (w *Worker) Start(ctx context.Context) error {
-	if err := w.Setup(ctx); err != nil {
-		return err
-	}
-	db, err := settings.Open(ctx, w.cfg.SettingsDSN)
-	if err != nil {
-		return err
-	}
-	w.notify.settings = db
-	if err := w.hooks.refresh(ctx); err != nil {
-		return err
-	}
-	bg, stopBg := context.WithCancel(context.WithoutCancel(ctx))
-	w.stopBg = stopBg
-	go w.changes.run(bg)
-	go every(bg, w.cfg.Realtime.PollInterval, w.hub.poll)
-	go every(bg, w.hooks.ttl, func(ctx context.Context) {
-		if err := w.hooks.refresh(ctx); err != nil && ctx.Err() == nil {
-			w.log.WithError(err).Warn("webhook endpoints: refresh failed; using the last list")
-		}
-	})
-	for _, c := range w.consumers {
-		if err := c.Start(ctx); err != nil {
+	for _, q := range platform.WorkQueues {
+		if err := w.queues.Create(ctx, q, platform.PoisonQueue(q)); err != nil {
 			return err
 		}
 	}
-	if !w.cfg.Outbox.Disabled {
-		w.outbox.start(ctx)
-	}
+	return nil
+}
+
+// Start sets up storage and starts every piece; it does not block. A start that fails stops
+// what it had started and consumes nothing. A worker runs once: Start twice, or after Stop,
+// is an error that starts nothing.
+func (w *Worker) Start(ctx context.Context) error {
 	w.mu.Lock()
-	w.running = true
-	w.mu.Unlock()
+	defer w.mu.Unlock()
+	switch w.state {
+	case started:
+		return errors.New("worker: already started")
+	case stopped:
+		return errors.New("worker: stopped; a worker runs once (make a new one)")
+	}
+	w.state = started
+	if err := w.Setup(ctx); err != nil {
+		w.state = stopped
+		return fmt.Errorf("set up storage: %w", err)
+	}
+	if err := w.group.Start(ctx); err != nil {
+		w.state = stopped
+		return err
+	}
+	w.running.Store(true)
 	w.log.WithField("namespace", string(w.cfg.Namespace)).Info("worker started")
 	return nil
 }
 
-// Stop stops fetching and lets in-flight work finish until ctx ends; see queues.Consumer.Stop.
-// Safe to call twice, or before Start.
+// Stop ends the change streams, stops fetching, lets in-flight work finish until ctx ends,
+// then stops the rest in reverse order of starting. When ctx ended first, it returns an error
+// wrapping lifecycle.ErrAbandoned that names what it cancelled (those messages reappear after
+// their visibility timeout). Safe to call twice, or before Start.
 func (w *Worker) Stop(ctx context.Context) error {
 	w.mu.Lock()
-	w.running = false
+	was := w.state
+	w.state = stopped
 	w.mu.Unlock()
-	// All stages stop together, sharing ctx's time: stopping them one after the other would
-	// give the last one what is left of it.
-	if w.stopBg != nil {
-		w.stopBg()
+	w.running.Store(false)
+	if was != started {
+		return w.group.Stop(ctx) // after a failed Start: nothing left to stop
 	}
-	w.outbox.stop(ctx)
-	var wg sync.WaitGroup
-	for _, c := range w.consumers {
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = c.Stop(ctx) }()
+	w.realtime.Hub().Close()
+	began := time.Now()
+	err := w.group.Stop(ctx)
+	log := w.log.WithField("took", time.Since(began).Round(time.Millisecond).String())
+	switch {
+	case errors.Is(err, lifecycle.ErrAbandoned):
+		log.WithError(err).Error("hard stop: the stop deadline passed with work in flight")
+	case err != nil:
+		log.WithError(err).Error("stopped with errors")
+	default:
+		log.Info("worker stopped: in-flight work finished")
 	}
-	wg.Wait()
-	if db := w.notify.settings; db != nil {
-		return db.Close()
-	}
-	return nil
-}
-
-// Drained reports whether every work queue is empty (poison queues are not work: they hold
-// what needs a person; delayed and backing-off messages count as not empty) and nothing is in flight in this worker.
-func (w *Worker) Drained(ctx context.Context) (bool, error) {
-	idle, before := w.idle()
-	if !idle {
-		return false, nil
-	}
-	for _, q := range platform.WorkQueues {
-		n, err := w.queues.ApproximateCount(ctx, q)
-		if err != nil || n > 0 {
-			return false, err
-		}
-	}
-	if !w.cfg.Outbox.Disabled {
-		if busy, err := w.outbox.busy(ctx); err != nil || busy {
-			return false, err
-		}
-	}
-	// Nothing was received while we counted, so the counts describe an idle worker.
-	idle, after := w.idle()
-	return idle && after == before, nil
-}
-
-func (w *Worker) idle() (bool, int64) {
-	all := true
-	var received int64
-	for _, c := range w.consumers {
-		idle, n := c.Idle()
-		all, received = all && idle, received+n
-	}
-	return all, received
-}
-
-// WaitDrained returns once Drained holds, or with ctx's error.
-func (w *Worker) WaitDrained(ctx context.Context, poll time.Duration) error {
-	t := time.NewTicker(poll)
-	defer t.Stop()
-	for {
-		ok, err := w.Drained(ctx)
-		if err != nil && !errors.Is(err, context.Canceled) {
-			w.log.WithError(err).Warn("drain: could not read queue counts")
-		}
-		if ok {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("drain: %w", ctx.Err())
-		case <-t.C:
-		}
-	}
+	return err
 }
 
 // Ready reports whether the worker runs and storage answers.
 func (w *Worker) Ready(ctx context.Context) error {
-	w.mu.Lock()
-	running := w.running
-	w.mu.Unlock()
-	if !running {
+	if !w.running.Load() {
 		return errors.New("worker not running")
 	}
 	if err := w.queues.Ping(ctx); err != nil {
@@ -308,8 +265,37 @@ func (w *Worker) Ready(ctx context.Context) error {
 	if err := w.tables.Ping(ctx); err != nil {
 		return fmt.Errorf("table service: %w", err)
 	}
-	if err := w.notify.settings.Ping(ctx); err != nil {
+	if err := w.settings.Ping(ctx); err != nil {
 		return fmt.Errorf("settings database: %w", err)
 	}
 	return nil
 }
+
+// Handler serves the HTTP API (see package api).
+func (w *Worker) Handler() http.Handler {
+	return api.Handler(api.Deps{
+		Log:     w.log,
+		Ready:   func(r *http.Request) error { return w.Ready(r.Context()) },
+		History: w.tables.History(), Blobs: w.blobs,
+		Notify: w.notify, Webhooks: w.webhooks, Changes: w.realtime.Hub(),
+	})
+}
+
+// HTTPAddr is the address the worker's HTTP server listens on, once started ("" without one).
+func (w *Worker) HTTPAddr() string {
+	if w.http == nil {
+		return ""
+	}
+	return w.http.Addr()
+}
+
+// Queues, Blobs and History give the CLI and tests the worker's own storage clients.
+func (w *Worker) Queues() *queues.Client   { return w.queues }
+func (w *Worker) Blobs() *blobs.Client     { return w.blobs }
+func (w *Worker) History() *tables.History { return w.tables.History() }
+
+// Notify, Webhooks and Outbox are the concerns callers use directly: direct jobs, traces and
+// cancellations; endpoints; intents and repair.
+func (w *Worker) Notify() *notify.Service     { return w.notify }
+func (w *Worker) Webhooks() *webhooks.Service { return w.webhooks }
+func (w *Worker) Outbox() *outbox.Service     { return w.outbox }

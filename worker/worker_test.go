@@ -21,6 +21,8 @@ import (
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/history"
+	"github.com/platform/platform/worker/outbox"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -77,7 +79,7 @@ func send(t *testing.T, w *worker.Worker, texts ...string) {
 
 func timeline(t *testing.T, w *worker.Worker, entityTypeID int, identity string) []platform.HistoryRecord {
 	t.Helper()
-	rows, _, err := worker.Timeline(context.Background(), w.History(), w.Blobs(), entityTypeID, identity, &tablesOpts)
+	rows, _, err := history.Timeline(context.Background(), w.History(), w.Blobs(), entityTypeID, identity, &tablesOpts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -346,7 +348,7 @@ func TestStorageRequestsPerHistoryEvent(t *testing.T) {
 		}
 	}
 	w, err := worker.New(worker.Config{Account: acct, Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: filepath.Join(t.TempDir(), "settings.db"),
-		Outbox:   worker.OutboxConfig{Disabled: true},
+		Outbox:   outbox.Config{Disabled: true},
 		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

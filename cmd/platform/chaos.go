@@ -4,6 +4,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -16,6 +17,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform/internal/faults"
+	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/worker"
 )
@@ -36,18 +38,16 @@ func init() {
 		if path := os.Getenv("PLATFORM_CHAOS_COUNT_FILE"); path != "" {
 			counter := &storage.Counter{}
 			cfg.Account.Counter = counter
-			go func() {
-				var last []byte
-				for range time.Tick(500 * time.Millisecond) {
-					b, _ := json.Marshal(map[string]any{"counts": counter.Snapshot(), "elapsed_ns": counter.Elapsed()})
-					if bytes.Equal(b, last) {
-						continue
-					}
-					if err := os.WriteFile(path+".tmp", b, 0o644); err == nil && os.Rename(path+".tmp", path) == nil {
-						last = b
-					}
+			var last []byte
+			cfg.Components = append(cfg.Components, lifecycle.Every("chaos count file", 500*time.Millisecond, func(context.Context) {
+				b, _ := json.Marshal(map[string]any{"counts": counter.Snapshot(), "elapsed_ns": counter.Elapsed()})
+				if bytes.Equal(b, last) {
+					return
 				}
-			}()
+				if err := os.WriteFile(path+".tmp", b, 0o644); err == nil && os.Rename(path+".tmp", path) == nil {
+					last = b
+				}
+			}))
 		}
 		if s := os.Getenv("PLATFORM_CHAOS_FAULT_RATE"); s != "" {
 			rate, err := strconv.ParseFloat(s, 64)
@@ -68,10 +68,10 @@ func init() {
 			cfg.Logger.WithField("rate", rate).Warn("chaos build: failing storage requests on purpose")
 		}
 		if path := os.Getenv("PLATFORM_CHAOS_CPU_PROFILE"); path != "" {
-			go profileOnSignal(path, cfg.Logger)
+			cfg.Components = append(cfg.Components, lifecycle.Go("chaos cpu profile", func(ctx context.Context) { profileOnSignal(ctx, path, cfg.Logger) }))
 		}
 		for name, d := range map[string]*time.Duration{
-			"PLATFORM_CHAOS_SEND_LEASE": &cfg.Notifications.SendLease,
+			"PLATFORM_CHAOS_SEND_LEASE": &cfg.Delivery.SendLease,
 			"PLATFORM_CHAOS_VISIBILITY": &cfg.Consumer.VisibilityTimeout,
 		} {
 			if s := os.Getenv(name); s != "" {
@@ -88,11 +88,21 @@ func init() {
 
 // profileOnSignal toggles a CPU profile on each SIGUSR1: the first starts it, the second
 // writes it to path, and so on (each profile replaces the last).
-func profileOnSignal(path string, log logrus.FieldLogger) {
+func profileOnSignal(ctx context.Context, path string, log logrus.FieldLogger) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
+	defer signal.Stop(sig)
 	var f *os.File
-	for range sig {
+	for {
+		select {
+		case <-ctx.Done():
+			if f != nil {
+				pprof.StopCPUProfile()
+				f.Close()
+			}
+			return
+		case <-sig:
+		}
 		if f == nil {
 			var err error
 			if f, err = os.Create(path); err != nil {

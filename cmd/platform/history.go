@@ -14,7 +14,7 @@ import (
 	"github.com/platform/platform"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/history"
 )
 
 func runHistory(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
@@ -65,7 +65,7 @@ func runHistory(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
-	rows, next, err := worker.Timeline(ctx, t.History(), q.Blobs(), entityType, identity, &tables.TimelineOptions{Limit: limit, After: after})
+	rows, next, err := history.Timeline(ctx, t.History(), q.Blobs(), entityType, identity, &tables.TimelineOptions{Limit: limit, After: after})
 	if errors.Is(err, tables.ErrInvalidToken) {
 		return usagef("--after: %v", err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/settings"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/channels"
 )
 
 // version is set at build time (make build): -ldflags "-X main.version=...".
@@ -137,31 +138,32 @@ func (c *config) account() storage.Account {
 	return storage.Account{ConnectionString: c.connectionString}
 }
 
-// worker builds a worker from the configuration; the notification providers come from
-// PLATFORM_SMTP_* and PLATFORM_WEBHOOK_SECRET.
+// worker builds a worker from the configuration; the channels' settings come from
+// PLATFORM_SMTP_*, PLATFORM_WEBHOOK_SECRET and PLATFORM_WEBHOOK_ALLOWLIST. A command that
+// only writes (notify, webhooks) builds one without starting it; the HTTP address matters
+// only to the worker command.
 func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	ns, err := c.ns()
 	if err != nil {
 		return nil, err
 	}
-	nc := worker.NotificationConfig{WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
+	wc := worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, HTTPAddr: c.httpAddr,
+		WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
 	if list := os.Getenv("PLATFORM_WEBHOOK_ALLOWLIST"); list != "" {
-		nc.WebhookAllowlist = strings.Split(list, ",")
+		wc.WebhookAllowlist = strings.Split(list, ",")
 	}
 	if addr := os.Getenv("PLATFORM_SMTP_ADDR"); addr != "" {
-		nc.SMTP = &worker.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
+		wc.SMTP = &channels.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
 			Username: os.Getenv("PLATFORM_SMTP_USERNAME"), Password: os.Getenv("PLATFORM_SMTP_PASSWORD")}
 	}
-	stale, err := staleAfter()
-	if err != nil {
+	if wc.Outbox.StaleAfter, err = staleAfter(); err != nil {
 		return nil, err
 	}
 	if log == nil {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
+		wc.Logger = log
 	}
-	wc := worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, Notifications: nc,
-		Outbox: worker.OutboxConfig{StaleAfter: stale}}
 	if chaos != nil {
 		if err := chaos(&wc); err != nil {
 			return nil, usageError{err}

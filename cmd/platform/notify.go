@@ -12,8 +12,9 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/platform/platform"
 	"github.com/platform/platform/settings"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/notify"
 )
 
 func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -34,7 +35,7 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	var d worker.DirectJob
+	var d notify.DirectJob
 	dec := json.NewDecoder(bytes.NewReader(data))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&d); err != nil {
@@ -47,8 +48,8 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err := w.Setup(ctx); err != nil {
 		return err
 	}
-	job, _, err := w.CreateNotificationJob(ctx, d, idempotencyKey)
-	if errors.Is(err, worker.ErrInvalidInput) || errors.Is(err, worker.ErrJobConflict) {
+	job, _, err := w.Notify().CreateJob(ctx, d, idempotencyKey)
+	if errors.Is(err, platform.ErrInvalidInput) || errors.Is(err, notify.ErrJobConflict) {
 		return usageError{err}
 	}
 	if err != nil {
@@ -75,7 +76,7 @@ func runCancel(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err := w.Setup(ctx); err != nil {
 		return err
 	}
-	if err := w.CancelNotifications(ctx, fs.Arg(0)); err != nil {
+	if err := w.Notify().Cancel(ctx, fs.Arg(0)); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "cancelled %s: jobs carrying it that are not generated yet will be skipped\n", fs.Arg(0))
@@ -140,8 +141,8 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 	if err != nil {
 		return err
 	}
-	t, err := w.Trace(ctx, positional[0])
-	if errors.Is(err, worker.ErrInvalidInput) {
+	t, err := w.Notify().Trace(ctx, positional[0])
+	if errors.Is(err, platform.ErrInvalidInput) {
 		return usageError{err}
 	}
 	if err != nil {
@@ -157,7 +158,7 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 	return nil
 }
 
-func printTrace(out io.Writer, t *worker.Trace) {
+func printTrace(out io.Writer, t *notify.Trace) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
 	if e := t.Event; e != nil {

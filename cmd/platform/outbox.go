@@ -10,8 +10,9 @@ import (
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/tables"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/outbox"
 )
 
 func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Writer) error {
@@ -24,11 +25,8 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
 	}
-	w, err := cfg.worker(nil)
+	c, err := cfg.outboxClient(ctx)
 	if err != nil {
-		return err
-	}
-	if err := w.Setup(ctx); err != nil {
 		return err
 	}
 	switch args[0] {
@@ -50,8 +48,8 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		if err != nil {
 			return usagef("append: %v", err)
 		}
-		in, err := w.AppendIntent(ctx, ev, extra.SourceRow)
-		if errors.Is(err, worker.ErrInvalidInput) {
+		in, err := c.AppendIntent(ctx, ev, extra.SourceRow)
+		if errors.Is(err, platform.ErrInvalidInput) {
 			return usageError{err}
 		}
 		if err != nil {
@@ -66,9 +64,9 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		if _, ok := platform.SourceKeyTime(fs.Arg(0)); !ok {
 			return usagef("%s: %q is not a SourceKey (a 26-character ULID)", args[0], fs.Arg(0))
 		}
-		move := w.ConfirmIntent
+		move := c.ConfirmIntent
 		if args[0] == "discard" {
-			move = w.DiscardIntent
+			move = c.DiscardIntent
 		}
 		in, err := move(ctx, fs.Arg(0))
 		switch {
@@ -112,20 +110,40 @@ func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout io.Wri
 		return err
 	}
 	if provider == "" {
-		n, err := w.ReconcileIntents(ctx)
+		n, err := w.Outbox().Reconcile(ctx)
 		if err != nil {
 			return err
 		}
 		fmt.Fprintf(stdout, "stale intents settled: %d\n", n)
 	}
-	results, err := w.ScanRepair(ctx, provider, from)
-	if errors.Is(err, worker.ErrInvalidInput) {
+	results, err := w.Outbox().ScanRepair(ctx, provider, from)
+	if errors.Is(err, platform.ErrInvalidInput) {
 		return usageError{err}
 	}
 	for _, r := range results {
 		fmt.Fprintf(stdout, "%s: published %d events from %s; watermark now %s\n", r.Provider, r.Published, r.From.Format(time.RFC3339), r.Watermark.Format(time.RFC3339))
 	}
 	return err
+}
+
+// outboxClient is the outbox's service-facing client: no worker is built for it.
+func (c *config) outboxClient(ctx context.Context) (*outbox.Client, error) {
+	ns, err := c.ns()
+	if err != nil {
+		return nil, err
+	}
+	t, err := tables.New(c.account(), ns)
+	if err != nil {
+		return nil, err
+	}
+	b, err := blobs.New(c.account(), ns)
+	if err != nil {
+		return nil, err
+	}
+	if err := t.CreateTables(ctx, tables.TableOutboxIntents); err != nil {
+		return nil, err
+	}
+	return outbox.NewClient(t, b), nil
 }
 
 // staleAfter reads PLATFORM_OUTBOX_STALE_AFTER.

@@ -11,7 +11,8 @@ import (
 	"strings"
 	"text/tabwriter"
 
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
@@ -62,8 +63,8 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			}
 			types = append(types, n)
 		}
-		e, err := w.AddWebhookEndpoint(ctx, worker.NewEndpoint{URL: url, BusinessUnitID: businessUnit, EventTypes: types, Secret: secret})
-		if errors.Is(err, worker.ErrInvalidInput) {
+		e, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: url, BusinessUnitID: businessUnit, EventTypes: types, Secret: secret})
+		if errors.Is(err, platform.ErrInvalidInput) {
 			return usageError{err}
 		}
 		if err != nil {
@@ -74,7 +75,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		}
 		fmt.Fprintln(stdout, e.ID)
 	case "list":
-		all, err := w.WebhookEndpoints(ctx)
+		all, err := w.Webhooks().List(ctx)
 		if err != nil {
 			return err
 		}
@@ -93,8 +94,8 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		if fs.NArg() != 1 {
 			return usagef("disable: want one endpoint ID")
 		}
-		err := w.DisableWebhookEndpoint(ctx, fs.Arg(0))
-		if errors.Is(err, worker.ErrInvalidInput) {
+		err := w.Webhooks().Disable(ctx, fs.Arg(0))
+		if errors.Is(err, platform.ErrInvalidInput) {
 			return usageError{err}
 		}
 		if err != nil {

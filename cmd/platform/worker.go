@@ -5,13 +5,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
-	"net/http"
 	"os"
+	"os/signal"
+	"syscall"
 	"time"
 
 	"github.com/platform/platform/internal/storage"
 )
+
+// stopTimeout is how long a stop lets in-flight work finish before it cancels it. It is below
+// the 30 s a container platform usually waits between SIGTERM and SIGKILL, so that a stop
+// that must cut work short still reports what it cut.
+const stopTimeout = 25 * time.Second
 
 func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	var (
@@ -35,20 +40,8 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err != nil {
 		return err
 	}
-	// Bind before starting, so a port in use is a clear failure and not a half-started worker.
-	ln, err := net.Listen("tcp", cfg.httpAddr)
-	if err != nil {
-		return fmt.Errorf("http: %w", err)
-	}
-	srv := &http.Server{Handler: w.Handler(), ReadHeaderTimeout: 10 * time.Second}
-	go func() {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			log.WithError(err).Error("http server stopped")
-		}
-	}()
 	log.WithFields(map[string]any{
 		"storage": storage.Redacted(cfg.account().ResolvedConnectionString()),
-		"http":    ln.Addr().String(),
 		"drain":   drain,
 		"smtp":    os.Getenv("PLATFORM_SMTP_ADDR") != "",
 	}).Info("starting")
@@ -60,9 +53,9 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	err = w.Start(startCtx)
 	cancel()
 	if err != nil {
-		_ = srv.Close()
 		return fmt.Errorf("start: %w", err)
 	}
+	log.WithField("http", w.HTTPAddr()).Info("listening")
 
 	var runErr error
 	if drain {
@@ -72,14 +65,16 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 		}
 	} else {
 		<-ctx.Done()
-		log.Info("stop requested; finishing in-flight work")
+		log.WithField("timeout", stopTimeout.String()).Info("stop requested; finishing in-flight work (a second signal stops at once)")
 	}
-	// The signal context is done by now (or drain finished): give the soft stop its own time.
-	stopCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	// The first signal is spent: a second one cancels what is left of the stop.
+	stopCtx, cancel := context.WithTimeout(context.Background(), stopTimeout)
 	defer cancel()
-	_ = w.Stop(stopCtx)
-	_ = srv.Shutdown(stopCtx)
-	log.Info("stopped")
+	stopCtx, stopNow := signal.NotifyContext(stopCtx, os.Interrupt, syscall.SIGTERM)
+	defer stopNow()
+	if err := w.Stop(stopCtx); err != nil {
+		return fmt.Errorf("stop: %w", err)
+	}
 	if drain && runErr != nil && ctx.Err() != nil {
 		return errors.New("interrupted before the queues drained")
 	}

@@ -1,4 +1,4 @@
-package worker
+package notify
 
 import (
 	"bytes"
@@ -19,8 +19,19 @@ import (
 
 var errNoTemplate = errors.New("no template")
 
+// renderData is what a template sees: .Data (the job's event data), .Recipient and .Job.
+type renderData struct {
+	Data      map[string]any
+	Recipient platform.Recipient
+	Job       struct {
+		Key                     string
+		BusinessUnitID          int64
+		NotificationEventTypeID int
+	}
+}
+
 // templateStore reads templates from blob container notification-templates ({name}.json:
-// {"subject":…,"text":…,"html":…}), falling back to a generator's built-in default, and keeps
+// {"subject":…,"text":…,"html":…}), falling back to a renderer's built-in default, and keeps
 // what it read for a while so that a burst of jobs does not read the same blob each time.
 type templateStore struct {
 	blobs *blobs.Client
@@ -35,7 +46,7 @@ type cachedTemplate struct {
 	at time.Time
 }
 
-func (s *templateStore) load(ctx context.Context, name string, gen mappings.Generator) (*mappings.Template, error) {
+func (s *templateStore) load(ctx context.Context, name string, r *mappings.Renderer) (*mappings.Template, error) {
 	t, err := s.blob(ctx, name)
 	if err != nil {
 		return nil, err
@@ -43,8 +54,8 @@ func (s *templateStore) load(ctx context.Context, name string, gen mappings.Gene
 	switch {
 	case t != nil:
 		return t, nil
-	case name == gen.Template && gen.Default != nil:
-		return gen.Default, nil
+	case name == r.Template && r.Default != nil:
+		return r.Default, nil
 	}
 	return nil, errNoTemplate
 }

@@ -1,4 +1,4 @@
-package worker
+package outbox
 
 import (
 	"context"
@@ -42,9 +42,9 @@ type ScanResult struct {
 // window and a batch at a time, publishing every event and advancing the watermark with an
 // ETag-conditional update after each batch: two runners never both advance it, and a crash
 // repeats at most one batch.
-func (o *outbox) scanRepair(ctx context.Context, p ScanProvider, since time.Time) (ScanResult, error) {
+func (s *Service) scanRepair(ctx context.Context, p ScanProvider, since time.Time) (ScanResult, error) {
 	res := ScanResult{Provider: p.Name()}
-	wm, etag, err := o.wm.Get(ctx, p.Name())
+	wm, etag, err := s.wm.Get(ctx, p.Name())
 	if err != nil {
 		return res, err
 	}
@@ -66,7 +66,7 @@ func (o *outbox) scanRepair(ctx context.Context, p ScanProvider, since time.Time
 			return res, fmt.Errorf("scan %s [%s, %s): %w", p.Name(), wm.Format(time.RFC3339), to.Format(time.RFC3339), err)
 		}
 		for _, ev := range events {
-			if _, err := o.queues.Publish(ctx, ev); err != nil {
+			if _, err := s.queues.Publish(ctx, ev); err != nil {
 				return res, err
 			}
 			res.Published++
@@ -74,25 +74,25 @@ func (o *outbox) scanRepair(ctx context.Context, p ScanProvider, since time.Time
 		if !next.After(wm) {
 			next = to // a provider that cannot move forward must not loop
 		}
-		if etag, err = o.wm.Advance(ctx, p.Name(), next, etag); err != nil {
+		if etag, err = s.wm.Advance(ctx, p.Name(), next, etag); err != nil {
 			if errors.Is(err, platform.ErrConflict) {
-				o.log.WithField("provider", p.Name()).Info("scan-repair: another runner advanced the watermark; stopping")
+				s.log.WithField("provider", p.Name()).Info("scan-repair: another runner advanced the watermark; stopping")
 				return res, nil
 			}
 			return res, err
 		}
 		wm, res.Watermark = next, next
 	}
-	o.log.WithFields(logrus.Fields{"provider": p.Name(), "published": res.Published, "watermark": wm}).Info("scan-repair done")
+	s.log.WithFields(logrus.Fields{"provider": p.Name(), "published": res.Published, "watermark": wm}).Info("scan-repair done")
 	return res, nil
 }
 
 // ScanRepair runs the named provider (all when name is "") once, from since when it is not
 // zero, else from each provider's watermark.
-func (w *Worker) ScanRepair(ctx context.Context, name string, since time.Time) ([]ScanResult, error) {
+func (s *Service) ScanRepair(ctx context.Context, name string, since time.Time) ([]ScanResult, error) {
 	var out []ScanResult
 	found := false
-	providers := append([]ScanProvider{EventLogProvider{Log: w.outbox.eventLog}}, w.outbox.cfg.ScanProviders...)
+	providers := append([]ScanProvider{EventLogProvider{Log: s.eventLog}}, s.cfg.ScanProviders...)
 	for _, p := range providers {
 		if name == "" && p.Name() == "event-log" {
 			continue // a full replay: only when asked for by name
@@ -101,7 +101,7 @@ func (w *Worker) ScanRepair(ctx context.Context, name string, since time.Time) (
 			continue
 		}
 		found = true
-		r, err := w.outbox.scanRepair(ctx, p, since)
+		r, err := s.scanRepair(ctx, p, since)
 		out = append(out, r)
 		if err != nil {
 			return out, err
@@ -112,7 +112,7 @@ func (w *Worker) ScanRepair(ctx context.Context, name string, since time.Time) (
 		for _, p := range providers {
 			names = append(names, p.Name())
 		}
-		return nil, fmt.Errorf("%w: no scan provider %q (known: %v)", ErrInvalidInput, name, names)
+		return nil, fmt.Errorf("%w: no scan provider %q (known: %v)", platform.ErrInvalidInput, name, names)
 	}
 	return out, nil
 }

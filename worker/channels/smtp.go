@@ -1,37 +1,30 @@
-package worker
+// Package channels holds the built-in delivery channels, one file each: email over SMTP (or to
+// the log, for local development) and a notification recipient's webhook. A channel is a
+// delivery.Channel registered by name; the distributor calls it after claiming a message and
+// records what it answers. A channel must not retry by itself: the distributor owns attempts.
+package channels
 
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"mime"
 	"mime/multipart"
 	"mime/quotedprintable"
 	"net"
-	"net/http"
 	"net/mail"
 	"net/smtp"
 	"net/textproto"
 	"strings"
 	"time"
 
-	"github.com/sirupsen/logrus"
-
 	"github.com/platform/platform"
+	"github.com/platform/platform/worker/delivery"
 )
-
-// Provider delivers one outgoing message. It returns the provider's id for it, a
-// platform.Permanent error when no retry can help, or another error to retry.
-type Provider interface {
-	Send(ctx context.Context, m *platform.OutgoingMessage) (providerID string, err error)
-}
 
 // SMTPConfig is an SMTP relay (PLATFORM_SMTP_*). STARTTLS is used whenever the server offers
 // it; credentials are sent only over TLS.
@@ -44,11 +37,26 @@ type SMTPConfig struct {
 	TLS *tls.Config
 }
 
-type smtpProvider struct{ cfg SMTPConfig }
+// SMTP is the email channel over an SMTP relay.
+type SMTP struct{ cfg SMTPConfig }
+
+// NewSMTP returns the email channel that sends through the relay cfg names.
+func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
+
+// CheckAddress implements delivery.Channel: one bare address, so that no line break (a header
+// injection) or display name reaches the relay.
+func (*SMTP) CheckAddress(_ context.Context, address string) error { return checkEmail(address) }
+
+func checkEmail(address string) error {
+	if a, err := mail.ParseAddress(address); err != nil || a.Address != address {
+		return fmt.Errorf("%q is not an email address such as ada@example.com", address)
+	}
+	return nil
+}
 
 // Send speaks SMTP to the relay. The message carries X-Platform-Message-Key, so a support
 // engineer can go from any received email back to its trace.
-func (p *smtpProvider) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
+func (p *SMTP) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
 	to, err := mail.ParseAddress(m.Recipient.Address)
 	if err != nil {
 		return "", platform.Permanent(fmt.Errorf("recipient %q: %v", m.Recipient.Address, err))
@@ -119,20 +127,13 @@ func (p *smtpProvider) Send(ctx context.Context, m *platform.OutgoingMessage) (s
 		var te *textproto.Error
 		if !errors.As(err, &te) {
 			// The whole message went out and the server's verdict was lost: it may have it.
-			return "", &ambiguousError{fmt.Errorf("smtp end of DATA: %w", err)}
+			return "", delivery.Ambiguous(fmt.Errorf("smtp end of DATA: %w", err))
 		}
 		return "", smtpError("end of DATA", err)
 	}
 	_ = c.Quit()
 	return messageID, nil
 }
-
-// ambiguousError: the provider may or may not have the message (the request went out whole and
-// its answer was lost). Retrying could send it twice, so the message becomes Unknown.
-type ambiguousError struct{ err error }
-
-func (e *ambiguousError) Error() string { return e.err.Error() }
-func (e *ambiguousError) Unwrap() error { return e.err }
 
 // smtpError: a 5xx reply is permanent (the server refused), a 4xx or a network error is not.
 func smtpError(step string, err error) error {
@@ -184,82 +185,4 @@ func buildMIME(from, to *mail.Address, messageID string, m *platform.OutgoingMes
 		return nil, err
 	}
 	return b.Bytes(), nil
-}
-
-// logProvider writes email to the log when no SMTP relay is configured (local development).
-// It logs who and what about, never the body.
-type logProvider struct{ log logrus.FieldLogger }
-
-func (p *logProvider) Send(_ context.Context, m *platform.OutgoingMessage) (string, error) {
-	p.log.WithFields(logrus.Fields{"messageKey": m.Key, "to": m.Recipient.Address, "subject": m.Subject}).
-		Info("email (no SMTP configured: written to the log instead of sent)")
-	return "log", nil
-}
-
-// webhookProvider POSTs a message as JSON, signed with HMAC-SHA256 of the body.
-type webhookProvider struct {
-	secret string
-	client *http.Client
-}
-
-// WebhookPayload is the JSON body of a webhook-channel notification.
-type WebhookPayload struct {
-	MessageKey              string `json:"messageKey"`
-	JobKey                  string `json:"jobKey"`
-	NotificationEventTypeID int    `json:"notificationEventTypeId"`
-	BusinessUnitID          int64  `json:"businessUnitId"`
-	Subject                 string `json:"subject"`
-	Text                    string `json:"text"`
-	HTML                    string `json:"html,omitempty"`
-}
-
-// Sign is the X-Platform-Signature value of body: "sha256=" + hex HMAC-SHA256 with secret.
-func Sign(secret string, body []byte) string {
-	mac := hmac.New(sha256.New, []byte(secret))
-	mac.Write(body)
-	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
-}
-
-func (p *webhookProvider) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
-	if p.secret == "" {
-		return "", platform.Permanent(errors.New("PLATFORM_WEBHOOK_SECRET is not set: refusing to send an unsigned webhook"))
-	}
-	body, err := json.Marshal(WebhookPayload{MessageKey: m.Key, JobKey: m.JobKey, NotificationEventTypeID: m.NotificationEventTypeID,
-		BusinessUnitID: m.BusinessUnitID, Subject: m.Subject, Text: m.Text, HTML: m.HTML})
-	if err != nil {
-		return "", platform.Permanent(err)
-	}
-	return postSigned(ctx, p.client, m.Recipient.Address, p.secret, body, map[string]string{"Idempotency-Key": m.Key, "X-Platform-Message-Key": m.Key})
-}
-
-// postSigned POSTs body, signed with secret, and sorts the answer: 2xx sent; 408, 429 and 5xx
-// (and network errors) worth a retry; anything else refused for good.
-func postSigned(ctx context.Context, client *http.Client, target, secret string, body []byte, headers map[string]string) (string, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
-	if err != nil {
-		return "", platform.Permanent(fmt.Errorf("webhook %q: %v", target, err))
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "platform-webhooks")
-	req.Header.Set("X-Platform-Signature", Sign(secret, body))
-	for k, v := range headers {
-		req.Header.Set(k, v)
-	}
-	resp, err := client.Do(req)
-	if err != nil {
-		if errors.Is(err, ErrForbiddenTarget) {
-			return "", platform.Permanent(err)
-		}
-		return "", fmt.Errorf("webhook POST: %w", err)
-	}
-	defer resp.Body.Close()
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	switch code := resp.StatusCode; {
-	case code >= 200 && code < 300:
-		return fmt.Sprintf("http %d", code), nil
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
-		return "", fmt.Errorf("webhook answered %d", code)
-	default:
-		return "", platform.Permanent(fmt.Errorf("webhook answered %d", code))
-	}
 }

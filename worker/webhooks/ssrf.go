@@ -1,4 +1,4 @@
-package worker
+package webhooks
 
 import (
 	"context"
@@ -12,20 +12,21 @@ import (
 	"time"
 )
 
-// targets decides which webhook targets the worker may call. Private, loopback, link-local,
+// Targets decides which webhook targets the worker may call. Private, loopback, link-local,
 // unspecified and multicast addresses are refused (a subscriber must not make the worker call
 // into its own network: SSRF) unless the host or a CIDR holding the address is allow-listed
 // (PLATFORM_WEBHOOK_ALLOWLIST). The rule is checked when an endpoint is added and again when
 // connecting, on the address actually dialled, so DNS cannot be turned against it later.
-type targets struct {
-	hosts map[string]bool
-	nets  []netip.Prefix
+type Targets struct {
+	hosts  map[string]bool
+	nets   []netip.Prefix
+	client *http.Client
 }
 
-// ParseAllowlist reads a comma-separated list of hosts and CIDRs (a bare IP is one address).
-func parseAllowlist(items []string) (*targets, error) {
-	t := &targets{hosts: map[string]bool{}}
-	for _, it := range items {
+// NewTargets reads the allow-list: hosts and CIDRs (a bare IP is one address).
+func NewTargets(allowlist []string) (*Targets, error) {
+	t := &Targets{hosts: map[string]bool{}}
+	for _, it := range allowlist {
 		it = strings.TrimSpace(it)
 		switch {
 		case it == "":
@@ -43,13 +44,14 @@ func parseAllowlist(items []string) (*targets, error) {
 			t.hosts[strings.ToLower(it)] = true
 		}
 	}
+	t.client = t.newClient(30 * time.Second)
 	return t, nil
 }
 
 // ErrForbiddenTarget: a webhook URL the SSRF rule refuses.
 var ErrForbiddenTarget = errors.New("webhook target refused")
 
-func (t *targets) allowedIP(ip netip.Addr) bool {
+func (t *Targets) allowedIP(ip netip.Addr) bool {
 	ip = ip.Unmap()
 	for _, p := range t.nets {
 		if p.Contains(ip) {
@@ -60,9 +62,9 @@ func (t *targets) allowedIP(ip netip.Addr) bool {
 		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast())
 }
 
-// checkURL refuses what may not be a webhook target: not http(s), or a host that is (or
+// CheckURL refuses what may not be a webhook target: not http(s), or a host that is (or
 // resolves to) a forbidden address.
-func (t *targets) checkURL(ctx context.Context, raw string) error {
+func (t *Targets) CheckURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
 		return fmt.Errorf("%w: %q: want an http(s) URL", ErrForbiddenTarget, raw)
@@ -94,8 +96,11 @@ func resolve(ctx context.Context, host string) ([]netip.Addr, error) {
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
 
-// client is an HTTP client whose every connection obeys the rule.
-func (t *targets) client(timeout time.Duration) *http.Client {
+// Client is the one HTTP client for webhook targets: every connection it makes obeys the rule,
+// and connections to a target are reused across deliveries.
+func (t *Targets) Client() *http.Client { return t.client }
+
+func (t *Targets) newClient(timeout time.Duration) *http.Client {
 	dialer := &net.Dialer{Timeout: 10 * time.Second}
 	tr := &http.Transport{
 		Proxy: nil, // a proxy would hide the real target from the rule

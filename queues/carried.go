@@ -1,0 +1,46 @@
+package queues
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// A stage message may carry the row its writer just wrote, with the row's ETag, so that the
+// next stage's first delivery needs no read. Only a first delivery trusts it: a redelivery
+// reads the row, which may have moved on. A write at a stale ETag fails (412) and changes
+// nothing, so trusting a carried row is never wrong, only sometimes slower.
+
+// MaxCarried bounds a message that carries its row: past it the row is left out and read
+// instead (a queue message holds 64 KiB).
+const MaxCarried = 48 << 10
+
+// EnqueueCarrying enqueues full as JSON on queue, or bare (the same message without its row)
+// when full is over MaxCarried.
+func (c *Client) EnqueueCarrying(ctx context.Context, queue string, full, bare any, delay time.Duration) error {
+	b, err := json.Marshal(full)
+	if err == nil && len(b) > MaxCarried {
+		b, err = json.Marshal(bare)
+	}
+	if err != nil {
+		return fmt.Errorf("encode %s message: %w", queue, err)
+	}
+	return c.Enqueue(ctx, queue, string(b), delay)
+}
+
+// Carried returns the row and ETag a message carries when m is its first delivery and it
+// carries both; ok is false otherwise, and the row must be read.
+func Carried[T any, E ~string](m *Message, row *T, etag E) (_ *T, _ E, ok bool) {
+	if m.DequeueCount != 1 || row == nil || etag == "" {
+		return nil, "", false
+	}
+	return row, etag, true
+}
+
+// DecodeJSON decodes m's body as a T.
+func DecodeJSON[T any](m *Message) (T, error) {
+	var v T
+	err := json.Unmarshal(m.Body, &v)
+	return v, err
+}

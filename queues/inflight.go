@@ -1,0 +1,192 @@
+package queues
+
+import (
+	"context"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/lifecycle"
+	"github.com/platform/platform/internal/storage"
+)
+
+// inflight is one received message and the lease on it.
+type inflight struct {
+	c       *Consumer
+	id      string
+	wire    string // the text the queue holds now
+	msg     *Message
+	log     logrus.FieldLogger
+	mu      sync.Mutex
+	receipt string
+}
+
+func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessage) {
+	defer c.wg.Done()
+	defer func() { <-c.slots }()
+	defer c.inFlight.Add(-1)
+
+	wire := ""
+	if dm.MessageText != nil {
+		wire = *dm.MessageText
+	}
+	body, st := decodeWire(wire)
+	m := &Message{ID: *dm.MessageID, Body: []byte(body), state: st}
+	if dm.DequeueCount != nil {
+		m.DequeueCount = *dm.DequeueCount
+	}
+	if dm.InsertionTime != nil {
+		m.InsertedAt = *dm.InsertionTime
+	}
+	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt,
+		log: c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount})}
+
+	// Settling (delete, poison, backoff) must finish even when a hard stop cancels handlers.
+	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(handleCtx), 30*time.Second)
+	defer cancel()
+
+	if limit := c.cfg.MaxUnfinishedDeliveries; m.DequeueCount > int64(limit) {
+		// Delivered too often without being settled: the worker died or was stopped each time.
+		reason := fmt.Sprintf("delivered %d times, more than the maximum of %d", m.DequeueCount, limit)
+		if st.LastError != "" {
+			reason += "; last error: " + st.LastError
+		} else {
+			reason += "; no handler ever finished it (worker stopped or crashed while handling)"
+		}
+		f.poison(settleCtx, reason)
+		return
+	}
+
+	stopRenew := f.renewWhileRunning(handleCtx)
+	err := c.cfg.Handler(handleCtx, m)
+	stopRenew()
+
+	switch {
+	case err == nil:
+		f.delete(settleCtx)
+	case handleCtx.Err() != nil:
+		f.log.Info("handler cancelled by stop; the message will reappear")
+	case platform.IsPermanent(err):
+		f.poison(settleCtx, err.Error())
+	case m.DequeueCount >= int64(c.cfg.MaxDequeueCount):
+		f.poison(settleCtx, fmt.Sprintf("failed %d of %d allowed deliveries; last error: %v", m.DequeueCount, c.cfg.MaxDequeueCount, err))
+	default:
+		f.retry(settleCtx, err)
+	}
+}
+
+// renewWhileRunning extends the message's visibility every half timeout until the returned
+// func is called, so a slow handler is never run twice at once. The returned func waits for a
+// renewal in progress, so the pop receipt is settled when it returns.
+func (f *inflight) renewWhileRunning(ctx context.Context) (stop func()) {
+	done := make(chan struct{})
+	exited := make(chan struct{})
+	every := f.c.cfg.VisibilityTimeout / 2
+	go func() {
+		defer close(exited)
+		t := time.NewTicker(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				if err := f.update(ctx, f.wire, f.c.cfg.VisibilityTimeout); err != nil {
+					f.log.WithError(err).Warn("visibility renewal failed; another consumer may take the message")
+				}
+			}
+		}
+	}()
+	return func() { close(done); <-exited }
+}
+
+func (f *inflight) update(ctx context.Context, text string, visibility time.Duration) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	resp, err := f.c.q.UpdateMessage(ctx, f.id, f.receipt, text, &azqueue.UpdateMessageOptions{
+		VisibilityTimeout: to.Ptr(seconds(visibility)),
+	})
+	if err != nil {
+		return storage.Translate(err)
+	}
+	if resp.PopReceipt != nil {
+		f.receipt = *resp.PopReceipt
+	}
+	f.wire = text
+	return nil
+}
+
+func (f *inflight) delete(ctx context.Context) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if _, err := f.c.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
+		// The work is done and idempotent. A 404 may mean the delete did happen and only its
+		// reply was lost; either way, a message that reappears is handled again, harmlessly.
+		f.log.WithError(storage.Translate(err)).Warn("delete after success failed; if the message reappears, handling it again is harmless")
+	}
+}
+
+func (f *inflight) retry(ctx context.Context, cause error) {
+	f.msg.mu.Lock()
+	st := retryState{Done: f.msg.state.Done, LastError: cause.Error()}
+	f.msg.mu.Unlock()
+	delay := backoff(f.c.cfg.RetryBackoff, f.c.cfg.MaxRetryBackoff, f.msg.DequeueCount)
+	f.log.WithError(cause).WithField("retryIn", delay.Round(time.Millisecond).String()).Warn("handler failed; will retry")
+	if err := f.update(ctx, encodeWire(string(f.msg.Body), st), delay); err != nil {
+		f.log.WithError(err).Warn("could not set the retry backoff; the message reappears after its visibility timeout")
+	}
+}
+
+// poison moves the message to the poison queue with its reason, then deletes it. A crash
+// between the two leaves it in both; the copy in the work queue is poisoned again, never lost.
+func (f *inflight) poison(ctx context.Context, reason string) {
+	c := f.c
+	rec := PoisonRecord{
+		Reason:     clip(reason, maxReasonLen),
+		Queue:      c.cfg.Queue,
+		Attempts:   f.msg.DequeueCount,
+		MessageID:  f.id,
+		InsertedAt: f.msg.InsertedAt.UTC(),
+		FailedAt:   time.Now().UTC(),
+		Host:       c.host,
+		Body:       string(f.msg.Body),
+	}
+	text := marshalCompact(rec)
+	if len(text) > MaxMessageBytes {
+		name := "poison/" + c.cfg.Queue + "/" + f.id
+		if err := c.client.blobs.Put(ctx, platform.ContainerEventPayloads, name, f.msg.Body); err != nil {
+			f.log.WithError(err).Error("could not store the poison body; leaving the message to reappear")
+			return
+		}
+		rec.Body, rec.BodyBlob = "", name
+		text = marshalCompact(rec)
+	}
+	if err := c.client.Enqueue(ctx, platform.PoisonQueue(c.cfg.Queue), text, 0); err != nil {
+		f.log.WithError(err).Error("could not poison the message; leaving it to reappear")
+		return
+	}
+	f.log.WithField("reason", rec.Reason).Error("message moved to poison queue")
+	f.delete(ctx)
+}
+
+// backoff is base·2^(attempt-1), capped, with ±20 % jitter so that retries of a batch that
+// failed together do not come back together.
+func backoff(base, max time.Duration, attempt int64) time.Duration {
+	d := base
+	for i := int64(1); i < attempt && d < max; i++ {
+		d *= 2
+	}
+	return lifecycle.Jitter(min(d, max))
+}
+
+// seconds rounds d up to whole seconds, the queue service's unit, and at least 1.
+func seconds(d time.Duration) int32 {
+	return int32(max((d+time.Second-1)/time.Second, 1))
+}

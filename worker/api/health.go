@@ -1,0 +1,21 @@
+package api
+
+import (
+	"context"
+	"net/http"
+	"time"
+)
+
+func serveHealth(rw http.ResponseWriter, _ *http.Request) {
+	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+func (d Deps) serveReady(rw http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	if err := d.Ready(r.WithContext(ctx)); err != nil {
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
+		return
+	}
+	writeJSON(rw, http.StatusOK, map[string]string{"status": "ready"})
+}

@@ -1,0 +1,50 @@
+package api
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker/notify"
+)
+
+// serveCreateJob creates a direct notification job. An Idempotency-Key header makes its key
+// deterministic: the same request again returns the same job (200), not a second one.
+func (d Deps) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
+	var dj notify.DirectJob
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<20))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&dj); err != nil {
+		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+		return
+	}
+	job, created, err := d.Notify.CreateJob(r.Context(), dj, r.Header.Get("Idempotency-Key"))
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case errors.Is(err, notify.ErrJobConflict):
+		writeError(rw, http.StatusConflict, err.Error())
+	case err != nil:
+		d.storageError(rw, "create notification job", err)
+	case created:
+		writeJSON(rw, http.StatusCreated, map[string]string{"jobKey": job.Key, "state": string(job.State)})
+	default:
+		writeJSON(rw, http.StatusOK, map[string]string{"jobKey": job.Key, "state": string(job.State)})
+	}
+}
+
+func (d Deps) serveCancel(rw http.ResponseWriter, r *http.Request) {
+	var body struct {
+		CancellationKey string `json:"cancellationKey"`
+	}
+	if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10)).Decode(&body); err != nil || body.CancellationKey == "" {
+		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…"}`)
+		return
+	}
+	if err := d.Notify.Cancel(r.Context(), body.CancellationKey); err != nil {
+		d.storageError(rw, "cancel notifications", err)
+		return
+	}
+	writeJSON(rw, http.StatusOK, map[string]string{"cancelled": body.CancellationKey})
+}

@@ -1,0 +1,79 @@
+package worker
+
+import (
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/lifecycle"
+	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/mappings"
+	"github.com/platform/platform/queues"
+	"github.com/platform/platform/worker/channels"
+	"github.com/platform/platform/worker/delivery"
+	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/outbox"
+	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/webhooks"
+)
+
+// Config configures a Worker. Zero fields take the defaults their comments give.
+type Config struct {
+	// Account is the storage account. Default: Azurite's development account.
+	Account storage.Account
+	// Namespace prefixes every queue, table and container. Default: none.
+	Namespace platform.Namespace
+	// Logger receives the worker's log lines. Default: logrus's standard logger.
+	Logger logrus.FieldLogger
+
+	// HTTPAddr is where the HTTP API listens (host:port; port 0 picks a free one, and HTTPAddr
+	// says which). Default: no server of the worker's own (serve Handler yourself).
+	HTTPAddr string
+	// HTTPShutdownTimeout is how long requests still open get once the worker has stopped its
+	// work; then their connections are closed. Default 5s.
+	HTTPShutdownTimeout time.Duration
+
+	// Consumer tunes the consumers of the work queues (batch, concurrency, visibility,
+	// retries); Queue, Handler and Logger are set by the worker. Defaults: queues.ConsumerConfig's.
+	Consumer queues.ConsumerConfig
+	// History maps event types to timeline rows. Default: the example domain of
+	// mappings.RegisterExampleHistory.
+	History *mappings.HistoryRegistry
+	// NotificationTypes are the notification types, each registered once; New refuses a type
+	// without a renderer, on both paths, or registered twice. Default:
+	// mappings.ExampleNotifications.
+	NotificationTypes []mappings.NotificationType
+	// PostProcessors are further concerns, run on each event with the built-in ones.
+	PostProcessors []PostProcessor
+
+	// SettingsDSN is the notification settings database: a SQLite file, or postgres://….
+	// Default: settings.DefaultDSN.
+	SettingsDSN string
+	// Notify tunes the notification stages (holds, template cache).
+	Notify notify.Config
+	// Delivery tunes the distributor (send lease, attempts).
+	Delivery delivery.Config
+	// SMTP sends email (channel "email"); nil writes email to the log instead (local
+	// development).
+	SMTP *channels.SMTPConfig
+	// WebhookSecret signs webhook-channel notifications (HMAC-SHA256). Default: unsigned is
+	// refused, so a webhook recipient without a secret fails permanently.
+	WebhookSecret string
+	// WebhookAllowlist lists the hosts and CIDRs that webhooks may target although they are
+	// private, loopback or link-local (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.
+	WebhookAllowlist []string
+	// Webhooks tunes deliveries to integrators' endpoints (the endpoint cache).
+	Webhooks webhooks.Config
+	// Channels are further delivery channels, by the name recipients and
+	// NotificationOption.Channels use; a name of a built-in channel (email, webhook, endpoint)
+	// is refused.
+	Channels map[string]delivery.Channel
+	// Outbox tunes the event substrate (materializer, reconciler, scan-repair).
+	Outbox outbox.Config
+	// Realtime tunes the change stream (GET /v1/changes).
+	Realtime realtime.Config
+	// Components are further long-running pieces run with the worker's lifecycle: started
+	// after everything else, stopped before.
+	Components []lifecycle.Component
+}

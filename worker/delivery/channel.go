@@ -1,0 +1,82 @@
+package delivery
+
+import (
+	"context"
+	"fmt"
+	"maps"
+	"slices"
+	"sync"
+
+	"github.com/platform/platform"
+)
+
+// Channel delivers outgoing messages of one kind (email, a webhook, an integrator's
+// endpoint…). Adding one is a type that implements it and one Register call.
+type Channel interface {
+	// Send delivers m. It returns the provider's id for it; a platform.Permanent error when no
+	// retry can help; Ambiguous(err) when the provider may or may not have it (the request went
+	// out whole and its answer was lost: the message becomes Unknown, never resent); any other
+	// error to retry.
+	Send(ctx context.Context, m *platform.OutgoingMessage) (providerID string, err error)
+	// CheckAddress refuses an address this channel could never deliver to, before a job naming
+	// it is accepted: bad input is refused at the door, not found at send time.
+	CheckAddress(ctx context.Context, address string) error
+}
+
+// Channels is the channel registry, by name (the name a recipient and a NotificationOption's
+// Channels use).
+type Channels struct {
+	mu sync.RWMutex
+	m  map[string]Channel
+}
+
+// Register adds channel ch under name; a name registered twice is an error.
+func (c *Channels) Register(name string, ch Channel) error {
+	if name == "" || ch == nil {
+		return fmt.Errorf("channel %q: want a name and a channel", name)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, dup := c.m[name]; dup {
+		return fmt.Errorf("channel %q is registered twice", name)
+	}
+	if c.m == nil {
+		c.m = map[string]Channel{}
+	}
+	c.m[name] = ch
+	return nil
+}
+
+// Lookup returns the channel registered as name.
+func (c *Channels) Lookup(name string) (Channel, bool) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	ch, ok := c.m[name]
+	return ch, ok
+}
+
+// Names lists the registered names, sorted.
+func (c *Channels) Names() []string {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return slices.Sorted(maps.Keys(c.m))
+}
+
+// CheckRecipient refuses a recipient no channel should be handed: an unknown channel, or an
+// address its channel refuses.
+func (c *Channels) CheckRecipient(ctx context.Context, r platform.Recipient) error {
+	ch, ok := c.Lookup(r.Channel)
+	if !ok {
+		return fmt.Errorf("channel %q: want one of %v", r.Channel, c.Names())
+	}
+	return ch.CheckAddress(ctx, r.Address)
+}
+
+// Ambiguous marks err as "the provider may or may not have the message": retrying could
+// send it twice, so the message becomes Unknown.
+func Ambiguous(err error) error { return &ambiguousError{err} }
+
+type ambiguousError struct{ err error }
+
+func (e *ambiguousError) Error() string { return e.err.Error() }
+func (e *ambiguousError) Unwrap() error { return e.err }

@@ -1,0 +1,231 @@
+// Package delivery sends outgoing messages exactly once in effect. It owns the
+// OutgoingMessages rows and the notification-distributor queue, and is shared by every concern
+// that sends something (notifications, webhook deliveries).
+//
+// Invariants:
+//   - A message is ensured, never upserted: created under its key, or found equal (nothing to
+//     do but make sure it is on its way), or found different (Conflict: never sent).
+//   - Claim before send: the distributor moves a message Pending → Sending, conditional on its
+//     ETag, before calling its channel; of two racing distributors one sends, the other leaves.
+//   - A message still Sending after its lease (the sender died inside the send window), or
+//     whose provider's verdict was lost after it went out whole, is Unknown: never resent
+//     automatically.
+//
+// Channels are registered by name (Channels); this package calls them and knows none.
+package delivery
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/queues"
+	"github.com/platform/platform/tables"
+)
+
+// Config tunes the distributor. Zero fields take the defaults their comments give.
+type Config struct {
+	// SendLease is how long a distributor may hold a message in Sending. A message still
+	// Sending after it (the sender crashed inside the send window) becomes Unknown and is never
+	// resent automatically. Default 2m.
+	SendLease time.Duration
+	// MaxAttempts is how many sends a message gets before it is Failed. Default 5.
+	MaxAttempts int
+}
+
+func (c *Config) setDefaults() {
+	c.SendLease = cmp.Or(c.SendLease, 2*time.Minute)
+	c.MaxAttempts = cmp.Or(c.MaxAttempts, 5)
+}
+
+// Distributor ensures outgoing messages and sends them through their channels.
+type Distributor struct {
+	cfg      Config
+	log      logrus.FieldLogger
+	queues   *queues.Client
+	messages *tables.Messages
+	channels *Channels
+}
+
+// New returns a distributor of the messages in store, sending through channels.
+func New(cfg Config, log logrus.FieldLogger, q *queues.Client, store *tables.Messages, channels *Channels) *Distributor {
+	cfg.setDefaults()
+	return &Distributor{cfg: cfg, log: log, queues: q, messages: store, channels: channels}
+}
+
+// MaxDequeueCount is the least the distributor's queue must allow: the message row counts send
+// attempts and settles Failed itself, and waiting out a crashed sender's lease takes deliveries
+// too. The queue must not give up first.
+func (d *Distributor) MaxDequeueCount() int { return 2*d.cfg.MaxAttempts + 5 }
+
+// Get reads message key (for traces).
+func (d *Distributor) Get(ctx context.Context, key string) (*platform.OutgoingMessage, error) {
+	m, _, err := d.messages.Get(ctx, key)
+	return m, err
+}
+
+// sendMessage is the notification-distributor queue's message: the key, and on a first
+// delivery the row as its writer wrote it (queues.Carried).
+type sendMessage struct {
+	MessageKey string                    `json:"messageKey"`
+	ETag       tables.ETag               `json:"etag,omitempty"`
+	Message    *platform.OutgoingMessage `json:"message,omitempty"`
+}
+
+// Ensure creates msg unless its key exists and makes sure it is on its way: a message found
+// Pending (its distributor message may have been lost in a crash) is sent to the distributor
+// again; duplicates are harmless. Different content under the key is a conflict: the message
+// is never sent, and support is told. stage names the caller in the message's trail.
+func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage, stage string) error {
+	stored, etag, created, err := d.messages.Ensure(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if !created && stored.ContentHash() != msg.ContentHash() {
+		d.log.WithFields(logrus.Fields{"messageKey": stored.Key, "state": stored.State}).
+			Error("outgoing message conflict: different content under an existing key; it will not be sent automatically")
+		_, _, _, err := tables.Modify(ctx, d.messages, stored.Key, stored, etag, func(m *platform.OutgoingMessage) error {
+			if m.State != platform.MessagePending {
+				return tables.ErrUnchanged // on its way or settled: too late to stop
+			}
+			m.State, m.LastError = platform.MessageConflict, platform.ReasonConflict
+			m.Trail = append(m.Trail, platform.NewStep(stage, "conflict", "different content under the same key"))
+			return nil
+		})
+		return err
+	}
+	if stored.State != platform.MessagePending {
+		return nil // already on its way, or settled
+	}
+	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor,
+		sendMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, sendMessage{MessageKey: msg.Key}, 0)
+}
+
+// Handle is the queues.Handler of notification-distributor: it sends one message, exactly
+// once in effect.
+func (d *Distributor) Handle(ctx context.Context, qm *queues.Message) error {
+	s, err := queues.DecodeJSON[sendMessage](qm)
+	if err != nil || s.MessageKey == "" {
+		return platform.Permanent(errors.New(`not a distributor message: want {"messageKey":…}`))
+	}
+	msg, etag, ok := queues.Carried(qm, s.Message, s.ETag)
+	if !ok {
+		if msg, etag, err = d.messages.Get(ctx, s.MessageKey); errors.Is(err, platform.ErrNotFound) {
+			return platform.Permanent(fmt.Errorf("message %s does not exist", s.MessageKey))
+		}
+		if err != nil {
+			return err
+		}
+	}
+	switch msg.State {
+	case platform.MessagePending:
+	case platform.MessageSending:
+		return d.expire(ctx, msg, etag)
+	default:
+		return nil // Sent, Failed, Unknown, Conflict: settled
+	}
+	if msg, etag, err = d.claim(ctx, msg, etag); err != nil || msg == nil {
+		return err
+	}
+	return d.send(ctx, msg, etag)
+}
+
+// expire settles a message found Sending: still within its lease, another distributor is
+// sending it (try again later); past it, the sender died inside the send window, and whether
+// the provider got it cannot be known, so it is Unknown.
+func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) error {
+	if time.Now().Before(msg.LeaseUntil) {
+		return fmt.Errorf("message %s is being sent by another worker until %s", msg.Key, msg.LeaseUntil.Format(time.RFC3339))
+	}
+	msg, _, changed, err := tables.Modify(ctx, d.messages, msg.Key, msg, etag, func(m *platform.OutgoingMessage) error {
+		if m.State != platform.MessageSending || time.Now().Before(m.LeaseUntil) {
+			return tables.ErrUnchanged // another replica settled or reclaimed it
+		}
+		m.State = platform.MessageUnknown
+		m.LastError = "the sender stopped inside the send window; the provider may or may not have it"
+		m.Trail = append(m.Trail, platform.NewStep("distributor", "unknown", "lease expired while Sending"))
+		return nil
+	})
+	if err != nil || !changed {
+		return err
+	}
+	d.log.WithFields(logrus.Fields{"messageKey": msg.Key, "attempts": msg.Attempts}).
+		Error("outgoing message is Unknown: crashed inside the send window; not resent — check with the provider")
+	return nil
+}
+
+// claim moves msg to Sending under a fresh claim token and returns it with its new ETag, or nil
+// when another distributor claimed it first. The token tells a claim's own echo (the write
+// happened, its reply was lost, and the SDK's retry met the new ETag: 412) from someone
+// else's claim; a carried row that moved on is claimed again as stored.
+func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) (*platform.OutgoingMessage, tables.ETag, error) {
+	token, lease := platform.NewSourceKey(), time.Now().Add(d.cfg.SendLease).UTC()
+	msg, etag, _, err := tables.Modify(ctx, d.messages, msg.Key, msg, etag, func(m *platform.OutgoingMessage) error {
+		if m.State != platform.MessagePending {
+			return tables.ErrUnchanged // ours (the echo), or another distributor's, or settled
+		}
+		m.State, m.Attempts, m.LeaseUntil, m.Claim = platform.MessageSending, m.Attempts+1, lease, token
+		m.Trail = append(m.Trail, platform.NewStep("distributor", "claimed", fmt.Sprintf("attempt %d", m.Attempts)))
+		return nil
+	})
+	if errors.Is(err, platform.ErrConflict) {
+		return nil, "", nil // lost the race again and again: whoever won sends it
+	}
+	if err != nil || msg.State != platform.MessageSending || msg.Claim != token {
+		return nil, "", err
+	}
+	return msg, etag, nil
+}
+
+// send calls the message's channel and records the outcome.
+func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) error {
+	var providerID string
+	ch, ok := d.channels.Lookup(msg.Recipient.Channel)
+	err := platform.Permanent(fmt.Errorf("no channel %q (registered: %v)", msg.Recipient.Channel, d.channels.Names()))
+	if ok {
+		sendCtx, cancel := context.WithTimeout(ctx, d.cfg.SendLease/2)
+		providerID, err = ch.Send(sendCtx, msg)
+		cancel()
+	}
+	msg.LeaseUntil = time.Time{}
+	var ambiguous *ambiguousError
+	switch {
+	case errors.As(err, &ambiguous):
+		msg.State, msg.LastError = platform.MessageUnknown, err.Error()
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "unknown", err.Error()))
+	case err == nil:
+		msg.State, msg.ProviderID, msg.LastError = platform.MessageSent, providerID, ""
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "sent", providerID))
+	case platform.IsPermanent(err):
+		msg.State, msg.LastError = platform.MessageFailed, err.Error()
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "failed", err.Error()))
+	case msg.Attempts >= d.cfg.MaxAttempts:
+		msg.State, msg.LastError = platform.MessageFailed, fmt.Sprintf("gave up after %d attempts: %v", msg.Attempts, err)
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "failed", msg.LastError))
+	default:
+		msg.State, msg.LastError = platform.MessagePending, err.Error()
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "will retry", err.Error()))
+	}
+	if _, uerr := d.messages.Update(ctx, msg, etag); uerr != nil {
+		// The row still says Sending: the redelivery waits out the lease and reports Unknown
+		// rather than risk a second send.
+		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)
+	}
+	log := d.log.WithField("messageKey", msg.Key)
+	switch msg.State {
+	case platform.MessageSent:
+		log.WithField("providerId", providerID).Info("message sent")
+	case platform.MessageFailed:
+		log.WithField("error", msg.LastError).Error("message failed")
+	case platform.MessageUnknown:
+		log.WithField("error", msg.LastError).Error("outgoing message is Unknown: the provider may have it; not resent — check with the provider")
+	case platform.MessagePending:
+		return fmt.Errorf("send %s: %w", msg.Key, err) // retried with the consumer's backoff
+	}
+	return nil
+}

@@ -1,0 +1,45 @@
+package notify
+
+import (
+	"context"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+)
+
+// Name implements the router's PostProcessor: the concern that derives notification jobs from
+// events, by the hint an event carries and the dedicated mappings of its type.
+func (*Service) Name() string { return "notification" }
+
+// Accepts implements PostProcessor: only events with a hint or a dedicated mapping.
+func (s *Service) Accepts(ev *platform.EntityEvent) bool { return s.Types.Accepts(ev) }
+
+// Process implements PostProcessor: it ensures one job per notification the event asks for,
+// keyed from the event.
+func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
+	reqs, err := s.Types.Derive(ev)
+	if err != nil {
+		return err
+	}
+	for _, req := range reqs {
+		j := &platform.NotificationJob{
+			Key:                     platform.EventJobKey(req.NotificationEventTypeID, ev.Key()),
+			NotificationEventTypeID: req.NotificationEventTypeID,
+			BusinessUnitID:          ev.BusinessUnitID,
+			EventKey:                ev.Key(),
+			EventData:               req.EventData,
+		}
+		_, created, err := s.ensureJob(ctx, j, "event")
+		if err != nil {
+			return err
+		}
+		if created {
+			s.Log.WithFields(logrus.Fields{
+				"EventTypeId": ev.EventTypeID, "EventKey": ev.Key(), "BusinessUnitId": ev.BusinessUnitID,
+				"NotificationEventTypeId": req.NotificationEventTypeID, "JobKey": j.Key,
+			}).Info("event-derived notification job created")
+		}
+	}
+	return nil
+}

@@ -1,0 +1,143 @@
+package notify
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/mappings"
+	"github.com/platform/platform/queues"
+)
+
+// Generate is the queues.Handler of notification-generator. It turns a due job into one
+// outgoing message per (channel, recipient), ensured and handed to the distributor before the
+// job says Generated, so a crash in between repeats the step, and the repeat finds its
+// messages already there.
+func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
+	job, etag, err := s.readJob(ctx, m, true)
+	if err != nil {
+		return err
+	}
+	if job.State.Final() {
+		return nil
+	}
+	t, ok := s.Types.Lookup(job.NotificationEventTypeID)
+	if !ok {
+		// A job of a type this deployment no longer registers (removed after it was created).
+		if err := s.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonNoGeneratorHandler); err != nil {
+			return err
+		}
+		return platform.Permanent(fmt.Errorf("%s: notification type %d is not registered", platform.ReasonNoGeneratorHandler, job.NotificationEventTypeID))
+	}
+	opt, err := s.Settings.Option(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
+	if skip, err := s.skipReason(ctx, job, opt, err); err != nil || skip != "" {
+		if err != nil {
+			return err
+		}
+		return s.finish(ctx, job, etag, "generator", platform.JobSkipped, skip)
+	}
+	data, err := s.jobData(ctx, job)
+	if err != nil {
+		return err
+	}
+	recipients, err := s.recipients(ctx, job, t.Render, data)
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(recipients) == 0:
+		return s.finish(ctx, job, etag, "generator", platform.JobSkipped, platform.ReasonNoRecipients)
+	case len(recipients) > MaxRecipients:
+		return s.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonTooManyRecipients)
+	}
+	var allowed []platform.Recipient
+	for _, r := range recipients {
+		if slices.Contains(opt.Channels, r.Channel) {
+			allowed = append(allowed, r)
+		}
+	}
+	if len(allowed) == 0 {
+		return s.finish(ctx, job, etag, "generator", platform.JobSkipped, platform.ReasonNoChannel)
+	}
+	name := cmp.Or(opt.TemplateName, t.Render.Template)
+	tmpl, err := s.templates.load(ctx, name, t.Render)
+	if errors.Is(err, errNoTemplate) {
+		return s.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonNoTemplate+": "+name)
+	}
+	if err != nil {
+		return err
+	}
+	var keys []string
+	for _, r := range allowed {
+		rd := renderData{Data: data, Recipient: r}
+		rd.Job.Key, rd.Job.BusinessUnitID, rd.Job.NotificationEventTypeID = job.Key, job.BusinessUnitID, job.NotificationEventTypeID
+		subject, text, html, err := render(tmpl, rd)
+		if err != nil {
+			return s.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonTemplateError+": "+err.Error())
+		}
+		msg := &platform.OutgoingMessage{
+			Key: platform.MessageKey(job.Key, r), JobKey: job.Key,
+			NotificationEventTypeID: job.NotificationEventTypeID, BusinessUnitID: job.BusinessUnitID,
+			Recipient: r, Subject: subject, Text: text, HTML: html,
+			Trail: []platform.Step{platform.NewStep("generator", "rendered", "template "+name)},
+		}
+		if err := s.Distributor.Ensure(ctx, msg, "generator"); err != nil {
+			return err
+		}
+		keys = append(keys, msg.Key)
+	}
+	job.State, job.Reason, job.MessageKeys = platform.JobGenerated, "", keys
+	job.Trail = append(job.Trail, platform.NewStep("generator", "generated", fmt.Sprintf("%d message(s)", len(keys))))
+	return s.updateJob(ctx, job, etag)
+}
+
+// jobData is what the templates render: the job's event data, resolved from its blob when it
+// was too large for the row.
+func (s *Service) jobData(ctx context.Context, job *platform.NotificationJob) (map[string]any, error) {
+	raw, err := s.Blobs.Resolve(ctx, job.EventData, job.EventDataBlob)
+	if err != nil {
+		return nil, err
+	}
+	data := map[string]any{}
+	if len(raw) > 0 {
+		if err := json.Unmarshal(raw, &data); err != nil {
+			return nil, platform.Permanent(fmt.Errorf("job %s: eventData: %v", job.Key, err))
+		}
+	}
+	return data, nil
+}
+
+// recipients are the job's own, else the renderer's from the data, else the business unit's
+// subscribers; normalised, without duplicates or empty addresses.
+func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob, r *mappings.Renderer, data map[string]any) ([]platform.Recipient, error) {
+	var out []platform.Recipient
+	switch {
+	case len(job.Recipients) > 0:
+		out = job.Recipients
+	case r.Recipients != nil:
+		out = r.Recipients(data)
+	case r.Subscribers:
+		subs, err := s.Settings.Subscribers(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
+		if err != nil {
+			return nil, err
+		}
+		for _, sub := range subs {
+			out = append(out, platform.Recipient{Channel: sub.Channel, Address: sub.Address, Name: sub.DisplayName})
+		}
+	}
+	seen := map[string]bool{}
+	var uniq []platform.Recipient
+	for _, r := range out {
+		r = r.Normalize()
+		if r.Address == "" || seen[r.Channel+"|"+r.Address] {
+			continue
+		}
+		seen[r.Channel+"|"+r.Address] = true
+		uniq = append(uniq, r)
+	}
+	return uniq, nil
+}

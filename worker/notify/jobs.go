@@ -1,0 +1,180 @@
+package notify
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/mappings"
+	"github.com/platform/platform/tables"
+)
+
+// ensureJob creates j unless its key exists, then makes sure the next step happens: a job that
+// was written but whose next message was lost (a crash between the two) is sent on again.
+// Different content under the key is a conflict: the job stops, support is told.
+func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, stage string) (*platform.NotificationJob, bool, error) {
+	var err error
+	if j.EventData, j.EventDataBlob, err = s.Blobs.Offload(ctx, j.EventData, tables.MaxInlineSnapshot); err != nil {
+		return nil, false, err
+	}
+	j.Trail = []platform.Step{platform.NewStep(stage, "created", "")}
+	if j.CreatedAt.IsZero() {
+		j.CreatedAt = time.Now().UTC()
+	}
+	if s.dueNow(ctx, j) {
+		// The scheduler would release it at once: write it released, and skip the hop (one
+		// enqueue, dequeue, delete, read and write fewer per job).
+		j.State, j.DueAt = platform.JobGenerating, j.CreatedAt
+		j.Trail = append(j.Trail, platform.NewStep("scheduler", "released to generator", "at creation: enabled, no delay, no cancellation key"))
+	}
+	stored, etag, created, err := s.jobs.Ensure(ctx, j)
+	if err != nil {
+		return nil, false, err
+	}
+	if !created && stored.ContentHash() != j.ContentHash() {
+		return stored, false, s.conflict(ctx, stored, etag, stage)
+	}
+	// A job found as it was created (this is a redelivery; the first one may have died before
+	// sending the next step) gets its next step again: duplicates are harmless.
+	switch stored.State {
+	case platform.JobCreated:
+		err = s.next(ctx, platform.QueueNotificationScheduler, stored, "", 0)
+	case platform.JobGenerating:
+		if !created {
+			etag = "" // a redelivery's row may be moving on: the generator reads it
+		}
+		err = s.next(ctx, platform.QueueNotificationGenerator, stored, etag, 0)
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	return stored, created, nil
+}
+
+// dueNow reports whether the scheduler would release job j at once: its option is enabled
+// with no delay, it has no sendAt ahead and no cancellation key to look up. Anything else (a
+// missing option, settings not open) takes the scheduler's path, which explains itself.
+func (s *Service) dueNow(ctx context.Context, j *platform.NotificationJob) bool {
+	if j.CancellationKey != "" || j.SendAt.After(j.CreatedAt) {
+		return false
+	}
+	opt, err := s.Settings.Option(ctx, j.BusinessUnitID, j.NotificationEventTypeID)
+	return err == nil && opt.IsEnabled && opt.DelaySeconds == 0
+}
+
+func (s *Service) conflict(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag, stage string) error {
+	s.Log.WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
+		Error("notification job conflict: different content arrived under an existing key; automatic sending stopped for it")
+	_, _, _, err := tables.Modify(ctx, s.jobs, stored.Key, stored, etag, func(j *platform.NotificationJob) error {
+		if j.State == platform.JobConflict {
+			return tables.ErrUnchanged
+		}
+		j.State, j.Reason = platform.JobConflict, platform.ReasonConflict
+		j.Trail = append(j.Trail, platform.NewStep(stage, "conflict", "different content under the same key"))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("mark job %s as conflict: %w", stored.Key, err)
+	}
+	return nil
+}
+
+// DirectJob is a notification a caller asks for directly (platform notify, POST
+// /v1/notification-jobs).
+type DirectJob struct {
+	NotificationEventTypeID int                  `json:"notificationEventTypeId"`
+	BusinessUnitID          int64                `json:"businessUnitId"`
+	EventData               json.RawMessage      `json:"eventData,omitempty"`
+	Recipients              []platform.Recipient `json:"recipients,omitempty"`
+	SendAt                  *time.Time           `json:"sendAt,omitempty"`
+	CancellationKey         string               `json:"cancellationKey,omitempty"`
+}
+
+// ErrInvalidJob: a direct job request that breaks a rule; it is a platform.ErrInvalidInput.
+var ErrInvalidJob = fmt.Errorf("invalid notification job: %w", platform.ErrInvalidInput)
+
+// ErrJobConflict: a direct job's idempotency key was used before with different content.
+var ErrJobConflict = errors.New("idempotency key reused with different content")
+
+// MaxRecipients is the most recipients one job may have: more is a mailing, not a
+// notification, and would not fit in one table row. A generator that finds more fails the job
+// with reason too-many-recipients.
+const MaxRecipients = 100
+
+// CreateJob creates a direct job. Without an idempotency key its key is random: direct
+// notifications have no replay identity and are at-least-once by design (a caller that
+// retries should send an idempotency key). It refuses event-derived types: those come only
+// from events (the dual-path guardrail). created is false when the idempotency key named an
+// existing, equal job.
+func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey string) (job *platform.NotificationJob, created bool, err error) {
+	id := d.NotificationEventTypeID
+	t, known := s.Types.Lookup(id)
+	switch {
+	case known && t.Path == mappings.FromEvents:
+		return nil, false, fmt.Errorf("%w: notificationEventTypeId %d (%s) is derived from events only; publish the event with its hint instead",
+			ErrInvalidJob, id, t.Name)
+	case !known:
+		return nil, false, fmt.Errorf("%w: notificationEventTypeId %d is not a direct notification type (known: %v)", ErrInvalidJob, id, s.Types.IDs(mappings.Direct))
+	case d.BusinessUnitID <= 0:
+		return nil, false, fmt.Errorf("%w: businessUnitId: want > 0", ErrInvalidJob)
+	}
+	data, err := platform.CheckPayload(d.EventData)
+	if err != nil {
+		return nil, false, fmt.Errorf("%w: eventData: %v", ErrInvalidJob, err)
+	}
+	if len(d.Recipients) > MaxRecipients {
+		return nil, false, fmt.Errorf("%w: recipients: at most %d, got %d", ErrInvalidJob, MaxRecipients, len(d.Recipients))
+	}
+	for i, r := range d.Recipients {
+		r = r.Normalize()
+		if err := s.Channels.CheckRecipient(ctx, r); err != nil {
+			return nil, false, fmt.Errorf("%w: recipients[%d]: %v", ErrInvalidJob, i, err)
+		}
+		d.Recipients[i] = r
+	}
+	j := &platform.NotificationJob{
+		NotificationEventTypeID: id, BusinessUnitID: d.BusinessUnitID, EventData: data,
+		Recipients: d.Recipients, CancellationKey: d.CancellationKey,
+	}
+	if d.SendAt != nil {
+		j.SendAt = d.SendAt.UTC()
+	}
+	if idempotencyKey != "" {
+		j.Key = platform.DirectJobKey(id, d.BusinessUnitID, idempotencyKey)
+	} else {
+		j.Key = newUUID()
+	}
+	stored, created, err := s.ensureJob(ctx, j, "direct")
+	if err != nil {
+		return nil, false, err
+	}
+	if stored.State == platform.JobConflict {
+		return stored, false, fmt.Errorf("%w: job %s", ErrJobConflict, stored.Key)
+	}
+	return stored, created, nil
+}
+
+// Cancel cancels every job carrying cancellationKey that was created before now and has not
+// been generated yet.
+func (s *Service) Cancel(ctx context.Context, cancellationKey string) error {
+	if cancellationKey == "" {
+		return fmt.Errorf("%w: empty cancellation key", ErrInvalidJob)
+	}
+	_, err := s.cancellations.Cancel(ctx, cancellationKey)
+	return err
+}
+
+// newUUID is a random (version 4) UUID: a direct job's key without an idempotency key.
+func newUUID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:])
+	b[6] = b[6]&0x0f | 0x40
+	b[8] = b[8]&0x3f | 0x80
+	return fmt.Sprintf("%x-%x-%x-%x-%x", b[0:4], b[4:6], b[6:8], b[8:10], b[10:16])
+}

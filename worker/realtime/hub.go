@@ -1,0 +1,157 @@
+package realtime
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/tables"
+)
+
+// Hub is a replica's view of the change stream: a bounded buffer ordered by change id, fed by
+// this replica's own changes at once and by every replica's through the Changes table, and
+// the stream clients subscribed to it.
+type Hub struct {
+	cfg   Config
+	store *tables.Changes
+	log   logrus.FieldLogger
+
+	mu      sync.Mutex
+	buf     []Entry
+	ids     map[string]bool
+	keys    map[string]bool // event keys in the buffer: a redelivered event is one change
+	evicted string          // the largest id dropped from the buffer
+	subs    map[*Subscription]struct{}
+	closed  bool   // the worker is stopping: streams ended, none taken
+	polled  string // the largest id read from the table
+}
+
+// Entry is one change and its id (a ULID: ids order changes by when they were made).
+type Entry struct {
+	ID     string
+	Change platform.Change
+}
+
+// Subscription is one stream client's feed. C closes when the client is too slow (it
+// resumes with Last-Event-ID) or the worker stops.
+type Subscription struct {
+	C    <-chan Entry
+	c    chan Entry
+	want func(*platform.Change) bool
+}
+
+// ErrClosed: the worker is stopping and takes no new stream.
+var ErrClosed = errors.New("realtime: the worker is stopping")
+
+func newHub(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Hub {
+	return &Hub{cfg: cfg, store: store, log: log, ids: map[string]bool{}, keys: map[string]bool{}, subs: map[*Subscription]struct{}{},
+		polled: platform.SourceKeyAt(time.Now().Add(-time.Minute))}
+}
+
+// add puts a change in the buffer and hands it to the subscribers that want it. A
+// subscriber too slow to take it is dropped: it reconnects with Last-Event-ID.
+func (h *Hub) add(id string, ch platform.Change) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.ids[id] || h.keys[ch.EventKey] || (h.evicted != "" && id <= h.evicted) {
+		return
+	}
+	i, _ := slices.BinarySearchFunc(h.buf, id, func(e Entry, id string) int { return cmp.Compare(e.ID, id) })
+	h.buf = slices.Insert(h.buf, i, Entry{ID: id, Change: ch})
+	h.ids[id], h.keys[ch.EventKey] = true, true
+	for len(h.buf) > h.cfg.BufferSize {
+		old := h.buf[0]
+		h.buf = h.buf[1:]
+		delete(h.ids, old.ID)
+		delete(h.keys, old.Change.EventKey)
+		h.evicted = max(h.evicted, old.ID)
+	}
+	for s := range h.subs {
+		if !s.want(&ch) {
+			continue
+		}
+		select {
+		case s.c <- Entry{ID: id, Change: ch}:
+		default:
+			delete(h.subs, s)
+			close(s.c)
+		}
+	}
+}
+
+// Subscribe returns the buffered changes after lastID that want accepts, whether changes
+// after lastID were already dropped from the buffer (a gap), and the live feed. It is
+// ErrClosed once the worker is stopping.
+func (h *Hub) Subscribe(lastID string, want func(*platform.Change) bool) (backlog []Entry, gap bool, s *Subscription, err error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, false, nil, ErrClosed
+	}
+	c := make(chan Entry, 256)
+	s = &Subscription{C: c, c: c, want: want}
+	h.subs[s] = struct{}{}
+	if lastID == "" {
+		return nil, false, s, nil
+	}
+	gap = h.evicted != "" && lastID < h.evicted
+	for _, e := range h.buf {
+		if e.ID > lastID && want(&e.Change) {
+			backlog = append(backlog, e)
+		}
+	}
+	return backlog, gap, s, nil
+}
+
+// Close ends every stream (their feeds close; clients resume elsewhere with Last-Event-ID)
+// and refuses new ones: the first thing a stopping worker does, so that no open stream holds
+// up its HTTP server's shutdown.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.closed = true
+	for s := range h.subs {
+		delete(h.subs, s)
+		close(s.c)
+	}
+}
+
+// Unsubscribe ends s's feed.
+func (h *Hub) Unsubscribe(s *Subscription) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if _, ok := h.subs[s]; ok {
+		delete(h.subs, s)
+		close(s.c)
+	}
+}
+
+// poll reads the changes other replicas wrote. It rereads the last 5 s each time, so a row
+// that committed late (its id older than one already seen) is still picked up; the buffer
+// drops what it has.
+func (h *Hub) poll(ctx context.Context) {
+	h.mu.Lock()
+	after := h.polled
+	h.mu.Unlock()
+	at, _ := platform.SourceKeyTime(after)
+	from := platform.SourceKeyAt(at.Add(-5 * time.Second))
+	changes, ids, err := h.store.Since(ctx, at.Add(-5*time.Second), from)
+	if err != nil {
+		if ctx.Err() == nil {
+			h.log.WithError(err).Warn("realtime: reading the change bus failed; next poll retries")
+		}
+		return
+	}
+	for i := range changes {
+		h.add(ids[i], changes[i])
+		h.mu.Lock()
+		h.polled = max(h.polled, ids[i])
+		h.mu.Unlock()
+	}
+}

@@ -1,0 +1,88 @@
+// Package realtime is the change stream: every processed event projected to a Change (which
+// fields changed, never their values), made durable in the Changes table and fanned out to
+// every replica's stream clients (GET /v1/changes). It owns the Changes table.
+//
+// Invariants: a handler returns only once its change is durable (group commit: handlers that
+// finish together share one transaction); a replica sees other replicas' changes by polling
+// the table; a redelivered event is one change in a replica's buffer (deduplicated by event
+// key); a client that resumes from a point older than the buffer is told so (a gap).
+package realtime
+
+import (
+	"cmp"
+	"context"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/lifecycle"
+	"github.com/platform/platform/tables"
+)
+
+// Config tunes the realtime change stream. Zero fields take the defaults their
+// comments give.
+type Config struct {
+	// BufferSize is how many recent changes each replica keeps for Last-Event-ID resume.
+	// Default 10,000.
+	BufferSize int
+	// PollInterval is how often a replica reads the changes other replicas wrote. Default 1s.
+	PollInterval time.Duration
+	// Linger is how long the change writer waits for more changes to put in one transaction
+	// (group commit: handlers that finish together share one). Each event's handler waits at
+	// most this long for its change to be durable. Default 10ms.
+	Linger time.Duration
+}
+
+func (c *Config) setDefaults() {
+	c.BufferSize = cmp.Or(c.BufferSize, 10_000)
+	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
+	c.Linger = cmp.Or(c.Linger, 10*time.Millisecond)
+}
+
+// Service is the realtime concern: the post-processor that writes changes, the writer that
+// group-commits them, the hub that serves them, and the poller that reads other replicas'.
+type Service struct {
+	cfg    Config
+	hub    *Hub
+	writer *writer
+}
+
+// New returns the change stream over store.
+func New(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Service {
+	cfg.setDefaults()
+	return &Service{cfg: cfg, hub: newHub(cfg, store, log),
+		writer: &writer{store: store, linger: cfg.Linger, in: make(chan changeReq), stopped: make(chan struct{})}}
+}
+
+// Hub is this replica's stream.
+func (s *Service) Hub() *Hub { return s.hub }
+
+// Writer is the change writer's lifecycle: it must stop after the handlers that write.
+func (s *Service) Writer() lifecycle.Component { return lifecycle.Go("change writer", s.writer.run) }
+
+// Poller reads the changes other replicas wrote, every PollInterval.
+func (s *Service) Poller() lifecycle.Component {
+	return lifecycle.Every("change bus poll", s.cfg.PollInterval, s.hub.poll)
+}
+
+// Name implements the router's PostProcessor.
+func (*Service) Name() string { return "realtime" }
+
+// Accepts implements PostProcessor: every event another concern knows.
+func (*Service) Accepts(*platform.EntityEvent) bool { return true }
+
+// Observer marks a concern that sees every event but does not make an event type known.
+func (*Service) Observer() bool { return true }
+
+// Process implements PostProcessor: the event's Change (field names, never values) is made
+// durable on the change bus, then handed to this replica's streams.
+func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
+	id := platform.NewSourceKey()
+	ch := ev.Change()
+	if err := s.writer.write(ctx, tables.ChangeRow{ID: id, Change: ch}); err != nil {
+		return err
+	}
+	s.hub.add(id, *ch)
+	return nil
+}

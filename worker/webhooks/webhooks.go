@@ -1,0 +1,174 @@
+// Package webhooks delivers events to integrators' endpoints. It owns the WebhookEndpoints
+// table (subscriptions: a URL, a business unit, event types and a signing secret), a cache of
+// it, the SSRF rule every webhook target must pass, and signing.
+//
+// Invariants:
+//   - One delivery per (endpoint, event), keyed webhook:{endpointId}:{eventKey}
+//     (platform.DeliveryKey): a redelivered event finds its deliveries there. Deliveries are
+//     OutgoingMessages on channel "endpoint", sent by the delivery distributor with the same
+//     claim-before-send as notifications.
+//   - A target is checked when the endpoint is added and again on every connection, on the
+//     address actually dialled: DNS cannot be turned against the rule later.
+//   - A secret is shown once, when the endpoint is added, and never logged or listed.
+package webhooks
+
+import (
+	"cmp"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
+	"github.com/platform/platform/internal/lifecycle"
+	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker/delivery"
+)
+
+// Config tunes webhook deliveries. Zero fields take the defaults their comments give.
+type Config struct {
+	// CacheTTL is how long the list of endpoints is reused: a new endpoint receives events
+	// from at most this long after it was added (at once on the replica that added it).
+	// Default 10s.
+	CacheTTL time.Duration
+}
+
+// Service is the webhooks concern: the post-processor that creates deliveries, the endpoint
+// channel that sends them, and the endpoints' administration.
+type Service struct {
+	log     logrus.FieldLogger
+	store   *tables.Endpoints
+	targets *Targets
+	blobs   *blobs.Client
+	deliver *delivery.Distributor
+	cache   *cache
+}
+
+// New returns the webhooks concern over store; deliveries go through d, and targets decides
+// which URLs may be called.
+func New(cfg Config, log logrus.FieldLogger, store *tables.Endpoints, targets *Targets, b *blobs.Client, d *delivery.Distributor) *Service {
+	return &Service{log: log, store: store, targets: targets, blobs: b, deliver: d,
+		cache: &cache{store: store, ttl: cmp.Or(cfg.CacheTTL, 10*time.Second)}}
+}
+
+// Refresher keeps the cache fresh: its Start reads the endpoints (a failure fails the start:
+// deliveries would be silently skipped), then rereads them every CacheTTL until Stop.
+func (s *Service) Refresher() lifecycle.Component {
+	loop := lifecycle.Every("webhook endpoint refresh", s.cache.ttl, func(ctx context.Context) {
+		if err := s.cache.refresh(ctx); err != nil && ctx.Err() == nil {
+			s.log.WithError(err).Warn("webhook endpoints: refresh failed; using the last list")
+		}
+	})
+	return lifecycle.Funcs("webhook endpoint refresh",
+		func(ctx context.Context) error {
+			if err := s.cache.refresh(ctx); err != nil {
+				return fmt.Errorf("read webhook endpoints: %w", err)
+			}
+			return loop.Start(ctx)
+		},
+		loop.Stop)
+}
+
+// Name implements the router's PostProcessor.
+func (*Service) Name() string { return "webhooks" }
+
+// Accepts implements PostProcessor: events some enabled endpoint subscribes to.
+func (s *Service) Accepts(ev *platform.EntityEvent) bool { return len(s.cache.matching(ev)) > 0 }
+
+// Process implements PostProcessor: one delivery per subscribed endpoint, carrying the event
+// as JSON (its payload inline: the receiver gets the payload itself).
+func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
+	canonical := *ev
+	canonical.PayloadBlob = ""
+	body, err := json.Marshal(&canonical)
+	if err != nil {
+		return err
+	}
+	inline, blob, err := s.blobs.Offload(ctx, body, tables.MaxInlineSnapshot)
+	if err != nil {
+		return err
+	}
+	for _, e := range s.cache.matching(ev) {
+		m := &platform.OutgoingMessage{
+			Key: platform.DeliveryKey(e.ID, ev.Key()), BusinessUnitID: ev.BusinessUnitID,
+			Recipient: platform.Recipient{Channel: platform.ChannelEndpoint, Address: e.ID},
+			Subject:   fmt.Sprintf("event %d", ev.EventTypeID),
+			Text:      string(inline), BodyBlob: blob,
+			Trail: []platform.Step{platform.NewStep("webhooks", "delivery created", "endpoint "+e.ID)},
+		}
+		if err := s.deliver.Ensure(ctx, m, "webhooks"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// DeliveryKeys are the keys of the deliveries ev has (or will have) by the endpoints that
+// subscribe to it now.
+func (s *Service) DeliveryKeys(ev *platform.EntityEvent) []string {
+	var keys []string
+	for _, e := range s.cache.matching(ev) {
+		keys = append(keys, platform.DeliveryKey(e.ID, ev.Key()))
+	}
+	return keys
+}
+
+// NewEndpoint is a subscription to add.
+type NewEndpoint struct {
+	URL            string `json:"url"`
+	BusinessUnitID int64  `json:"businessUnitId"`
+	EventTypes     []int  `json:"eventTypes"`
+	Secret         string `json:"secret,omitempty"` // empty: one is generated
+}
+
+// Add subscribes a URL. The URL must pass the SSRF rule. It returns the endpoint, with its
+// secret (generated when none was given: shown once, never again).
+func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, error) {
+	if ne.BusinessUnitID <= 0 {
+		return nil, fmt.Errorf("%w: businessUnitId: want > 0", platform.ErrInvalidInput)
+	}
+	if len(ne.EventTypes) == 0 {
+		return nil, fmt.Errorf("%w: eventTypes: want at least one", platform.ErrInvalidInput)
+	}
+	for _, t := range ne.EventTypes {
+		if t <= 0 {
+			return nil, fmt.Errorf("%w: eventTypes: %d is not a valid event type", platform.ErrInvalidInput, t)
+		}
+	}
+	if err := s.targets.CheckURL(ctx, ne.URL); err != nil {
+		return nil, fmt.Errorf("%w: %v", platform.ErrInvalidInput, err)
+	}
+	if ne.Secret == "" {
+		var b [32]byte
+		_, _ = rand.Read(b[:])
+		ne.Secret = hex.EncodeToString(b[:])
+	}
+	e := &tables.Endpoint{ID: platform.NewSourceKey(), BusinessUnitID: ne.BusinessUnitID, EventTypes: ne.EventTypes,
+		URL: ne.URL, Secret: ne.Secret, Enabled: true, CreatedAt: time.Now().UTC()}
+	if err := s.store.Add(ctx, e); err != nil {
+		return nil, err
+	}
+	// This replica delivers at once; the others within their CacheTTL.
+	return e, s.cache.reload(ctx)
+}
+
+// List lists the endpoints (secrets are never serialised).
+func (s *Service) List(ctx context.Context) ([]*tables.Endpoint, error) { return s.store.List(ctx) }
+
+// Disable stops deliveries to endpoint id.
+func (s *Service) Disable(ctx context.Context, id string) error {
+	err := s.store.Disable(ctx, id)
+	if errors.Is(err, platform.ErrNotFound) {
+		return fmt.Errorf("%w: no webhook endpoint %s", platform.ErrInvalidInput, id)
+	}
+	if err != nil {
+		return err
+	}
+	return s.cache.reload(ctx)
+}
