@@ -80,3 +80,44 @@ func FuzzHistoryRowKey(f *testing.F) {
 		}
 	})
 }
+
+// FuzzParseEventKey: any text is either refused or read back into an event whose key is that
+// text (never a panic: support engineers paste keys by hand), and every event's key reads back
+// into the same identity.
+func FuzzParseEventKey(f *testing.F) {
+	for _, s := range []string{"11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1",
+		"41:4:42:2026-11-22T10:00:00.0000000Z:2", "1:2:3:4", "1:2:3::4", ":::", "a:b:c:d:e", "11:1:0:2026-11-22T09:00:00Z:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		ev, err := platform.ParseEventKey(key)
+		if err != nil {
+			return
+		}
+		ev.BusinessUnitID = 1
+		again, err := platform.ParseEventKey(ev.Key())
+		if err != nil || again.Key() != ev.Key() {
+			t.Fatalf("%q parsed to %+v, whose key %q does not read back (%v)", key, ev, ev.Key(), err)
+		}
+	})
+}
+
+func TestDeliveryKeysReadBack(t *testing.T) {
+	eventKey := "11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1"
+	key := platform.DeliveryKey("01M82K7HT2SY1ZHM05AHMRPCPW", eventKey)
+	if key != "webhook:01M82K7HT2SY1ZHM05AHMRPCPW:"+eventKey {
+		t.Fatalf("delivery key %q", key)
+	}
+	endpoint, ev, ok := platform.ParseDeliveryKey(key)
+	if !ok || endpoint != "01M82K7HT2SY1ZHM05AHMRPCPW" || ev != eventKey {
+		t.Fatalf("ParseDeliveryKey(%q) = %q, %q, %v", key, endpoint, ev, ok)
+	}
+	for _, bad := range []string{eventKey, "webhook:", "webhook::" + eventKey, "webhook:01M8", "notification-job:101:" + eventKey} {
+		if _, _, ok := platform.ParseDeliveryKey(bad); ok {
+			t.Fatalf("ParseDeliveryKey(%q) accepted it", bad)
+		}
+	}
+	if jk, ok := platform.MessageJobKey("notification-job:101:" + eventKey + "|email|a@example.com"); !ok || jk != "notification-job:101:"+eventKey {
+		t.Fatalf("MessageJobKey: %q %v", jk, ok)
+	}
+}
