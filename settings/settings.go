@@ -12,8 +12,10 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 
 	_ "github.com/jackc/pgx/v5/stdlib" // driver "pgx"
@@ -31,38 +33,202 @@ type DB struct {
 	postgres bool
 }
 
-// Open connects to dsn: postgres://… (or postgresql://…) selects PostgreSQL, anything else is
-// a SQLite file path (its folder is created). It applies the schema, which is idempotent.
+// Open connects to dsn and applies the schema, which is idempotent. It accepts:
+//
+//   - "": DefaultDSN.
+//   - postgres://… or postgresql://…: PostgreSQL, as pgx reads such a URL.
+//   - file:PATH[?QUERY]: a SQLite URI, read as SQLite reads one (https://www.sqlite.org/uri.html):
+//     %HH escapes in PATH are decoded, file:///ABS/PATH and file://localhost/ABS/PATH are
+//     absolute, a file://HOST/… naming any other host is refused, and the query is kept, so
+//     SQLite's parameters (mode=ro, mode=rw, cache=shared, immutable=1, …) and the driver's
+//     (_pragma=…, _txlock=…) apply.
+//   - sqlite:PATH[?QUERY] and sqlite://PATH[?QUERY]: the same as file:PATH[?QUERY]. No host
+//     follows "sqlite://", as golang-migrate and dbmate read it: sqlite:///srv/platform.db is
+//     /srv/platform.db and sqlite://data/platform.db is data/platform.db in the working folder.
+//   - anything else: a SQLite file path, taken literally ('%' and '#' are not escapes) up to a
+//     '?'; a query after it is kept, as for file:.
+//
+// A DSN that starts with any other scheme (mysql://…, sqlserver://…, user:password@tcp(…)),
+// or reads like a key=value connection string, is refused: it is not a file name, and the
+// error does not repeat it, as it may hold a password. A one-letter scheme is a Windows drive
+// (C:\data\platform.db). A relative file name with a colon needs a folder: ./a:b.db.
+//
+// A SQLite database gets busy_timeout(10000) and journal_mode(WAL) unless its query sets them
+// (WAL not under mode=ro or immutable=1, where it cannot be switched on), and the folder of its
+// file is created only where SQLite may create the file (no mode, or mode=rwc).
 func Open(ctx context.Context, dsn string) (*DB, error) {
 	if dsn == "" {
 		dsn = DefaultDSN
 	}
-	d := &DB{}
-	var err error
-	if strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://") {
-		d.postgres = true
-		d.db, err = sql.Open("pgx", dsn)
-	} else {
-		path := strings.TrimPrefix(dsn, "file:")
-		if i := strings.IndexByte(path, '?'); i >= 0 {
-			path = path[:i]
-		}
-		if dir := filepath.Dir(path); dir != "." {
-			if err := os.MkdirAll(dir, 0o755); err != nil {
-				return nil, fmt.Errorf("settings: %w", err)
-			}
-		}
-		d.db, err = sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=journal_mode(WAL)")
-	}
+	driver, name, err := parseDSN(dsn)
 	if err != nil {
-		return nil, fmt.Errorf("settings: open: %w", err)
+		return nil, err
+	}
+	d := &DB{postgres: driver == "pgx"}
+	if d.db, err = sql.Open(driver, name); err != nil {
+		return nil, fmt.Errorf("settings: open: %w", redact(err, name))
 	}
 	if err := d.Exec(ctx, scripts.Schema); err != nil {
 		d.db.Close()
-		return nil, fmt.Errorf("settings: apply schema: %w", err)
+		return nil, fmt.Errorf("settings: apply schema: %w", redact(err, name))
 	}
 	return d, nil
 }
+
+const wantDSN = "want a SQLite path, sqlite:PATH, file:PATH or postgres://…"
+
+var (
+	dsnScheme   = regexp.MustCompile(`^([A-Za-z][A-Za-z0-9+.-]*):`)
+	dsnKeyValue = regexp.MustCompile(`^\s*[A-Za-z_][A-Za-z0-9_ ]*=`)
+)
+
+// parseDSN gives the driver and the name to open for dsn (see Open). For SQLite it creates the
+// folder of the file where SQLite may create the file.
+func parseDSN(dsn string) (driver, name string, err error) {
+	scheme := ""
+	if m := dsnScheme.FindStringSubmatch(dsn); m != nil && len(m[1]) > 1 {
+		scheme = strings.ToLower(m[1])
+	}
+	rest := dsn[len(scheme):]
+	if scheme != "" {
+		rest = rest[1:] // the colon
+	}
+	var path, query string // path is %-escaped, as in a file: URI
+	switch scheme {
+	case "postgres", "postgresql":
+		if !strings.HasPrefix(rest, "//") {
+			return "", "", fmt.Errorf("settings: a PostgreSQL DSN is %s://…", scheme)
+		}
+		if _, err := url.Parse(dsn); err != nil {
+			// Not url.Parse's error: it quotes the DSN, password and all.
+			return "", "", errors.New("settings: the PostgreSQL DSN is not a valid URL (percent-encode @, :, / and the like in the user name and password)")
+		}
+		return "pgx", scheme + ":" + rest, nil
+	case "file":
+		if after, ok := strings.CutPrefix(rest, "//"); ok {
+			end := strings.IndexAny(after, "/?#")
+			if end < 0 {
+				end = len(after)
+			}
+			if host := after[:end]; host != "" && !strings.EqualFold(host, "localhost") {
+				return "", "", errors.New("settings: a file://HOST/… DSN names a host, and SQLite opens local files: want file:PATH or file:///ABSOLUTE/PATH")
+			}
+			rest = after[end:]
+		}
+		rest, _, _ = strings.Cut(rest, "#")
+		path, query, _ = strings.Cut(rest, "?")
+	case "sqlite":
+		rest, _, _ = strings.Cut(strings.TrimPrefix(rest, "//"), "#")
+		path, query, _ = strings.Cut(rest, "?")
+	case "":
+		if dsnKeyValue.MatchString(dsn) {
+			return "", "", errors.New("settings: the DSN reads like a key=value connection string: " + wantDSN)
+		}
+		var literal string
+		literal, query, _ = strings.Cut(dsn, "?")
+		path = strings.NewReplacer("%", "%25", "#", "%23").Replace(literal)
+	default:
+		return "", "", fmt.Errorf("settings: unsupported DSN scheme %q: %s", scheme, wantDSN)
+	}
+	file, err := url.PathUnescape(path)
+	if err != nil {
+		return "", "", fmt.Errorf("settings: SQLite DSN path: %w", err)
+	}
+	if file == "" {
+		return "", "", errors.New("settings: the SQLite DSN names no file: " + wantDSN)
+	}
+	q, err := url.ParseQuery(query)
+	if err != nil {
+		return "", "", fmt.Errorf("settings: SQLite DSN query: %w", err)
+	}
+	mode := q.Get("mode")
+	if dir := filepath.Dir(file); (mode == "" || mode == "rwc") && file != ":memory:" && dir != "." {
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return "", "", fmt.Errorf("settings: %w", err)
+		}
+	}
+	var params []string
+	if !setsPragma(q, "busy_timeout", "_busy_timeout", "_timeout") {
+		params = append(params, "_pragma=busy_timeout(10000)")
+	}
+	if mode != "ro" && !isTrue(q.Get("immutable")) && !setsPragma(q, "journal_mode", "_journal_mode", "_journal") {
+		params = append(params, "_pragma=journal_mode(WAL)")
+	}
+	if query != "" {
+		params = append(params, query)
+	}
+	uri := "file:" + path
+	if strings.HasPrefix(path, "/") {
+		uri = "file://" + path // an empty authority, lest a path starting with // be read as one
+	}
+	return "sqlite", uri + "?" + strings.Join(params, "&"), nil
+}
+
+// setsPragma tells whether q sets the pragma, in a _pragma value or with one of the driver's
+// shorthand keys.
+func setsPragma(q url.Values, pragma string, keys ...string) bool {
+	for _, k := range keys {
+		if q.Has(k) {
+			return true
+		}
+	}
+	for _, v := range q["_pragma"] {
+		v = strings.ToLower(strings.TrimSpace(v))
+		if rest, ok := strings.CutPrefix(v, pragma); ok && (rest == "" || strings.ContainsAny(rest[:1], "(= ")) {
+			return true
+		}
+	}
+	return false
+}
+
+// isTrue reads a SQLite URI boolean parameter.
+func isTrue(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "yes", "true", "on":
+		return true
+	}
+	return false
+}
+
+// redact removes the password of a PostgreSQL DSN from err's message. pgx masks it already;
+// this holds should a message ever quote the DSN some other way.
+func redact(err error, dsn string) error {
+	u, perr := url.Parse(dsn)
+	if perr != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return err
+	}
+	var secrets []string
+	if p, ok := u.User.Password(); ok {
+		secrets = append(secrets, p)
+	}
+	if authority, _, _ := strings.Cut(strings.TrimPrefix(dsn, u.Scheme+"://"), "/"); strings.Contains(authority, "@") {
+		userinfo := authority[:strings.LastIndexByte(authority, '@')]
+		if _, p, ok := strings.Cut(userinfo, ":"); ok {
+			secrets = append(secrets, p) // as written, escapes and all
+		}
+	}
+	for _, k := range []string{"password", "sslpassword"} {
+		secrets = append(secrets, u.Query()[k]...)
+	}
+	msg := err.Error()
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "xxxxx")
+		}
+	}
+	if msg == err.Error() {
+		return err
+	}
+	return redactedError{msg, err}
+}
+
+type redactedError struct {
+	msg string
+	err error
+}
+
+func (e redactedError) Error() string { return e.msg }
+func (e redactedError) Unwrap() error { return e.err }
 
 // Close closes the database.
 func (d *DB) Close() error { return d.db.Close() }

@@ -92,3 +92,132 @@ func TestAFailingScriptAppliesNothing(t *testing.T) {
 		})
 	}
 }
+
+// TestOpenSQLiteDSNForms opens a database through each SQLite form Open accepts and checks
+// where it went: to the file meant, with the schema, and no folder named after a scheme (as
+// "sqlite:…" made when it was taken for a path).
+func TestOpenSQLiteDSNForms(t *testing.T) {
+	ctx := context.Background()
+	abs := t.TempDir()
+	cwd := t.TempDir()
+	t.Chdir(cwd) // the relative forms land here
+	for _, tc := range []struct{ dsn, file string }{
+		{abs + "/plain/s.db", abs + "/plain/s.db"},
+		{"rel/plain.db", "rel/plain.db"},
+		{abs + "/literal%20#1/s.db", abs + "/literal%20#1/s.db"}, // a path is not %-escaped
+		{abs + "/plain-query/s.db?_txlock=immediate", abs + "/plain-query/s.db"},
+		{"sqlite:" + abs + "/sqlite/s.db", abs + "/sqlite/s.db"},
+		{"sqlite:rel/sqlite.db", "rel/sqlite.db"},
+		{"SQLite:rel/upper.db", "rel/upper.db"},
+		{"sqlite://" + abs + "/sqlite-slashes/s.db", abs + "/sqlite-slashes/s.db"}, // sqlite:///tmp/…
+		{"sqlite://rel/sqlite-slashes.db", "rel/sqlite-slashes.db"},
+		{"sqlite:" + abs + "/sqlite-query/s.db?_txlock=immediate", abs + "/sqlite-query/s.db"},
+		{"file:" + abs + "/file/s.db", abs + "/file/s.db"},
+		{"file:rel/file.db?_txlock=immediate", "rel/file.db"},
+		{"file://" + abs + "/file-empty-host/s.db", abs + "/file-empty-host/s.db"},
+		{"file://localhost" + abs + "/file-localhost/s.db", abs + "/file-localhost/s.db"},
+		{"file:" + abs + "/with%20space/s.db", abs + "/with space/s.db"},
+		{"file:" + abs + "/file-query/s.db?cache=private&_pragma=foreign_keys(1)", abs + "/file-query/s.db"},
+	} {
+		t.Run(tc.dsn, func(t *testing.T) {
+			db, err := settings.Open(ctx, tc.dsn)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer db.Close()
+			if _, err := db.Option(ctx, 1, 1); !errors.Is(err, settings.ErrNotSeeded) {
+				t.Fatalf("the schema is not there: %v", err)
+			}
+			if fi, err := os.Stat(tc.file); err != nil || fi.Size() == 0 {
+				t.Fatalf("no database at %s: %v", tc.file, err)
+			}
+		})
+	}
+	for _, root := range []string{abs, cwd} {
+		filepath.WalkDir(root, func(path string, _ os.DirEntry, err error) error {
+			if err == nil && strings.Contains(filepath.Base(path), ":") {
+				t.Errorf("Open made %s", path)
+			}
+			return err
+		})
+	}
+}
+
+// TestOpenKeepsSQLiteURIParameters: a file: query reaches SQLite; mode=ro opens read-only, and
+// makes no folder for a file it may not create.
+func TestOpenKeepsSQLiteURIParameters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	path := filepath.Join(t.TempDir(), "s.db")
+	rw, err := settings.Open(ctx, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	insert := `INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds)
+		VALUES (7, 101, TRUE, 'email', 0)`
+	if err := rw.Exec(ctx, insert); err != nil {
+		t.Fatal(err)
+	}
+	rw.Close()
+
+	ro, err := settings.Open(ctx, "file:"+path+"?mode=ro")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ro.Close()
+	if o, err := ro.Option(ctx, 7, 101); err != nil || !o.IsEnabled {
+		t.Fatalf("read-only: option %+v, %v", o, err)
+	}
+	if err := ro.Exec(ctx, strings.Replace(insert, "(7, 101", "(8, 101", 1)); err == nil || !strings.Contains(err.Error(), "readonly") {
+		t.Fatalf("mode=ro was dropped: a write gave %v", err)
+	}
+
+	missing := filepath.Join(t.TempDir(), "none")
+	if db, err := settings.Open(ctx, "sqlite:"+missing+"/s.db?mode=ro"); err == nil {
+		db.Close()
+		t.Fatal("mode=ro opened a file that does not exist")
+	}
+	if _, err := os.Stat(missing); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("mode=ro made a folder: %v", err)
+	}
+}
+
+// TestOpenRefusesOtherDSNs: another database's DSN, or a malformed one, is refused with a
+// clear error that does not quote the password; nothing is created for it.
+func TestOpenRefusesOtherDSNs(t *testing.T) {
+	ctx := context.Background()
+	cwd := t.TempDir()
+	t.Chdir(cwd)
+	for _, tc := range []struct{ dsn, want string }{
+		{"mysql://root:s3cret@db.example.com:3306/platform",
+			`settings: unsupported DSN scheme "mysql": want a SQLite path, sqlite:PATH, file:PATH or postgres://…`},
+		{"sqlserver://sa:s3cret@db.example.com?database=platform", `unsupported DSN scheme "sqlserver"`},
+		{"MySQL://root:s3cret@db.example.com/platform", `unsupported DSN scheme "mysql"`},
+		{"root:s3cret@tcp(127.0.0.1:3306)/platform", `unsupported DSN scheme "root"`},
+		{"host=db.example.com user=platform password=s3cret dbname=platform", "key=value"},
+		{"Server=tcp:db.example.com,1433;User ID=sa;Password=s3cret", "key=value"},
+		{"file://db.example.com/platform.db", "names a host"},
+		{"postgres:root:s3cret@db.example.com/platform", "postgres://"},
+		{"postgres://root:s3cret@db.example.com:port/platform", "not a valid URL"},
+		{"sqlite:", "names no file"},
+		// Not refused, but failing: pgx's error must not quote the password either.
+		{"postgres://root:s3cret@127.0.0.1:1/platform?connect_timeout=5", "apply schema"},
+	} {
+		t.Run(tc.dsn, func(t *testing.T) {
+			db, err := settings.Open(ctx, tc.dsn)
+			if err == nil {
+				db.Close()
+				t.Fatal("opened")
+			}
+			if !strings.Contains(err.Error(), tc.want) {
+				t.Errorf("error %q, want %q in it", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Errorf("the error quotes the password: %v", err)
+			}
+		})
+	}
+	if left, _ := os.ReadDir(cwd); len(left) > 0 {
+		t.Errorf("refused DSNs left %v", left)
+	}
+}

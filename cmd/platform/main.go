@@ -126,7 +126,7 @@ type config struct {
 func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
 	fs.StringVar(&c.connectionString, "connection-string", os.Getenv("PLATFORM_STORAGE_CONNECTION_STRING"), "storage connection string (PLATFORM_STORAGE_CONNECTION_STRING; default: Azurite on 127.0.0.1)")
 	fs.StringVar(&c.namespace, "namespace", os.Getenv("PLATFORM_NAMESPACE"), "prefix of every queue, table and container (PLATFORM_NAMESPACE)")
-	fs.StringVar(&c.settingsDSN, "settings-dsn", envOr("PLATFORM_SETTINGS_DSN", settings.DefaultDSN), "notification settings: a SQLite file, or postgres://… (PLATFORM_SETTINGS_DSN)")
+	fs.StringVar(&c.settingsDSN, "settings-dsn", envOr("PLATFORM_SETTINGS_DSN", settings.DefaultDSN), "notification settings: a SQLite path, sqlite:PATH, file:PATH?QUERY, or postgres://… (PLATFORM_SETTINGS_DSN)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("PLATFORM_LOG_LEVEL", "info"), "debug, info, warn or error (PLATFORM_LOG_LEVEL)")
 	fs.StringVar(&c.logFormat, "log-format", envOr("PLATFORM_LOG_FORMAT", defaultLogFormat()), "text or json (PLATFORM_LOG_FORMAT; default json in containers)")
 	if withHTTP {
