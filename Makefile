@@ -32,11 +32,14 @@ bench: azurite/install ## throughput against the storage floor, requests per eff
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
 	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
 
-lint: ## gofmt and go vet
+STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
+lint: ## gofmt, go mod tidy -diff, go vet and staticcheck, with and without the chaos and bench builds
 	@out=$$(gofmt -l $$(find . -name '*.go' -not -path './azurite/*')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	go mod tidy -diff
 	go vet ./...
-	go vet -tags chaos ./chaos ./cmd/platform
-	go vet -tags bench ./bench
+	go vet -tags chaos,bench ./...
+	$(STATICCHECK) ./...
+	$(STATICCHECK) -tags chaos,bench ./...
 
 azurite/install: ## install the pinned Azurite with npm; no-op if installed
 	@test -x azurite/node_modules/.bin/azurite || (cd azurite && npm ci --no-audit --no-fund --loglevel=error)

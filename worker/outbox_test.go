@@ -407,6 +407,7 @@ type lapsingLease struct {
 func (l *lapsingLease) Do(req *policy.Request) (*http.Response, error) {
 	r := req.Raw()
 	action := r.Header.Get("x-ms-lease-action")
+	//lint:ignore SA1008 the SDK sets it under its lowercase name, so it is looked up as such
 	if v := r.Header["x-ms-lease-action"]; len(v) > 0 { // the SDK sets it under its lowercase name
 		action = v[0]
 	}

@@ -18,7 +18,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // enqueueThrough sends one message through an injector that fails every request in kind k
 // (no retries), and returns the error and how many messages the queue then holds.
-func enqueueThrough(t *testing.T, k faults.Kind) (error, int) {
+func enqueueThrough(t *testing.T, k faults.Kind) (int, error) {
 	t.Helper()
 	ns := testenv.Namespace(t)
 	clean, err := queues.New(storage.Account{}, ns)
@@ -45,13 +45,13 @@ func enqueueThrough(t *testing.T, k faults.Kind) (error, int) {
 	if _, failed := inj.Counts(); failed[k.String()] != 1 {
 		t.Fatalf("injected %v, want one %s", failed, k)
 	}
-	return sendErr, len(texts) - 1
+	return len(texts) - 1, sendErr
 }
 
 func TestFaultsBeforeTheServiceDoNothing(t *testing.T) {
 	t.Parallel()
 	for _, k := range []faults.Kind{faults.Busy, faults.Internal, faults.Timeout} {
-		err, n := enqueueThrough(t, k)
+		n, err := enqueueThrough(t, k)
 		if err == nil || n != 0 {
 			t.Fatalf("%s: error %v and %d messages, want an error and none", k, err, n)
 		}
@@ -61,7 +61,7 @@ func TestFaultsBeforeTheServiceDoNothing(t *testing.T) {
 func TestLostRepliesHideWorkThatWasDone(t *testing.T) {
 	t.Parallel()
 	for _, k := range []faults.Kind{faults.ReplyLost, faults.LateError} {
-		err, n := enqueueThrough(t, k)
+		n, err := enqueueThrough(t, k)
 		if err == nil || n != 1 {
 			t.Fatalf("%s: error %v and %d messages, want an error and the message enqueued", k, err, n)
 		}
