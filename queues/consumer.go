@@ -215,8 +215,17 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		defer cancel()
 	}
 	// The fetch loop returns at once when cancelled, but a dequeue in progress finishes first:
-	// what it receives is in flight, and handled like the rest.
-	fetchErr := c.fetcher.Stop(ctx)
+	// what it receives is in flight, and handled like the rest. At the deadline the dequeue is
+	// cancelled with the handlers. Only once the loop has returned is the count of handlers
+	// final, and waited for.
+	c.fetcher.Cancel()
+	select {
+	case <-c.fetcher.Done():
+	case <-ctx.Done():
+		c.stopHandles()
+		<-c.fetcher.Done()
+	}
+	fetchErr := c.fetcher.Stop(ctx) // joined already: this only settles its state
 	handlers := lifecycle.Done(&c.wg)
 	select {
 	case <-handlers:
@@ -274,7 +283,7 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 				break fill
 			}
 		}
-		msgs, err := c.dequeue(fetchCtx, n)
+		msgs, err := c.dequeue(fetchCtx, handleCtx, n)
 		for range n - len(msgs) {
 			<-c.slots
 		}
@@ -304,15 +313,16 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 	}
 }
 
-// dequeue fetches up to n messages. The request itself is not cancelled by Stop: messages the
-// service hands out are in flight from that moment and are processed, not dropped on the floor.
-func (c *Consumer) dequeue(ctx context.Context, n int) ([]*azqueue.DequeuedMessage, error) {
-	if ctx.Err() != nil {
-		return nil, ctx.Err()
+// dequeue fetches up to n messages. The request is not cancelled when fetching stops: messages
+// the service hands out are in flight from that moment and are handled, not dropped on the
+// floor. Only a hard stop (handleCtx cancelled) cancels it.
+func (c *Consumer) dequeue(fetchCtx, handleCtx context.Context, n int) ([]*azqueue.DequeuedMessage, error) {
+	if fetchCtx.Err() != nil {
+		return nil, fetchCtx.Err()
 	}
 	c.fetching.Add(1)
 	defer c.fetching.Add(-1)
-	reqCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+	reqCtx, cancel := context.WithTimeout(handleCtx, 30*time.Second)
 	defer cancel()
 	resp, err := c.q.DequeueMessages(reqCtx, &azqueue.DequeueMessagesOptions{
 		NumberOfMessages:  to.Ptr(int32(n)),

@@ -127,6 +127,22 @@ func (t *Task) Start(ctx context.Context) error {
 	return nil
 }
 
+// Cancel ends the task's context without waiting (Stop still joins it); a no-op before Start.
+func (t *Task) Cancel() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.cancel != nil {
+		t.cancel()
+	}
+}
+
+// Done is closed when the task's function has returned; nil before Start.
+func (t *Task) Done() <-chan struct{} {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.done
+}
+
 // Stop implements Component: it cancels the task's context and waits for it to return.
 func (t *Task) Stop(ctx context.Context) error {
 	t.mu.Lock()
