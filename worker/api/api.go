@@ -54,6 +54,18 @@ func Handler(d Deps) http.Handler {
 	return mux
 }
 
+// decode reads a JSON body of at most limit bytes into v, refusing unknown fields (a typo in a
+// field name is an error, not a silent default); on failure it answers 400 and reports false.
+func decode(rw http.ResponseWriter, r *http.Request, limit int64, v any) bool {
+	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, limit))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+		return false
+	}
+	return true
+}
+
 func writeError(rw http.ResponseWriter, status int, msg string) {
 	writeJSON(rw, status, map[string]string{"error": msg})
 }

@@ -13,10 +13,7 @@ import (
 // deterministic: the same request again returns the same job (200), not a second one.
 func (d Deps) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
 	var dj notify.DirectJob
-	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 1<<20))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&dj); err != nil {
-		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+	if !decode(rw, r, 1<<20, &dj) {
 		return
 	}
 	job, created, err := d.Notify.CreateJob(r.Context(), dj, r.Header.Get("Idempotency-Key"))

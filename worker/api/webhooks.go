@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
@@ -14,10 +13,7 @@ import (
 // never shown again.
 func (d Deps) serveAddWebhook(rw http.ResponseWriter, r *http.Request) {
 	var ne webhooks.NewEndpoint
-	dec := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(&ne); err != nil {
-		writeError(rw, http.StatusBadRequest, "body: "+err.Error())
+	if !decode(rw, r, 64<<10, &ne) {
 		return
 	}
 	e, err := d.Webhooks.Add(r.Context(), ne)
