@@ -98,7 +98,7 @@ func (f *inflight) renewWhileRunning(ctx context.Context) (stop func()) {
 			case <-ctx.Done():
 				return
 			case <-t.C:
-				if err := f.update(ctx, f.wire, f.c.cfg.VisibilityTimeout); err != nil {
+				if err := f.update(ctx, f.wire, f.c.cfg.VisibilityTimeout); err != nil && ctx.Err() == nil {
 					f.log.WithError(err).Warn("visibility renewal failed; another consumer may take the message")
 				}
 			}

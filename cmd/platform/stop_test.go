@@ -31,7 +31,7 @@ import (
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
-	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // These tests run the real binary as a separate process and send it a real SIGTERM: the
@@ -257,7 +257,7 @@ func newStopLoad(t *testing.T, n int, endpoint string) *stopLoad {
 		}
 		l.history[ev.Key()] = true
 		if i%10 == 5 {
-			l.deliveries[worker.DeliveryKey(endpoint, ev.Key())] = true
+			l.deliveries[platform.DeliveryKey(endpoint, ev.Key())] = true
 		}
 		l.events = append(l.events, ev)
 	}
@@ -629,7 +629,7 @@ func newHookReceiver(t *testing.T, secret string) *hookReceiver {
 		body, _ := io.ReadAll(req.Body)
 		r.mu.Lock()
 		defer r.mu.Unlock()
-		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(worker.Sign(secret, body))) {
+		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(secret, body))) {
 			r.forged++
 			rw.WriteHeader(http.StatusUnauthorized)
 			return
