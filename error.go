@@ -38,8 +38,8 @@ func IsPermanent(err error) bool {
 	return errors.As(err, &p)
 }
 
-// FieldError is a rule of the wire format (DESIGN §3) that a message breaks. It names the field
-// so that a poison message says exactly what to fix.
+// FieldError is a rule of the wire format (docs/contracts.md, "EntityEvent wire format") that a
+// message breaks. It names the field so that a poison message says exactly what to fix.
 type FieldError struct {
 	Field   string // the wire name, camelCase
 	Problem string

@@ -11,7 +11,7 @@ import (
 	"unicode/utf8"
 )
 
-// Example-independent action types (DESIGN §8); others are allowed.
+// Example-independent action types (docs/contracts.md, "Example domain"); others are allowed.
 const (
 	ActionCreate = 1
 	ActionUpdate = 2
@@ -19,7 +19,8 @@ const (
 	ActionSubmit = 4
 )
 
-// EntityEvent is one change to one entity, as a service publishes it (DESIGN §3).
+// EntityEvent is one change to one entity, as a service publishes it (docs/contracts.md,
+// "EntityEvent wire format").
 type EntityEvent struct {
 	EventTypeID    int
 	EntityTypeID   int
@@ -29,8 +30,8 @@ type EntityEvent struct {
 	BusinessUnitID int64
 	CreatedOn      time.Time // UTC, truncated to 100 ns
 
-	// NotificationEventTypeID is the hint (DESIGN §1): set only at the guarded call-site that
-	// means "this occurrence should notify". 0 when absent.
+	// NotificationEventTypeID is the hint (docs/contracts.md, "The promise they serve"): set only
+	// at the guarded call-site that means "this occurrence should notify". 0 when absent.
 	NotificationEventTypeID int
 
 	Payload       json.RawMessage // a JSON object, or nil
@@ -72,8 +73,9 @@ var (
 const maxBlobNameLen = 1024
 
 // DecodeEvent decodes one queue message body: raw JSON or base64 of it, camelCase or PascalCase
-// field names. It validates every rule of DESIGN §3 and normalises the GUID (lowercase) and
-// createdOn (UTC, 100 ns). Every error it returns is Permanent: no retry can fix the input.
+// field names. It validates every rule of docs/contracts.md, "EntityEvent wire format" and
+// normalises the GUID (lowercase) and createdOn (UTC, 100 ns). Every error it returns is
+// Permanent: no retry can fix the input.
 func DecodeEvent(body []byte) (*EntityEvent, error) {
 	ev, err := decodeEvent(body)
 	return ev, Permanent(err)

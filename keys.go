@@ -12,7 +12,8 @@ import (
 // createdOnLayout is .NET's round-trip "O" format for a UTC DateTime: 7 fractional digits, Z.
 const createdOnLayout = "2006-01-02T15:04:05.0000000Z"
 
-// FormatCreatedOn renders t as keys use it (DESIGN §4): UTC, 7 fractional digits truncated, Z.
+// FormatCreatedOn renders t as keys use it (docs/contracts.md, "Keys"): UTC, 7 fractional digits
+// truncated, Z.
 func FormatCreatedOn(t time.Time) string {
 	return t.UTC().Truncate(100 * time.Nanosecond).Format(createdOnLayout)
 }

@@ -2,7 +2,8 @@ package platform
 
 import "fmt"
 
-// Queue names (DESIGN §5), before the namespace prefix. Each has a poison twin, PoisonQueue(q).
+// Queue names (docs/contracts.md, "Storage names"), before the namespace prefix. Each has a poison
+// twin, PoisonQueue(q).
 const (
 	QueueEntityEvents            = "entity-events"
 	QueueNotificationScheduler   = "notification-scheduler"
@@ -13,12 +14,12 @@ const (
 // WorkQueues are the queues that carry work, each with a poison twin. Redrive accepts these.
 var WorkQueues = []string{QueueEntityEvents, QueueNotificationScheduler, QueueNotificationGenerator, QueueNotificationDistributor}
 
-// Table names (DESIGN §5), before the namespace prefix.
+// Table names (docs/contracts.md, "Storage names"), before the namespace prefix.
 const (
 	TableEntityHistory = "EntityHistory"
 )
 
-// Blob container names (DESIGN §5), before the namespace prefix.
+// Blob container names (docs/contracts.md, "Storage names"), before the namespace prefix.
 const (
 	ContainerEventPayloads         = "event-payloads"
 	ContainerNotificationTemplates = "notification-templates"

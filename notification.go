@@ -9,7 +9,7 @@ import (
 	"time"
 )
 
-// JobState is where a notification job is (DESIGN §5):
+// JobState is where a notification job is (docs/contracts.md, "Storage names"):
 // Created → Scheduled → Generating → Generated | Skipped(reason) | Failed(reason) | Conflict.
 type JobState string
 

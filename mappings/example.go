@@ -1,7 +1,7 @@
 package mappings
 
-// The example domain of DESIGN §8: a child-care / activities business. These ids are persisted
-// in keys and rows: never renumber them.
+// The example domain of docs/contracts.md, "Example domain": a child-care / activities business.
+// These ids are persisted in keys and rows: never renumber them.
 
 // Entity types.
 const (

@@ -1,7 +1,7 @@
-// Package mappings owns what events mean: the append-only registries that map event types to
-// their consequences, the kinds of mapping, and the example domain of DESIGN §8. A mapping
-// builds row models only; it never derives a key and never touches storage — the worker does
-// both, the same way for every mapping.
+// Package mappings owns what events mean: the append-only registries that map event types to their
+// consequences, the kinds of mapping, and the example domain of docs/contracts.md, "Example
+// domain". A mapping builds row models only; it never derives a key and never touches storage —
+// the worker does both, the same way for every mapping.
 package mappings
 
 import (
@@ -105,7 +105,7 @@ func GUIDList(field string, entityTypeID int) func(ev *platform.EntityEvent) ([]
 	}
 }
 
-// ActionName is the action derived from an action type id (DESIGN §8).
+// ActionName is the action derived from an action type id (docs/contracts.md, "Example domain").
 func ActionName(actionTypeID int) string {
 	switch actionTypeID {
 	case platform.ActionCreate:

@@ -10,9 +10,9 @@ import (
 	"github.com/platform/platform"
 )
 
-// NotificationPath is how the jobs of a notification type come to be. A type is on exactly
-// one path (DESIGN §1, the dual-path guardrail): a type derived from events and also created
-// directly would be sent twice for one occurrence.
+// NotificationPath is how the jobs of a notification type come to be. A type is on exactly one
+// path (docs/contracts.md, "The promise they serve", the dual-path guardrail): a type derived from
+// events and also created directly would be sent twice for one occurrence.
 type NotificationPath int
 
 const (

@@ -1,6 +1,6 @@
-// Package settings reads the notification settings that live in SQL, as the business
-// application's other settings do: NotificationOption and NotificationSubscriber (DESIGN §5).
-// SQLite (embedded, pure Go) by default, PostgreSQL for a postgres:// DSN.
+// Package settings reads the notification settings that live in SQL, as the business application's
+// other settings do: NotificationOption and NotificationSubscriber (docs/contracts.md, "Storage
+// names"). SQLite (embedded, pure Go) by default, PostgreSQL for a postgres:// DSN.
 //
 // It is a top-level package because none of the storage packages fits: they own Azure Storage,
 // and this owns a SQL database. It must not decide anything: the scheduler and generator read

@@ -275,7 +275,7 @@ func (w *Worker) Ready(ctx context.Context) error {
 func (w *Worker) Handler() http.Handler {
 	return api.Handler(api.Deps{
 		Log:     w.log,
-		Ready:   func(r *http.Request) error { return w.Ready(r.Context()) },
+		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Changes: w.realtime.Hub(),
 	})

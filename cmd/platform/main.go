@@ -1,5 +1,6 @@
-// Command platform is Platform's one binary: the worker, and the tools a platform team and
-// support engineers use around it (publish, history, redrive). DESIGN §7 is its contract.
+// Command platform is Platform's one binary: the worker, and the tools a platform team and support
+// engineers use around it (publish, history, redrive). docs/contracts.md, "Command line" is its
+// contract.
 //
 // Exit codes: 0 success, 1 runtime failure, 2 bad usage or bad input, always with a one-line
 // reason on standard error.
@@ -113,7 +114,8 @@ func oneLine(err error) string {
 	return strings.Join(strings.Fields(err.Error()), " ")
 }
 
-// config is DESIGN §6: environment variables, each overridden by a flag of the same meaning.
+// config is docs/contracts.md, "Configuration": environment variables, each overridden by a flag
+// of the same meaning.
 type config struct {
 	connectionString string
 	namespace        string

@@ -5,6 +5,7 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 
@@ -21,7 +22,7 @@ import (
 type Deps struct {
 	Log logrus.FieldLogger
 	// Ready reports whether the worker runs and what it depends on answers (GET /readyz).
-	Ready    func(r *http.Request) error
+	Ready    func(ctx context.Context) error
 	History  *tables.History
 	Blobs    *blobs.Client
 	Notify   *notify.Service

@@ -13,7 +13,7 @@ func serveHealth(rw http.ResponseWriter, _ *http.Request) {
 func (d Deps) serveReady(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
-	if err := d.Ready(r.WithContext(ctx)); err != nil {
+	if err := d.Ready(ctx); err != nil {
 		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"status": "not ready", "error": err.Error()})
 		return
 	}

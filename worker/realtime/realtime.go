@@ -43,28 +43,29 @@ func (c *Config) setDefaults() {
 // Service is the realtime concern: the post-processor that writes changes, the writer that
 // group-commits them, the hub that serves them, and the poller that reads other replicas'.
 type Service struct {
-	cfg    Config
 	hub    *Hub
 	writer *writer
+	tasks  struct{ writer, poller *lifecycle.Task }
 }
 
 // New returns the change stream over store.
 func New(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Service {
 	cfg.setDefaults()
-	return &Service{cfg: cfg, hub: newHub(cfg, store, log),
+	s := &Service{hub: newHub(cfg, store, log),
 		writer: &writer{store: store, linger: cfg.Linger, in: make(chan changeReq), stopped: make(chan struct{})}}
+	s.tasks.writer = lifecycle.Go("change writer", s.writer.run)
+	s.tasks.poller = lifecycle.Every("change bus poll", cfg.PollInterval, s.hub.poll)
+	return s
 }
 
 // Hub is this replica's stream.
 func (s *Service) Hub() *Hub { return s.hub }
 
 // Writer is the change writer's lifecycle: it must stop after the handlers that write.
-func (s *Service) Writer() lifecycle.Component { return lifecycle.Go("change writer", s.writer.run) }
+func (s *Service) Writer() lifecycle.Component { return s.tasks.writer }
 
 // Poller reads the changes other replicas wrote, every PollInterval.
-func (s *Service) Poller() lifecycle.Component {
-	return lifecycle.Every("change bus poll", s.cfg.PollInterval, s.hub.poll)
-}
+func (s *Service) Poller() lifecycle.Component { return s.tasks.poller }
 
 // Name implements the router's PostProcessor.
 func (*Service) Name() string { return "realtime" }

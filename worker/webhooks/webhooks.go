@@ -42,24 +42,29 @@ type Config struct {
 // Service is the webhooks concern: the post-processor that creates deliveries, the endpoint
 // channel that sends them, and the endpoints' administration.
 type Service struct {
-	log     logrus.FieldLogger
-	store   *tables.Endpoints
-	targets *Targets
-	blobs   *blobs.Client
-	deliver *delivery.Distributor
-	cache   *cache
+	log       logrus.FieldLogger
+	store     *tables.Endpoints
+	targets   *Targets
+	blobs     *blobs.Client
+	deliver   *delivery.Distributor
+	cache     *cache
+	refresher lifecycle.Component
 }
 
 // New returns the webhooks concern over store; deliveries go through d, and targets decides
 // which URLs may be called.
 func New(cfg Config, log logrus.FieldLogger, store *tables.Endpoints, targets *Targets, b *blobs.Client, d *delivery.Distributor) *Service {
-	return &Service{log: log, store: store, targets: targets, blobs: b, deliver: d,
+	s := &Service{log: log, store: store, targets: targets, blobs: b, deliver: d,
 		cache: &cache{store: store, ttl: cmp.Or(cfg.CacheTTL, 10*time.Second)}}
+	s.refresher = s.newRefresher()
+	return s
 }
 
 // Refresher keeps the cache fresh: its Start reads the endpoints (a failure fails the start:
 // deliveries would be silently skipped), then rereads them every CacheTTL until Stop.
-func (s *Service) Refresher() lifecycle.Component {
+func (s *Service) Refresher() lifecycle.Component { return s.refresher }
+
+func (s *Service) newRefresher() lifecycle.Component {
 	loop := lifecycle.Every("webhook endpoint refresh", s.cache.ttl, func(ctx context.Context) {
 		if err := s.cache.refresh(ctx); err != nil && ctx.Err() == nil {
 			s.log.WithError(err).Warn("webhook endpoints: refresh failed; using the last list")
