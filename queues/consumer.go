@@ -214,36 +214,56 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.SoftStopTimeout)
 		defer cancel()
 	}
-	// The fetch loop returns at once when cancelled, but a dequeue in progress finishes first:
-	// what it receives is in flight, and handled like the rest. At the deadline the dequeue is
-	// cancelled with the handlers. Only once the loop has returned is the count of handlers
-	// final, and waited for.
+	// cut cancels what is still running, once, counting it first: the count is what the
+	// deadline abandoned.
+	abandoned := int32(-1)
+	cut := func() {
+		if abandoned < 0 {
+			abandoned = c.inFlight.Load()
+			c.stopHandles()
+		}
+	}
+	// The fetch loop returns at once when cancelled, but a dequeue in progress finishes first
+	// (what it receives is in flight, and handled like the rest) unless the deadline comes,
+	// which cancels it with the handlers. Where both are ready, what finished wins.
 	c.fetcher.Cancel()
 	select {
 	case <-c.fetcher.Done():
 	case <-ctx.Done():
-		c.stopHandles()
-		<-c.fetcher.Done()
+		select {
+		case <-c.fetcher.Done():
+		default:
+			cut()
+			<-c.fetcher.Done()
+		}
 	}
-	fetchErr := c.fetcher.Stop(ctx) // joined already: this only settles its state
+	// Only now is the count of handlers final.
+	stillRunning := false
 	handlers := lifecycle.Done(&c.wg)
 	select {
 	case <-handlers:
-		c.stopHandles()
-		return fetchErr
 	case <-ctx.Done():
-	}
-	n := c.inFlight.Load()
-	c.stopHandles()
-	c.log.WithField("abandoned", n).Warn("stop deadline passed: cancelled in-flight handlers; their messages will reappear after their visibility timeout")
-	err := fmt.Errorf("consumer %s: %d in-flight handler(s) cancelled at the stop deadline (their messages reappear after the visibility timeout): %w",
-		c.cfg.Queue, n, lifecycle.ErrAbandoned)
-	if !lifecycle.Wait(ctx, handlers) {
 		select {
 		case <-handlers:
 		default:
-			err = fmt.Errorf("%w; some still running %s after being cancelled", err, lifecycle.CancelGrace)
+			cut()
+			select {
+			case <-handlers:
+			case <-time.After(lifecycle.CancelGrace):
+				stillRunning = true
+			}
 		}
+	}
+	c.stopHandles()
+	fetchErr := c.fetcher.Stop(ctx) // joined already: this only settles its state
+	if abandoned <= 0 {
+		return fetchErr
+	}
+	c.log.WithField("abandoned", abandoned).Warn("stop deadline passed: cancelled in-flight handlers; their messages will reappear after their visibility timeout")
+	err := fmt.Errorf("consumer %s: %d in-flight handler(s) cancelled at the stop deadline (their messages reappear after the visibility timeout): %w",
+		c.cfg.Queue, abandoned, lifecycle.ErrAbandoned)
+	if stillRunning {
+		err = fmt.Errorf("%w; some still running %s after being cancelled", err, lifecycle.CancelGrace)
 	}
 	return errors.Join(err, fetchErr)
 }
