@@ -5,12 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
@@ -475,5 +477,36 @@ func TestAnIdleConsumerIsNudgedByItsOwnProcess(t *testing.T) {
 	case <-done:
 	case <-time.After(10 * time.Second):
 		t.Fatal("the consumer slept through a message its own process sent")
+	}
+}
+
+// slowPoison holds every message sent to a poison queue for a while before sending it.
+type slowPoison struct{ delay time.Duration }
+
+func (s slowPoison) Do(req *policy.Request) (*http.Response, error) {
+	if r := req.Raw(); r.Method == http.MethodPost && strings.Contains(r.URL.Path, platform.PoisonSuffix+"/messages") {
+		time.Sleep(s.delay) // storage being slow, not a test waiting for work
+	}
+	return req.Next()
+}
+
+// A message stays hidden until it is settled: poisoning it (a send to the poison queue, then
+// a delete) can take longer than the visibility timeout, and must not let it reappear and be
+// handled and poisoned a second time (found in CI under load).
+func TestASlowSettleKeepsTheMessageHidden(t *testing.T) {
+	t.Parallel()
+	c, err := queues.New(storage.Account{Policies: []policy.Policy{slowPoison{delay: 3 * time.Second}}}, testenv.Namespace(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var handled atomic.Int32
+	start(t, c, queues.ConsumerConfig{VisibilityTimeout: 2 * time.Second, Handler: func(context.Context, *queues.Message) error {
+		handled.Add(1)
+		return platform.Permanent(errors.New("refused"))
+	}})
+	enqueue(t, c, "slow to settle")
+	testenv.Eventually(t, 30*time.Second, "the work queue empty", func() bool { return handled.Load() > 0 && count(t, c, work) == 0 })
+	if n, recs := handled.Load(), poisoned(t, c); n != 1 || len(recs) != 1 {
+		t.Fatalf("handled %d times, %d poison records: the message reappeared while it was being poisoned", n, len(recs))
 	}
 }

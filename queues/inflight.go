@@ -24,6 +24,7 @@ type inflight struct {
 	log     logrus.FieldLogger
 	mu      sync.Mutex
 	receipt string
+	deleted bool // a delete was sent: renewals stop
 }
 
 func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessage) {
@@ -49,6 +50,10 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	// Settling (delete, poison, backoff) must finish even when a hard stop cancels handlers.
 	settleCtx, cancel := context.WithTimeout(context.WithoutCancel(handleCtx), 30*time.Second)
 	defer cancel()
+	// The message stays hidden until it is settled, not only while the handler runs: a slow
+	// delete or poison must not let it reappear and be handled (or poisoned) a second time.
+	stopRenew := f.renewWhileRunning(handleCtx)
+	defer stopRenew()
 
 	if limit := c.cfg.MaxUnfinishedDeliveries; m.DequeueCount > int64(limit) {
 		// Delivered too often without being settled: the worker died or was stopped each time.
@@ -62,9 +67,7 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 		return
 	}
 
-	stopRenew := f.renewWhileRunning(handleCtx)
 	err := c.cfg.Handler(handleCtx, m)
-	stopRenew()
 
 	switch {
 	case err == nil:
@@ -76,13 +79,14 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	case m.DequeueCount >= int64(c.cfg.MaxDequeueCount):
 		f.poison(settleCtx, fmt.Sprintf("failed %d of %d allowed deliveries; last error: %v", m.DequeueCount, c.cfg.MaxDequeueCount, err))
 	default:
+		stopRenew() // the retry hides the message for its backoff: no renewal may shorten it
 		f.retry(settleCtx, err)
 	}
 }
 
 // renewWhileRunning extends the message's visibility every half timeout until the returned
-// func is called, so a slow handler is never run twice at once. The returned func waits for a
-// renewal in progress, so the pop receipt is settled when it returns.
+// func is called (once or more), so a slow handler is never run twice at once. The returned
+// func waits for a renewal in progress, so the pop receipt is settled when it returns.
 func (f *inflight) renewWhileRunning(ctx context.Context) (stop func()) {
 	done := make(chan struct{})
 	exited := make(chan struct{})
@@ -104,12 +108,16 @@ func (f *inflight) renewWhileRunning(ctx context.Context) (stop func()) {
 			}
 		}
 	}()
-	return func() { close(done); <-exited }
+	var once sync.Once
+	return func() { once.Do(func() { close(done); <-exited }) }
 }
 
 func (f *inflight) update(ctx context.Context, text string, visibility time.Duration) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.deleted {
+		return nil // settled: nothing left to hide
+	}
 	resp, err := f.c.q.UpdateMessage(ctx, f.id, f.receipt, text, &azqueue.UpdateMessageOptions{
 		VisibilityTimeout: to.Ptr(seconds(visibility)),
 	})
@@ -126,6 +134,7 @@ func (f *inflight) update(ctx context.Context, text string, visibility time.Dura
 func (f *inflight) delete(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	f.deleted = true
 	if _, err := f.c.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
 		// The work is done and idempotent. A 404 may mean the delete did happen and only its
 		// reply was lost; either way, a message that reappears is handled again, harmlessly.
