@@ -145,9 +145,12 @@ type Consumer struct {
 	stopped     bool
 	fetcher     *lifecycle.Task
 	stopHandles context.CancelFunc
+	stopDequeue context.CancelFunc
 
 	fetching atomic.Int32 // dequeue requests in progress
 	inFlight atomic.Int32 // messages received and not yet settled
+	handling atomic.Int32 // handlers running (received, not yet returned: settling excluded)
+	late     atomic.Int32 // messages received after a stop's deadline: left as they came
 	received atomic.Int64 // messages received since Start
 }
 
@@ -187,12 +190,14 @@ func (c *Consumer) Start(ctx context.Context) error {
 	// Fetching and handling have contexts of their own: Stop ends fetching at once, and
 	// handling only when its deadline passes.
 	handleCtx, stopHandles := context.WithCancel(context.WithoutCancel(ctx))
-	c.fetcher = lifecycle.Go("consumer "+c.cfg.Queue, func(fetchCtx context.Context) { c.fetchLoop(fetchCtx, handleCtx) })
+	dequeueCtx, stopDequeue := context.WithCancel(context.WithoutCancel(ctx))
+	c.fetcher = lifecycle.Go("consumer "+c.cfg.Queue, func(fetchCtx context.Context) { c.fetchLoop(fetchCtx, dequeueCtx, handleCtx) })
 	if err := c.fetcher.Start(ctx); err != nil {
 		stopHandles()
+		stopDequeue()
 		return err
 	}
-	c.started, c.stopHandles = true, stopHandles
+	c.started, c.stopHandles, c.stopDequeue = true, stopHandles, stopDequeue
 	return nil
 }
 
@@ -214,18 +219,21 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		ctx, cancel = context.WithTimeout(ctx, c.cfg.SoftStopTimeout)
 		defer cancel()
 	}
-	// cut cancels what is still running, once, counting it first: the count is what the
-	// deadline abandoned.
-	abandoned := int32(-1)
-	cut := func() {
-		if abandoned < 0 {
-			abandoned = c.inFlight.Load()
+	// cut cancels what is still running (handlers, and a dequeue in flight), once, counting
+	// the handlers it cuts short: that is what the stop abandoned, whatever they then do (a
+	// send cut short may still record its message as Unknown).
+	cut, dequeueCut, abandoned := false, false, int32(0)
+	cutNow := func() {
+		if !cut {
+			cut, abandoned = true, c.handling.Load()
 			c.stopHandles()
 		}
 	}
-	// The fetch loop returns at once when cancelled, but a dequeue in progress finishes first
-	// (what it receives is in flight, and handled like the rest) unless the deadline comes,
-	// which cancels it with the handlers. Where both are ready, what finished wins.
+	// The fetch loop returns at once when cancelled, but a dequeue in progress finishes first:
+	// what it receives is in flight, and handled like the rest (after the deadline, handled
+	// with a cancelled context: left, and counted as abandoned). A dequeue that is still not
+	// back CancelGrace after the deadline is cancelled: what it held is unknown. Where two
+	// things are ready at once, what finished wins.
 	c.fetcher.Cancel()
 	select {
 	case <-c.fetcher.Done():
@@ -233,12 +241,19 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		select {
 		case <-c.fetcher.Done():
 		default:
-			cut()
-			<-c.fetcher.Done()
+			cutNow()
+			select {
+			case <-c.fetcher.Done():
+			case <-time.After(lifecycle.CancelGrace):
+				dequeueCut = true
+				c.stopDequeue()
+				<-c.fetcher.Done()
+			}
 		}
 	}
+	c.stopDequeue()
 	// Only now is the count of handlers final.
-	stillRunning := false
+	stillRunning := int32(0)
 	handlers := lifecycle.Done(&c.wg)
 	select {
 	case <-handlers:
@@ -246,24 +261,30 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		select {
 		case <-handlers:
 		default:
-			cut()
+			cutNow()
 			select {
 			case <-handlers:
 			case <-time.After(lifecycle.CancelGrace):
-				stillRunning = true
+				stillRunning = c.handling.Load()
 			}
 		}
 	}
 	c.stopHandles()
 	fetchErr := c.fetcher.Stop(ctx) // joined already: this only settles its state
-	if abandoned <= 0 {
+	abandoned += c.late.Load()
+	if !cut || (abandoned == 0 && !dequeueCut) {
 		return fetchErr
 	}
-	c.log.WithField("abandoned", abandoned).Warn("stop deadline passed: cancelled in-flight handlers; their messages will reappear after their visibility timeout")
-	err := fmt.Errorf("consumer %s: %d in-flight handler(s) cancelled at the stop deadline (their messages reappear after the visibility timeout): %w",
-		c.cfg.Queue, abandoned, lifecycle.ErrAbandoned)
-	if stillRunning {
-		err = fmt.Errorf("%w; some still running %s after being cancelled", err, lifecycle.CancelGrace)
+	c.log.WithFields(logrus.Fields{"abandoned": abandoned, "dequeueCancelled": dequeueCut}).
+		Warn("stop deadline passed: cancelled in-flight work; those messages will reappear after their visibility timeout")
+	what := fmt.Sprintf("%d in-flight handler(s) cancelled", abandoned)
+	if dequeueCut {
+		what += " and a dequeue in flight cancelled"
+	}
+	err := fmt.Errorf("consumer %s: %s at the stop deadline (their messages reappear after the visibility timeout): %w",
+		c.cfg.Queue, what, lifecycle.ErrAbandoned)
+	if stillRunning > 0 {
+		err = fmt.Errorf("%w; %d still running %s after being cancelled", err, stillRunning, lifecycle.CancelGrace)
 	}
 	return errors.Join(err, fetchErr)
 }
@@ -275,7 +296,7 @@ func (c *Consumer) Idle() (idle bool, received int64) {
 	return c.fetching.Load() == 0 && c.inFlight.Load() == 0, received
 }
 
-func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
+func (c *Consumer) fetchLoop(fetchCtx, dequeueCtx, handleCtx context.Context) {
 	poll := c.cfg.PollInterval
 	for {
 		// Fetch when enough slots are free for a good batch, then take every free slot up to a
@@ -303,7 +324,7 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 				break fill
 			}
 		}
-		msgs, err := c.dequeue(fetchCtx, handleCtx, n)
+		msgs, err := c.dequeue(fetchCtx, dequeueCtx, n)
 		for range n - len(msgs) {
 			<-c.slots
 		}
@@ -335,14 +356,14 @@ func (c *Consumer) fetchLoop(fetchCtx, handleCtx context.Context) {
 
 // dequeue fetches up to n messages. The request is not cancelled when fetching stops: messages
 // the service hands out are in flight from that moment and are handled, not dropped on the
-// floor. Only a hard stop (handleCtx cancelled) cancels it.
-func (c *Consumer) dequeue(fetchCtx, handleCtx context.Context, n int) ([]*azqueue.DequeuedMessage, error) {
+// floor. Only a hard stop that it outlives cancels it (dequeueCtx).
+func (c *Consumer) dequeue(fetchCtx, dequeueCtx context.Context, n int) ([]*azqueue.DequeuedMessage, error) {
 	if fetchCtx.Err() != nil {
 		return nil, fetchCtx.Err()
 	}
 	c.fetching.Add(1)
 	defer c.fetching.Add(-1)
-	reqCtx, cancel := context.WithTimeout(handleCtx, 30*time.Second)
+	reqCtx, cancel := context.WithTimeout(dequeueCtx, 30*time.Second)
 	defer cancel()
 	resp, err := c.q.DequeueMessages(reqCtx, &azqueue.DequeueMessagesOptions{
 		NumberOfMessages:  to.Ptr(int32(n)),

@@ -298,6 +298,22 @@ func TestStopOfAFinishedConsumerReportsNothingAbandoned(t *testing.T) {
 	}
 }
 
+// A stop whose deadline has passed already abandons nothing when nothing is in flight: an idle
+// consumer stops cleanly even then (its "done" and the deadline are both ready at once).
+func TestAnIdleConsumerStoppedPastItsDeadlineAbandonsNothing(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	for range 20 {
+		cons := start(t, c, queues.ConsumerConfig{Handler: func(context.Context, *queues.Message) error { return nil }})
+		testenv.Eventually(t, 10*time.Second, "the consumer idle", func() bool { idle, _ := cons.Idle(); return idle })
+		expired, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := cons.Stop(expired); err != nil {
+			t.Fatalf("Stop of an idle consumer at an expired deadline: %v", err)
+		}
+	}
+}
+
 func contains(xs []string, s string) bool {
 	for _, x := range xs {
 		if x == s {

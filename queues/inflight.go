@@ -67,7 +67,12 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 		return
 	}
 
+	if handleCtx.Err() != nil {
+		c.late.Add(1) // received after a stop's deadline: its handler sees a cancelled context
+	}
+	c.handling.Add(1)
 	err := c.cfg.Handler(handleCtx, m)
+	c.handling.Add(-1)
 
 	switch {
 	case err == nil:

@@ -74,6 +74,6 @@ type Config struct {
 	// Realtime tunes the change stream (GET /v1/changes).
 	Realtime realtime.Config
 	// Components are further long-running pieces run with the worker's lifecycle: started
-	// after everything else, stopped before.
+	// before the consumers and stopped after them, so that a post-processor may use one.
 	Components []lifecycle.Component
 }

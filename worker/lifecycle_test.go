@@ -83,10 +83,19 @@ func TestAStartThatFailsHalfWayLeavesNothingRunningAndConsumesNothing(t *testing
 		// Reading the webhook endpoints fails: the settings database, the HTTP server and the
 		// change writer and poller have started, and must be stopped.
 		{"endpoint cache", &refuse{method: http.MethodGet, path: "WebhookEndpoints()"}},
+		// A component of the deployment's own fails: everything but the work has started.
+		{"component", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			opts := leaks()
-			cfg := lifecycleConfig(t, tc.fault)
+			var cfg worker.Config
+			failing := lifecycle.Funcs("failing component", func(context.Context) error { return errors.New("no licence") }, nil)
+			if tc.fault != nil {
+				cfg = lifecycleConfig(t, tc.fault)
+			} else {
+				cfg = lifecycleConfig(t)
+				cfg.Components = []lifecycle.Component{failing}
+			}
 			w, err := worker.New(cfg)
 			if err != nil {
 				t.Fatal(err)
@@ -98,8 +107,8 @@ func TestAStartThatFailsHalfWayLeavesNothingRunningAndConsumesNothing(t *testing
 			}
 			send(t, w, event(11, 1, 1, attendee, "2026-11-22T10:00:00Z", `{}`))
 			err = w.Start(ctx)
-			if err == nil || tc.fault.hits.Load() == 0 {
-				t.Fatalf("Start: %v (fault hit %d times)", err, tc.fault.hits.Load())
+			if err == nil || (tc.fault != nil && tc.fault.hits.Load() == 0) {
+				t.Fatalf("Start: %v", err)
 			}
 			t.Logf("Start failed as it should: %v", err)
 			goleak.VerifyNone(t, opts...)

@@ -114,12 +114,19 @@ func (h *httpServer) Stop(ctx context.Context) error {
 	if h.srv == nil {
 		return nil
 	}
+	// The server's deadline is its own: the worker's may be spent by the time it stops. But a
+	// stop cancelled outright (a second signal) cuts the shutdown short too.
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), h.shutdown)
 	defer cancel()
+	defer context.AfterFunc(ctx, func() {
+		if errors.Is(ctx.Err(), context.Canceled) {
+			cancel()
+		}
+	})()
 	var err error
 	if serr := h.srv.Shutdown(shutdownCtx); serr != nil {
 		_ = h.srv.Close()
-		err = fmt.Errorf("http: requests still open %s after the shutdown began were cut off: %w", h.shutdown, lifecycle.ErrAbandoned)
+		err = fmt.Errorf("http: requests still open when the shutdown ended were cut off: %w", lifecycle.ErrAbandoned)
 		h.log.WithError(serr).Warn("http shutdown deadline passed: closed the connections still open")
 	}
 	return errors.Join(err, h.serving.Stop(shutdownCtx))

@@ -6,8 +6,8 @@
 //
 // Lifecycle (lifecycle.Group): Start sets up the tables and queues, then starts, in order, the
 // settings database, the HTTP server, the buses and caches the handlers use (change writer,
-// change poller, webhook endpoint cache), then the consumers and the outbox loops, then
-// Config.Components. Stop ends the change streams at once, then stops in reverse: fetching
+// change poller, webhook endpoint cache), Config.Components, then the consumers and the outbox
+// loops: the work starts last, when nothing else can fail. Stop ends the change streams at once, then stops in reverse: fetching
 // stops and in-flight handlers finish, then the buses they used, then the HTTP server (with a
 // deadline of its own), then the settings database. A worker runs once.
 //
@@ -157,7 +157,7 @@ func registerChannels(chans *delivery.Channels, cfg Config, targets *webhooks.Ta
 	}
 	errs := []error{
 		chans.Register(platform.ChannelEmail, email),
-		chans.Register(platform.ChannelWebhook, &channels.Webhook{Secret: cfg.WebhookSecret, Targets: targets}),
+		chans.Register(platform.ChannelWebhook, &webhooks.RecipientChannel{Secret: cfg.WebhookSecret, Targets: targets}),
 		chans.Register(platform.ChannelEndpoint, hooks.EndpointChannel()),
 	}
 	for name, ch := range cfg.Channels {
@@ -175,14 +175,14 @@ func (w *Worker) assemble() {
 		w.group.Add("http server", w.http)
 	}
 	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher())
+	if len(w.cfg.Components) > 0 {
+		w.group.Add("components", w.cfg.Components...)
+	}
 	work := []lifecycle.Component{}
 	for _, c := range w.consumers {
 		work = append(work, c)
 	}
 	w.group.Add("consumers", append(work, w.outbox.Components()...)...)
-	if len(w.cfg.Components) > 0 {
-		w.group.Add("components", w.cfg.Components...)
-	}
 }
 
 // Setup creates the tables and queues the worker uses, where missing. Start calls it before

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/hmac"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -39,8 +40,8 @@ import (
 // in-process test exercises together.
 
 const (
-	// promptStop is how long a graceful stop may take. The soft-stop timeout is 30 s: that is
-	// the bound for a handler that really is slow, not for an ordinary stop.
+	// promptStop is how long a graceful stop may take. The stop timeout is 20 s: that is the
+	// bound for a handler that really is slow, not for an ordinary stop.
 	promptStop = 5 * time.Second
 	// mailUnit's hinted events send AttendeeNewProfile by email; hookUnit's Create_Attendee
 	// events go to the webhook endpoint. Two business units keep the two effects apart.
@@ -167,9 +168,9 @@ func (p *workerProcess) exited() bool {
 	}
 }
 
-// sigterm sends SIGTERM and waits for the process to exit, long enough to see today's 30 s
-// soft-stop timeout run out, so a slow stop is measured rather than cut short. A process
-// still running after that is killed, and its exit code is -1.
+// sigterm sends SIGTERM and waits for the process to exit, long enough to see the whole stop
+// timeout run out (it was 30 s before the stop was fixed), so a slow stop is measured rather
+// than cut short. A process still running after that is killed, and its exit code is -1.
 func (p *workerProcess) sigterm(t *testing.T) (took time.Duration, code int) {
 	t.Helper()
 	start := time.Now()
@@ -549,6 +550,72 @@ func TestSIGTERMWithAnOpenChangeStreamStopsPromptly(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Errorf("the change stream is still open 5 s after the worker exited")
+	}
+}
+
+// A second signal during a stop stops at once: the sends still in flight are cancelled, the
+// process names what it abandoned and exits 1 (a stop that cut work short is not a success),
+// and a message whose provider may have it is Unknown, never resent.
+func TestASecondSignalStopsAtOnceAndExitsOne(t *testing.T) {
+	t.Parallel()
+	e := newStopEnv(t)
+	e.smtp.Delay = time.Minute // every mail hangs in DATA: a graceful stop would wait for it
+	load := newStopLoad(t, 30, e.endpoint)
+	e.publish(t, load.events)
+	p := e.startWorker(t, "worker", nil, "--http-addr", "127.0.0.1:0")
+	messages, err := tables.New(storage.Account{}, e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var keys []string
+	for _, ev := range load.events {
+		if ev.NotificationEventTypeID != 0 {
+			var data struct{ GuardianEmail string }
+			_ = json.Unmarshal(ev.Payload, &data)
+			keys = append(keys, platform.MessageKey(platform.EventJobKey(ev.NotificationEventTypeID, ev.Key()),
+				platform.Recipient{Channel: platform.ChannelEmail, Address: data.GuardianEmail}))
+		}
+	}
+	state := func(key string) platform.MessageState {
+		m, _, err := messages.Messages().Get(context.Background(), key)
+		if err != nil {
+			return ""
+		}
+		return m.State
+	}
+	waitFor(t, p, time.Minute, "every email being sent (Sending)", func() bool {
+		for _, k := range keys {
+			if state(k) != platform.MessageSending {
+				return false
+			}
+		}
+		return true
+	})
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+		t.Fatalf("the worker exited after one signal with sends in flight (status %d): a graceful stop waits for them", p.cmd.ProcessState.ExitCode())
+	case <-time.After(time.Second):
+	}
+	took, code := p.sigterm(t)
+	t.Logf("second SIGTERM: the worker exited with status %d %s after it", code, took.Round(10*time.Millisecond))
+	if code != 1 {
+		t.Errorf("exit status %d after a stop cut short, want 1", code)
+	}
+	if took > promptStop {
+		t.Errorf("the worker took %s to stop after the second signal, want at most %s", took.Round(10*time.Millisecond), promptStop)
+	}
+	log := p.log(t)
+	if !strings.Contains(log, "hard stop") || !strings.Contains(log, "notification-distributor: 3 in-flight handler(s) cancelled") {
+		t.Errorf("the log does not name what the stop abandoned:\n%s", p.tail(20))
+	}
+	for _, k := range keys {
+		if st := state(k); st != platform.MessageUnknown {
+			t.Errorf("message %s is %s after its send was cut off in DATA, want Unknown (the relay may have it)", k, st)
+		}
 	}
 }
 

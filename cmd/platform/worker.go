@@ -13,10 +13,10 @@ import (
 	"github.com/platform/platform/internal/storage"
 )
 
-// stopTimeout is how long a stop lets in-flight work finish before it cancels it. It is below
-// the 30 s a container platform usually waits between SIGTERM and SIGKILL, so that a stop
-// that must cut work short still reports what it cut.
-const stopTimeout = 25 * time.Second
+// stopTimeout is how long a stop lets in-flight work finish before it cancels it. A container
+// platform usually waits 30 s between SIGTERM and SIGKILL: 20 s for the work leaves time to
+// cancel what is left, close the HTTP server (5 s at most) and say what was cut, before then.
+const stopTimeout = 20 * time.Second
 
 func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	var (

@@ -39,21 +39,6 @@ func Jitter(d time.Duration) time.Duration {
 	return time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
 }
 
-// Wait reports whether done closed before ctx ended; when ctx ends first it waits up to
-// CancelGrace more (the caller has just cancelled the work) and reports false either way.
-func Wait(ctx context.Context, done <-chan struct{}) bool {
-	select {
-	case <-done:
-		return true
-	case <-ctx.Done():
-	}
-	select {
-	case <-done:
-	case <-time.After(CancelGrace):
-	}
-	return false
-}
-
 // Done returns a channel closed when wg's count reaches zero.
 func Done(wg *sync.WaitGroup) <-chan struct{} {
 	done := make(chan struct{})

@@ -1,7 +1,8 @@
 // Package api is the worker's HTTP API, one file per resource: health, history, notification
 // jobs and cancellations, traces, webhook endpoints and the change stream. It decodes and
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
-// platform.ErrInvalidInput is 400, a storage failure 502. It holds no state of its own.
+// platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a
+// storage failure 502. It holds no state of its own.
 package api
 
 import (

@@ -1,5 +1,6 @@
-// Package channels holds the built-in delivery channels, one file each: email over SMTP (or to
-// the log, for local development) and a notification recipient's webhook. A channel is a
+// Package channels holds the built-in delivery channels that need nothing of a concern, one
+// file each: email over SMTP, and email to the log for local development. (The two webhook
+// channels live with the SSRF rule and signing they use, in package webhooks.) A channel is a
 // delivery.Channel registered by name; the distributor calls it after claiming a message and
 // records what it answers. A channel must not retry by itself: the distributor owns attempts.
 package channels
@@ -84,6 +85,9 @@ func (p *SMTP) Send(ctx context.Context, m *platform.OutgoingMessage) (string, e
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
+	// net/smtp does not watch ctx: a cancel (a stop cut short) unblocks the conversation by
+	// expiring the connection's deadline.
+	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })()
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()

@@ -211,7 +211,11 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		msg.State, msg.LastError = platform.MessagePending, err.Error()
 		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "will retry", err.Error()))
 	}
-	if _, uerr := d.messages.Update(ctx, msg, etag); uerr != nil {
+	// The outcome is recorded even when a stop cancels the handler now: the send happened (or
+	// failed) and the row must say so, or the message would wait out its lease as Unknown.
+	recordCtx, cancelRecord := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
+	defer cancelRecord()
+	if _, uerr := d.messages.Update(recordCtx, msg, etag); uerr != nil {
 		// The row still says Sending: the redelivery waits out the lease and reports Unknown
 		// rather than risk a second send.
 		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)

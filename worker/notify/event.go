@@ -13,12 +13,12 @@ import (
 func (*Service) Name() string { return "notification" }
 
 // Accepts implements PostProcessor: only events with a hint or a dedicated mapping.
-func (s *Service) Accepts(ev *platform.EntityEvent) bool { return s.Types.Accepts(ev) }
+func (s *Service) Accepts(ev *platform.EntityEvent) bool { return s.d.Types.Accepts(ev) }
 
 // Process implements PostProcessor: it ensures one job per notification the event asks for,
 // keyed from the event.
 func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
-	reqs, err := s.Types.Derive(ev)
+	reqs, err := s.d.Types.Derive(ev)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			return err
 		}
 		if created {
-			s.Log.WithFields(logrus.Fields{
+			s.d.Log.WithFields(logrus.Fields{
 				"EventTypeId": ev.EventTypeID, "EventKey": ev.Key(), "BusinessUnitId": ev.BusinessUnitID,
 				"NotificationEventTypeId": req.NotificationEventTypeID, "JobKey": j.Key,
 			}).Info("event-derived notification job created")

@@ -25,7 +25,7 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 	if job.State.Final() {
 		return nil
 	}
-	t, ok := s.Types.Lookup(job.NotificationEventTypeID)
+	t, ok := s.d.Types.Lookup(job.NotificationEventTypeID)
 	if !ok {
 		// A job of a type this deployment no longer registers (removed after it was created).
 		if err := s.finish(ctx, job, etag, "generator", platform.JobFailed, platform.ReasonNoGeneratorHandler); err != nil {
@@ -33,7 +33,7 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 		}
 		return platform.Permanent(fmt.Errorf("%s: notification type %d is not registered", platform.ReasonNoGeneratorHandler, job.NotificationEventTypeID))
 	}
-	opt, err := s.Settings.Option(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
+	opt, err := s.d.Settings.Option(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
 	if skip, err := s.skipReason(ctx, job, opt, err); err != nil || skip != "" {
 		if err != nil {
 			return err
@@ -85,7 +85,7 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 			Recipient: r, Subject: subject, Text: text, HTML: html,
 			Trail: []platform.Step{platform.NewStep("generator", "rendered", "template "+name)},
 		}
-		if err := s.Distributor.Ensure(ctx, msg, "generator"); err != nil {
+		if err := s.d.Distributor.Ensure(ctx, msg, "generator"); err != nil {
 			return err
 		}
 		keys = append(keys, msg.Key)
@@ -98,7 +98,7 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 // jobData is what the templates render: the job's event data, resolved from its blob when it
 // was too large for the row.
 func (s *Service) jobData(ctx context.Context, job *platform.NotificationJob) (map[string]any, error) {
-	raw, err := s.Blobs.Resolve(ctx, job.EventData, job.EventDataBlob)
+	raw, err := s.d.Blobs.Resolve(ctx, job.EventData, job.EventDataBlob)
 	if err != nil {
 		return nil, err
 	}
@@ -121,7 +121,7 @@ func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob,
 	case r.Recipients != nil:
 		out = r.Recipients(data)
 	case r.Subscribers:
-		subs, err := s.Settings.Subscribers(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
+		subs, err := s.d.Settings.Subscribers(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
 		if err != nil {
 			return nil, err
 		}

@@ -20,7 +20,7 @@ import (
 // Different content under the key is a conflict: the job stops, support is told.
 func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, stage string) (*platform.NotificationJob, bool, error) {
 	var err error
-	if j.EventData, j.EventDataBlob, err = s.Blobs.Offload(ctx, j.EventData, tables.MaxInlineSnapshot); err != nil {
+	if j.EventData, j.EventDataBlob, err = s.d.Blobs.Offload(ctx, j.EventData, tables.MaxInlineSnapshot); err != nil {
 		return nil, false, err
 	}
 	j.Trail = []platform.Step{platform.NewStep(stage, "created", "")}
@@ -64,12 +64,12 @@ func (s *Service) dueNow(ctx context.Context, j *platform.NotificationJob) bool 
 	if j.CancellationKey != "" || j.SendAt.After(j.CreatedAt) {
 		return false
 	}
-	opt, err := s.Settings.Option(ctx, j.BusinessUnitID, j.NotificationEventTypeID)
+	opt, err := s.d.Settings.Option(ctx, j.BusinessUnitID, j.NotificationEventTypeID)
 	return err == nil && opt.IsEnabled && opt.DelaySeconds == 0
 }
 
 func (s *Service) conflict(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag, stage string) error {
-	s.Log.WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
+	s.d.Log.WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
 		Error("notification job conflict: different content arrived under an existing key; automatic sending stopped for it")
 	_, _, _, err := tables.Modify(ctx, s.jobs, stored.Key, stored, etag, func(j *platform.NotificationJob) error {
 		if j.State == platform.JobConflict {
@@ -114,13 +114,13 @@ const MaxRecipients = 100
 // existing, equal job.
 func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey string) (job *platform.NotificationJob, created bool, err error) {
 	id := d.NotificationEventTypeID
-	t, known := s.Types.Lookup(id)
+	t, known := s.d.Types.Lookup(id)
 	switch {
 	case known && t.Path == mappings.FromEvents:
 		return nil, false, fmt.Errorf("%w: notificationEventTypeId %d (%s) is derived from events only; publish the event with its hint instead",
 			ErrInvalidJob, id, t.Name)
 	case !known:
-		return nil, false, fmt.Errorf("%w: notificationEventTypeId %d is not a direct notification type (known: %v)", ErrInvalidJob, id, s.Types.IDs(mappings.Direct))
+		return nil, false, fmt.Errorf("%w: notificationEventTypeId %d is not a direct notification type (known: %v)", ErrInvalidJob, id, s.d.Types.IDs(mappings.Direct))
 	case d.BusinessUnitID <= 0:
 		return nil, false, fmt.Errorf("%w: businessUnitId: want > 0", ErrInvalidJob)
 	}
@@ -133,7 +133,7 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 	}
 	for i, r := range d.Recipients {
 		r = r.Normalize()
-		if err := s.Channels.CheckRecipient(ctx, r); err != nil {
+		if err := s.d.Channels.CheckRecipient(ctx, r); err != nil {
 			return nil, false, fmt.Errorf("%w: recipients[%d]: %v", ErrInvalidJob, i, err)
 		}
 		d.Recipients[i] = r

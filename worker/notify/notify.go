@@ -75,8 +75,8 @@ type Deps struct {
 
 // Service is the notification concern.
 type Service struct {
-	cfg Config
-	Deps
+	cfg           Config
+	d             Deps
 	jobs          *tables.Jobs
 	cancellations *tables.Cancellations
 	history       *tables.History
@@ -86,7 +86,7 @@ type Service struct {
 // New returns the notification concern.
 func New(cfg Config, d Deps) *Service {
 	cfg.setDefaults()
-	return &Service{cfg: cfg, Deps: d,
+	return &Service{cfg: cfg, d: d,
 		jobs: d.Tables.Jobs(), cancellations: d.Tables.Cancellations(), history: d.Tables.History(),
 		templates: &templateStore{blobs: d.Blobs, ttl: cfg.TemplateCacheTTL}}
 }
@@ -103,9 +103,9 @@ type jobMessage struct {
 func (s *Service) next(ctx context.Context, queue string, job *platform.NotificationJob, etag tables.ETag, delay time.Duration) error {
 	bare := jobMessage{JobKey: job.Key}
 	if etag == "" {
-		return s.Queues.EnqueueCarrying(ctx, queue, bare, bare, delay)
+		return s.d.Queues.EnqueueCarrying(ctx, queue, bare, bare, delay)
 	}
-	return s.Queues.EnqueueCarrying(ctx, queue, jobMessage{JobKey: job.Key, Job: job, ETag: etag}, bare, delay)
+	return s.d.Queues.EnqueueCarrying(ctx, queue, jobMessage{JobKey: job.Key, Job: job, ETag: etag}, bare, delay)
 }
 
 // readJob is the job a stage message names: the row it carries on a first delivery, else the

@@ -28,7 +28,7 @@ func (s *Service) Schedule(ctx context.Context, m *queues.Message) error {
 	case job.State == platform.JobGenerating:
 		return s.next(ctx, platform.QueueNotificationGenerator, job, "", 0)
 	}
-	opt, err := s.Settings.Option(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
+	opt, err := s.d.Settings.Option(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
 	if skip, err := s.skipReason(ctx, job, opt, err); err != nil || skip != "" {
 		if err != nil {
 			return err
@@ -94,6 +94,6 @@ func (s *Service) updateJob(ctx context.Context, job *platform.NotificationJob, 
 func (s *Service) finish(ctx context.Context, job *platform.NotificationJob, etag tables.ETag, stage string, state platform.JobState, reason string) error {
 	job.State, job.Reason = state, reason
 	job.Trail = append(job.Trail, platform.NewStep(stage, string(state), reason))
-	s.Log.WithFields(logrus.Fields{"jobKey": job.Key, "state": state, "reason": reason}).Info("notification job settled without sending")
+	s.d.Log.WithFields(logrus.Fields{"jobKey": job.Key, "state": state, "reason": reason}).Info("notification job settled without sending")
 	return s.updateJob(ctx, job, etag)
 }

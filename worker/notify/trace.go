@@ -46,7 +46,7 @@ func (s *Service) Trace(ctx context.Context, key string) (*Trace, error) {
 	var jobKeys []string
 	if _, _, ok := platform.ParseDeliveryKey(key); ok {
 		t.Kind = "delivery"
-		m, err := s.Distributor.Get(ctx, key)
+		m, err := s.d.Distributor.Get(ctx, key)
 		if errors.Is(err, platform.ErrNotFound) {
 			t.Notes = append(t.Notes, "no such delivery: the event has not been processed, or the endpoint did not subscribe to it then")
 			return t, nil
@@ -96,7 +96,7 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]strin
 	}
 	te.History, te.Hint = rec, rec.NotificationEventTypeID
 	ev.NotificationEventTypeID, ev.ChangedFields, ev.Payload, ev.BusinessUnitID = rec.NotificationEventTypeID, rec.ChangedFields, rec.Snapshot, rec.BusinessUnitID
-	reqs, derr := s.Types.Derive(ev)
+	reqs, derr := s.d.Types.Derive(ev)
 	if derr != nil {
 		t.Notes = append(t.Notes, "the event's notification mapping fails: "+derr.Error())
 	}
@@ -108,11 +108,11 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]strin
 	if len(reqs) == 0 && derr == nil {
 		t.Notes = append(t.Notes, "no notification: the event carries no hint (notificationEventTypeId) and no dedicated mapping of its type asked for one")
 	}
-	if s.DeliveryKeys == nil {
+	if s.d.DeliveryKeys == nil {
 		return jobKeys, nil
 	}
-	for _, dk := range s.DeliveryKeys(ev) {
-		m, err := s.Distributor.Get(ctx, dk)
+	for _, dk := range s.d.DeliveryKeys(ev) {
+		m, err := s.d.Distributor.Get(ctx, dk)
 		if errors.Is(err, platform.ErrNotFound) {
 			endpoint, _, _ := platform.ParseDeliveryKey(dk)
 			t.Notes = append(t.Notes, "endpoint "+endpoint+" subscribes to this event but has no delivery for it (it was added after the event, or the event is still being processed)")
@@ -143,7 +143,7 @@ func (s *Service) traceJob(ctx context.Context, t *Trace, jk string) (TraceJob, 
 		keys = []string{t.Key}
 	}
 	for _, mk := range keys {
-		m, err := s.Distributor.Get(ctx, mk)
+		m, err := s.d.Distributor.Get(ctx, mk)
 		if errors.Is(err, platform.ErrNotFound) {
 			t.Notes = append(t.Notes, "message "+mk+" does not exist")
 			continue

@@ -75,31 +75,30 @@ type Service struct {
 	queues *queues.Client
 	wm     *tables.Watermarks
 
-	mu     sync.Mutex
-	leader bool
+	mu         sync.Mutex
+	leader     bool
+	components []lifecycle.Component
 }
 
 // New returns the outbox of the namespace t, q and b reach.
 func New(cfg Config, log logrus.FieldLogger, t *tables.Client, q *queues.Client, b *blobs.Client) *Service {
 	cfg.setDefaults()
-	return &Service{Client: NewClient(t, b), cfg: cfg, log: log, tables: t, queues: q, wm: t.Watermarks()}
+	s := &Service{Client: NewClient(t, b), cfg: cfg, log: log, tables: t, queues: q, wm: t.Watermarks()}
+	if !cfg.Disabled {
+		s.components = []lifecycle.Component{
+			lifecycle.Go("outbox materializer", s.lead),
+			lifecycle.Every("outbox reconciler", cfg.ReconcileEvery, s.reconcileOnce),
+		}
+		if len(cfg.ScanProviders) > 0 {
+			s.components = append(s.components, lifecycle.Go("scan-repair", s.scanLoop))
+		}
+	}
+	return s
 }
 
 // Components are the outbox's loops: the materializer's campaign, the reconciler and, when
 // there are scan providers, scan-repair. None when the outbox is Disabled here.
-func (s *Service) Components() []lifecycle.Component {
-	if s.cfg.Disabled {
-		return nil
-	}
-	cs := []lifecycle.Component{
-		lifecycle.Go("outbox materializer", s.lead),
-		lifecycle.Every("outbox reconciler", s.cfg.ReconcileEvery, s.reconcileOnce),
-	}
-	if len(s.cfg.ScanProviders) > 0 {
-		cs = append(cs, lifecycle.Go("scan-repair", s.scanLoop))
-	}
-	return cs
-}
+func (s *Service) Components() []lifecycle.Component { return s.components }
 
 // Disabled reports whether this worker runs no outbox loops.
 func (s *Service) Disabled() bool { return s.cfg.Disabled }

@@ -1,4 +1,4 @@
-package channels
+package webhooks
 
 import (
 	"context"
@@ -6,15 +6,14 @@ import (
 	"errors"
 
 	"github.com/platform/platform"
-	"github.com/platform/platform/worker/webhooks"
 )
 
-// Webhook is the channel of a notification recipient's URL ("webhook"): the message is POSTed
-// as JSON (WebhookPayload), signed with one secret (PLATFORM_WEBHOOK_SECRET), to a URL that
-// must pass the SSRF rule when the job is created and again on every connection.
-type Webhook struct {
+// RecipientChannel is the delivery channel of a notification recipient's URL ("webhook"): the
+// message is POSTed as JSON (WebhookPayload), signed with one secret (PLATFORM_WEBHOOK_SECRET),
+// to a URL that must pass the SSRF rule when the job is created and again on every connection.
+type RecipientChannel struct {
 	Secret  string
-	Targets *webhooks.Targets
+	Targets *Targets
 }
 
 // WebhookPayload is the JSON body of a webhook-channel notification.
@@ -29,12 +28,12 @@ type WebhookPayload struct {
 }
 
 // CheckAddress implements delivery.Channel: the SSRF rule.
-func (c *Webhook) CheckAddress(ctx context.Context, address string) error {
+func (c *RecipientChannel) CheckAddress(ctx context.Context, address string) error {
 	return c.Targets.CheckURL(ctx, address)
 }
 
 // Send implements delivery.Channel.
-func (c *Webhook) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
+func (c *RecipientChannel) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
 	if c.Secret == "" {
 		return "", platform.Permanent(errors.New("PLATFORM_WEBHOOK_SECRET is not set: refusing to send an unsigned webhook"))
 	}
@@ -43,6 +42,6 @@ func (c *Webhook) Send(ctx context.Context, m *platform.OutgoingMessage) (string
 	if err != nil {
 		return "", platform.Permanent(err)
 	}
-	return webhooks.Post(ctx, c.Targets.Client(), m.Recipient.Address, c.Secret, body,
+	return Post(ctx, c.Targets.Client(), m.Recipient.Address, c.Secret, body,
 		map[string]string{"Idempotency-Key": m.Key, "X-Platform-Message-Key": m.Key})
 }
