@@ -257,13 +257,15 @@ func TestGracefulStopFinishesInFlightAndDeletesNothingUnfinished(t *testing.T) {
 
 	stopped := make(chan error)
 	go func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 		defer cancel()
 		stopped <- cons.Stop(ctx)
 	}()
+	// The quick handler finishes once the stop has begun, well within its deadline (a loaded
+	// machine may take seconds to enqueue, so it is released first).
+	close(release)
 	// Fetching has stopped: a message sent now is not taken by this consumer.
 	enqueue(t, c, "after-stop")
-	close(release)
 	// The stuck handler was abandoned at the deadline: Stop says so, and how many.
 	if err := <-stopped; !errors.Is(err, lifecycle.ErrAbandoned) || !strings.Contains(err.Error(), "1 in-flight handler(s) cancelled") {
 		t.Fatalf("Stop after abandoning a handler: %v", err)
