@@ -276,12 +276,12 @@ func (c *Consumer) Stop(ctx context.Context) error {
 		return fetchErr
 	}
 	c.log.WithFields(logrus.Fields{"abandoned": abandoned, "dequeueCancelled": dequeueCut}).
-		Warn("stop deadline passed: cancelled in-flight work; those messages will reappear after their visibility timeout")
+		Warn("stop deadline passed: cancelled in-flight work; messages not settled will reappear after their visibility timeout")
 	what := fmt.Sprintf("%d in-flight handler(s) cancelled", abandoned)
 	if dequeueCut {
 		what += " and a dequeue in flight cancelled"
 	}
-	err := fmt.Errorf("consumer %s: %s at the stop deadline (their messages reappear after the visibility timeout): %w",
+	err := fmt.Errorf("consumer %s: %s at the stop deadline (a message its handler did not settle reappears after the visibility timeout): %w",
 		c.cfg.Queue, what, lifecycle.ErrAbandoned)
 	if stillRunning > 0 {
 		err = fmt.Errorf("%w; %d still running %s after being cancelled", err, stillRunning, lifecycle.CancelGrace)
