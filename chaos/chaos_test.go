@@ -5,14 +5,12 @@ package chaos
 import (
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -35,7 +33,6 @@ import (
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
-	"github.com/platform/platform/worker/webhooks"
 )
 
 var (
@@ -91,7 +88,7 @@ func TestChaos(t *testing.T) {
 
 	ns := testenv.Namespace(t)
 	smtp := testenv.StartPlainSMTP(t)
-	hooks := newReceiver(t, webhookSecret)
+	hooks := testenv.StartWebhookReceiver(t, webhookSecret)
 	dsn := filepath.Join(t.TempDir(), "settings.db")
 	env := []string{
 		"PLATFORM_NAMESPACE=" + string(ns),
@@ -110,7 +107,7 @@ func TestChaos(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, binary, env, "seed", seedFile)
-	endpoint := strings.TrimSpace(run(t, binary, env, "webhooks", "add", "--url", hooks.srv.URL+"/hook",
+	endpoint := strings.TrimSpace(run(t, binary, env, "webhooks", "add", "--url", hooks.URL+"/hook",
 		"--business-unit", fmt.Sprint(businessUnit), "--event-types", "11", "--secret", webhookSecret))
 
 	workerEnv := env
@@ -452,31 +449,6 @@ func run(t *testing.T, binary string, env []string, args ...string) string {
 
 // ---- what the providers received ------------------------------------------------------------
 
-type receiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	got    map[string]int // Idempotency-Key → deliveries
-	forged int            // requests whose signature did not verify
-}
-
-func newReceiver(t *testing.T, secret string) *receiver {
-	r := &receiver{got: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(secret, body))) {
-			r.forged++
-			rw.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		r.got[req.Header.Get("Idempotency-Key")]++
-		rw.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
 // ---- the verdict -----------------------------------------------------------------------------
 
 type verdict struct {
@@ -490,7 +462,7 @@ func (v *verdict) problem(format string, a ...any) {
 	}
 }
 
-func check(t *testing.T, ns platform.Namespace, want *expected, smtp *testenv.SMTPServer, hooks *receiver) *verdict {
+func check(t *testing.T, ns platform.Namespace, want *expected, smtp *testenv.SMTPServer, hooks *testenv.WebhookReceiver) *verdict {
 	v := &verdict{}
 	ctx := context.Background()
 
@@ -541,14 +513,13 @@ func check(t *testing.T, ns platform.Namespace, want *expected, smtp *testenv.SM
 	for _, m := range smtp.Mails() {
 		received[m.Header.Get("X-Platform-Message-Key")]++
 	}
-	hooks.mu.Lock()
-	for key, n := range hooks.got {
+	got, forged := hooks.Received()
+	for key, n := range got {
 		received[key] += n
 	}
-	if hooks.forged > 0 {
-		v.problem("%d webhook deliveries with a signature that does not verify", hooks.forged)
+	if forged > 0 {
+		v.problem("%d webhook deliveries with a signature that does not verify", forged)
 	}
-	hooks.mu.Unlock()
 	for key, n := range received {
 		if n > 1 {
 			v.duplicated++

@@ -4,12 +4,9 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"crypto/hmac"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"maps"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -32,7 +29,6 @@ import (
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
-	"github.com/platform/platform/worker/webhooks"
 )
 
 // These tests run the real binary as a separate process and send it a real SIGTERM: the
@@ -57,14 +53,14 @@ type stopEnv struct {
 	ns       platform.Namespace
 	env      []string
 	smtp     *testenv.SMTPServer
-	hooks    *hookReceiver
+	hooks    *testenv.WebhookReceiver
 	endpoint string // the webhook endpoint's id
 	queues   *queues.Client
 }
 
 func newStopEnv(t *testing.T) *stopEnv {
 	t.Helper()
-	e := &stopEnv{binary: buildPlatform(t), ns: testenv.Namespace(t), smtp: testenv.StartPlainSMTP(t), hooks: newHookReceiver(t, endpointSecret)}
+	e := &stopEnv{binary: buildPlatform(t), ns: testenv.Namespace(t), smtp: testenv.StartPlainSMTP(t), hooks: testenv.StartWebhookReceiver(t, endpointSecret)}
 	dsn := filepath.Join(t.TempDir(), "settings.db")
 	e.env = []string{
 		// The account the test reads is the account the worker writes, whatever the shell says.
@@ -85,7 +81,7 @@ SELECT %d, %d, TRUE, 'email', 0 WHERE NOT EXISTS (SELECT 1 FROM NotificationOpti
 		t.Fatal(err)
 	}
 	e.runTool(t, "seed", seed)
-	e.endpoint = strings.TrimSpace(e.runTool(t, "webhooks", "add", "--url", e.hooks.srv.URL+"/hook",
+	e.endpoint = strings.TrimSpace(e.runTool(t, "webhooks", "add", "--url", e.hooks.URL+"/hook",
 		"--business-unit", fmt.Sprint(hookUnit), "--event-types", fmt.Sprint(mappings.EventCreateAttendee), "--secret", endpointSecret))
 	var err error
 	if e.queues, err = queues.New(storage.Account{}, e.ns); err != nil {
@@ -479,7 +475,7 @@ func TestSIGTERMWhileDrainingFinishesInFlightWorkAndExitsPromptly(t *testing.T) 
 		}
 	}
 	exactlyOnce(t, "AttendeeNewProfile emails to", load.mails, mails)
-	deliveries, forged := e.hooks.received()
+	deliveries, forged := e.hooks.Received()
 	exactlyOnce(t, "webhook deliveries with Idempotency-Key", load.deliveries, deliveries)
 	if forged > 0 {
 		t.Errorf("%d webhook deliveries with a signature that does not verify", forged)
@@ -679,39 +675,6 @@ func openChangeStream(t *testing.T, streamURL string) *changeStream {
 		close(s.ended)
 	}()
 	return s
-}
-
-// hookReceiver is an integrator's endpoint: it counts deliveries by Idempotency-Key, and
-// refuses (and counts) any whose signature does not verify.
-type hookReceiver struct {
-	srv    *httptest.Server
-	mu     sync.Mutex
-	got    map[string]int
-	forged int
-}
-
-func newHookReceiver(t *testing.T, secret string) *hookReceiver {
-	r := &hookReceiver{got: map[string]int{}}
-	r.srv = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
-		body, _ := io.ReadAll(req.Body)
-		r.mu.Lock()
-		defer r.mu.Unlock()
-		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(secret, body))) {
-			r.forged++
-			rw.WriteHeader(http.StatusUnauthorized)
-			return
-		}
-		r.got[req.Header.Get("Idempotency-Key")]++
-		rw.WriteHeader(http.StatusNoContent)
-	}))
-	t.Cleanup(r.srv.Close)
-	return r
-}
-
-func (r *hookReceiver) received() (map[string]int, int) {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return maps.Clone(r.got), r.forged
 }
 
 // dequeueGate is a proxy in front of the queue service, for the worker under test only. Armed,
