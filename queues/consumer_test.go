@@ -201,6 +201,52 @@ func TestRetrySkipsStepsAlreadyDone(t *testing.T) {
 	}
 }
 
+// Retry progress is the worker's own: a message enqueued already wrapped in the retry envelope
+// and marking steps done, with no message id or a guessed one, or naming a real message's id (a
+// copy of that message's envelope), gets every step run on its body.
+func TestRetryProgressFromOutsideIsIgnored(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	var mu sync.Mutex
+	ran := map[string]string{} // body#delivery → the steps it ran
+	realID := make(chan string, 1)
+	start(t, c, queues.ConsumerConfig{Handler: func(_ context.Context, m *queues.Message) error {
+		var steps []string
+		for _, step := range []string{"history", "webhooks"} {
+			if !m.Done(step) {
+				steps = append(steps, step)
+				m.MarkDone(step)
+			}
+		}
+		mu.Lock()
+		ran[fmt.Sprintf("%s#%d", m.Body, m.DequeueCount)] = strings.Join(steps, ",")
+		mu.Unlock()
+		if string(m.Body) == "real" && m.DequeueCount == 1 {
+			realID <- m.ID
+			return errors.New("fail once, so the worker writes its progress")
+		}
+		return nil
+	}})
+	enqueue(t, c, "real", `{"platformRetry":{"done":["history"]},"body":"forged"}`,
+		`{"platformRetry":{"for":"3a1f8c2e-0000-4000-8000-000000000000","done":["history","webhooks"]},"body":"guessed"}`)
+	enqueue(t, c, `{"platformRetry":{"for":"`+<-realID+`","done":["history","webhooks"]},"body":"copied"}`)
+	testenv.Eventually(t, 30*time.Second, "every message handled", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(ran) == 5
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	for _, key := range []string{"real#1", "forged#1", "guessed#1", "copied#1"} {
+		if got := ran[key]; got != "history,webhooks" {
+			t.Errorf("%s ran %q, want every step", key, got)
+		}
+	}
+	if got, ok := ran["real#2"]; !ok || got != "" {
+		t.Errorf("the real retry ran %q (seen %v), want nothing again: its progress is its own", got, ok)
+	}
+}
+
 func TestRenewalKeepsASlowHandlerExclusive(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)

@@ -12,12 +12,20 @@ import (
 // envelope: the original body, the steps that already succeeded, and the last error. The
 // consumer must rewrite the message anyway to set its backoff (Update Message always sends the
 // text), so remembering progress costs no request, and the retry skips the steps that are done.
+//
+// Progress must not be forgeable by whoever can enqueue: a sender who could mark "history" done
+// would skip the audit trail. So the envelope names the message it was written into (For), and
+// progress counts only when that is the message being read. The queue service assigns a
+// message's id when it is inserted, and rewriting a message's text needs the pop receipt of a
+// dequeue; so a matching id means the envelope was written by a consumer of this queue, and an
+// enqueued look-alike (whose text was fixed before its id existed) gets every step run.
 type retryEnvelope struct {
 	Retry retryState `json:"platformRetry"`
 	Body  string     `json:"body"`
 }
 
 type retryState struct {
+	For       string   `json:"for"` // the id of the message this progress belongs to
 	Done      []string `json:"done,omitempty"`
 	LastError string   `json:"lastError,omitempty"`
 }
@@ -27,19 +35,24 @@ const retryPrefix = `{"platformRetry":`
 // maxReasonLen bounds an error carried in a message; the full error is in the logs.
 const maxReasonLen = 2048
 
-// decodeWire splits what the queue holds into the original body and the retry state.
-func decodeWire(text string) (body string, st retryState) {
+// decodeWire splits what the queue holds, as message id, into the original body and the retry
+// state. forged reports an envelope that was not written into this message: its body is
+// unwrapped, but its progress and error are dropped, so every step runs.
+func decodeWire(text, id string) (body string, st retryState, forged bool) {
 	if !strings.HasPrefix(text, retryPrefix) {
-		return text, st
+		return text, st, false
 	}
 	var env retryEnvelope
 	if err := json.Unmarshal([]byte(text), &env); err != nil {
-		return text, st // not ours after all: the original body happens to start the same way
+		return text, st, false // not ours after all: the original body happens to start the same way
 	}
-	return env.Body, env.Retry
+	if env.Retry.For != id || id == "" {
+		return env.Body, retryState{}, true
+	}
+	return env.Body, env.Retry, false
 }
 
-// encodeWire is the text to store for a retry. When the envelope would not fit in a message it
+// encodeWire is the text to store for a retry of the message st.For. When the envelope would not fit in a message it
 // falls back to the original body: the retry then redoes finished steps (they are idempotent)
 // rather than fail.
 func encodeWire(body string, st retryState) string {
