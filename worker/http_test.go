@@ -2,11 +2,17 @@ package worker_test
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
+
+	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/api"
@@ -108,5 +114,57 @@ func TestHTTPCreateNotificationJob(t *testing.T) {
 	}
 	if code, _ := post(`{"notificationEventTypeId":`, ""); code != http.StatusBadRequest {
 		t.Fatalf("broken JSON: %d", code)
+	}
+}
+
+// storageDown answers 503 to every read of a table whose path contains table, as an
+// overloaded storage account would.
+type storageDown struct{ table string }
+
+func (f storageDown) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if r.Method != http.MethodGet || !strings.Contains(r.URL.Path, f.table) {
+		return req.Next()
+	}
+	return &http.Response{StatusCode: http.StatusServiceUnavailable, Status: "503 Server Busy", Request: r,
+		Header: http.Header{"x-ms-error-code": {"ServerBusy"}}, Body: io.NopCloser(strings.NewReader(`{"odata.error":{"code":"ServerBusy"}}`))}, nil
+}
+
+// A storage failure behind the API answers 502 with what failed and a request id, never the
+// storage error itself (it names the account, the method and the path); the log line with the
+// same id has the detail.
+func TestHTTPStorageErrorsDoNotLeakAndCarryARequestID(t *testing.T) {
+	t.Parallel()
+	log, hook := logtest.NewNullLogger()
+	w := newWorker(t, worker.Config{Logger: log,
+		Account: storage.Account{Policies: []policy.Policy{storageDown{"EntityHistory"}}, Retry: &policy.RetryOptions{MaxRetries: -1}}})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/v1/history/1/" + attendee)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	var got struct{ Error, RequestID string }
+	_ = json.Unmarshal(body, &got)
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != http.StatusBadGateway || id == "" || got.RequestID != id || got.Error == "" {
+		t.Fatalf("%d %s (X-Request-Id %q), want 502 with an error and the request id", resp.StatusCode, body, id)
+	}
+	for _, leak := range []string{"devstoreaccount1", "GET", "EntityHistory", "ServerBusy", "503"} {
+		if strings.Contains(string(body), leak) {
+			t.Errorf("the answer %s shows %q", body, leak)
+		}
+	}
+	var logged bool
+	for _, e := range hook.AllEntries() {
+		if e.Data["requestId"] == id {
+			err, _ := e.Data[logrus.ErrorKey].(error)
+			logged = err != nil && strings.Contains(err.Error(), "EntityHistory")
+		}
+	}
+	if !logged {
+		t.Errorf("no log line with request id %s and the storage error", id)
 	}
 }

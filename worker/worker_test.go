@@ -31,7 +31,9 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 func newWorker(t *testing.T, cfg worker.Config) *worker.Worker {
 	t.Helper()
 	cfg.Namespace = testenv.Namespace(t)
-	cfg.Logger = testenv.Logger(t)
+	if cfg.Logger == nil {
+		cfg.Logger = testenv.Logger(t)
+	}
 	cfg.SettingsDSN = filepath.Join(t.TempDir(), "settings.db")
 	// The outbox's background requests would blur the per-event counts; its tests use their
 	// own helper.

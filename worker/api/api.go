@@ -3,13 +3,20 @@
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
 // platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a
 // storage failure 502. It holds no state of its own.
+//
+// Every response carries an X-Request-Id. A 5xx answer says only what failed and that id: the
+// detail (a storage error names the account, method and path) goes to the log line with the
+// same id, never to the client. A handler that panics answers 500 the same way.
 package api
 
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
+	"runtime/debug"
 
+	"github.com/oklog/ulid/v2"
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform/blobs"
@@ -53,8 +60,28 @@ func Handler(d Deps) http.Handler {
 	mux.HandleFunc("POST /v1/webhooks", d.serveAddWebhook)
 	mux.HandleFunc("GET /v1/webhooks", d.serveListWebhooks)
 	mux.HandleFunc("POST /v1/webhooks/{id}/disable", d.serveDisableWebhook)
-	return mux
+	return d.withRequestID(mux)
 }
+
+// withRequestID gives each request an id, in the X-Request-Id response header (where the error
+// helpers find it), and turns a handler's panic into a logged 500 instead of a dropped connection.
+func (d Deps) withRequestID(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
+		rw.Header().Set(requestIDHeader, ulid.Make().String())
+		defer func() {
+			if p := recover(); p != nil {
+				if p == http.ErrAbortHandler {
+					panic(p)
+				}
+				d.serverError(rw, "handler panicked", fmt.Errorf("%s %s: panic: %v\n%s", r.Method, r.URL.Path, p, debug.Stack()),
+					http.StatusInternalServerError, "internal error")
+			}
+		}()
+		next.ServeHTTP(rw, r)
+	})
+}
+
+const requestIDHeader = "X-Request-Id"
 
 // decode reads a JSON body of at most limit bytes into v, refusing unknown fields (a typo in a
 // field name is an error, not a silent default); on failure it answers 400 and reports false.
@@ -74,8 +101,15 @@ func writeError(rw http.ResponseWriter, status int, msg string) {
 
 // storageError answers 502 for a failure of storage behind the API, and logs it.
 func (d Deps) storageError(rw http.ResponseWriter, what string, err error) {
-	d.Log.WithError(err).Error(what)
-	writeError(rw, http.StatusBadGateway, "storage: "+err.Error())
+	d.serverError(rw, what, err, http.StatusBadGateway, "storage unavailable")
+}
+
+// serverError logs err with the request's id and answers status with only msg and that id: what
+// went wrong inside is for the operator, who finds it in the log by the id.
+func (d Deps) serverError(rw http.ResponseWriter, what string, err error, status int, msg string) {
+	id := rw.Header().Get(requestIDHeader)
+	d.Log.WithError(err).WithField("requestId", id).Error(what)
+	writeJSON(rw, status, map[string]string{"error": msg + " (" + what + ")", "requestId": id})
 }
 
 func writeJSON(rw http.ResponseWriter, status int, v any) {
