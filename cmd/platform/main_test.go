@@ -240,7 +240,7 @@ func TestWebhooksCommands(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "PLATFORM_WEBHOOK_ALLOWLIST") {
 		t.Fatalf("a loopback target without the allow-list: %d %q", code, errOut)
 	}
-	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://203.0.113.10/platform", "--business-unit", "7", "--event-types", "11,12", "--secret", "s3cret")
+	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://8.8.8.8/platform", "--business-unit", "7", "--event-types", "11,12", "--secret", "s3cret")
 	id := strings.TrimSpace(out)
 	if code != 0 || len(id) != 26 {
 		t.Fatalf("add: %d %q %q", code, out, errOut)

@@ -12,9 +12,9 @@ import (
 	"time"
 )
 
-// Targets decides which webhook targets the worker may call. Private, loopback, link-local,
-// unspecified and multicast addresses are refused (a subscriber must not make the worker call
-// into its own network: SSRF) unless the host or a CIDR holding the address is allow-listed
+// Targets decides which webhook targets the worker may call: only globally routable unicast
+// addresses (ranges.go), so that a subscriber cannot make the worker call into its own network
+// (SSRF), unless the host or a CIDR holding the address is allow-listed
 // (PLATFORM_WEBHOOK_ALLOWLIST). The rule is checked when an endpoint is added and again when
 // connecting, on the address actually dialled, so DNS cannot be turned against it later.
 type Targets struct {
@@ -51,47 +51,53 @@ func NewTargets(allowlist []string) (*Targets, error) {
 // ErrForbiddenTarget: a webhook URL the SSRF rule refuses.
 var ErrForbiddenTarget = errors.New("webhook target refused")
 
-func (t *Targets) allowedIP(ip netip.Addr) bool {
+// refusal says why ip may not be called, or "" when it may.
+func (t *Targets) refusal(ip netip.Addr) string {
 	ip = ip.Unmap()
 	for _, p := range t.nets {
 		if p.Contains(ip) {
-			return true
+			return ""
 		}
 	}
-	return !(ip.IsPrivate() || ip.IsLoopback() || ip.IsLinkLocalUnicast() || ip.IsLinkLocalMulticast() ||
-		ip.IsUnspecified() || ip.IsMulticast() || ip.IsInterfaceLocalMulticast())
+	return notGlobal(ip)
 }
 
 // CheckURL refuses what may not be a webhook target: not http(s), or a host that is (or
-// resolves to) a forbidden address.
+// resolves to) an address that is not globally routable unicast.
 func (t *Targets) CheckURL(ctx context.Context, raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Hostname() == "" {
-		return fmt.Errorf("%w: %q: want an http(s) URL", ErrForbiddenTarget, raw)
+		return fmt.Errorf("%w: %s: want an http(s) URL", ErrForbiddenTarget, RedactURL(raw))
 	}
 	host := strings.ToLower(u.Hostname())
 	if t.hosts[host] {
 		return nil
 	}
 	ips, err := resolve(ctx, host)
+	if errors.Is(err, ErrForbiddenTarget) {
+		return err
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrForbiddenTarget, host, err)
 	}
 	for _, ip := range ips {
-		if !t.allowedIP(ip) {
+		if why := t.refusal(ip); why != "" {
 			what := host + " is"
-			if ip = ip.Unmap(); ip.String() != host {
+			if ip.String() != host {
 				what = host + " resolves to " + ip.String() + ","
 			}
-			return fmt.Errorf("%w: %s a private, loopback or link-local address (allow it with PLATFORM_WEBHOOK_ALLOWLIST)", ErrForbiddenTarget, what)
+			return fmt.Errorf("%w: %s not a globally routable unicast address: %s (allow it with PLATFORM_WEBHOOK_ALLOWLIST)", ErrForbiddenTarget, what, why)
 		}
 	}
 	return nil
 }
 
 func resolve(ctx context.Context, host string) ([]netip.Addr, error) {
-	if ip, err := netip.ParseAddr(host); err == nil {
+	if ip, err := netip.ParseAddr(strings.TrimSuffix(host, ".")); err == nil {
 		return []netip.Addr{ip}, nil
+	}
+	if numericHost(host) {
+		return nil, fmt.Errorf("%w: %s is a number, not a host name or a canonical IP address", ErrForbiddenTarget, host)
 	}
 	return net.DefaultResolver.LookupNetIP(ctx, "ip", host)
 }
@@ -116,12 +122,13 @@ func (t *Targets) newClient(timeout time.Duration) *http.Client {
 			if err != nil {
 				return nil, err
 			}
+			why := ""
 			for _, ip := range ips {
-				if t.allowedIP(ip) {
+				if why = t.refusal(ip); why == "" {
 					return dialer.DialContext(ctx, network, net.JoinHostPort(ip.String(), port))
 				}
 			}
-			return nil, fmt.Errorf("%w: %s resolves only to forbidden addresses", ErrForbiddenTarget, host)
+			return nil, fmt.Errorf("%w: %s resolves only to addresses that are not globally routable unicast (%s)", ErrForbiddenTarget, host, why)
 		},
 		MaxIdleConnsPerHost: 16,
 		IdleConnTimeout:     90 * time.Second,
