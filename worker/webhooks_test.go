@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"crypto/hmac"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -19,8 +20,12 @@ import (
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
 )
+
+// strongSecret is an endpoint secret the entropy rule accepts.
+const strongSecret = "whsec-3kq9-ZtV7-pL2m-Xw8R-cN4d-Hy6J"
 
 // receiver is an integrator's endpoint: it verifies signatures and records what it got.
 type receiver struct {
@@ -207,4 +212,90 @@ func BenchmarkWebhookLatency(b *testing.B) {
 	b.ReportMetric(pct(0.99), "p99_ms")
 	b.ReportMetric(float64(latencies[len(latencies)-1].Microseconds())/1000, "max_ms")
 	b.ReportMetric(0, "ns/op") // the paced loop's time per event says nothing
+}
+
+// syncBuffer collects a worker's log lines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	cfg := env.config()
+	logs := &syncBuffer{}
+	log := testenv.Logger(t)
+	log.SetOutput(io.MultiWriter(log.Out, logs))
+	cfg.Logger = log
+	w := env.start(cfg)
+	ctx := context.Background()
+	// The receiver drops every connection: net/http's error (*url.Error) names the URL.
+	var mu sync.Mutex
+	var queries []string
+	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+		mu.Lock()
+		queries = append(queries, req.URL.RawQuery)
+		mu.Unlock()
+		if conn, _, err := rw.(http.Hijacker).Hijack(); err == nil {
+			conn.Close()
+		}
+	}))
+	t.Cleanup(srv.Close)
+	hook := strings.Replace(srv.URL, "http://", "http://user:SECRET-PW@", 1) + "/hook?token=SECRET-TOKEN#SECRET-FRAGMENT"
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: hook, BusinessUnitID: 42, EventTypes: []int{12}, Secret: strongSecret}); err != nil {
+		t.Fatal(err)
+	}
+	body := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`)
+	ev, _ := platform.DecodeEvent([]byte(body))
+	send(t, w, body)
+	var tr *notify.Trace
+	testenv.Eventually(t, 30*time.Second, "a failed attempt recorded", func() bool {
+		tr = trace(t, w, ev.Key())
+		return len(tr.Deliveries) == 1 && tr.Deliveries[0].LastError != ""
+	})
+	mu.Lock()
+	if len(queries) == 0 || queries[0] != "token=SECRET-TOKEN" {
+		t.Errorf("the receiver got queries %q: the stored URL must stay whole, to send to", queries)
+	}
+	mu.Unlock()
+	traced, _ := json.Marshal(tr)
+	if lastError := tr.Deliveries[0].LastError; !strings.Contains(lastError, "/hook") || strings.Contains(string(traced), "SECRET") {
+		t.Errorf("the trace shows the URL's credentials: lastError %q, trace %s", lastError, traced)
+	}
+
+	all, err := w.Webhooks().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if listed, _ := json.Marshal(all); !strings.Contains(string(listed), "/hook") || strings.Contains(string(listed), "SECRET") {
+		t.Errorf("the list shows the URL's credentials: %s", listed)
+	}
+	api := httptest.NewServer(w.Handler())
+	t.Cleanup(api.Close)
+	resp, err := http.Get(api.URL + "/v1/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(listed), "/hook") || strings.Contains(string(listed), "SECRET") {
+		t.Errorf("GET /v1/webhooks shows the URL's credentials: %s", listed)
+	}
+	testenv.Eventually(t, 10*time.Second, "the failed attempt logged", func() bool { return strings.Contains(logs.String(), "EOF") })
+	if text := logs.String(); strings.Contains(text, "SECRET") {
+		t.Errorf("the log shows the URL's credentials:\n%s", text)
+	}
 }

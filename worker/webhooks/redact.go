@@ -1,6 +1,9 @@
 package webhooks
 
-import "net/url"
+import (
+	"errors"
+	"net/url"
+)
 
 // RedactURL is a webhook URL as it may be shown — in a log, an error, a trace or a listing:
 // its scheme, host and path. Userinfo, query and fragment often carry a credential
@@ -21,4 +24,12 @@ func RedactURL(raw string) string {
 		shown.Fragment = "redacted"
 	}
 	return shown.String()
+}
+
+// redactError hides the URL net/http puts in its errors (`Post "https://h/p?token=…": …`).
+func redactError(err error) error {
+	if ue, ok := errors.AsType[*url.Error](err); ok {
+		ue.URL = RedactURL(ue.URL)
+	}
+	return err
 }

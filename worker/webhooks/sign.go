@@ -27,7 +27,7 @@ func Sign(secret string, body []byte) string {
 func Post(ctx context.Context, client *http.Client, target, secret string, body []byte, headers map[string]string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return "", platform.Permanent(fmt.Errorf("webhook %q: %v", target, err))
+		return "", platform.Permanent(fmt.Errorf("webhook %s: %v", RedactURL(target), redactError(err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-webhooks")
@@ -37,6 +37,7 @@ func Post(ctx context.Context, client *http.Client, target, secret string, body 
 	}
 	resp, err := client.Do(req)
 	if err != nil {
+		err = redactError(err) // net/http's error names the URL, credentials and all
 		if errors.Is(err, ErrForbiddenTarget) {
 			return "", platform.Permanent(err)
 		}

@@ -164,8 +164,15 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 	return e, s.cache.reload(ctx)
 }
 
-// List lists the endpoints (secrets are never serialised).
-func (s *Service) List(ctx context.Context) ([]*tables.Endpoint, error) { return s.store.List(ctx) }
+// List lists the endpoints as they may be shown: without their secrets, and with their URLs
+// redacted (RedactURL), since a query string often carries a credential.
+func (s *Service) List(ctx context.Context) ([]*tables.Endpoint, error) {
+	all, err := s.store.List(ctx)
+	for _, e := range all {
+		e.URL, e.Secret = RedactURL(e.URL), ""
+	}
+	return all, err
+}
 
 // Disable stops deliveries to endpoint id.
 func (s *Service) Disable(ctx context.Context, id string) error {

@@ -1,0 +1,24 @@
+package main
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/platform/platform/internal/testenv"
+)
+
+func TestWebhooksListRedactsTheURL(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://user:SECRET-PW@8.8.8.8/hook?token=SECRET-TOKEN#SECRET-FRAGMENT",
+		"--business-unit", "7", "--event-types", "11")
+	if code != 0 {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	for _, args := range [][]string{{"webhooks", "list", "--namespace", ns}, {"webhooks", "list", "--namespace", ns, "--json"}} {
+		code, out, errOut := cli(t, "", args...)
+		if code != 0 || !strings.Contains(out, "8.8.8.8/hook") || strings.Contains(out, "SECRET") {
+			t.Errorf("%v: %d %q %q: want the scheme, host and path, never the credentials", args, code, out, errOut)
+		}
+	}
+}
