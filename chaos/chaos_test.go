@@ -51,7 +51,7 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 const (
 	businessUnit  = 42
 	opsAddress    = "ops@example.com"
-	webhookSecret = "chaos-endpoint-secret"
+	webhookSecret = "chaos-endpoint-secret-7Kq2xW9mZ4pL"
 )
 
 // expected is what the run must leave behind, keyed as storage keys it.

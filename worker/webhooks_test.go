@@ -72,9 +72,9 @@ func TestWebhookDeliveriesExactlyOnceSignedAndFiltered(t *testing.T) {
 	env := newNotifyEnv(t, "")
 	w := env.start(env.config())
 	ctx := context.Background()
-	a := newReceiver(t, "secret-a", 0)
-	b := newReceiver(t, "secret-b", 2) // 500, 500, then 204
-	c := newReceiver(t, "secret-c", 0) // subscribes to another type
+	a := newReceiver(t, strongSecret+"-a", 0)
+	b := newReceiver(t, strongSecret+"-b", 2) // 500, 500, then 204
+	c := newReceiver(t, strongSecret+"-c", 0) // subscribes to another type
 	var ids []string
 	for _, r := range []struct {
 		rc    *receiver
@@ -297,5 +297,36 @@ func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
 	testenv.Eventually(t, 10*time.Second, "the failed attempt logged", func() bool { return strings.Contains(logs.String(), "EOF") })
 	if text := logs.String(); strings.Contains(text, "SECRET") {
 		t.Errorf("the log shows the URL's credentials:\n%s", text)
+	}
+}
+
+func TestWebhookWeakSecretsAreRefused(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	api := httptest.NewServer(w.Handler())
+	t.Cleanup(api.Close)
+	post := func(secret string) (int, map[string]string) {
+		body, _ := json.Marshal(webhooks.NewEndpoint{URL: "https://8.8.8.8/hook", BusinessUnitID: 42, EventTypes: []int{11}, Secret: secret})
+		resp, err := http.Post(api.URL+"/v1/webhooks", "application/json", strings.NewReader(string(body)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&answer)
+		return resp.StatusCode, answer
+	}
+	for _, secret := range []string{"s", "s3cret", "secret-a", strings.Repeat("a", 64), "0123456789abcdef0123456789abcde"} {
+		if _, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: "https://8.8.8.8/hook", BusinessUnitID: 42, EventTypes: []int{11}, Secret: secret}); !errors.Is(err, platform.ErrInvalidInput) {
+			t.Errorf("secret %q: %v, want refused", secret, err)
+		}
+		if code, answer := post(secret); code != http.StatusBadRequest || !strings.Contains(answer["error"], "secret") {
+			t.Errorf("POST /v1/webhooks with secret %q: %d %v, want 400 naming the secret", secret, code, answer)
+		}
+	}
+	code, answer := post("")
+	if code != http.StatusCreated || len(answer["secret"]) != 64 || webhooks.CheckSecret(answer["secret"]) != nil {
+		t.Errorf("POST /v1/webhooks without a secret: %d %v, want one generated (64 hex digits)", code, answer)
 	}
 }

@@ -240,13 +240,13 @@ func TestWebhooksCommands(t *testing.T) {
 	if code != 2 || !strings.Contains(errOut, "PLATFORM_WEBHOOK_ALLOWLIST") {
 		t.Fatalf("a loopback target without the allow-list: %d %q", code, errOut)
 	}
-	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://8.8.8.8/platform", "--business-unit", "7", "--event-types", "11,12", "--secret", "s3cret")
+	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://8.8.8.8/platform", "--business-unit", "7", "--event-types", "11,12", "--secret", "s3cret-Qm7vX2pL9kW4zT8n-R5cJ")
 	id := strings.TrimSpace(out)
 	if code != 0 || len(id) != 26 {
 		t.Fatalf("add: %d %q %q", code, out, errOut)
 	}
 	code, out, _ = cli(t, "", "webhooks", "list", "--namespace", ns, "--json")
-	if code != 0 || !strings.Contains(out, id) || strings.Contains(out, "s3cret") {
+	if code != 0 || !strings.Contains(out, id) || strings.Contains(out, "s3cret-Qm7vX2pL9kW4zT8n-R5cJ") {
 		t.Fatalf("list: %d %s (the secret must never be listed)", code, out)
 	}
 	if code, out, _ := cli(t, "", "webhooks", "disable", "--namespace", ns, id); code != 0 || !strings.Contains(out, "disabled") {

@@ -43,7 +43,7 @@ const (
 	// events go to the webhook endpoint. Two business units keep the two effects apart.
 	mailUnit       = 7
 	hookUnit       = 42
-	endpointSecret = "stop-endpoint-secret"
+	endpointSecret = "stop-endpoint-secret-3Vn8rT5wQ1kY"
 )
 
 // stopEnv is a namespace with everything a worker process needs: notification settings seeded

@@ -33,7 +33,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		fs.StringVar(&url, "url", "", "the endpoint's URL (http or https)")
 		fs.Int64Var(&businessUnit, "business-unit", 0, "the business unit whose events it receives")
 		fs.StringVar(&eventTypes, "event-types", "", "comma-separated event type ids, e.g. 11,12")
-		fs.StringVar(&secret, "secret", "", "the HMAC secret; default: generated and printed once on standard error")
+		fs.StringVar(&secret, "secret", "", "the HMAC secret, at least 128 bits by length and characters used (e.g. 32 random hex digits); default: 32 random bytes, generated and printed once on standard error")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	case "disable":

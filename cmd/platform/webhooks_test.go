@@ -22,3 +22,14 @@ func TestWebhooksListRedactsTheURL(t *testing.T) {
 		}
 	}
 }
+
+func TestWebhooksAddRefusesAWeakSecret(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	for _, secret := range []string{"s", "s3cret", "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"} {
+		code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://8.8.8.8/hook", "--business-unit", "7", "--event-types", "11", "--secret", secret)
+		if code != 2 || out != "" || !strings.Contains(errOut, "secret: too weak") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("--secret %q: %d %q %q, want exit 2 with a one-line reason", secret, code, out, errOut)
+		}
+	}
+}

@@ -16,8 +16,6 @@ package webhooks
 import (
 	"cmp"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -130,11 +128,12 @@ type NewEndpoint struct {
 	URL            string `json:"url"`
 	BusinessUnitID int64  `json:"businessUnitId"`
 	EventTypes     []int  `json:"eventTypes"`
-	Secret         string `json:"secret,omitempty"` // empty: one is generated
+	Secret         string `json:"secret,omitempty"` // empty: one is generated (NewSecret)
 }
 
-// Add subscribes a URL. The URL must pass the SSRF rule. It returns the endpoint, with its
-// secret (generated when none was given: shown once, never again).
+// Add subscribes a URL. The URL must pass the SSRF rule, and a secret given must pass
+// CheckSecret. It returns the endpoint, with its secret (generated when none was given: shown
+// once, never again).
 func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, error) {
 	if ne.BusinessUnitID <= 0 {
 		return nil, fmt.Errorf("%w: businessUnitId: want > 0", platform.ErrInvalidInput)
@@ -147,13 +146,13 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 			return nil, fmt.Errorf("%w: eventTypes: %d is not a valid event type", platform.ErrInvalidInput, t)
 		}
 	}
+	if ne.Secret == "" {
+		ne.Secret = NewSecret()
+	} else if err := CheckSecret(ne.Secret); err != nil {
+		return nil, err
+	}
 	if err := s.targets.CheckURL(ctx, ne.URL); err != nil {
 		return nil, fmt.Errorf("%w: %v", platform.ErrInvalidInput, err)
-	}
-	if ne.Secret == "" {
-		var b [32]byte
-		_, _ = rand.Read(b[:])
-		ne.Secret = hex.EncodeToString(b[:])
 	}
 	e := &tables.Endpoint{ID: platform.NewSourceKey(), BusinessUnitID: ne.BusinessUnitID, EventTypes: ne.EventTypes,
 		URL: ne.URL, Secret: ne.Secret, Enabled: true, CreatedAt: time.Now().UTC()}

@@ -1,0 +1,48 @@
+package webhooks_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker/webhooks"
+)
+
+func TestCheckSecretRefusesWeakSecrets(t *testing.T) {
+	t.Parallel()
+	weak := []string{
+		"s", "s3cret", "secret-a", "chaos-endpoint-secret",
+		strings.Repeat("a", 200), strings.Repeat("ab", 100), // long, but few characters
+		"0123456789abcdef0123456789abcde",        // 31 hex digits: 124 bits
+		"password-password-password-pass",        // 8 distinct characters
+		"12345678901234567890123456789012345678", // 38 digits: 126 bits
+		"Tr0ub4dor&3",
+	}
+	for _, s := range weak {
+		if err := webhooks.CheckSecret(s); !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), "too weak") {
+			t.Errorf("%q (%.0f bits): %v, want refused as too weak", s, webhooks.SecretBits(s), err)
+		}
+	}
+	for _, s := range []string{"tab\tinside-0123456789abcdefghijklmnop", "space inside-0123456789abcdefghijklm", "é-0123456789abcdefghijklmnopqrstuvwxyz", strings.Repeat("0123456789abcdef", 65)} {
+		if err := webhooks.CheckSecret(s); !errors.Is(err, platform.ErrInvalidInput) {
+			t.Errorf("%q: %v, want refused", s, err)
+		}
+	}
+	strong := []string{
+		webhooks.NewSecret(),
+		"3f8a1c9e0b7d2465f1a0c3e9b8d7e6a5",            // 32 random hex digits: 128 bits
+		"3F8A1C9E0B7D2465F1A0C3E9B8D7E6A5",            //
+		"q7XvR2mKp9LwT4sZb8NyC3hJf6DgA1eU",            // 32 random letters and digits
+		"whsec-3kq9-ZtV7-pL2m-Xw8R-cN4d-Hy6J",         //
+		"correct-horse-battery-staple-ocean-violet-9", // a long passphrase
+	}
+	for _, s := range strong {
+		if err := webhooks.CheckSecret(s); err != nil {
+			t.Errorf("%q (%.0f bits): %v, want accepted", s, webhooks.SecretBits(s), err)
+		}
+	}
+	if a, b := webhooks.NewSecret(), webhooks.NewSecret(); len(a) != 64 || a == b {
+		t.Errorf("generated secrets %q, %q: want 64 hex digits, each new", a, b)
+	}
+}
