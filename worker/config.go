@@ -57,8 +57,9 @@ type Config struct {
 	// SMTP sends email (channel "email"); nil writes email to the log instead (local
 	// development).
 	SMTP *channels.SMTPConfig
-	// WebhookSecret signs webhook-channel notifications (HMAC-SHA256). Default: unsigned is
-	// refused, so a webhook recipient without a secret fails permanently.
+	// WebhookSecret is the key each webhook-channel recipient's signing secret is derived from
+	// (webhooks.RecipientSecret). Default: unsigned is refused, so a webhook recipient without
+	// a secret fails permanently.
 	WebhookSecret string
 	// WebhookAllowlist lists the hosts and CIDRs that webhooks may target although they are
 	// private, loopback or link-local (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.

@@ -352,7 +352,7 @@ func TestWebhookSignedRetriedOn500FailedOn400(t *testing.T) {
 	calls := map[string]int{}
 	receiver := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		body, _ := io.ReadAll(r.Body)
-		if !hmac.Equal([]byte(r.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign("test-secret", body))) ||
+		if !hmac.Equal([]byte(r.Header.Get("X-Platform-Signature")), []byte(webhooks.Sign(webhooks.RecipientSecret("test-secret", "http://"+r.Host+r.URL.Path), body))) ||
 			r.Header.Get("Idempotency-Key") == "" {
 			rw.WriteHeader(http.StatusUnauthorized)
 			return

@@ -3,6 +3,8 @@ package worker_test
 import (
 	"context"
 	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -329,4 +331,55 @@ func TestWebhookWeakSecretsAreRefused(t *testing.T) {
 	if code != http.StatusCreated || len(answer["secret"]) != 64 || webhooks.CheckSecret(answer["secret"]) != nil {
 		t.Errorf("POST /v1/webhooks without a secret: %d %v, want one generated (64 hex digits)", code, answer)
 	}
+}
+
+// recipientSecret is the secret a webhook-channel recipient verifies with, derived here as the
+// README documents it, not with the worker's code.
+func recipientSecret(master, url string) string {
+	mac := hmac.New(sha256.New, []byte(master))
+	mac.Write([]byte("platform recipient secret\x00" + url))
+	return hex.EncodeToString(mac.Sum(nil))
+}
+
+func TestWebhookRecipientsEachHaveTheirOwnSecret(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 201, true, "webhook", 0))
+	cfg := env.config()
+	w := env.start(cfg)
+	own := func(url string) string { return recipientSecret(cfg.WebhookSecret, url+"/hook") }
+	a := testenv.StartWebhookReceiverFunc(t, own)
+	b := testenv.StartWebhookReceiverFunc(t, own)
+	// c expects the one PLATFORM_WEBHOOK_SECRET, d expects a's secret: neither may verify.
+	c := testenv.StartWebhookReceiver(t, cfg.WebhookSecret)
+	d := testenv.StartWebhookReceiver(t, own(a.URL))
+	var recipients []platform.Recipient
+	for _, r := range []*testenv.WebhookReceiver{a, b, c, d} {
+		recipients = append(recipients, platform.Recipient{Channel: platform.ChannelWebhook, Address: r.URL + "/hook"})
+	}
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: recipients}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w)
+	for name, r := range map[string]*testenv.WebhookReceiver{"a": a, "b": b} {
+		if got, forged := r.Received(); len(got) != 1 || forged != 0 {
+			t.Errorf("recipient %s: %v delivered, %d refused; want one delivery signed with its own secret", name, got, forged)
+		}
+	}
+	for name, r := range map[string]*testenv.WebhookReceiver{"c (the shared secret)": c, "d (a's secret)": d} {
+		if got, forged := r.Received(); len(got) != 0 || forged != 1 {
+			t.Errorf("recipient %s: %v delivered, %d refused; want its one delivery refused: it was signed with another secret", name, got, forged)
+		}
+	}
+	if msgs := onlyJobMessages(t, trace(t, w, job.Key)); len(msgs) != 4 {
+		t.Errorf("%d messages, want 4", len(msgs))
+	}
+}
+
+func onlyJobMessages(t *testing.T, tr *notify.Trace) []*platform.OutgoingMessage {
+	t.Helper()
+	if len(tr.Jobs) != 1 {
+		t.Fatalf("want one job in the trace, got %+v", tr.Jobs)
+	}
+	return tr.Jobs[0].Messages
 }

@@ -45,7 +45,7 @@ var commands = []command{
 	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
-	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID", "integrators' signed webhook subscriptions", runWebhooks},
+	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID | recipient-secret --url URL", "integrators' signed webhook subscriptions; a webhook-channel recipient's secret", runWebhooks},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	neturl "net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -17,7 +18,7 @@ import (
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: add, list or disable")
+		return usagef("want a subcommand: add, list, disable or recipient-secret")
 	}
 	var (
 		cfg          config
@@ -37,11 +38,16 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	case "disable":
+	case "recipient-secret":
+		fs.StringVar(&url, "url", "", "a webhook-channel recipient's URL, exactly as its address")
 	default:
-		return usagef("unknown subcommand %q: want add, list or disable", args[0])
+		return usagef("unknown subcommand %q: want add, list, disable or recipient-secret", args[0])
 	}
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
+	}
+	if args[0] == "recipient-secret" {
+		return printRecipientSecret(url, stdout)
 	}
 	w, err := cfg.worker(nil)
 	if err != nil {
@@ -103,5 +109,23 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		}
 		fmt.Fprintf(stdout, "disabled %s\n", fs.Arg(0))
 	}
+	return nil
+}
+
+// printRecipientSecret prints the secret a webhook-channel recipient verifies its deliveries
+// with, derived from PLATFORM_WEBHOOK_SECRET and its URL: the operator hands it over.
+func printRecipientSecret(raw string, stdout io.Writer) error {
+	master := os.Getenv("PLATFORM_WEBHOOK_SECRET")
+	if master == "" {
+		return usagef("PLATFORM_WEBHOOK_SECRET is not set: recipients' secrets are derived from it")
+	}
+	if raw == "" {
+		return usagef("--url: want the recipient's http(s) URL")
+	}
+	u, err := neturl.Parse(raw)
+	if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
+		return usagef("--url: %s: want the recipient's http(s) URL", webhooks.RedactURL(raw))
+	}
+	fmt.Fprintln(stdout, webhooks.RecipientSecret(master, raw))
 	return nil
 }

@@ -1,6 +1,9 @@
 package main
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"strings"
 	"testing"
 
@@ -31,5 +34,27 @@ func TestWebhooksAddRefusesAWeakSecret(t *testing.T) {
 		if code != 2 || out != "" || !strings.Contains(errOut, "secret: too weak") || strings.Count(errOut, "\n") != 1 {
 			t.Errorf("--secret %q: %d %q %q, want exit 2 with a one-line reason", secret, code, out, errOut)
 		}
+	}
+}
+
+// Not parallel: it sets PLATFORM_WEBHOOK_SECRET for the in-process command.
+func TestWebhooksRecipientSecret(t *testing.T) {
+	const url = "https://hooks.example.com/in/42"
+	t.Setenv("PLATFORM_WEBHOOK_SECRET", "a-master-secret-for-the-test")
+	mac := hmac.New(sha256.New, []byte("a-master-secret-for-the-test"))
+	mac.Write([]byte("platform recipient secret\x00" + url))
+	want := hex.EncodeToString(mac.Sum(nil))
+	if code, out, errOut := cli(t, "", "webhooks", "recipient-secret", "--url", url); code != 0 || out != want+"\n" {
+		t.Errorf("recipient-secret: %d %q %q, want %s", code, out, errOut, want)
+	}
+	for _, bad := range []string{"", "ftp://hooks.example.com/in", "hooks.example.com/in", "https:///in", "https://hooks.example.com/\x7f"} {
+		code, out, errOut := cli(t, "", "webhooks", "recipient-secret", "--url", bad)
+		if code != 2 || out != "" || !strings.Contains(errOut, "--url") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("recipient-secret --url %q: %d %q %q, want exit 2 with a one-line reason", bad, code, out, errOut)
+		}
+	}
+	t.Setenv("PLATFORM_WEBHOOK_SECRET", "")
+	if code, out, errOut := cli(t, "", "webhooks", "recipient-secret", "--url", url); code != 2 || out != "" || !strings.Contains(errOut, "PLATFORM_WEBHOOK_SECRET") {
+		t.Errorf("recipient-secret without PLATFORM_WEBHOOK_SECRET: %d %q %q, want exit 2 naming it", code, out, errOut)
 	}
 }

@@ -25,14 +25,21 @@ type WebhookReceiver struct {
 
 // StartWebhookReceiver serves a receiver that expects secret until t ends.
 func StartWebhookReceiver(t testing.TB, secret string) *WebhookReceiver {
+	return StartWebhookReceiverFunc(t, func(string) string { return secret })
+}
+
+// StartWebhookReceiverFunc serves a receiver that expects secretFor(its URL) until t ends: a
+// webhook-channel recipient's secret is derived from its URL, known only once it listens.
+func StartWebhookReceiverFunc(t testing.TB, secretFor func(url string) string) *WebhookReceiver {
 	r := &WebhookReceiver{got: map[string]int{}}
-	srv := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
+	var secret string
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(rw http.ResponseWriter, req *http.Request) {
 		body, _ := io.ReadAll(req.Body)
+		r.mu.Lock()
+		defer r.mu.Unlock()
 		mac := hmac.New(sha256.New, []byte(secret))
 		mac.Write(body)
 		want := "sha256=" + hex.EncodeToString(mac.Sum(nil))
-		r.mu.Lock()
-		defer r.mu.Unlock()
 		if !hmac.Equal([]byte(req.Header.Get("X-Platform-Signature")), []byte(want)) {
 			r.forged++
 			rw.WriteHeader(http.StatusUnauthorized)
@@ -41,8 +48,12 @@ func StartWebhookReceiver(t testing.TB, secret string) *WebhookReceiver {
 		r.got[req.Header.Get("Idempotency-Key")]++
 		rw.WriteHeader(http.StatusNoContent)
 	}))
+	srv.Start()
 	t.Cleanup(srv.Close)
+	r.mu.Lock()
 	r.URL = srv.URL
+	secret = secretFor(srv.URL)
+	r.mu.Unlock()
 	return r
 }
 

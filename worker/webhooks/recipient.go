@@ -2,6 +2,9 @@ package webhooks
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 
@@ -9,11 +12,25 @@ import (
 )
 
 // RecipientChannel is the delivery channel of a notification recipient's URL ("webhook"): the
-// message is POSTed as JSON (WebhookPayload), signed with one secret (PLATFORM_WEBHOOK_SECRET),
-// to a URL that must pass the SSRF rule when the job is created and again on every connection.
+// message is POSTed as JSON (WebhookPayload) to a URL that must pass the SSRF rule when the job
+// is created and again on every connection, signed as endpoint deliveries are, with the
+// recipient's own secret (RecipientSecret): a recipient cannot forge or replay a delivery to
+// another.
 type RecipientChannel struct {
+	// Secret is PLATFORM_WEBHOOK_SECRET, the key every recipient's secret is derived from; it
+	// never signs a delivery itself.
 	Secret  string
 	Targets *Targets
+}
+
+// RecipientSecret is the secret a webhook-channel recipient verifies X-Platform-Signature
+// with: hex HMAC-SHA256(master, "platform recipient secret\x00" + url), url exactly as the
+// recipient's address. Derived, it needs no storage; the operator hands it to the recipient
+// (platform webhooks recipient-secret --url URL). Another master secret changes them all.
+func RecipientSecret(master, url string) string {
+	mac := hmac.New(sha256.New, []byte(master))
+	mac.Write([]byte("platform recipient secret\x00" + url))
+	return hex.EncodeToString(mac.Sum(nil))
 }
 
 // WebhookPayload is the JSON body of a webhook-channel notification.
@@ -42,6 +59,6 @@ func (c *RecipientChannel) Send(ctx context.Context, m *platform.OutgoingMessage
 	if err != nil {
 		return "", platform.Permanent(err)
 	}
-	return Post(ctx, c.Targets.Client(), m.Recipient.Address, c.Secret, body,
+	return Post(ctx, c.Targets.Client(), m.Recipient.Address, RecipientSecret(c.Secret, m.Recipient.Address), body,
 		map[string]string{"Idempotency-Key": m.Key, "X-Platform-Message-Key": m.Key})
 }

@@ -10,7 +10,12 @@
 //     claim-before-send as notifications.
 //   - A target is checked when the endpoint is added and again on every connection, on the
 //     address actually dialled: DNS cannot be turned against the rule later.
-//   - A secret is shown once, when the endpoint is added, and never logged or listed.
+//   - A secret is shown once, when the endpoint is added, and never logged or listed; a given
+//     one must pass CheckSecret, and none given is generated.
+//   - A URL is stored whole (to send to) and shown only redacted (RedactURL): in lists, errors
+//     and logs, its userinfo, query and fragment are "redacted".
+//   - A webhook-channel recipient is signed with its own secret, derived from
+//     PLATFORM_WEBHOOK_SECRET and its URL (RecipientSecret), never with the shared one.
 package webhooks
 
 import (
