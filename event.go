@@ -304,13 +304,16 @@ func (ev *EntityEvent) MarshalJSON() ([]byte, error) {
 // Change is what the realtime stream says about an event: which fields of which entity
 // changed — never their values.
 type Change struct {
-	EventKey       string    `json:"eventKey"`
-	EntityTypeID   int       `json:"entityTypeId"`
-	EntityIdentity string    `json:"entityIdentity"`
-	BusinessUnitID int64     `json:"businessUnitId"`
-	ActionTypeID   int       `json:"actionTypeId"`
-	ChangedFields  []string  `json:"changedFields"`
-	CreatedOn      time.Time `json:"createdOn"`
+	EventKey       string   `json:"eventKey"`
+	EntityTypeID   int      `json:"entityTypeId"`
+	EntityIdentity string   `json:"entityIdentity"`
+	BusinessUnitID int64    `json:"businessUnitId"`
+	ActionTypeID   int      `json:"actionTypeId"`
+	ChangedFields  []string `json:"changedFields"`
+	// ChangedFieldsTruncated: ChangedFields is the start of a list too long for the change bus
+	// (one table property); the entity changed in more fields than named.
+	ChangedFieldsTruncated bool      `json:"changedFieldsTruncated,omitempty"`
+	CreatedOn              time.Time `json:"createdOn"`
 }
 
 // Change projects ev for the realtime stream: ids and field names only. The payload is

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
@@ -44,14 +45,12 @@ func ChangePartition(id string) string {
 	return changePartition(at)
 }
 
-// PutBatch writes rows, which must share a partition, in one entity group transaction
-// (at most MaxBatchOperations).
+// PutBatch writes rows, which must share a partition, in as few entity group transactions as
+// Azure's limits allow (MaxBatchOperations and MaxBatchBytes each: the rows are independent,
+// so they need not commit together). Each change is fitted to a property first (FitChange).
 func (s *Changes) PutBatch(ctx context.Context, rows []ChangeRow) error {
 	if len(rows) == 0 {
 		return nil
-	}
-	if len(rows) > MaxBatchOperations {
-		return fmt.Errorf("%w: %d changes in one transaction", ErrBatchLimit, len(rows))
 	}
 	pk := ChangePartition(rows[0].ID)
 	actions := make([]aztables.TransactionAction, 0, len(rows))
@@ -59,17 +58,52 @@ func (s *Changes) PutBatch(ctx context.Context, rows []ChangeRow) error {
 		if ChangePartition(r.ID) != pk {
 			return fmt.Errorf("%w: changes of two partitions in one transaction", ErrBatchLimit)
 		}
-		b, err := json.Marshal(r.Change)
+		b, err := changeJSON(r.Change)
 		if err != nil {
 			return err
 		}
 		body, _ := json.Marshal(changeEntity{PartitionKey: pk, RowKey: r.ID, Change: string(b)})
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
 	}
-	if _, err := s.t.SubmitTransaction(ctx, actions, nil); err != nil {
-		return fmt.Errorf("change bus: %w", storage.Translate(err))
+	groups, err := splitBatch(actions)
+	if err != nil {
+		return fmt.Errorf("change bus: %w", err)
+	}
+	for _, g := range groups {
+		if _, err := s.t.SubmitTransaction(ctx, g, nil); err != nil {
+			return fmt.Errorf("change bus: %w", storage.Translate(err))
+		}
 	}
 	return nil
+}
+
+// FitChange clips ch so that its JSON fits one table property (MaxPropertyBytes): the change
+// names fields, and an event may name more than a property holds. The names that fit are kept,
+// in order, and ChangedFieldsTruncated says the list is not whole (a client then reads the
+// entity itself). The entity's ids are never clipped.
+func FitChange(ch *platform.Change) {
+	fits := func(n int) bool {
+		c := *ch
+		c.ChangedFields, c.ChangedFieldsTruncated = ch.ChangedFields[:n], n < len(ch.ChangedFields) || ch.ChangedFieldsTruncated
+		b, err := json.Marshal(&c)
+		return err == nil && UTF16Bytes(string(b)) <= MaxPropertyBytes
+	}
+	if fits(len(ch.ChangedFields)) {
+		return
+	}
+	// The largest prefix that fits: fits is monotonic in n.
+	n := sort.Search(len(ch.ChangedFields)+1, func(n int) bool { return !fits(n) }) - 1
+	ch.ChangedFields, ch.ChangedFieldsTruncated = ch.ChangedFields[:max(n, 0)], true
+}
+
+func changeJSON(ch *platform.Change) ([]byte, error) {
+	b, err := json.Marshal(ch)
+	if err != nil || UTF16Bytes(string(b)) <= MaxPropertyBytes {
+		return b, err
+	}
+	c := *ch
+	FitChange(&c)
+	return json.Marshal(&c)
 }
 
 // Since reads the changes with an id above after, written in the minutes from since to now.

@@ -22,15 +22,6 @@ const (
 	TableWatermarks       = "Watermarks"
 )
 
-// Azure's limits on an entity group transaction, which Azurite does not enforce.
-const (
-	MaxBatchOperations = 100
-	MaxBatchBytes      = 4 << 20
-)
-
-// ErrBatchLimit: a transaction that real Azure would refuse.
-var ErrBatchLimit = errors.New("entity group transaction over Azure's limits")
-
 // Outbox is the OutboxIntents table. Each intent lives in the partition of its state
 // ("Pending", "Confirmed", "Discarded", "Materialized"), keyed by its SourceKey, so the
 // materializer reads one partition and the reconciler a key range of another: no table scans.
@@ -246,7 +237,6 @@ func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey str
 	if len(actions)+1 > MaxBatchOperations {
 		return nil, fmt.Errorf("%w: %d operations and the outbox marker, at most %d", ErrBatchLimit, len(actions), MaxBatchOperations)
 	}
-	size := 0
 	for i, a := range actions {
 		var keys struct{ PartitionKey, RowKey string }
 		if err := json.Unmarshal(a.Entity, &keys); err != nil {
@@ -255,18 +245,9 @@ func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey str
 		if keys.PartitionKey != partitionKey {
 			return nil, fmt.Errorf("%w: action %d is in partition %q, the transaction in %q (one partition only)", ErrBatchLimit, i, keys.PartitionKey, partitionKey)
 		}
-		size += len(a.Entity)
 	}
 	sourceKey := platform.NewSourceKey()
 	marker, _ := json.Marshal(map[string]string{"PartitionKey": partitionKey, "RowKey": outboxMarkerPrefix + sourceKey, "SourceKey": sourceKey})
-	if size += len(marker); size > MaxBatchBytes-64<<10 { // leave room for the multipart framing
-		return nil, fmt.Errorf("%w: %d bytes of entities, at most about %d", ErrBatchLimit, size, MaxBatchBytes)
-	}
-	in := &platform.OutboxIntent{SourceKey: sourceKey, Event: ev, State: platform.IntentPending, CreatedAt: time.Now().UTC(),
-		SourceRow: &platform.SourceRow{Table: table, PartitionKey: partitionKey, RowKey: outboxMarkerPrefix + sourceKey}}
-	if err := o.insert(ctx, in); err != nil {
-		return nil, fmt.Errorf("append intent: %w", err)
-	}
 	batch := make([]aztables.TransactionAction, 0, len(actions)+1)
 	for _, a := range actions {
 		ta := aztables.TransactionAction{ActionType: a.Kind, Entity: a.Entity}
@@ -277,6 +258,14 @@ func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey str
 		batch = append(batch, ta)
 	}
 	batch = append(batch, aztables.TransactionAction{ActionType: aztables.TransactionTypeAdd, Entity: marker})
+	if err := checkBatch(batch); err != nil {
+		return nil, err
+	}
+	in := &platform.OutboxIntent{SourceKey: sourceKey, Event: ev, State: platform.IntentPending, CreatedAt: time.Now().UTC(),
+		SourceRow: &platform.SourceRow{Table: table, PartitionKey: partitionKey, RowKey: outboxMarkerPrefix + sourceKey}}
+	if err := o.insert(ctx, in); err != nil {
+		return nil, fmt.Errorf("append intent: %w", err)
+	}
 	_, err := o.c.svc.NewClient(table).SubmitTransaction(ctx, batch, nil)
 	if err != nil {
 		// A refused transaction comes back as a 4xx, or (an operation in it failed) as the

@@ -76,11 +76,13 @@ func (*Service) Accepts(*platform.EntityEvent) bool { return true }
 // Observer marks a concern that sees every event but does not make an event type known.
 func (*Service) Observer() bool { return true }
 
-// Process implements PostProcessor: the event's Change (field names, never values) is made
-// durable on the change bus, then handed to this replica's streams.
+// Process implements PostProcessor: the event's Change (field names, never values; a list too
+// long for the change bus clipped, see tables.FitChange) is made durable on the change bus,
+// then handed to this replica's streams.
 func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	id := platform.NewSourceKey()
 	ch := ev.Change()
+	tables.FitChange(ch) // what this replica streams is what the others read back
 	if err := s.writer.write(ctx, tables.ChangeRow{ID: id, Change: ch}); err != nil {
 		return err
 	}
