@@ -35,7 +35,7 @@ type EntityEvent struct {
 	NotificationEventTypeID int
 
 	Payload       json.RawMessage // a JSON object, or nil
-	PayloadBlob   string          // claim-check: the payload lives in blob container event-payloads
+	PayloadBlob   string          // claim-check: the payload lives in blob container event-payloads under this name (PayloadBlobName: scoped to BusinessUnitID); once resolved, Payload holds it too
 	ChangedFields []string        // names only, never values
 
 	// Informative; not part of any key.
@@ -175,6 +175,17 @@ func (w *wireEvent) event() (*EntityEvent, error) {
 	}
 	if hasControl(ev.PayloadBlob) {
 		return nil, &FieldError{"payloadBlob", "contains control characters"}
+	}
+	if ev.PayloadBlob != "" {
+		// A reference stands for the event's own payload: one carried beside an inline payload
+		// would be stored without being read (a borrowed snapshot), one outside the event's
+		// business unit would show another tenant's data.
+		if ev.Payload != nil {
+			return nil, &FieldError{"payloadBlob", "set together with payload: an event carries its payload inline or by claim-check, never both"}
+		}
+		if _, err := ParsePayloadBlobName(ev.BusinessUnitID, ev.PayloadBlob); err != nil {
+			return nil, &FieldError{"payloadBlob", err.Error()}
+		}
 	}
 	for i, f := range ev.ChangedFields {
 		if f == "" {

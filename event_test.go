@@ -1,6 +1,7 @@
 package platform_test
 
 import (
+	"crypto/sha256"
 	"encoding/base64"
 	"errors"
 	"strings"
@@ -87,6 +88,7 @@ func TestKeysWorkedExamples(t *testing.T) {
 }
 
 func TestDecodeRejectsNamingTheField(t *testing.T) {
+	zeros := strings.Repeat("0", 64)
 	base := `"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":3,"createdOn":"2026-11-22T10:00:00Z"`
 	cases := []struct{ name, body, want string }{
 		{"empty", ``, "empty message body"},
@@ -110,6 +112,11 @@ func TestDecodeRejectsNamingTheField(t *testing.T) {
 		{"empty changed field", `{` + base + `,"changedFields":[""]}`, "changedFields[0]: empty"},
 		{"payloadBlob with control characters", `{` + base + `,"payloadBlob":"a\u0001b"}`, "payloadBlob: contains control"},
 		{"trailing garbage", `{` + base + `} x`, "invalid JSON"},
+		{"payloadBlob unscoped (older publishers)", `{` + base + `,"payloadBlob":"sha256-` + zeros + `.json"}`, "payloadBlob: \"sha256-" + zeros + ".json\" is not a claim-check name of business unit 3"},
+		{"payloadBlob of another business unit", `{` + base + `,"payloadBlob":"bu-1/sha256-` + zeros + `.json"}`, "not a claim-check name of business unit 3"},
+		{"payloadBlob with a path", `{` + base + `,"payloadBlob":"bu-3/../bu-1/sha256-` + zeros + `.json"}`, "not a claim-check name of business unit 3"},
+		{"payloadBlob with upper-case hex", `{` + base + `,"payloadBlob":"bu-3/sha256-` + strings.Repeat("A", 64) + `.json"}`, "not a claim-check name"},
+		{"payloadBlob beside a payload", `{` + base + `,"payload":{"a":1},"payloadBlob":"bu-3/sha256-` + zeros + `.json"}`, "payloadBlob: set together with payload"},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -124,6 +131,25 @@ func TestDecodeRejectsNamingTheField(t *testing.T) {
 				t.Errorf("error %q does not contain %q", err, c.want)
 			}
 		})
+	}
+}
+
+func TestPayloadBlobNameIsScopedAndRoundTrips(t *testing.T) {
+	payload := []byte(`{"a":1}`)
+	name := platform.PayloadBlobName(42, payload)
+	if !strings.HasPrefix(name, "bu-42/sha256-") || !strings.HasSuffix(name, ".json") {
+		t.Fatalf("name %q", name)
+	}
+	sum, err := platform.ParsePayloadBlobName(42, name)
+	if err != nil || sum != sha256.Sum256(payload) {
+		t.Fatalf("parse %q: %x, %v", name, sum, err)
+	}
+	if _, err := platform.ParsePayloadBlobName(4, name); err == nil {
+		t.Fatalf("%q accepted for business unit 4", name)
+	}
+	body := `{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","payloadBlob":"` + name + `"}`
+	if ev, err := platform.DecodeEvent([]byte(body)); err != nil || ev.PayloadBlob != name {
+		t.Fatalf("decode: %+v, %v", ev, err)
 	}
 }
 

@@ -16,6 +16,8 @@ func FuzzDecodeEvent(f *testing.F) {
 		``, `{}`, `[]`, `null`, `{"eventTypeId":1e400}`, `{"createdOn":"9999-12-31T23:59:59.9999999Z"}`,
 		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":3,"createdOn":"2026-11-22T10:00:00Z","entityGuid":"{7c9e6679-7425-40de-944b-e07fc1f90ae7}"}`,
 		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":9223372036854775807,"createdOn":"2026-11-22T10:00:00-23:59"}`,
+		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":3,"createdOn":"2026-11-22T10:00:00Z","payloadBlob":"bu-3/sha256-` + strings.Repeat("0", 64) + `.json"}`,
+		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":3,"createdOn":"2026-11-22T10:00:00Z","payload":{},"payloadBlob":"bu-3/sha256-` + strings.Repeat("0", 64) + `.json"}`,
 	} {
 		f.Add([]byte(s))
 	}

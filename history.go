@@ -32,8 +32,13 @@ type HistoryRecord struct {
 	// did or did not notify.
 	NotificationEventTypeID int             `json:"notificationEventTypeId,omitempty"`
 	Snapshot                json.RawMessage `json:"snapshot,omitempty"`
-	// SnapshotBlob names the blob in event-payloads that holds a snapshot too large for a row.
-	SnapshotBlob  string `json:"snapshotBlob,omitempty"`
+	// SnapshotBlob names the blob in event-payloads that holds a snapshot too large for a row
+	// (PayloadBlobName of the row's business unit). It is storage detail: never in the JSON.
+	SnapshotBlob string `json:"-"`
+	// SnapshotError says why a snapshot kept in a blob is not in Snapshot (over the payload
+	// limit, not this business unit's, content not matching its name, missing); the rest of
+	// the row is as stored.
+	SnapshotError string `json:"snapshotError,omitempty"`
 	CorrelationID string `json:"correlationId,omitempty"`
 	ActorID       string `json:"actorId,omitempty"`
 	Source        string `json:"source,omitempty"`

@@ -9,10 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/blob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
 
 	"github.com/platform/platform"
@@ -24,6 +27,8 @@ type Client struct {
 	svc     *azblob.Client
 	ns      platform.Namespace
 	created sync.Map // container name → struct{}: created (or found) by this process
+
+	maxPayload atomic.Int64 // SetMaxPayloadBytes; 0: platform.DefaultMaxPayloadBytes
 }
 
 // New connects to the account's blob service.
@@ -69,6 +74,34 @@ func (c *Client) Get(ctx context.Context, container, name string) ([]byte, error
 		return nil, fmt.Errorf("read blob %s/%s: %w", full, name, err)
 	}
 	return data, nil
+}
+
+// GetBounded reads at most limit+1 bytes of blob name of container (a ranged read: never more
+// into memory, whatever the blob's size), and the blob's full size. len(data) > limit tells
+// the caller the blob is over its limit. A missing blob or container is platform.ErrNotFound.
+func (c *Client) GetBounded(ctx context.Context, container, name string, limit int64) (data []byte, size int64, err error) {
+	full := c.ns.Container(container)
+	resp, err := c.svc.DownloadStream(ctx, full, name, &azblob.DownloadStreamOptions{Range: blob.HTTPRange{Offset: 0, Count: limit + 1}})
+	if bloberror.HasCode(err, bloberror.InvalidRange) {
+		return nil, 0, nil // a range of an empty blob: there is nothing to read
+	}
+	if err != nil {
+		return nil, 0, fmt.Errorf("get blob %s/%s: %w", full, name, storage.Translate(err))
+	}
+	defer resp.Body.Close()
+	if data, err = io.ReadAll(io.LimitReader(resp.Body, limit+1)); err != nil {
+		return nil, 0, fmt.Errorf("read blob %s/%s: %w", full, name, err)
+	}
+	size = int64(len(data))
+	if resp.ContentRange != nil {
+		// "bytes 0-N/TOTAL": the size of the whole blob, not only of the range read.
+		if _, total, ok := strings.Cut(*resp.ContentRange, "/"); ok {
+			if n, perr := strconv.ParseInt(total, 10, 64); perr == nil {
+				size = n
+			}
+		}
+	}
+	return data, size, nil
 }
 
 func (c *Client) ensureContainer(ctx context.Context, full string) error {

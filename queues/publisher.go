@@ -9,9 +9,11 @@ import (
 )
 
 // Publish enqueues ev on entity-events and returns its event key. When the message would be
-// over the queue's limit, the payload goes to blob container event-payloads first (named by its
-// content hash) and the message carries payloadBlob instead: the claim-check. The blob is
-// written before the message, so no consumer ever sees a payloadBlob that is not there yet.
+// over the queue's limit, the payload goes to blob container event-payloads first (named
+// platform.PayloadBlobName: its business unit and content hash) and the message carries
+// payloadBlob instead: the claim-check. The blob is written before the message, so no consumer
+// ever sees a payloadBlob that is not there yet. A payload over the blob client's
+// MaxPayloadBytes is refused (blobs.ErrTooLarge, an input error) and nothing is written.
 func (c *Client) Publish(ctx context.Context, ev *platform.EntityEvent) (string, error) {
 	text, err := c.encodeForQueue(ctx, ev)
 	if err != nil {
@@ -24,6 +26,9 @@ func (c *Client) Publish(ctx context.Context, ev *platform.EntityEvent) (string,
 }
 
 func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (string, error) {
+	if err := c.blobs.CheckPayloadSize(len(ev.Payload)); err != nil {
+		return "", err
+	}
 	b, err := json.Marshal(ev)
 	if err != nil {
 		return "", err

@@ -177,6 +177,12 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 	return rows, "", nil
 }
 
+// TimelineAfter is the continuation token of a page that ends with r: the next page starts
+// with the row after it.
+func TimelineAfter(r *platform.HistoryRecord) string {
+	return base64.RawURLEncoding.EncodeToString([]byte(r.RowKey()))
+}
+
 func (e *historyEntity) record() (platform.HistoryRecord, error) {
 	createdOn, err := time.Parse(time.RFC3339Nano, e.CreatedOn)
 	if err != nil {

@@ -40,6 +40,15 @@ type Config struct {
 	// History maps event types to timeline rows. Default: the example domain of
 	// mappings.RegisterExampleHistory.
 	History *mappings.HistoryRegistry
+	// MaxRelated is how many timelines besides its own one event may write; an event over it is
+	// poisoned with its reason before its first row (PLATFORM_MAX_RELATED). Default:
+	// history.DefaultMaxRelated (100).
+	MaxRelated int
+	// MaxPayloadBytes is the largest event payload, inline or claim-checked, published or read:
+	// a larger one is refused on publish and poisoned on the queue, a claim-checked blob is never
+	// read past it, and one timeline page carries at most history.PagePayloads times it
+	// (PLATFORM_MAX_PAYLOAD_BYTES). Default: platform.DefaultMaxPayloadBytes (1 MiB).
+	MaxPayloadBytes int
 	// NotificationTypes are the notification types, each registered once; New refuses a type
 	// without a renderer, on both paths, or registered twice. Default:
 	// mappings.ExampleNotifications.

@@ -114,17 +114,25 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	return err
 }
 
-// resolvePayload fetches a claim-checked payload. A payloadBlob that is not there can never
-// appear later (the publisher writes the blob before the message): that is permanent.
+// resolvePayload enforces the payload limit and fetches a claim-checked payload: bounded, its
+// hash checked against its name (the decoder has checked the name is the event's business
+// unit's). A payloadBlob that is not there can never appear later (the publisher writes the
+// blob before the message): that is permanent, as is a blob over the limit or not matching
+// its hash. The verified name stays in PayloadBlob beside the content.
 func (r *Router) resolvePayload(ctx context.Context, ev *platform.EntityEvent) error {
-	if ev.PayloadBlob == "" || len(ev.Payload) > 0 {
+	if err := r.blobs.CheckPayloadSize(len(ev.Payload)); err != nil {
+		return platform.Permanent(&platform.FieldError{Field: "payload", Problem: err.Error()})
+	}
+	if ev.PayloadBlob == "" {
 		return nil
 	}
-	b, err := r.blobs.Resolve(ctx, ev.Payload, ev.PayloadBlob)
-	if errors.Is(err, platform.ErrNotFound) {
+	b, err := r.blobs.EventPayload(ctx, ev.BusinessUnitID, ev.PayloadBlob)
+	switch {
+	case errors.Is(err, platform.ErrNotFound):
 		return platform.Permanent(&platform.FieldError{Field: "payloadBlob", Problem: fmt.Sprintf("blob %q not found in %s", ev.PayloadBlob, platform.ContainerEventPayloads)})
-	}
-	if err != nil {
+	case errors.Is(err, platform.ErrInvalidInput):
+		return platform.Permanent(&platform.FieldError{Field: "payloadBlob", Problem: err.Error()})
+	case err != nil:
 		return fmt.Errorf("resolve payloadBlob: %w", err)
 	}
 	payload, err := platform.CheckPayload(b)

@@ -100,7 +100,11 @@ func New(cfg Config) (*Worker, error) {
 	if w.tables, err = tables.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
 	}
+	if cfg.MaxRelated < 0 || cfg.MaxPayloadBytes < 0 {
+		return nil, fmt.Errorf("worker config: MaxRelated %d, MaxPayloadBytes %d: want >= 0 (0: the default)", cfg.MaxRelated, cfg.MaxPayloadBytes)
+	}
 	w.blobs = w.queues.Blobs()
+	w.blobs.SetMaxPayloadBytes(cfg.MaxPayloadBytes)
 	targets, err := webhooks.NewTargets(cfg.WebhookAllowlist)
 	if err != nil {
 		return nil, err
@@ -120,7 +124,7 @@ func New(cfg Config) (*Worker, error) {
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 
 	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{
-		history.New(cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime,
+		history.New(history.Config{MaxRelated: cfg.MaxRelated}, cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime,
 	}, cfg.PostProcessors...)...)
 	if err != nil {
 		return nil, err

@@ -216,11 +216,12 @@ func TestFailingConcernDoesNotStopHistoryAndIsPoisonedWithItsError(t *testing.T)
 func TestMalformedMessagesArePoisonedOnFirstDeliveryAndOthersFlow(t *testing.T) {
 	t.Parallel()
 	w := newWorker(t, worker.Config{})
+	missing := platform.PayloadBlobName(42, []byte(`{"never":"published"}`))
 	send(t, w,
 		`{"eventTypeId":11, "entityTypeId":`,
 		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":42}`,
 		`{"eventTypeId":999,"entityTypeId":1,"actionTypeId":1,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z"}`,
-		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","payloadBlob":"sha256-missing.json"}`,
+		`{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","payloadBlob":"`+missing+`"}`,
 		event(11, 1, 1, attendee, "2026-11-22T10:00:00Z", `{}`),
 	)
 	testenv.Eventually(t, 30*time.Second, "four poisoned", func() bool { return len(poison(t, w)) == 4 })
@@ -230,7 +231,7 @@ func TestMalformedMessagesArePoisonedOnFirstDeliveryAndOthersFlow(t *testing.T) 
 		if rec.Attempts != 1 {
 			t.Errorf("%q poisoned after %d attempts, want 1", rec.Body, rec.Attempts)
 		}
-		for _, want := range []string{"invalid JSON", "createdOn: required", "unknown eventTypeId 999", "payloadBlob: blob \"sha256-missing.json\" not found"} {
+		for _, want := range []string{"invalid JSON", "createdOn: required", "unknown eventTypeId 999", "payloadBlob: blob \"" + missing + "\" not found"} {
 			if strings.Contains(rec.Reason, want) {
 				reasons[want] = true
 			}

@@ -65,6 +65,11 @@ func runHistory(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
+	maxPayload, err := positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES")
+	if err != nil {
+		return err
+	}
+	q.Blobs().SetMaxPayloadBytes(maxPayload)
 	rows, next, err := history.Timeline(ctx, t.History(), q.Blobs(), entityType, identity, &tables.TimelineOptions{Limit: limit, After: after})
 	if errors.Is(err, tables.ErrInvalidToken) {
 		return usagef("--after: %v", err)

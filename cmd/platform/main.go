@@ -15,6 +15,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 
@@ -161,6 +162,12 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	if wc.Outbox.StaleAfter, err = staleAfter(); err != nil {
 		return nil, err
 	}
+	if wc.MaxPayloadBytes, err = positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES"); err != nil {
+		return nil, err
+	}
+	if wc.MaxRelated, err = positiveEnv("PLATFORM_MAX_RELATED"); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
@@ -215,6 +222,20 @@ func defaultLogFormat() string {
 		return "json"
 	}
 	return "text"
+}
+
+// positiveEnv reads an integer limit from variable name: 0 when unset (the default applies),
+// bad usage when it is not a positive integer.
+func positiveEnv(name string) (int, error) {
+	s := os.Getenv(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || n <= 0 {
+		return 0, usagef("%s %q: want a positive integer", name, s)
+	}
+	return n, nil
 }
 
 func envOr(name, def string) string {

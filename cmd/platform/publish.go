@@ -39,6 +39,16 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if err != nil {
 		return err
 	}
+	maxPayload, err := positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES")
+	if err != nil {
+		return err
+	}
+	client.Blobs().SetMaxPayloadBytes(maxPayload)
+	for _, e := range events {
+		if err := client.Blobs().CheckPayloadSize(len(e.event.Payload)); err != nil {
+			return usagef("line %d: payload: %v", e.line, err)
+		}
+	}
 	// Every event was checked before the first is sent; a failure now is the storage's, and
 	// the message says exactly how far the batch got.
 	for i, e := range events {

@@ -43,6 +43,7 @@ func hostileEvent(field, value string) string {
 // dates at the ends of the range) is tested where its effect is visible.
 func HostileEvents() []Hostile {
 	deep := `{"a":` + strings.Repeat("[", 11_000) + strings.Repeat("]", 11_000) + "}" // deeper than any decoder should follow
+	zeros := strings.Repeat("0", 64)
 	return []Hostile{
 		{"invalid JSON", `{"eventTypeId":12,`, "JSON"},
 		{"empty body", ` `, "empty message body"},
@@ -72,6 +73,9 @@ func HostileEvents() []Hostile {
 		{"payload nested 11,000 deep", hostileEvent("payload", deep), "JSON"},
 		{"payloadBlob that does not exist", hostileEvent("payloadBlob", `"sha256-0000000000000000000000000000000000000000000000000000000000000000"`), "payloadBlob"},
 		{"payloadBlob escaping its container", hostileEvent("payloadBlob", `"../../secrets"`), "payloadBlob"},
+		{"payloadBlob without its business unit's scope", hostileEvent("payloadBlob", `"sha256-`+zeros+`.json"`), "not a claim-check name of business unit 42"},
+		{"payloadBlob of another business unit", hostileEvent("payloadBlob", `"bu-1/sha256-`+zeros+`.json"`), "not a claim-check name of business unit 42"},
+		{"payloadBlob beside an inline payload", strings.Replace(hostileEvent("payload", `{"firstName":"Ada"}`), `}}`, `},"payloadBlob":"bu-42/sha256-`+zeros+`.json"}`, 1), "never both"},
 		{"unknown event type", hostileEvent("eventTypeId", `9999`), "unknown eventTypeId"},
 	}
 }

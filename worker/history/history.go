@@ -8,7 +8,7 @@
 package history
 
 import (
-	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -19,8 +19,20 @@ import (
 	"github.com/platform/platform/tables"
 )
 
+// DefaultMaxRelated is the default of Config.MaxRelated.
+const DefaultMaxRelated = 100
+
+// Config tunes the history concern.
+type Config struct {
+	// MaxRelated is how many timelines besides its own one event may write (a Submit_Incident
+	// naming its attendees): each is a request, and the list comes from the payload. An event
+	// over it is refused before its first row (PLATFORM_MAX_RELATED). Default 100.
+	MaxRelated int
+}
+
 // Processor writes the entity audit timeline.
 type Processor struct {
+	cfg      Config
 	registry *mappings.HistoryRegistry
 	store    *tables.History
 	blobs    *blobs.Client
@@ -28,8 +40,9 @@ type Processor struct {
 
 // New writes rows for the event types of registry into store; snapshots too large for a row go
 // to blobs.
-func New(registry *mappings.HistoryRegistry, store *tables.History, b *blobs.Client) *Processor {
-	return &Processor{registry: registry, store: store, blobs: b}
+func New(cfg Config, registry *mappings.HistoryRegistry, store *tables.History, b *blobs.Client) *Processor {
+	cfg.MaxRelated = cmp.Or(cfg.MaxRelated, DefaultMaxRelated)
+	return &Processor{cfg: cfg, registry: registry, store: store, blobs: b}
 }
 
 // Name implements the router's PostProcessor.
@@ -41,12 +54,21 @@ func (h *Processor) Accepts(ev *platform.EntityEvent) bool {
 	return ok
 }
 
-// Process implements PostProcessor.
+// Process implements PostProcessor. Every entry is checked before the first row is written,
+// so an event refused is never half-written.
 func (h *Processor) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	m, _ := h.registry.Lookup(ev.EventTypeID)
 	entries, err := m.Entries(ev)
 	if err != nil {
 		return fmt.Errorf("history mapping of event type %d: %w", ev.EventTypeID, err)
+	}
+	if related := len(entries) - 1; related > h.cfg.MaxRelated {
+		return platform.Permanent(fmt.Errorf("history: the event names %d related timelines, at most %d (PLATFORM_MAX_RELATED): no row written", related, h.cfg.MaxRelated))
+	}
+	for _, e := range entries {
+		if err := h.blobs.CheckPayloadSize(len(e.Snapshot)); err != nil {
+			return platform.Permanent(fmt.Errorf("history snapshot for %d:%s: %w", e.EntityTypeID, e.EntityIdentity, err))
+		}
 	}
 	for _, e := range entries {
 		rec := platform.NewHistoryRecord(ev, e)
@@ -63,12 +85,12 @@ func (h *Processor) Process(ctx context.Context, ev *platform.EntityEvent) error
 	return nil
 }
 
-// snapshotBlob names a blob holding snapshot: the event's own claim-check blob when the
-// snapshot is its payload (no second copy), else a new content-addressed one.
+// snapshotBlob names a blob holding snapshot under the event's business unit (the scope a
+// timeline read checks): the event's own claim-check blob when the snapshot is its payload (no
+// second copy), else a new one.
 func (h *Processor) snapshotBlob(ctx context.Context, ev *platform.EntityEvent, snapshot json.RawMessage) (string, error) {
-	if ev.PayloadBlob != "" && bytes.Equal(snapshot, ev.Payload) {
-		return ev.PayloadBlob, nil
+	if name := platform.PayloadBlobName(ev.BusinessUnitID, snapshot); name == ev.PayloadBlob {
+		return name, nil
 	}
-	_, name, err := h.blobs.Offload(ctx, snapshot, 0)
-	return name, err
+	return h.blobs.PutEventPayload(ctx, ev.BusinessUnitID, snapshot)
 }

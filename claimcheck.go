@@ -1,0 +1,45 @@
+package platform
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"strconv"
+	"strings"
+)
+
+// DefaultMaxPayloadBytes is the largest event payload accepted by default, inline or by
+// claim-check, on publish and on read (PLATFORM_MAX_PAYLOAD_BYTES).
+const DefaultMaxPayloadBytes = 1 << 20
+
+// PayloadBlobName is the claim-check name of payload published for business unit
+// businessUnitID: "bu-{businessUnitId}/sha256-{hex of the payload}.json". The scope makes a
+// reference one tenant's own, and the hash makes a name point at one content only.
+func PayloadBlobName(businessUnitID int64, payload []byte) string {
+	sum := sha256.Sum256(payload)
+	return payloadBlobPrefix(businessUnitID) + hex.EncodeToString(sum[:]) + ".json"
+}
+
+func payloadBlobPrefix(businessUnitID int64) string {
+	return "bu-" + strconv.FormatInt(businessUnitID, 10) + "/sha256-"
+}
+
+// ParsePayloadBlobName checks that name is a claim-check name of business unit
+// businessUnitID and returns the SHA-256 it names. Any other name is refused: another
+// tenant's blob, a path, or a name without the bu- scope (older publishers wrote
+// "sha256-{hex}.json": such a message must be published again).
+func ParsePayloadBlobName(businessUnitID int64, name string) (sum [sha256.Size]byte, err error) {
+	prefix := payloadBlobPrefix(businessUnitID)
+	hexSum, ok := strings.CutPrefix(name, prefix)
+	if ok {
+		hexSum, ok = strings.CutSuffix(hexSum, ".json")
+	}
+	if ok && len(hexSum) == 2*sha256.Size && hexSum == strings.ToLower(hexSum) {
+		if _, err := hex.Decode(sum[:], []byte(hexSum)); err == nil {
+			return sum, nil
+		}
+	}
+	return sum, fmt.Errorf("%q is not a claim-check name of business unit %d: want %s<64 lowercase hex digits>.json "+
+		"(names without the bu- scope, written by older publishers, are refused: publish the event again)",
+		truncate(name, 100), businessUnitID, prefix)
+}
