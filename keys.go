@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 )
 
@@ -151,6 +152,31 @@ func escapeRune(r rune) bool {
 		return true
 	}
 	return r < 0x20 || (r >= 0x7f && r <= 0x9f)
+}
+
+// MaxKeyLength is the longest Azure Table PartitionKey or RowKey: 1 KiB of UTF-16, that is 512
+// UTF-16 code units (Azurite refuses longer keys too). A string that becomes a key must fit once
+// escaped: an over-long one is refused when it is given, not found later, when the row it names
+// cannot be written or read (a job whose cancellation key can never be cancelled).
+const MaxKeyLength = 512
+
+// KeyLength is the length of s as a table key: escaped (EscapeKey), in UTF-16 code units.
+func KeyLength(s string) int {
+	n := 0
+	for _, r := range EscapeKey(s) {
+		n += utf16.RuneLen(r)
+	}
+	return n
+}
+
+// CheckKeyLength refuses s, the value of field, when it would not fit in a table key: an
+// ErrInvalidInput naming the field and the limit.
+func CheckKeyLength(field, s string) error {
+	if n := KeyLength(s); n > MaxKeyLength {
+		return fmt.Errorf("%w: %s: at most %d characters once escaped for Azure Tables (each / \\ # ? %% or control byte counts 3), got %d",
+			ErrInvalidInput, field, MaxKeyLength, n)
+	}
+	return nil
 }
 
 // ParseIdentity canonicalises an entity identity given by a person (URL, command line): a UUID

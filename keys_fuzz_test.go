@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf16"
 	"unicode/utf8"
 
 	"github.com/platform/platform"
@@ -85,8 +86,8 @@ func FuzzHistoryRowKey(f *testing.F) {
 // engineers paste keys by hand), and that event's key reads back into the same key: parsing
 // is stable, whatever case or padding the pasted text had.
 func FuzzParseEventKey(f *testing.F) {
-	for _, s := range []string{"11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1",
-		"41:4:42:2026-11-22T10:00:00.0000000Z:2", "1:2:3:4", "1:2:3::4", ":::", "a:b:c:d:e", "11:1:0:2026-11-22T09:00:00Z:1"} {
+	for _, s := range append([]string{"11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1",
+		"41:4:42:2026-11-22T10:00:00.0000000Z:2", "a:b:c:d:e", "11:1:0:2026-11-22T09:00:00Z:1"}, keySeeds...) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, key string) {
@@ -120,4 +121,112 @@ func TestDeliveryKeysReadBack(t *testing.T) {
 	if jk, ok := platform.MessageJobKey("notification-job:101:" + eventKey + "|email|a@example.com"); !ok || jk != "notification-job:101:"+eventKey {
 		t.Fatalf("MessageJobKey: %q %v", jk, ok)
 	}
+}
+
+// keySeeds are pasted-by-hand shapes of every kind of key: the seeds of every key parser's
+// fuzz target, so plain go test runs them all.
+var keySeeds = []string{"", "1:2:3:4", "1:2:3::4", ":::", "|", "||", "a|b", "webhook:", "webhook::", "webhook:a:b", "webhook:a:b:c",
+	"notification-job:101:11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1",
+	"notification-job:101:11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.1234567Z:1|email|a@example.com",
+	"7C9E6679-7425-40DE-944B-E07FC1F90AE7", "00000000-0000-0000-0000-000000000000", "0042", "-1", "9223372036854775808",
+	"01M82K7HT2SY1ZHM05AHMRPCPW", "7ZZZZZZZZZZZZZZZZZZZZZZZZZ", "8ZZZZZZZZZZZZZZZZZZZZZZZZZ", "\x1b[31m\a\r", "\xff\xfe", "é/ü#?%"}
+
+// FuzzParseDeliveryKey: any text is refused or split into a non-empty endpoint id and event
+// key, which join back into the same key.
+func FuzzParseDeliveryKey(f *testing.F) {
+	for _, s := range keySeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		endpoint, eventKey, ok := platform.ParseDeliveryKey(key)
+		if !ok {
+			return
+		}
+		if endpoint == "" || eventKey == "" || strings.Contains(endpoint, ":") {
+			t.Fatalf("ParseDeliveryKey(%q) = %q, %q", key, endpoint, eventKey)
+		}
+		if back := platform.DeliveryKey(endpoint, eventKey); back != key {
+			t.Fatalf("ParseDeliveryKey(%q) = %q, %q, which join to %q", key, endpoint, eventKey, back)
+		}
+	})
+}
+
+// FuzzMessageJobKey: any text is refused or read as a message key whose job key has no '|';
+// a message key made from a job key reads back to that job key.
+func FuzzMessageJobKey(f *testing.F) {
+	for _, s := range keySeeds {
+		f.Add(s, "a@example.com")
+	}
+	f.Fuzz(func(t *testing.T, key, address string) {
+		if jobKey, ok := platform.MessageJobKey(key); ok && (jobKey == "" || strings.Contains(jobKey, "|") || !strings.HasPrefix(key, jobKey+"|")) {
+			t.Fatalf("MessageJobKey(%q) = %q", key, jobKey)
+		}
+		if key == "" || strings.Contains(key, "|") {
+			return // not a job key
+		}
+		mk := platform.MessageKey(key, platform.Recipient{Channel: "email", Address: address})
+		if jobKey, ok := platform.MessageJobKey(mk); !ok || jobKey != key {
+			t.Fatalf("MessageJobKey(MessageKey(%q, …)) = %q, %v", key, jobKey, ok)
+		}
+	})
+}
+
+// FuzzParseIdentity: any text is refused or canonical, and the canonical form reads back to
+// itself; a GUID reads the same way NormalizeGUID reads it.
+func FuzzParseIdentity(f *testing.F) {
+	for _, s := range keySeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if g, err := platform.NormalizeGUID(s); err == nil && g != "" {
+			if again, err := platform.NormalizeGUID(g); err != nil || again != g {
+				t.Fatalf("NormalizeGUID(%q) = %q, which normalises to %q (%v)", s, g, again, err)
+			}
+		}
+		id, err := platform.ParseIdentity(s)
+		if err != nil {
+			return
+		}
+		if again, err := platform.ParseIdentity(id); err != nil || again != id {
+			t.Fatalf("ParseIdentity(%q) = %q, which reads back as %q (%v)", s, id, again, err)
+		}
+		if strings.Contains(id, ":") || platform.EscapeKey(id) != id {
+			t.Fatalf("ParseIdentity(%q) = %q: not safe in a key", s, id)
+		}
+	})
+}
+
+// FuzzSourceKeyTime: any text is refused or read as a ULID, whose time makes a key that sorts
+// no later than it.
+func FuzzSourceKeyTime(f *testing.F) {
+	for _, s := range keySeeds {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, key string) {
+		at, ok := platform.SourceKeyTime(key)
+		if !ok {
+			return
+		}
+		if floor := platform.SourceKeyAt(at); floor > strings.ToUpper(key) {
+			t.Fatalf("SourceKeyTime(%q) = %s, whose smallest key %s sorts after it", key, at, floor)
+		}
+	})
+}
+
+// FuzzCheckKeyLength: any text is measured without a panic, and what CheckKeyLength accepts
+// escapes to a key Azure Tables takes (at most MaxKeyLength UTF-16 code units).
+func FuzzCheckKeyLength(f *testing.F) {
+	for _, s := range append(keySeeds, strings.Repeat("x", platform.MaxKeyLength), strings.Repeat("/", 171), strings.Repeat("😀", 257)) {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		n := platform.KeyLength(s)
+		err := platform.CheckKeyLength("key", s)
+		if (err == nil) != (n <= platform.MaxKeyLength) {
+			t.Fatalf("KeyLength(%.40q) = %d but CheckKeyLength says %v", s, n, err)
+		}
+		if err == nil && len(utf16.Encode([]rune(platform.EscapeKey(s)))) > platform.MaxKeyLength {
+			t.Fatalf("%.40q accepted but escapes to more than %d UTF-16 code units", s, platform.MaxKeyLength)
+		}
+	})
 }
