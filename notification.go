@@ -53,6 +53,7 @@ const (
 	ReasonDisabled           = "disabled"
 	ReasonCancelled          = "cancelled"
 	ReasonNoRecipients       = "no-recipients"
+	ReasonRecipientsRefused  = "recipients-refused" // every recipient refused; the trail says why, one by one
 	ReasonTooManyRecipients  = "too-many-recipients"
 	ReasonNoGeneratorHandler = "no-generator-handler"
 	ReasonNoTemplate         = "no-template"

@@ -7,6 +7,8 @@ import (
 	"io"
 	"mime"
 	"mime/quotedprintable"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -139,6 +141,12 @@ func TestHostileDirectJobs(t *testing.T) {
 		"header in an address": {[]platform.Recipient{{Channel: "email", Address: "a@example.com\r\nBcc: victim@example.com"}}, "recipients[0]"},
 		"not an address":       {[]platform.Recipient{{Channel: "email", Address: "nobody"}}, "recipients[0]"},
 		"private webhook":      {[]platform.Recipient{{Channel: "webhook", Address: "http://169.254.169.254/latest/meta-data"}}, "recipients[0]"},
+		"domain literal":       {[]platform.Recipient{{Channel: "email", Address: "ada@[127.0.0.1]"}}, "domain literal"},
+		"display name":         {[]platform.Recipient{{Channel: "email", Address: `"Victim Manager" <attacker@evil.com>`}}, "no display name"},
+		"group":                {[]platform.Recipient{{Channel: "email", Address: "staff: a@example.com, b@example.com;"}}, "recipients[0]"},
+		"control character":    {[]platform.Recipient{{Channel: "email", Address: "ada\x1b[2J@example.com"}}, "control characters"},
+		"control in a name":    {[]platform.Recipient{{Channel: "email", Address: "ada@example.com", Name: "Ada\a\r"}}, "name"},
+		"address too long":     {[]platform.Recipient{{Channel: "email", Address: strings.Repeat("a", 250) + "@example.com"}}, "at most 254"},
 	} {
 		_, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: c.recipients}, "")
 		if !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
@@ -189,5 +197,91 @@ func TestLongDataInTheSubjectIsClipped(t *testing.T) {
 	subject, _ := new(mime.WordDecoder).DecodeHeader(mails[0].Header.Get("Subject"))
 	if !strings.HasPrefix(subject, "Welcome, Ada Ada") || !strings.HasSuffix(subject, "…") {
 		t.Fatalf("subject %q: want the start of the data, clipped", subject)
+	}
+}
+
+// Recipients taken from event data (a mapping) or from the settings database (subscribers)
+// pass the same check as a direct job's: a refused one is a recorded skip with its reason, in
+// the job's trail, and the job's other recipients still get their message.
+func TestEventDerivedRecipientsAreCheckedAsDirectOnesAre(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0), option(42, 102, true, "email", 0),
+		subscriber(42, 102, "email", "ops@example.com"), subscriber(42, 102, "email", "ada@[127.0.0.1]"),
+		subscriber(42, 102, "email", `"Boss" <boss@evil.com>`), subscriber(42, 102, "email", "bel\a@example.com"))
+	w := env.start(env.config())
+	guardian := strings.Replace(hinted(attendee), `"Guardian@Example.com"`, `"\"Victim Manager\" <attacker@evil.com>"`, 1)
+	incident := `{"eventTypeId":31,"entityTypeId":3,"actionTypeId":4,"entityId":9,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","notificationEventTypeId":102,"payload":{"summary":"s"}}`
+	send(t, w, guardian, incident)
+	drain(t, w)
+
+	var to []string
+	for _, m := range env.smtp.Mails() {
+		to = append(to, m.To...)
+	}
+	if len(to) != 1 || to[0] != "ops@example.com" {
+		t.Fatalf("mail went to %v, want ops@example.com alone", to)
+	}
+	refusals := func(j *platform.NotificationJob) (out []string) {
+		for _, s := range j.Trail {
+			if s.Decision == "recipient refused" {
+				out = append(out, s.Reason)
+			}
+		}
+		return out
+	}
+	g := onlyJob(t, trace(t, w, "notification-job:101:11:1:"+attendee+":2026-11-22T10:00:00.0000000Z:1"))
+	if r := refusals(g); g.State != platform.JobSkipped || g.Reason != platform.ReasonRecipientsRefused || len(r) != 1 || !strings.Contains(r[0], "no display name") {
+		t.Fatalf("guardian job: %s (%s), refusals %q; want Skipped (recipients-refused) naming the display name", g.State, g.Reason, r)
+	}
+	inc := onlyJob(t, trace(t, w, "notification-job:102:31:3:9:2026-11-22T10:00:00.0000000Z:4"))
+	r := strings.Join(refusals(inc), "\n")
+	if inc.State != platform.JobGenerated || len(inc.MessageKeys) != 1 || strings.Count(r, "\n") != 2 ||
+		!strings.Contains(r, "domain literal") || !strings.Contains(r, "no display name") || !strings.Contains(r, "control characters") {
+		t.Fatalf("incident job: %s, %d message(s), refusals:\n%s\nwant Generated, 1 message, 3 refusals with their reasons", inc.State, len(inc.MessageKeys), r)
+	}
+}
+
+// Whatever becomes a table key is checked when the job is created, so a created job can always
+// be cancelled: a cancellation key or idempotency key too long once escaped is a 400 naming
+// the field and the limit, and so is a cancellation of one. A key at the limit works end to end.
+func TestKeysThatCouldNotBeStoredAreRefusedAtCreation(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	post := func(path, body, idem string) (int, string) {
+		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
+		if idem != "" {
+			req.Header.Set("Idempotency-Key", idem)
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, string(b)
+	}
+	job := func(cancellationKey string) string {
+		return `{"notificationEventTypeId":201,"businessUnitId":42,"cancellationKey":"` + cancellationKey + `","recipients":[{"channel":"email","address":"a@example.com"}]}`
+	}
+	for _, c := range []struct{ name, body, idem, want string }{
+		{"2,000-character cancellation key", job(strings.Repeat("k", 2000)), "", "cancellationKey: at most 512"},
+		{"cancellation key of slashes", job(strings.Repeat("/", 200)), "", "cancellationKey: at most 512"},
+		{"long idempotency key", job("k"), strings.Repeat("i", 600), "idempotency key: at most 512"},
+	} {
+		if code, out := post("/v1/notification-jobs", c.body, c.idem); code != http.StatusBadRequest || !strings.Contains(out, c.want) {
+			t.Errorf("%s: %d %s, want 400 mentioning %q", c.name, code, out, c.want)
+		}
+	}
+	if code, out := post("/v1/notification-cancellations", `{"cancellationKey":"`+strings.Repeat("k", 2000)+`"}`, ""); code != http.StatusBadRequest || !strings.Contains(out, "cancellationKey: at most 512") {
+		t.Errorf("cancel with a 2,000-character key: %d %s, want 400", code, out)
+	}
+	atLimit := strings.Repeat("k", platform.MaxKeyLength)
+	if code, out := post("/v1/notification-jobs", job(atLimit), ""); code != http.StatusCreated {
+		t.Fatalf("a cancellation key of %d characters: %d %s", platform.MaxKeyLength, code, out)
+	}
+	if code, out := post("/v1/notification-cancellations", `{"cancellationKey":"`+atLimit+`"}`, ""); code != http.StatusOK {
+		t.Fatalf("cancel with a key of %d characters: %d %s", platform.MaxKeyLength, code, out)
 	}
 }

@@ -39,7 +39,12 @@ func (d Deps) serveCancel(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…"}`)
 		return
 	}
-	if err := d.Notify.Cancel(r.Context(), body.CancellationKey); err != nil {
+	err := d.Notify.Cancel(r.Context(), body.CancellationKey)
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusBadRequest, err.Error())
+		return
+	case err != nil:
 		d.storageError(rw, "cancel notifications", err)
 		return
 	}

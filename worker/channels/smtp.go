@@ -44,13 +44,26 @@ type SMTP struct{ cfg SMTPConfig }
 // NewSMTP returns the email channel that sends through the relay cfg names.
 func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
 
-// CheckAddress implements delivery.Channel: one bare address, so that no line break (a header
-// injection) or display name reaches the relay.
+// CheckAddress implements delivery.Channel: one bare address (checkEmail).
 func (*SMTP) CheckAddress(_ context.Context, address string) error { return checkEmail(address) }
 
+// maxEmail is the longest address SMTP carries (RFC 5321: a 256-octet path, brackets included).
+const maxEmail = 254
+
+// checkEmail accepts one bare address, such as ada@example.com, and nothing else: no display
+// name, angle brackets, comment, group or list (a name in event data must not choose where the
+// mail goes: "Victim" <attacker@evil.com>), no line break (a header injection), no domain
+// literal (ada@[127.0.0.1] names a host, not a mailbox a business would write to), at most
+// 254 characters.
 func checkEmail(address string) error {
+	if len(address) > maxEmail {
+		return fmt.Errorf("%.40q…: an email address has at most %d characters, got %d", address, maxEmail, len(address))
+	}
 	if a, err := mail.ParseAddress(address); err != nil || a.Address != address {
-		return fmt.Errorf("%q is not an email address such as ada@example.com", address)
+		return fmt.Errorf("%q is not one bare email address such as ada@example.com (no display name, angle brackets, comment or list)", address)
+	}
+	if domain := address[strings.LastIndexByte(address, '@')+1:]; strings.HasPrefix(domain, "[") {
+		return fmt.Errorf("%q: a domain literal is not accepted; want a domain name such as example.com", address)
 	}
 	return nil
 }

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"maps"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/platform/platform"
 )
@@ -62,12 +65,18 @@ func (c *Channels) Names() []string {
 	return slices.Sorted(maps.Keys(c.m))
 }
 
-// CheckRecipient refuses a recipient no channel should be handed: an unknown channel, or an
-// address its channel refuses.
+// CheckRecipient refuses a recipient no channel should be handed: an unknown channel, an
+// address or name that is not text (control characters, invalid UTF-8: whoever prints it, a
+// terminal, a log or a mail header, could be steered by it), or an address its channel refuses.
 func (c *Channels) CheckRecipient(ctx context.Context, r platform.Recipient) error {
 	ch, ok := c.Lookup(r.Channel)
 	if !ok {
 		return fmt.Errorf("channel %q: want one of %v", r.Channel, c.Names())
+	}
+	for _, f := range []struct{ name, value string }{{"address", r.Address}, {"name", r.Name}} {
+		if !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, unicode.IsControl) {
+			return fmt.Errorf("%s %.80q: control characters or invalid UTF-8", f.name, f.value)
+		}
 	}
 	return ch.CheckAddress(ctx, r.Address)
 }

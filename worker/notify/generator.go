@@ -9,7 +9,6 @@ import (
 	"slices"
 
 	"github.com/platform/platform"
-	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 )
 
@@ -44,11 +43,14 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 	if err != nil {
 		return err
 	}
-	recipients, err := s.recipients(ctx, job, t.Render, data)
+	recipients, refused, err := s.recipients(ctx, job, t.Render, data)
 	if err != nil {
 		return err
 	}
+	job.Trail = append(job.Trail, refused...)
 	switch {
+	case len(recipients) == 0 && len(refused) > 0:
+		return s.finish(ctx, job, etag, "generator", platform.JobSkipped, platform.ReasonRecipientsRefused)
 	case len(recipients) == 0:
 		return s.finish(ctx, job, etag, "generator", platform.JobSkipped, platform.ReasonNoRecipients)
 	case len(recipients) > MaxRecipients:
@@ -109,35 +111,4 @@ func (s *Service) jobData(ctx context.Context, job *platform.NotificationJob) (m
 		}
 	}
 	return data, nil
-}
-
-// recipients are the job's own, else the renderer's from the data, else the business unit's
-// subscribers; normalised, without duplicates or empty addresses.
-func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob, r *mappings.Renderer, data map[string]any) ([]platform.Recipient, error) {
-	var out []platform.Recipient
-	switch {
-	case len(job.Recipients) > 0:
-		out = job.Recipients
-	case r.Recipients != nil:
-		out = r.Recipients(data)
-	case r.Subscribers:
-		subs, err := s.d.Settings.Subscribers(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
-		if err != nil {
-			return nil, err
-		}
-		for _, sub := range subs {
-			out = append(out, platform.Recipient{Channel: sub.Channel, Address: sub.Address, Name: sub.DisplayName})
-		}
-	}
-	seen := map[string]bool{}
-	var uniq []platform.Recipient
-	for _, r := range out {
-		r = r.Normalize()
-		if r.Address == "" || seen[r.Channel+"|"+r.Address] {
-			continue
-		}
-		seen[r.Channel+"|"+r.Address] = true
-		uniq = append(uniq, r)
-	}
-	return uniq, nil
 }

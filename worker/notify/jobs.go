@@ -131,16 +131,17 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 	if len(d.Recipients) > MaxRecipients {
 		return nil, false, fmt.Errorf("%w: recipients: at most %d, got %d", ErrInvalidJob, MaxRecipients, len(d.Recipients))
 	}
-	for i, r := range d.Recipients {
-		r = r.Normalize()
-		if err := s.d.Channels.CheckRecipient(ctx, r); err != nil {
-			return nil, false, fmt.Errorf("%w: recipients[%d]: %v", ErrInvalidJob, i, err)
+	// Whatever names a row must fit in a table key, or the job could be created and never
+	// cancelled (the cancellation key is the key of its cancellation row). The idempotency key
+	// is hashed into the job key, but is held to the same bound: one rule for every key given.
+	for _, k := range []struct{ field, value string }{{"cancellationKey", d.CancellationKey}, {"idempotency key", idempotencyKey}} {
+		if err := platform.CheckKeyLength(k.field, k.value); err != nil {
+			return nil, false, fmt.Errorf("%w: %v", ErrInvalidJob, err)
 		}
-		d.Recipients[i] = r
 	}
 	j := &platform.NotificationJob{
 		NotificationEventTypeID: id, BusinessUnitID: d.BusinessUnitID, EventData: data,
-		Recipients: d.Recipients, CancellationKey: d.CancellationKey,
+		CancellationKey: d.CancellationKey,
 	}
 	if d.SendAt != nil {
 		j.SendAt = d.SendAt.UTC()
@@ -149,6 +150,13 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 		j.Key = platform.DirectJobKey(id, d.BusinessUnitID, idempotencyKey)
 	} else {
 		j.Key = newUUID()
+	}
+	for i, r := range d.Recipients {
+		r, err := s.checkRecipient(ctx, j.Key, r)
+		if err != nil {
+			return nil, false, fmt.Errorf("%w: recipients[%d]: %v", ErrInvalidJob, i, err)
+		}
+		j.Recipients = append(j.Recipients, r)
 	}
 	stored, created, err := s.ensureJob(ctx, j, "direct")
 	if err != nil {
@@ -165,6 +173,9 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 func (s *Service) Cancel(ctx context.Context, cancellationKey string) error {
 	if cancellationKey == "" {
 		return fmt.Errorf("%w: empty cancellation key", ErrInvalidJob)
+	}
+	if err := platform.CheckKeyLength("cancellationKey", cancellationKey); err != nil {
+		return fmt.Errorf("%w: %v", ErrInvalidJob, err)
 	}
 	_, err := s.cancellations.Cancel(ctx, cancellationKey)
 	return err
