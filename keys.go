@@ -169,12 +169,12 @@ func KeyLength(s string) int {
 	return n
 }
 
-// CheckKeyLength refuses s, the value of field, when it would not fit in a table key: an
-// ErrInvalidInput naming the field and the limit.
+// CheckKeyLength refuses s, the value of field, when it would not fit in a table key, with an
+// error naming the field and the limit (the caller wraps it as its kind of bad input).
 func CheckKeyLength(field, s string) error {
 	if n := KeyLength(s); n > MaxKeyLength {
-		return fmt.Errorf("%w: %s: at most %d characters once escaped for Azure Tables (each / \\ # ? %% or control byte counts 3), got %d",
-			ErrInvalidInput, field, MaxKeyLength, n)
+		return fmt.Errorf("%s: at most %d characters once escaped for Azure Tables (each / \\ # ? %% or control byte counts 3), got %d",
+			field, MaxKeyLength, n)
 	}
 	return nil
 }

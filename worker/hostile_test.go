@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,8 +10,12 @@ import (
 	"mime/quotedprintable"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/testenv"
@@ -241,6 +246,33 @@ func TestEventDerivedRecipientsAreCheckedAsDirectOnesAre(t *testing.T) {
 	}
 }
 
+// A trace is asked for with a key; a key no row could have (malformed, or longer than a table
+// key) is a 400 naming what is wrong, never a panic, a 502 or an empty 200.
+func TestTraceOfAKeyNoRowCouldHaveIs400(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	for _, c := range []struct{ key, want string }{
+		{"1:2:3:4", "not an event key"},
+		{"", "not an event key"},
+		{"\x1b[31m\a", "not an event key"},
+		{"notification-job:" + strings.Repeat("9", 600), "key: at most 512"},
+		{"webhook:01M82K7HT2SY1ZHM05AHMRPCPW:" + strings.Repeat("1", 600), "key: at most 512"},
+		{"notification-job:1|email|" + strings.Repeat("/", 200), "key: at most 512"},
+	} {
+		var body map[string]any
+		code := getJSON(t, srv.URL+"/v1/trace?key="+url.QueryEscape(c.key), &body)
+		if msg, _ := body["error"].(string); code != http.StatusBadRequest || !strings.Contains(msg, c.want) {
+			t.Errorf("trace %.40q: %d %.120v, want 400 mentioning %q", c.key, code, body, c.want)
+		}
+	}
+	var body map[string]string
+	if code := getJSON(t, srv.URL+"/v1/trace?key=1:2:3:4&showBody=please", &body); code != http.StatusBadRequest || !strings.Contains(body["error"], "showBody") {
+		t.Errorf("showBody=please: %d %v, want 400", code, body)
+	}
+}
+
 // Whatever becomes a table key is checked when the job is created, so a created job can always
 // be cancelled: a cancellation key or idempotency key too long once escaped is a 400 naming
 // the field and the limit, and so is a cancellation of one. A key at the limit works end to end.
@@ -283,5 +315,65 @@ func TestKeysThatCouldNotBeStoredAreRefusedAtCreation(t *testing.T) {
 	}
 	if code, out := post("/v1/notification-cancellations", `{"cancellationKey":"`+atLimit+`"}`, ""); code != http.StatusOK {
 		t.Fatalf("cancel with a key of %d characters: %d %s", platform.MaxKeyLength, code, out)
+	}
+}
+
+// A trace withholds what messages say and what jobs carry (a password-reset link is a
+// secret) unless asked for with showBody=true; that access is logged with the key and the
+// remote address, never the body.
+func TestTraceWithholdsBodiesUnlessAsked(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 202, true, "email", 0))
+	cfg := env.config()
+	logs := logtest.NewLocal(cfg.Logger.(*logrus.Logger))
+	w := env.start(cfg)
+	const secret = "tok-3f9a1c"
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 202, BusinessUnitID: 42,
+		EventData:  []byte(`{"resetUrl":"https://example.com/reset?token=` + secret + `"}`),
+		Recipients: []platform.Recipient{{Channel: "email", Address: "u@example.com"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	drain(t, w)
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	get := func(query string) (string, notify.Trace) {
+		resp, err := http.Get(srv.URL + "/v1/trace?key=" + url.QueryEscape(job.Key) + query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		var tr notify.Trace
+		if err := json.Unmarshal(b, &tr); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("trace%s: %d %s", query, resp.StatusCode, b)
+		}
+		return string(b), tr
+	}
+	body, tr := get("")
+	if strings.Contains(body, secret) || !tr.BodiesWithheld || len(tr.Jobs) != 1 || len(tr.Jobs[0].Messages) != 1 {
+		t.Fatalf("default trace: withheld %v, want the bodies withheld and the message listed:\n%s", tr.BodiesWithheld, body)
+	}
+	for _, e := range logs.AllEntries() {
+		if e.Message == "trace with bodies shown" {
+			t.Fatalf("a trace without bodies was logged as showing them: %v", e.Data)
+		}
+	}
+	body, tr = get("&showBody=true")
+	if m := tr.Jobs[0].Messages[0]; tr.BodiesWithheld || !strings.Contains(m.Text, secret) || !strings.Contains(m.HTML, secret) || !strings.Contains(string(tr.Jobs[0].Job.EventData), secret) {
+		t.Fatalf("showBody=true: want text, HTML and event data:\n%s", body)
+	}
+	var shown []*logrus.Entry
+	for _, e := range logs.AllEntries() {
+		if line, _ := e.String(); strings.Contains(line, secret) {
+			t.Fatalf("a log line carries the body: %s", line)
+		}
+		if e.Message == "trace with bodies shown" {
+			shown = append(shown, e)
+		}
+	}
+	if len(shown) != 1 || shown[0].Level != logrus.InfoLevel || shown[0].Data["key"] != job.Key ||
+		!strings.HasPrefix(fmt.Sprint(shown[0].Data["remoteAddr"]), "127.0.0.1:") {
+		t.Fatalf("want one Info line with the key and the remote address, got %d: %+v", len(shown), shown)
 	}
 }

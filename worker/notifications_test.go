@@ -106,7 +106,7 @@ func (e *notifyEnv) start(cfg worker.Config) *worker.Worker {
 
 func trace(t *testing.T, w *worker.Worker, key string) *notify.Trace {
 	t.Helper()
-	tr, err := w.Notify().Trace(context.Background(), key)
+	tr, err := w.Notify().Trace(context.Background(), key, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -256,7 +256,7 @@ func TestTwoDistributorsRacingOnOneMessageCallTheProviderOnce(t *testing.T) {
 	}
 	msgKey := platform.MessageKey(job.Key, platform.Recipient{Channel: "email", Address: "new@example.com"})
 	testenv.Eventually(t, 20*time.Second, "the message row", func() bool {
-		tr, err := a.Notify().Trace(context.Background(), msgKey)
+		tr, err := a.Notify().Trace(context.Background(), msgKey, nil)
 		return err == nil && len(tr.Jobs) == 1 && len(tr.Jobs[0].Messages) == 1
 	})
 	// Replicas race: many deliveries of the same distributor step, to two workers.

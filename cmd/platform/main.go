@@ -7,7 +7,9 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -18,6 +20,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
 
@@ -110,9 +114,49 @@ func isUsage(err error) bool {
 	return errors.As(err, &u)
 }
 
-// oneLine keeps the reason on one line, whatever the error wrapped.
+// oneLine keeps the reason on one line, whatever the error wrapped, and printable (clean).
 func oneLine(err error) string {
-	return strings.Join(strings.Fields(err.Error()), " ")
+	return clean(strings.Join(strings.Fields(err.Error()), " "))
+}
+
+// clean makes data the CLI did not write itself (keys, addresses, reasons, summaries, URLs:
+// anything read from storage or echoed from input) safe to print on a terminal: control
+// characters (ESC, BEL, CR, LF, TAB…), Unicode line separators and bidirectional overrides,
+// and bytes that are not UTF-8 are printed escaped, as Go writes them in a quoted string
+// (\x1b, \r, \u202e, \xff), so no value can move the cursor, recolour or rewrite the
+// screen, or break a table's lines. Printable text, backslashes included, is left as it is, so
+// a printed key can be pasted back. Every human-readable output goes through it; --json
+// output is escaped by encoding/json already.
+func clean(s string) string {
+	if !strings.ContainsFunc(s, unprintable) && utf8.ValidString(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size == 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case unprintable(r):
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// unprintable: what a terminal would act on rather than show.
+func unprintable(r rune) bool {
+	switch {
+	case unicode.IsControl(r), r == '\u2028', r == '\u2029':
+		return true
+	case r >= '\u202a' && r <= '\u202e', r >= '\u2066' && r <= '\u2069', r == '\u200e', r == '\u200f', r == '\u061c':
+		return true // bidirectional controls: they reorder what follows
+	}
+	return false
 }
 
 // config is docs/contracts.md, "Configuration": environment variables, each overridden by a flag
@@ -276,3 +320,34 @@ func runVersion(_ context.Context, args []string, _ io.Reader, stdout io.Writer)
 	fmt.Fprintf(stdout, "platform %s (%s)\n", version, runtime.Version())
 	return nil
 }
+
+// printJSON writes v as indented JSON. encoding/json escapes C0 controls, U+2028 and U+2029
+// but passes DEL, C1 controls (U+009B is a CSI on some terminals) and bidirectional controls
+// through as they are: those become \uXXXX escapes too, which is still the same JSON.
+func printJSON(w io.Writer, v any) error {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	out := b.String()
+	if strings.ContainsFunc(out, unprintableInJSON) {
+		var e strings.Builder
+		for _, r := range out {
+			if unprintableInJSON(r) {
+				fmt.Fprintf(&e, `\u%04x`, r)
+				continue
+			}
+			e.WriteRune(r)
+		}
+		out = e.String()
+	}
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+// unprintableInJSON is unprintable but for the newlines JSON's indentation writes itself (any
+// in the data are escaped already).
+func unprintableInJSON(r rune) bool { return r != '\n' && unprintable(r) }

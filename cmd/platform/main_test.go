@@ -5,7 +5,12 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
 	"path/filepath"
+	"reflect"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +19,10 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/settings"
+	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/outbox"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 func TestMain(m *testing.M) { testenv.Main(m) }
@@ -254,5 +263,149 @@ func TestWebhooksCommands(t *testing.T) {
 	}
 	if code, _, _ := cli(t, "", "webhooks", "disable", "--namespace", ns, "01M82BZCKX5JFX81FM1PJ46KQF"); code != 2 {
 		t.Fatalf("disable of an unknown endpoint: %d", code)
+	}
+}
+
+// The command line's trace and the HTTP API's give the same answer for the same key, webhook
+// deliveries included (the command line used to skip them: it never read the endpoints), with
+// bodies withheld by default and shown on request alike.
+func TestCLITraceAndHTTPTraceAgree(t *testing.T) {
+	t.Parallel()
+	ns := testenv.Namespace(t)
+	dsn := filepath.Join(t.TempDir(), "settings.db")
+	db, err := settings.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Exec(context.Background(), `INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, 101, true, 'email', 0`)
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
+	defer hook.Close()
+	w, err := worker.New(worker.Config{Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: dsn, HTTPAddr: "127.0.0.1:0",
+		WebhookAllowlist: []string{"127.0.0.1"}, Outbox: outbox.Config{Disabled: true},
+		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := w.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: hook.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
+		t.Fatal(err)
+	}
+	event := `{"eventTypeId":11,"entityTypeId":1,"actionTypeId":1,"entityGuid":"` + guid + `","businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z",` +
+		`"notificationEventTypeId":101,"payload":{"firstName":"Ada","guardianEmail":"guardian@example.com"}}`
+	if err := w.Queues().Enqueue(ctx, platform.QueueEntityEvents, event, 0); err != nil {
+		t.Fatal(err)
+	}
+	drainCtx, cancel := context.WithTimeout(ctx, 60*time.Second)
+	defer cancel()
+	if err := w.WaitDrained(drainCtx, 50*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	key := "11:1:" + guid + ":2026-11-22T10:00:00.0000000Z:1"
+	for _, c := range []struct{ query, flag string }{{"", ""}, {"&showBody=true", "--show-body"}} {
+		resp, err := http.Get("http://" + w.HTTPAddr() + "/v1/trace?key=" + url.QueryEscape(key) + c.query)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var fromHTTP, fromCLI map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&fromHTTP)
+		resp.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		args := []string{"trace", "--namespace", string(ns), key, "--json"}
+		if c.flag != "" {
+			args = append(args, c.flag)
+		}
+		code, out, errOut := cli(t, "", args...)
+		if code != 0 || json.Unmarshal([]byte(out), &fromCLI) != nil {
+			t.Fatalf("%v: %d %s %s", args, code, out, errOut)
+		}
+		if d, _ := fromHTTP["deliveries"].([]any); len(d) != 1 || len(fromHTTP["jobs"].([]any)) != 1 {
+			t.Fatalf("HTTP trace%s: want one job and one webhook delivery: %v", c.query, fromHTTP)
+		}
+		if !reflect.DeepEqual(fromCLI, fromHTTP) {
+			t.Fatalf("%v differs from GET /v1/trace%s:\ncli:  %v\nhttp: %v", args, c.query, fromCLI, fromHTTP)
+		}
+		withheld, shown := fromCLI["bodiesWithheld"] == true, strings.Contains(out, "now has a profile")
+		if withheld != (c.flag == "") || shown == withheld {
+			t.Fatalf("%v: bodiesWithheld %v, body shown %v", args, withheld, shown)
+		}
+	}
+	code, out, _ := cli(t, "", "trace", "--namespace", string(ns), key)
+	if code != 0 || !regexp.MustCompile(`(?m)^  delivery +webhook:`).MatchString(out) || !strings.Contains(out, "bodies withheld") {
+		t.Fatalf("trace: %d\n%s", code, out)
+	}
+}
+
+// Data the command line did not write (keys, reasons, notes) is printed with its control
+// characters escaped: a key cannot move the cursor, retitle the terminal or rewrite a line.
+// A key that could not be stored is refused with exit 2 naming the field and the limit.
+func TestCLIEscapesControlCharactersAndRefusesKeysTooLong(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	raw := func(s string) bool {
+		return strings.ContainsFunc(s, func(r rune) bool { return r != '\n' && unprintable(r) })
+	}
+	hostile := "notification-job:\x1b]0;owned\a\r\x1b[2K\u202e"
+	code, out, errOut := cli(t, "", "trace", "--namespace", ns, hostile)
+	if code != 0 || raw(out) || !strings.Contains(out, `notification-job:\x1b]0;owned\a\r\x1b[2K\u202e`) {
+		t.Errorf("trace %q: %d, printed %q %q; want the key escaped", hostile, code, out, errOut)
+	}
+	if code, out, errOut := cli(t, "", "cancel", "--namespace", ns, "k\x1b[2J\a"); code != 0 || raw(out) || !strings.Contains(out, `k\x1b[2J\a`) {
+		t.Errorf("cancel: %d, printed %q %q; want the key escaped", code, out, errOut)
+	}
+	if code, _, errOut := cli(t, "", "trace", "--namespace", ns, "\x1b[31m\a"); code != 2 || raw(errOut) {
+		t.Errorf("trace of junk: %d, stderr %q", code, errOut)
+	}
+
+	long := strings.Repeat("k", 2000)
+	for _, c := range []struct {
+		stdin string
+		args  []string
+		want  string
+	}{
+		{`{"notificationEventTypeId":201,"businessUnitId":42,"cancellationKey":"` + long + `","recipients":[{"channel":"email","address":"a@example.com"}]}`,
+			[]string{"notify", "--namespace", ns, "-"}, "cancellationKey: at most 512"},
+		{`{"notificationEventTypeId":201,"businessUnitId":42,"recipients":[{"channel":"email","address":"ada@[127.0.0.1]"}]}`,
+			[]string{"notify", "--namespace", ns, "-"}, "domain literal"},
+		{"", []string{"cancel", "--namespace", ns, long}, "cancellationKey: at most 512"},
+		{"", []string{"trace", "--namespace", ns, "notification-job:" + long}, "key: at most 512"},
+	} {
+		if code, _, errOut := cli(t, c.stdin, c.args...); code != 2 || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%.60v: exit %d, %.200q; want 2 with one line mentioning %q", c.args, code, errOut, c.want)
+		}
+	}
+}
+
+func TestCleanEscapesWhatATerminalWouldActOn(t *testing.T) {
+	for in, want := range map[string]string{
+		"plain key: é ü 😀": "plain key: é ü 😀",
+		`a\b/c#d?e%f`:      `a\b/c#d?e%f`,
+		"\x1b[31mred\a":    `\x1b[31mred\a`,
+		"line\r\nbreak\t":  `line\r\nbreak\t`,
+		"\u009b2J\x7f":     `\u009b2J\x7f`,
+		"\u202eevil\u2028": `\u202eevil\u2028`,
+		"bad \xff\xfe":     `bad \xff\xfe`,
+	} {
+		if got := clean(in); got != want {
+			t.Errorf("clean(%q) = %q, want %q", in, got, want)
+		}
+	}
+	var b bytes.Buffer
+	v := map[string]string{"k": "\x1b\u009b\u202e\x7f\u2028"}
+	if err := printJSON(&b, v); err != nil {
+		t.Fatal(err)
+	}
+	var back map[string]string
+	if err := json.Unmarshal(b.Bytes(), &back); err != nil || !reflect.DeepEqual(back, v) || strings.ContainsFunc(strings.TrimSpace(b.String()), func(r rune) bool { return r != '\n' && unprintable(r) }) {
+		t.Fatalf("printJSON wrote %q (%v): want escapes only, decoding to the same value", b.String(), err)
 	}
 }

@@ -55,7 +55,7 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, job.Key)
+	fmt.Fprintln(stdout, clean(job.Key))
 	return nil
 }
 
@@ -76,10 +76,14 @@ func runCancel(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err := w.Setup(ctx); err != nil {
 		return err
 	}
-	if err := w.Notify().Cancel(ctx, fs.Arg(0)); err != nil {
+	err = w.Notify().Cancel(ctx, fs.Arg(0))
+	if errors.Is(err, platform.ErrInvalidInput) {
+		return usageError{err}
+	}
+	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "cancelled %s: jobs carrying it that are not generated yet will be skipped\n", fs.Arg(0))
+	fmt.Fprintf(stdout, "cancelled %s: jobs carrying it that are not generated yet will be skipped\n", clean(fs.Arg(0)))
 	return nil
 }
 
@@ -110,20 +114,22 @@ func runSeed(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) 
 		if err := db.Exec(ctx, script); err != nil {
 			return fmt.Errorf("%s: %w (nothing of it was applied)", fs.Arg(i), err)
 		}
-		fmt.Fprintf(stdout, "applied %s\n", fs.Arg(i))
+		fmt.Fprintf(stdout, "applied %s\n", clean(fs.Arg(i)))
 	}
 	return nil
 }
 
 func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	var (
-		cfg    config
-		asJSON bool
+		cfg      config
+		asJSON   bool
+		showBody bool
 	)
-	fs := newFlagSet("trace", "KEY [--json]")
+	fs := newFlagSet("trace", "KEY [--json] [--show-body]")
 	cfg.register(fs, false)
 	fs.BoolVar(&asJSON, "json", false, "print the chain as JSON")
-	// Accept the flag after the key too: platform trace KEY --json.
+	fs.BoolVar(&showBody, "show-body", false, "include what the messages say and the jobs' event data (withheld by default: a body may hold a secret; the access is logged)")
+	// Accept the flags after the key too: platform trace KEY --json.
 	var positional []string
 	for len(args) > 0 {
 		if err := parseFlags(fs, args, stdout); err != nil {
@@ -135,13 +141,24 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 		}
 	}
 	if len(positional) != 1 {
-		return usagef("want one KEY: an event key, a job key or a message key")
+		return usagef("want one KEY: an event key, a job key, a message key or a delivery key")
 	}
-	w, err := cfg.worker(nil)
+	log, err := cfg.logger(os.Stderr)
 	if err != nil {
 		return err
 	}
-	t, err := w.Notify().Trace(ctx, positional[0])
+	w, err := cfg.worker(log)
+	if err != nil {
+		return err
+	}
+	// The worker reads the webhook endpoints when it starts; the trace needs them too, to
+	// list an event's deliveries.
+	endpoints := w.Webhooks().Refresher()
+	if err := endpoints.Start(ctx); err != nil {
+		return err
+	}
+	defer func() { _ = endpoints.Stop(context.WithoutCancel(ctx)) }()
+	t, err := w.Notify().Trace(ctx, positional[0], &notify.TraceOptions{ShowBody: showBody, Requester: "cli"})
 	if errors.Is(err, platform.ErrInvalidInput) {
 		return usageError{err}
 	}
@@ -149,22 +166,42 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 		return err
 	}
 	if asJSON {
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		return enc.Encode(t)
+		return printJSON(stdout, t)
 	}
 	printTrace(stdout, t)
 	return nil
 }
 
+// printTrace prints t for a person; every value it did not write itself goes through clean.
 func printTrace(out io.Writer, t *notify.Trace) {
 	tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
 	defer tw.Flush()
+	step := func(indent string, s platform.Step) {
+		fmt.Fprintf(tw, "%s%s\t%s %s %s\n", indent, s.At.Format("15:04:05.000"), clean(s.Stage), clean(s.Decision), clean(s.Reason))
+	}
+	message := func(label string, m *platform.OutgoingMessage) {
+		fmt.Fprintf(tw, "  %s\t%s\n", label, clean(m.Key))
+		line := fmt.Sprintf("%s, %d attempt(s)", m.State, m.Attempts)
+		if m.ProviderID != "" {
+			line += ", provider id " + m.ProviderID
+		}
+		fmt.Fprintf(tw, "    state\t%s\n", clean(line))
+		if m.LastError != "" {
+			fmt.Fprintf(tw, "    last error\t%s\n", clean(strings.Join(strings.Fields(m.LastError), " ")))
+		}
+		for _, body := range []struct{ name, text string }{{"subject", m.Subject}, {"text", m.Text}, {"html", m.HTML}} {
+			if body.text != "" {
+				fmt.Fprintf(tw, "    %s\t%s\n", body.name, clean(body.text))
+			}
+		}
+		for _, s := range m.Trail {
+			step("    ", s)
+		}
+	}
 	if e := t.Event; e != nil {
-		fmt.Fprintf(tw, "event\t%s\n", e.EventKey)
+		fmt.Fprintf(tw, "event\t%s\n", clean(e.EventKey))
 		if h := e.History; h != nil {
-			fmt.Fprintf(tw, "  history\t%s (%s: %s)\n", h.HistoryEventKey, h.Action, h.Summary)
+			fmt.Fprintf(tw, "  history\t%s (%s: %s)\n", clean(h.HistoryEventKey), clean(h.Action), clean(h.Summary))
 		}
 		if e.Hint != 0 {
 			fmt.Fprintf(tw, "  hint\t%d\n", e.Hint)
@@ -174,7 +211,7 @@ func printTrace(out io.Writer, t *notify.Trace) {
 		}
 	}
 	for _, tj := range t.Jobs {
-		fmt.Fprintf(tw, "job\t%s\n", tj.JobKey)
+		fmt.Fprintf(tw, "job\t%s\n", clean(tj.JobKey))
 		j := tj.Job
 		if j == nil {
 			fmt.Fprintf(tw, "  state\t(not created)\n")
@@ -184,27 +221,22 @@ func printTrace(out io.Writer, t *notify.Trace) {
 		if j.Reason != "" {
 			state += " (" + j.Reason + ")"
 		}
-		fmt.Fprintf(tw, "  state\t%s\n", state)
+		fmt.Fprintf(tw, "  state\t%s\n", clean(state))
 		fmt.Fprintf(tw, "  type\t%d, business unit %d, created %s\n", j.NotificationEventTypeID, j.BusinessUnitID, j.CreatedAt.Format(time.RFC3339))
+		if len(j.EventData) > 0 {
+			fmt.Fprintf(tw, "  event data\t%s\n", clean(string(j.EventData)))
+		}
 		for _, s := range j.Trail {
-			fmt.Fprintf(tw, "  %s\t%s %s %s\n", s.At.Format("15:04:05.000"), s.Stage, s.Decision, s.Reason)
+			step("  ", s)
 		}
 		for _, m := range tj.Messages {
-			fmt.Fprintf(tw, "  message\t%s\n", m.Key)
-			line := fmt.Sprintf("%s, %d attempt(s)", m.State, m.Attempts)
-			if m.ProviderID != "" {
-				line += ", provider id " + m.ProviderID
-			}
-			fmt.Fprintf(tw, "    state\t%s\n", line)
-			if m.LastError != "" {
-				fmt.Fprintf(tw, "    last error\t%s\n", strings.Join(strings.Fields(m.LastError), " "))
-			}
-			for _, s := range m.Trail {
-				fmt.Fprintf(tw, "    %s\t%s %s %s\n", s.At.Format("15:04:05.000"), s.Stage, s.Decision, s.Reason)
-			}
+			message("message", m)
 		}
 	}
+	for _, m := range t.Deliveries {
+		message("delivery", m)
+	}
 	for _, n := range t.Notes {
-		fmt.Fprintf(tw, "note\t%s\n", n)
+		fmt.Fprintf(tw, "note\t%s\n", clean(n))
 	}
 }

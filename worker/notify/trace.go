@@ -7,12 +7,13 @@ import (
 	"strings"
 
 	"github.com/platform/platform"
+	"github.com/sirupsen/logrus"
 )
 
 // Trace answers "why did this (not) send?" for an event key, a job key, a message key or a
 // webhook delivery key: the chain from the event's history row through each job (state,
 // reason, trail) to each outgoing message (state, attempts, provider id, last error), and the
-// event's webhook deliveries.
+// event's webhook deliveries. Bodies are withheld unless asked for (TraceOptions.ShowBody).
 type Trace struct {
 	Key   string      `json:"key"`
 	Kind  string      `json:"kind"` // event, job, message or delivery
@@ -20,8 +21,21 @@ type Trace struct {
 	Jobs  []TraceJob  `json:"jobs,omitempty"`
 	// Deliveries are the event's webhook deliveries, one per subscribed endpoint.
 	Deliveries []*platform.OutgoingMessage `json:"deliveries,omitempty"`
+	// BodiesWithheld: the messages' subject, text and HTML, the deliveries' bodies and the
+	// jobs' event data were left out (TraceOptions.ShowBody).
+	BodiesWithheld bool `json:"bodiesWithheld,omitempty"`
 	// Notes are plain sentences for the reader: what is missing and what to look at.
 	Notes []string `json:"notes,omitempty"`
+}
+
+// TraceOptions are what a trace shows. The zero value withholds bodies.
+type TraceOptions struct {
+	// ShowBody returns what messages say (subject, text, HTML, a delivery's body) and what jobs
+	// carry (event data). Off by default: a body may hold a secret, such as a password-reset
+	// link, that a support engineer tracing a key has no need to see.
+	ShowBody bool
+	// Requester is who asks (a remote address, "cli"): logged with the key when ShowBody is set.
+	Requester string
 }
 
 // TraceEvent is what the worker recorded of the event itself.
@@ -40,12 +54,57 @@ type TraceJob struct {
 	Messages []*platform.OutgoingMessage `json:"messages,omitempty"`
 }
 
-// Trace builds the chain for key.
-func (s *Service) Trace(ctx context.Context, key string) (*Trace, error) {
-	t := &Trace{Key: key}
-	var jobKeys []string
+// Trace builds the chain for key. A key that no row could have is a platform.ErrInvalidInput.
+// o may be nil (bodies withheld).
+func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trace, error) {
+	var opts TraceOptions
+	if o != nil {
+		opts = *o
+	}
+	kind, err := traceKind(key)
+	if err != nil {
+		return nil, err
+	}
+	if opts.ShowBody {
+		s.d.Log.WithFields(logrus.Fields{"key": key, "remoteAddr": opts.Requester}).Info("trace with bodies shown")
+	}
+	t, err := s.trace(ctx, key, kind)
+	if err != nil {
+		return nil, err
+	}
+	if !opts.ShowBody {
+		t.withholdBodies()
+	}
+	return t, nil
+}
+
+// traceKind tells what key names: a delivery, a message, a job or an event. Anything else, or
+// a key too long to be any row's, is invalid input.
+func traceKind(key string) (string, error) {
+	const want = "an event key, a job key, a message key or a delivery key"
+	if err := platform.CheckKeyLength("key", key); err != nil {
+		return "", fmt.Errorf("%w: %v: want %s", platform.ErrInvalidInput, err, want)
+	}
 	if _, _, ok := platform.ParseDeliveryKey(key); ok {
-		t.Kind = "delivery"
+		return "delivery", nil
+	}
+	if _, ok := platform.MessageJobKey(key); ok {
+		return "message", nil
+	}
+	if g, err := platform.NormalizeGUID(key); strings.HasPrefix(key, "notification-job:") || (err == nil && g != "") {
+		return "job", nil
+	}
+	if _, err := platform.ParseEventKey(key); err != nil {
+		return "", fmt.Errorf("%w: %q is not %s", platform.ErrInvalidInput, key, want)
+	}
+	return "event", nil
+}
+
+func (s *Service) trace(ctx context.Context, key, kind string) (*Trace, error) {
+	t := &Trace{Key: key, Kind: kind}
+	var jobKeys []string
+	switch kind {
+	case "delivery":
 		m, err := s.d.Distributor.Get(ctx, key)
 		if errors.Is(err, platform.ErrNotFound) {
 			t.Notes = append(t.Notes, "no such delivery: the event has not been processed, or the endpoint did not subscribe to it then")
@@ -56,13 +115,13 @@ func (s *Service) Trace(ctx context.Context, key string) (*Trace, error) {
 		}
 		t.Deliveries = []*platform.OutgoingMessage{m}
 		return t, nil
-	}
-	if jobKey, ok := platform.MessageJobKey(key); ok {
-		t.Kind, jobKeys = "message", []string{jobKey}
-	} else if g, err := platform.NormalizeGUID(key); strings.HasPrefix(key, "notification-job:") || (err == nil && g != "") {
-		t.Kind, jobKeys = "job", []string{key}
-	} else {
-		t.Kind = "event"
+	case "message":
+		jobKey, _ := platform.MessageJobKey(key)
+		jobKeys = []string{jobKey}
+	case "job":
+		jobKeys = []string{key}
+	default:
+		var err error
 		if jobKeys, err = s.traceEvent(ctx, t, key); err != nil {
 			return nil, err
 		}
@@ -77,12 +136,40 @@ func (s *Service) Trace(ctx context.Context, key string) (*Trace, error) {
 	return t, nil
 }
 
+// withholdBodies leaves out of t what messages say and what jobs carry, on copies: the rows
+// read may be cached by whoever returned them.
+func (t *Trace) withholdBodies() {
+	hide := func(ms []*platform.OutgoingMessage) {
+		for i, m := range ms {
+			c := *m
+			if c.Subject != "" || c.Text != "" || c.HTML != "" || c.BodyBlob != "" {
+				c.Subject, c.Text, c.HTML, c.BodyBlob = "", "", "", ""
+				t.BodiesWithheld = true
+			}
+			ms[i] = &c
+		}
+	}
+	hide(t.Deliveries)
+	for i := range t.Jobs {
+		tj := &t.Jobs[i]
+		hide(tj.Messages)
+		if tj.Job != nil && (len(tj.Job.EventData) > 0 || tj.Job.EventDataBlob != "") {
+			c := *tj.Job
+			c.EventData, c.EventDataBlob = nil, ""
+			tj.Job, t.BodiesWithheld = &c, true
+		}
+	}
+	if t.BodiesWithheld {
+		t.Notes = append(t.Notes, "bodies withheld (subject, text, HTML, event data): ask with --show-body (API: showBody=true); that access is logged")
+	}
+}
+
 // traceEvent fills in what the worker recorded of event key and returns the keys of the jobs
 // the event asks for.
 func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]string, error) {
 	ev, err := platform.ParseEventKey(key)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %q is not an event key, a job key, a message key or a delivery key", platform.ErrInvalidInput, key)
+		return nil, err
 	}
 	te := &TraceEvent{EventKey: key}
 	t.Event = te
