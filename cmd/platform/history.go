@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -81,31 +80,28 @@ func runHistory(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 		if rows == nil {
 			rows = []platform.HistoryRecord{}
 		}
-		enc := json.NewEncoder(stdout)
-		enc.SetEscapeHTML(false)
-		enc.SetIndent("", "  ")
-		if err := enc.Encode(rows); err != nil {
+		if err := printJSON(stdout, rows); err != nil {
 			return err
 		}
 		if next != "" {
-			fmt.Fprintf(os.Stderr, "more rows: add --after %s\n", next)
+			fmt.Fprintf(os.Stderr, "more rows: add --after %s\n", clean(next))
 		}
 		return nil
 	}
 	if len(rows) == 0 {
-		fmt.Fprintf(stdout, "no history for entity type %d, identity %s\n", entityType, identity)
+		fmt.Fprintf(stdout, "no history for entity type %d, identity %s\n", entityType, clean(identity))
 		return nil
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "CREATED ON (UTC)\tEVENT\tACTION\tSUMMARY\tHISTORY EVENT KEY")
 	for _, r := range rows {
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", platform.FormatCreatedOn(r.CreatedOn), r.EventTypeID, r.Action, r.Summary, r.HistoryEventKey)
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", platform.FormatCreatedOn(r.CreatedOn), r.EventTypeID, clean(r.Action), clean(r.Summary), clean(r.HistoryEventKey))
 	}
 	if err := tw.Flush(); err != nil {
 		return err
 	}
 	if next != "" {
-		fmt.Fprintf(stdout, "more rows: add --after %s\n", next)
+		fmt.Fprintf(stdout, "more rows: add --after %s\n", clean(next))
 	}
 	return nil
 }

@@ -55,7 +55,7 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(stdout, in.SourceKey)
+		fmt.Fprintln(stdout, clean(in.SourceKey))
 		return nil
 	case "confirm", "discard":
 		if fs.NArg() != 1 {
@@ -75,7 +75,7 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		case err != nil:
 			return err
 		}
-		fmt.Fprintf(stdout, "%s %s\n", in.SourceKey, in.State)
+		fmt.Fprintf(stdout, "%s %s\n", clean(in.SourceKey), clean(string(in.State)))
 		return nil
 	}
 	return usagef("unknown subcommand %q: want append, confirm or discard", args[0])
@@ -121,7 +121,7 @@ func runReconcile(ctx context.Context, args []string, _ io.Reader, stdout io.Wri
 		return usageError{err}
 	}
 	for _, r := range results {
-		fmt.Fprintf(stdout, "%s: published %d events from %s; watermark now %s\n", r.Provider, r.Published, r.From.Format(time.RFC3339), r.Watermark.Format(time.RFC3339))
+		fmt.Fprintf(stdout, "%s: published %d events from %s; watermark now %s\n", clean(r.Provider), r.Published, r.From.Format(time.RFC3339), r.Watermark.Format(time.RFC3339))
 	}
 	return err
 }

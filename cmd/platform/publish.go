@@ -56,7 +56,7 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		if err != nil {
 			return fmt.Errorf("published %d of %d events; the event at line %d was not: %w", i, len(events), e.line, err)
 		}
-		fmt.Fprintln(stdout, key)
+		fmt.Fprintln(stdout, clean(key))
 	}
 	return nil
 }

@@ -37,6 +37,6 @@ func runRedrive(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	if err != nil {
 		return fmt.Errorf("moved %d messages, then: %w", n, err)
 	}
-	fmt.Fprintf(stdout, "moved %d messages from %s back to %s\n", n, platform.PoisonQueue(queue), queue)
+	fmt.Fprintf(stdout, "moved %d messages from %s back to %s\n", n, clean(platform.PoisonQueue(queue)), clean(queue))
 	return nil
 }

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -86,14 +85,12 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			return err
 		}
 		if asJSON {
-			enc := json.NewEncoder(stdout)
-			enc.SetIndent("", "  ")
-			return enc.Encode(all)
+			return printJSON(stdout, all)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 		fmt.Fprintln(tw, "ID\tBUSINESS UNIT\tEVENT TYPES\tENABLED\tURL")
 		for _, e := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\n", e.ID, e.BusinessUnitID, e.EventTypes, e.Enabled, e.URL)
+			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\n", clean(e.ID), e.BusinessUnitID, e.EventTypes, e.Enabled, clean(e.URL))
 		}
 		return tw.Flush()
 	case "disable":
@@ -107,7 +104,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "disabled %s\n", fs.Arg(0))
+		fmt.Fprintf(stdout, "disabled %s\n", clean(fs.Arg(0)))
 	}
 	return nil
 }
