@@ -69,7 +69,7 @@ func ExampleNotifications() []NotificationType {
 	return []NotificationType{
 		{ID: NotificationAttendeeNewProfile, Name: "AttendeeNewProfile", Path: FromEvents, Render: &Renderer{
 			Template:   "attendee-new-profile",
-			Recipients: EmailField("guardianEmail", "guardianName"),
+			Recipients: EmailField("guardianEmail"),
 			Default: &Template{
 				Subject: "A new profile for {{.Data.firstName}}",
 				Text:    "Hello {{with .Recipient.Name}}{{.}}{{else}}there{{end}},\n\n{{.Data.firstName}} {{.Data.lastName}} now has a profile with us.\n",

@@ -249,14 +249,15 @@ func (m ChangedFieldsMapping) Match(ev *platform.EntityEvent) (json.RawMessage, 
 	return data, err == nil, err
 }
 
-// EmailField reads the recipient from a field of the job's data, e.g. guardianEmail.
-func EmailField(field, nameField string) func(map[string]any) []platform.Recipient {
+// EmailField reads the recipient from a field of the job's data, e.g. guardianEmail. It takes
+// no display name: a name from event data would let whoever writes the event choose what the
+// recipient's mail client shows as the addressee (and the generator drops one anyway).
+func EmailField(field string) func(map[string]any) []platform.Recipient {
 	return func(data map[string]any) []platform.Recipient {
 		addr, _ := data[field].(string)
 		if strings.TrimSpace(addr) == "" {
 			return nil
 		}
-		name, _ := data[nameField].(string)
-		return []platform.Recipient{{Channel: platform.ChannelEmail, Address: addr, Name: name}}
+		return []platform.Recipient{{Channel: platform.ChannelEmail, Address: addr}}
 	}
 }

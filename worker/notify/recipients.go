@@ -2,7 +2,9 @@ package notify
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"net"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/mappings"
@@ -37,7 +39,11 @@ func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob,
 	case len(job.Recipients) > 0:
 		out = job.Recipients
 	case r.Recipients != nil:
-		out = r.Recipients(data)
+		// From event data: a bare address, never a display name the event's writer chose.
+		for _, rec := range r.Recipients(data) {
+			rec.Name = ""
+			out = append(out, rec)
+		}
 	case r.Subscribers:
 		subs, err := s.d.Settings.Subscribers(ctx, job.BusinessUnitID, job.NotificationEventTypeID)
 		if err != nil {
@@ -61,6 +67,9 @@ func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob,
 			if ctx.Err() != nil {
 				return nil, nil, ctx.Err()
 			}
+			if transient(err) {
+				return nil, nil, err // a resolver that timed out says nothing about the address: retry
+			}
 			refused = append(refused, platform.NewStep("generator", "recipient refused", fmt.Sprintf("recipients[%d]: %v", i, err)))
 			continue
 		}
@@ -71,4 +80,11 @@ func (s *Service) recipients(ctx context.Context, job *platform.NotificationJob,
 		refused = append(refused[:maxRefusalSteps-1], platform.NewStep("generator", "recipient refused", fmt.Sprintf("and %d more", more)))
 	}
 	return uniq, refused, nil
+}
+
+// transient reports an error of the resolver rather than of the address (a webhook URL's host
+// lookup that timed out or failed for now): the job is retried, not the recipient refused.
+func transient(err error) bool {
+	var de *net.DNSError
+	return errors.As(err, &de) && (de.IsTimeout || de.IsTemporary)
 }

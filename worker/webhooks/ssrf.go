@@ -77,6 +77,9 @@ func (t *Targets) CheckURL(ctx context.Context, raw string) error {
 	if errors.Is(err, ErrForbiddenTarget) {
 		return err
 	}
+	if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) && (dnsErr.IsTimeout || dnsErr.IsTemporary) {
+		return fmt.Errorf("webhook host %s: %w", host, err) // the resolver failed, not the URL: worth a retry
+	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrForbiddenTarget, host, err)
 	}
