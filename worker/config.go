@@ -71,7 +71,7 @@ type Config struct {
 	// a secret fails permanently.
 	WebhookSecret string
 	// WebhookAllowlist lists the hosts and CIDRs that webhooks may target although they are
-	// private, loopback or link-local (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.
+	// not globally routable unicast addresses (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.
 	WebhookAllowlist []string
 	// Webhooks tunes deliveries to integrators' endpoints (the endpoint cache).
 	Webhooks webhooks.Config

@@ -45,7 +45,7 @@ type Deps struct {
 //	GET  /v1/history/{entityTypeId}/{identity}     a timeline page, newest first (?limit=&after=)
 //	POST /v1/notification-jobs                     a direct notification job
 //	POST /v1/notification-cancellations            cancel by cancellation key
-//	GET  /v1/trace?key=K                           why did this (not) send
+//	GET  /v1/trace?key=K[&showBody=true]           why did this (not) send (bodies only when asked)
 //	POST /v1/webhooks, GET /v1/webhooks, POST /v1/webhooks/{id}/disable
 //	GET  /v1/changes                               the change stream (Server-Sent Events)
 func Handler(d Deps) http.Handler {
