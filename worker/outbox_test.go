@@ -195,8 +195,11 @@ func TestTwoMaterializersOneLeaderAndFailover(t *testing.T) {
 		t.Fatal(err)
 	}
 	testenv.Eventually(t, 40*time.Second, "failover", func() bool { return ws[alive].Outbox().IsLeader() })
-	if took := time.Since(killed); took > 15*time.Second+5*time.Second {
-		t.Fatalf("failover took %s, more than the 15s lease (plus polling)", took)
+	// Within the lease, plus polling and a storage slowed by the rest of the suite (25.7 s was
+	// seen under the full race-enabled run): a takeover that had to wait for a second lease
+	// would pass 30 s.
+	if took := time.Since(killed); took > 2*15*time.Second {
+		t.Fatalf("failover took %s, more than twice the 15s lease", took)
 	}
 	testenv.Eventually(t, 20*time.Second, "materialized by the new leader", func() bool {
 		return intentState(t, ws[alive], in.SourceKey) == platform.IntentMaterialized
