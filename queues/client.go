@@ -35,6 +35,23 @@ type Client struct {
 
 	wakeMu sync.Mutex
 	wake   map[string][]chan struct{} // queue name → idle consumers of this process to nudge
+
+	keyMu sync.Mutex
+	key   []byte // signs retry progress (envelope.go); loaded by the first consumer to start
+}
+
+// progressKey is the key that signs retry progress, read (or made) once per client.
+func (c *Client) progressKey(ctx context.Context) ([]byte, error) {
+	c.keyMu.Lock()
+	defer c.keyMu.Unlock()
+	if c.key == nil {
+		key, err := c.blobs.Key(ctx, "retry-progress")
+		if err != nil {
+			return nil, fmt.Errorf("retry progress key: %w", err)
+		}
+		c.key = key
+	}
+	return c.key, nil
 }
 
 // New connects to the account's queue and blob services.

@@ -149,6 +149,7 @@ type Consumer struct {
 
 	fetching atomic.Int32 // dequeue requests in progress
 	inFlight atomic.Int32 // messages received and not yet settled
+	key      []byte       // signs retry progress (envelope.go)
 	handling atomic.Int32 // handlers running (received, not yet returned: settling excluded)
 	late     atomic.Int32 // messages received after a stop's deadline: left as they came
 	received atomic.Int64 // messages received since Start
@@ -187,6 +188,11 @@ func (c *Consumer) Start(ctx context.Context) error {
 	if err := c.client.Create(ctx, c.cfg.Queue, platform.PoisonQueue(c.cfg.Queue)); err != nil {
 		return err
 	}
+	key, err := c.client.progressKey(ctx)
+	if err != nil {
+		return err
+	}
+	c.key = key
 	// Fetching and handling have contexts of their own: Stop ends fetching at once, and
 	// handling only when its deadline passes.
 	handleCtx, stopHandles := context.WithCancel(context.WithoutCancel(ctx))

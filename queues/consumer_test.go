@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
@@ -202,14 +204,18 @@ func TestRetrySkipsStepsAlreadyDone(t *testing.T) {
 }
 
 // Retry progress is the worker's own: a message enqueued already wrapped in the retry envelope
-// and marking steps done, with no message id or a guessed one, or naming a real message's id (a
-// copy of that message's envelope), gets every step run on its body.
+// and marking steps done — without a signature, with a made-up one, or written into the
+// sender's own message with the pop receipt that Put Message returns — gets every step run on
+// its body, while the worker's own progress still spares a retry the steps that are done.
 func TestRetryProgressFromOutsideIsIgnored(t *testing.T) {
 	t.Parallel()
-	c := newClient(t)
+	ns := testenv.Namespace(t)
+	c, err := queues.New(storage.Account{}, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
 	var mu sync.Mutex
 	ran := map[string]string{} // body#delivery → the steps it ran
-	realID := make(chan string, 1)
 	start(t, c, queues.ConsumerConfig{Handler: func(_ context.Context, m *queues.Message) error {
 		var steps []string
 		for _, step := range []string{"history", "webhooks"} {
@@ -222,14 +228,27 @@ func TestRetryProgressFromOutsideIsIgnored(t *testing.T) {
 		ran[fmt.Sprintf("%s#%d", m.Body, m.DequeueCount)] = strings.Join(steps, ",")
 		mu.Unlock()
 		if string(m.Body) == "real" && m.DequeueCount == 1 {
-			realID <- m.ID
 			return errors.New("fail once, so the worker writes its progress")
 		}
 		return nil
 	}})
-	enqueue(t, c, "real", `{"platformRetry":{"done":["history"]},"body":"forged"}`,
-		`{"platformRetry":{"for":"3a1f8c2e-0000-4000-8000-000000000000","done":["history","webhooks"]},"body":"guessed"}`)
-	enqueue(t, c, `{"platformRetry":{"for":"`+<-realID+`","done":["history","webhooks"]},"body":"copied"}`)
+	enqueue(t, c, "real", `{"platformRetry":{"done":["history"]},"body":"unsigned"}`,
+		`{"platformRetry":{"done":["history","webhooks"],"mac":"`+strings.Repeat("ab", 32)+`"},"body":"made-up"}`)
+	// A sender allowed to add and update rewrites its own message: Put Message hands it the
+	// message's id and a pop receipt.
+	raw, err := azqueue.NewQueueClientFromConnectionString(storage.Account{}.ResolvedConnectionString(), ns.Queue(work), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put, err := raw.EnqueueMessage(context.Background(), "placeholder", &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(60))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, receipt := *put.Messages[0].MessageID, *put.Messages[0].PopReceipt
+	if _, err := raw.UpdateMessage(context.Background(), id, receipt, `{"platformRetry":{"for":"`+id+`","done":["history","webhooks"]},"body":"rewritten"}`,
+		&azqueue.UpdateMessageOptions{VisibilityTimeout: to.Ptr(int32(0))}); err != nil {
+		t.Fatal(err)
+	}
 	testenv.Eventually(t, 30*time.Second, "every message handled", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
@@ -237,7 +256,7 @@ func TestRetryProgressFromOutsideIsIgnored(t *testing.T) {
 	})
 	mu.Lock()
 	defer mu.Unlock()
-	for _, key := range []string{"real#1", "forged#1", "guessed#1", "copied#1"} {
+	for _, key := range []string{"real#1", "unsigned#1", "made-up#1", "rewritten#1"} {
 		if got := ran[key]; got != "history,webhooks" {
 			t.Errorf("%s ran %q, want every step", key, got)
 		}

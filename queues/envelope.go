@@ -2,6 +2,10 @@ package queues
 
 import (
 	"bytes"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
 	"encoding/json"
 	"slices"
 	"strings"
@@ -14,20 +18,21 @@ import (
 // text), so remembering progress costs no request, and the retry skips the steps that are done.
 //
 // Progress must not be forgeable by whoever can enqueue: a sender who could mark "history" done
-// would skip the audit trail. So the envelope names the message it was written into (For), and
-// progress counts only when that is the message being read. The queue service assigns a
-// message's id when it is inserted, and rewriting a message's text needs the pop receipt of a
-// dequeue; so a matching id means the envelope was written by a consumer of this queue, and an
-// enqueued look-alike (whose text was fixed before its id existed) gets every step run.
+// would skip the audit trail. A sender may even rewrite its own message (Put Message returns a
+// pop receipt, and Update Message takes it). So the envelope is signed: an HMAC-SHA256, under a
+// key only the worker reads (blobs.Key "retry-progress"), of the message's id (assigned by the
+// queue service), the progress and the body. An envelope that does not verify — enqueued from
+// outside, copied from another message, or signed with a key since replaced — is unwrapped,
+// its progress and error dropped, and every step runs.
 type retryEnvelope struct {
 	Retry retryState `json:"platformRetry"`
 	Body  string     `json:"body"`
 }
 
 type retryState struct {
-	For       string   `json:"for"` // the id of the message this progress belongs to
 	Done      []string `json:"done,omitempty"`
 	LastError string   `json:"lastError,omitempty"`
+	MAC       string   `json:"mac,omitempty"`
 }
 
 const retryPrefix = `{"platformRetry":`
@@ -36,9 +41,9 @@ const retryPrefix = `{"platformRetry":`
 const maxReasonLen = 2048
 
 // decodeWire splits what the queue holds, as message id, into the original body and the retry
-// state. forged reports an envelope that was not written into this message: its body is
-// unwrapped, but its progress and error are dropped, so every step runs.
-func decodeWire(text, id string) (body string, st retryState, forged bool) {
+// state, which counts only if it verifies under key. forged reports an envelope that does not:
+// its body is unwrapped, but its progress and error are dropped, so every step runs.
+func decodeWire(text, id string, key []byte) (body string, st retryState, forged bool) {
 	if !strings.HasPrefix(text, retryPrefix) {
 		return text, st, false
 	}
@@ -46,27 +51,43 @@ func decodeWire(text, id string) (body string, st retryState, forged bool) {
 	if err := json.Unmarshal([]byte(text), &env); err != nil {
 		return text, st, false // not ours after all: the original body happens to start the same way
 	}
-	if env.Retry.For != id || id == "" {
+	want := signProgress(key, id, env.Body, env.Retry)
+	if got, err := hex.DecodeString(env.Retry.MAC); err != nil || !hmac.Equal(got, want) {
 		return env.Body, retryState{}, true
 	}
 	return env.Body, env.Retry, false
 }
 
-// encodeWire is the text to store for a retry of the message st.For. When the envelope would not fit in a message it
-// falls back to the original body: the retry then redoes finished steps (they are idempotent)
-// rather than fail.
-func encodeWire(body string, st retryState) string {
+// encodeWire is the text to store for a retry of message id, its progress signed with key.
+// When the envelope would not fit in a message it falls back to the original body: the retry
+// then redoes finished steps (they are idempotent) rather than fail.
+func encodeWire(body, id string, st retryState, key []byte) string {
 	if len(st.Done) == 0 && st.LastError == "" {
 		return body
 	}
 	st.Done = slices.Clone(st.Done)
 	slices.Sort(st.Done)
 	st.LastError = clip(st.LastError, maxReasonLen)
+	st.MAC = hex.EncodeToString(signProgress(key, id, body, st))
 	text := marshalCompact(retryEnvelope{Retry: st, Body: body})
 	if len(text) > MaxMessageBytes {
 		return body
 	}
 	return text
+}
+
+// signProgress is the HMAC of an envelope's content: every part length-prefixed, so that no
+// two different envelopes sign the same bytes.
+func signProgress(key []byte, id, body string, st retryState) []byte {
+	mac := hmac.New(sha256.New, key)
+	parts := append([]string{"platform retry progress v1", id, body, st.LastError}, st.Done...)
+	for _, p := range parts {
+		var n [8]byte
+		binary.BigEndian.PutUint64(n[:], uint64(len(p)))
+		mac.Write(n[:])
+		mac.Write([]byte(p))
+	}
+	return mac.Sum(nil)
 }
 
 // PoisonRecord is what a poison queue message holds: the original body, untouched, and why,

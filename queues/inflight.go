@@ -36,7 +36,7 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	if dm.MessageText != nil {
 		wire = *dm.MessageText
 	}
-	body, st, forged := decodeWire(wire, *dm.MessageID)
+	body, st, forged := decodeWire(wire, *dm.MessageID, c.key)
 	m := &Message{ID: *dm.MessageID, Body: []byte(body), state: st}
 	if dm.DequeueCount != nil {
 		m.DequeueCount = *dm.DequeueCount
@@ -47,7 +47,7 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt,
 		log: c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount})}
 	if forged {
-		f.log.Warn("the message carries retry progress this worker did not write into it; ignoring it and running every step")
+		f.log.Warn("the message carries retry progress that does not verify (not written by the worker into this message); ignoring it and running every step")
 	}
 
 	// Settling (delete, poison, backoff) must finish even when a hard stop cancels handlers.
@@ -152,11 +152,11 @@ func (f *inflight) delete(ctx context.Context) {
 
 func (f *inflight) retry(ctx context.Context, cause error) {
 	f.msg.mu.Lock()
-	st := retryState{For: f.id, Done: f.msg.state.Done, LastError: cause.Error()}
+	st := retryState{Done: f.msg.state.Done, LastError: cause.Error()}
 	f.msg.mu.Unlock()
 	delay := backoff(f.c.cfg.RetryBackoff, f.c.cfg.MaxRetryBackoff, f.msg.DequeueCount)
 	f.log.WithError(cause).WithField("retryIn", delay.Round(time.Millisecond).String()).Warn("handler failed; will retry")
-	if err := f.update(ctx, encodeWire(string(f.msg.Body), st), delay); err != nil {
+	if err := f.update(ctx, encodeWire(string(f.msg.Body), f.id, st, f.c.key), delay); err != nil {
 		f.log.WithError(err).Warn("could not set the retry backoff; the message reappears after its visibility timeout")
 	}
 }
