@@ -152,8 +152,9 @@ func TestHTTPStorageErrorsDoNotLeakAndCarryARequestID(t *testing.T) {
 	if resp.StatusCode != http.StatusBadGateway || id == "" || got.RequestID != id || got.Error == "" {
 		t.Fatalf("%d %s (X-Request-Id %q), want 502 with an error and the request id", resp.StatusCode, body, id)
 	}
+	rest := strings.Replace(string(body), id, "", 1) // a request id may spell anything
 	for _, leak := range []string{"devstoreaccount1", "GET", "EntityHistory", "ServerBusy", "503"} {
-		if strings.Contains(string(body), leak) {
+		if strings.Contains(rest, leak) {
 			t.Errorf("the answer %s shows %q", body, leak)
 		}
 	}

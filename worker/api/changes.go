@@ -45,7 +45,8 @@ func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
 	backlog, gap, sub, err := d.Changes.Subscribe(last, want)
 	if err != nil {
 		rw.Header().Set("Retry-After", "1")
-		writeError(rw, http.StatusServiceUnavailable, err.Error())
+		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": "the worker is stopping: reconnect, to another replica, with Last-Event-ID",
+			"requestId": rw.Header().Get(requestIDHeader)})
 		return
 	}
 	defer d.Changes.Unsubscribe(sub)

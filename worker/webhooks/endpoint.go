@@ -36,8 +36,10 @@ func (c *Endpoint) Send(ctx context.Context, m *platform.OutgoingMessage) (strin
 	if !e.Enabled {
 		return "", platform.Permanent(fmt.Errorf("endpoint %s is disabled", e.ID))
 	}
-	if err := s.targets.CheckURL(ctx, e.URL); err != nil {
+	if err := s.targets.CheckURL(ctx, e.URL); errors.Is(err, ErrForbiddenTarget) {
 		return "", platform.Permanent(err)
+	} else if err != nil {
+		return "", err // the resolver failed for now: a retry may reach it
 	}
 	body, err := s.blobs.Resolve(ctx, []byte(m.Text), m.BodyBlob)
 	if err != nil {

@@ -156,8 +156,10 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 	} else if err := CheckSecret(ne.Secret); err != nil {
 		return nil, err
 	}
-	if err := s.targets.CheckURL(ctx, ne.URL); err != nil {
+	if err := s.targets.CheckURL(ctx, ne.URL); errors.Is(err, ErrForbiddenTarget) {
 		return nil, fmt.Errorf("%w: %v", platform.ErrInvalidInput, err)
+	} else if err != nil {
+		return nil, fmt.Errorf("check the webhook URL (try again): %w", err) // the resolver failed for now
 	}
 	e := &tables.Endpoint{ID: platform.NewSourceKey(), BusinessUnitID: ne.BusinessUnitID, EventTypes: ne.EventTypes,
 		URL: ne.URL, Secret: ne.Secret, Enabled: true, CreatedAt: time.Now().UTC()}
