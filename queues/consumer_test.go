@@ -488,6 +488,29 @@ func TestRedriveMovesPoisonBackUnchanged(t *testing.T) {
 	_ = cons
 }
 
+// Anyone who can enqueue can write a poison queue: a record whose bodyBlob names another blob
+// (a tenant's payload) is not redriven into the work queue, and Redrive says so.
+func TestRedriveRefusesAPoisonRecordNamingAnotherBlob(t *testing.T) {
+	t.Parallel()
+	c := newClient(t)
+	if err := c.Blobs().Put(context.Background(), platform.ContainerEventPayloads, "bu-1/secret.json", []byte(`{"ssn":"SECRET"}`)); err != nil {
+		t.Fatal(err)
+	}
+	for _, rec := range []string{`{"reason":"x","queue":"entity-events","bodyBlob":"bu-1/secret.json"}`, `{"reason":"x","queue":"entity-events","body":"fine"}`} {
+		if err := c.Enqueue(context.Background(), platform.PoisonQueue(work), rec, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n, err := c.Redrive(context.Background(), work)
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "bu-1/secret.json") {
+		t.Fatalf("redrive moved %d: %v; want 1 moved and the other named", n, err)
+	}
+	texts, err := c.Peek(context.Background(), work)
+	if err != nil || len(texts) != 1 || texts[0] != "fine" {
+		t.Fatalf("work queue %q (%v), want only the record written like the worker's", texts, err)
+	}
+}
+
 func TestPoisonRecordKeepsAnOversizedBodyInABlob(t *testing.T) {
 	t.Parallel()
 	c := newClient(t)

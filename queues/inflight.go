@@ -177,7 +177,7 @@ func (f *inflight) poison(ctx context.Context, reason string) {
 	}
 	text := marshalCompact(rec)
 	if len(text) > MaxMessageBytes {
-		name := "poison/" + c.cfg.Queue + "/" + f.id
+		name := poisonBodyPrefix(c.cfg.Queue) + f.id
 		if err := c.client.blobs.Put(ctx, platform.ContainerEventPayloads, name, f.msg.Body); err != nil {
 			f.log.WithError(err).Error("could not store the poison body; leaving the message to reappear")
 			return

@@ -18,11 +18,15 @@ import (
 // messages poisoned before Redrive started are moved, so a message that fails again while it
 // runs is not looped back forever. Each message is enqueued before it is deleted from poison:
 // a crash in between leaves a copy in both, which is harmless because every effect is keyed.
+// A record whose bodyBlob is not where the consumer puts poison bodies of this queue, or is
+// larger than a message, is not the consumer's (anyone who can enqueue can write a poison
+// queue): it is left where it is, and Redrive's error names it once the rest are moved.
 func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
 	poison := c.queue(platform.PoisonQueue(queue))
 	started := time.Now()
 	moved := 0
+	var left []string
 	for {
 		resp, err := poison.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
 			NumberOfMessages: to.Ptr[int32](32), VisibilityTimeout: to.Ptr[int32](60),
@@ -40,9 +44,17 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 			rec, _ := DecodePoison(deref(m.MessageText))
 			body := rec.Body
 			if rec.BodyBlob != "" {
-				b, err := c.blobs.Get(ctx, platform.ContainerEventPayloads, rec.BodyBlob)
+				if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
+					left = append(left, fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", *m.MessageID, rec.BodyBlob))
+					continue
+				}
+				b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
 				if err != nil {
 					return moved, fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), *m.MessageID, err)
+				}
+				if len(b) > MaxMessageBytes {
+					left = append(left, fmt.Sprintf("message %s: bodyBlob %s is larger than a message", *m.MessageID, rec.BodyBlob))
+					continue
 				}
 				body = string(b)
 			}
@@ -55,6 +67,10 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 			moved++
 		}
 		if older == 0 {
+			if len(left) > 0 {
+				return moved, fmt.Errorf("redrive %s: %d message(s) left in poison, not written by the worker: %s",
+					c.ns.Queue(queue), len(left), strings.Join(left, "; "))
+			}
 			return moved, nil
 		}
 	}
@@ -79,3 +95,7 @@ func deref(s *string) string {
 	}
 	return *s
 }
+
+// poisonBodyPrefix is where the consumer stores the bodies of queue's poison records too large
+// for a message (inflight.go): poison/{queue}/{messageId}.
+func poisonBodyPrefix(queue string) string { return "poison/" + queue + "/" }
