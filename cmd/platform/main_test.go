@@ -409,3 +409,19 @@ func TestCleanEscapesWhatATerminalWouldActOn(t *testing.T) {
 		t.Fatalf("printJSON wrote %q (%v): want escapes only, decoding to the same value", b.String(), err)
 	}
 }
+
+// An intent whose payload is over PLATFORM_MAX_PAYLOAD_BYTES is refused at append (exit 2,
+// naming the limit): accepted, its event would be poisoned once confirmed. Not parallel: it
+// sets the environment.
+func TestOutboxAppendRefusesAPayloadOverTheLimit(t *testing.T) {
+	t.Setenv("PLATFORM_MAX_PAYLOAD_BYTES", "1000")
+	ns := string(testenv.Namespace(t))
+	big := strings.Replace(ev(12, "2026-11-22T10:00:00Z"), `"Grace"`, `"`+strings.Repeat("g", 2000)+`"`, 1)
+	code, out, errOut := cli(t, big, "outbox", "append", "--namespace", ns, "-")
+	if code != 2 || out != "" || strings.Count(strings.TrimSpace(errOut), "\n") != 0 || !strings.Contains(errOut, "PLATFORM_MAX_PAYLOAD_BYTES") {
+		t.Fatalf("append of a 2,000-byte payload over a 1,000-byte limit: exit %d, %q %q; want 2 with one line naming the limit", code, out, errOut)
+	}
+	if code, out, errOut := cli(t, ev(12, "2026-11-22T10:00:00Z"), "outbox", "append", "--namespace", ns, "-"); code != 0 || len(strings.TrimSpace(out)) != 26 {
+		t.Fatalf("append under the limit: %d %q %q", code, out, errOut)
+	}
+}

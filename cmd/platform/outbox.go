@@ -50,7 +50,7 @@ func runOutbox(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 		}
 		in, err := c.AppendIntent(ctx, ev, extra.SourceRow)
 		if errors.Is(err, platform.ErrInvalidInput) {
-			return usageError{err}
+			return usagef("append: %v", err)
 		}
 		if err != nil {
 			return err
@@ -140,6 +140,11 @@ func (c *config) outboxClient(ctx context.Context) (*outbox.Client, error) {
 	if err != nil {
 		return nil, err
 	}
+	maxPayload, err := positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES")
+	if err != nil {
+		return nil, err
+	}
+	b.SetMaxPayloadBytes(maxPayload) // an intent the worker would refuse is refused at append
 	if err := t.CreateTables(ctx, tables.TableOutboxIntents); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package outbox
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/platform/platform"
@@ -25,22 +26,46 @@ func NewClient(t *tables.Client, b *blobs.Client) *Client {
 // AppendIntent reserves an event before its mutation (pre-reservation): the intent is Pending
 // under a new ULID SourceKey. Confirm it once the mutation committed, discard it if it did
 // not; a service that dies in between is covered by the reconciler, which asks the source row
-// (or the source's probe) after StaleAfter.
+// (or the source's probe) after StaleAfter. An event whose payload the worker would refuse
+// (over MaxPayloadBytes, or a payloadBlob it would not read) is refused here, with
+// platform.ErrInvalidInput, instead of being poisoned once confirmed.
 func (c *Client) AppendIntent(ctx context.Context, ev *platform.EntityEvent, source *platform.SourceRow) (*platform.OutboxIntent, error) {
 	if source != nil && (source.Table == "" || source.PartitionKey == "" && source.RowKey == "") {
 		return nil, fmt.Errorf("%w: sourceRow: want table, partitionKey and rowKey", platform.ErrInvalidInput)
 	}
-	ev, err := c.blobs.OffloadEvent(ctx, ev, tables.MaxInlineSnapshot)
+	ev, err := c.offload(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
 	return c.store.Append(ctx, ev, source)
 }
 
+// offload refuses an event whose payload the worker would refuse, so that a confirmed intent
+// is never poisoned later: an inline payload over MaxPayloadBytes (blobs.ErrTooLarge), or a
+// payloadBlob that is not the event's business unit's, is over the limit, does not match its
+// hash or is missing (platform.ErrInvalidInput). A large inline payload goes to the
+// claim-check container.
+func (c *Client) offload(ctx context.Context, ev *platform.EntityEvent) (*platform.EntityEvent, error) {
+	if ev.PayloadBlob != "" {
+		if _, err := c.blobs.EventPayload(ctx, ev.BusinessUnitID, ev.PayloadBlob); err != nil {
+			switch {
+			case errors.Is(err, platform.ErrNotFound):
+				return nil, fmt.Errorf("%w: payloadBlob %q not found in %s", platform.ErrInvalidInput, ev.PayloadBlob, platform.ContainerEventPayloads)
+			case errors.Is(err, platform.ErrInvalidInput):
+				return nil, fmt.Errorf("payloadBlob: %w", err)
+			}
+			return nil, fmt.Errorf("check payloadBlob: %w", err)
+		}
+		return ev, nil
+	}
+	return c.blobs.OffloadEvent(ctx, ev, tables.MaxInlineSnapshot)
+}
+
 // AppendWithEntities is the table-transactional outbox (tables.Outbox.AppendWithEntities),
-// with a large payload moved to the claim-check container first.
+// with the payload checked as AppendIntent does and a large one moved to the claim-check
+// container first.
 func (c *Client) AppendWithEntities(ctx context.Context, table, partitionKey string, actions []tables.EntityAction, ev *platform.EntityEvent) (*platform.OutboxIntent, error) {
-	ev, err := c.blobs.OffloadEvent(ctx, ev, tables.MaxInlineSnapshot)
+	ev, err := c.offload(ctx, ev)
 	if err != nil {
 		return nil, err
 	}
