@@ -26,6 +26,7 @@ import (
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/api"
 	"github.com/platform/platform/worker/history"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // Hostile input, round two (issue 20): claim-checked payloads, history bounds, the
@@ -264,6 +265,54 @@ func TestRelatedTimelinesAreCapped(t *testing.T) {
 	recs := poison(t, w)
 	if len(recs) != 1 || !strings.Contains(recs[0].Reason, "6 related timelines, at most 5 (PLATFORM_MAX_RELATED)") {
 		t.Fatalf("poison %+v, want the over-cap event with its reason", recs)
+	}
+}
+
+// The cap is checked before any concern runs: an incident over it, with a notification hint
+// and a webhook subscriber, is poisoned with nothing done (no row, no mail, no delivery),
+// where the concerns running at once used to mail and deliver an event whose audit row was
+// refused. One at the cap does all three.
+func TestRelatedTimelinesCapStopsEveryConcern(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 102, true, "email", 0), subscriber(42, 102, "email", "staff@example.com"))
+	cfg := env.config()
+	cfg.MaxRelated = 2
+	w := env.start(cfg)
+	hook := newReceiver(t, strongSecret, 0)
+	if _, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: hook.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{31}, Secret: strongSecret}); err != nil {
+		t.Fatal(err)
+	}
+	incident := func(guid string, n int) string {
+		var related []string
+		for i := range n {
+			related = append(related, fmt.Sprintf("bbbbbbbb-0000-0000-0000-%012d", i+1))
+		}
+		list, _ := json.Marshal(related)
+		body := event(31, 3, 4, guid, "2026-11-22T10:00:00Z", `{"attendeeGuids":`+string(list)+`}`)
+		return strings.Replace(body, `"payload"`, `"notificationEventTypeId":102,"payload"`, 1)
+	}
+	over, at := "11111111-2222-3333-4444-000000000003", "11111111-2222-3333-4444-000000000002"
+	send(t, w, incident(over, 3), incident(at, 2))
+	drain(t, w)
+	recs := poison(t, w)
+	if len(recs) != 1 || !strings.Contains(recs[0].Body, over) || !strings.Contains(recs[0].Reason, "3 related timelines, at most 2 (PLATFORM_MAX_RELATED)") {
+		t.Fatalf("poison %+v, want the over-cap incident with its reason", recs)
+	}
+	if rows := timeline(t, w, 3, over); len(rows) != 0 {
+		t.Fatalf("the refused incident wrote %d rows", len(rows))
+	}
+	if rows := timeline(t, w, 3, at); len(rows) != 1 {
+		t.Fatalf("the incident at the cap wrote %d rows, want 1", len(rows))
+	}
+	if n := len(env.smtp.Mails()); n != 1 {
+		t.Fatalf("%d mails, want 1 (the incident at the cap's)", n)
+	}
+	if got, calls := hook.received(); got != 1 || calls != 1 {
+		t.Fatalf("%d webhook deliveries in %d calls, want 1 (the incident at the cap's)", got, calls)
+	}
+	ev, _ := platform.DecodeEvent([]byte(incident(over, 3)))
+	if tr := trace(t, w, ev.Key()); len(tr.Jobs) != 0 || len(tr.Deliveries) != 0 {
+		t.Fatalf("the refused incident has %d jobs and %d deliveries", len(tr.Jobs), len(tr.Deliveries))
 	}
 }
 

@@ -28,6 +28,16 @@ type PostProcessor interface {
 	Process(ctx context.Context, ev *platform.EntityEvent) error
 }
 
+// Checker is what a PostProcessor implements when it may refuse an event as a whole (a
+// related-timeline list over its cap, a snapshot over the payload limit). The router asks
+// every concern that would run before it runs any: the concerns run at once, so a refusal
+// found inside one Process would come after the others had mailed and delivered, and the
+// event would be poisoned with its audit row missing. Check must not write anything.
+type Checker interface {
+	// Check returns a platform.Permanent error naming what is wrong with ev, or nil.
+	Check(ev *platform.EntityEvent) error
+}
+
 // Router decodes entity events and hands each to every post-processor that accepts it. One
 // concern failing never prevents another's effect, and a retry runs only the concerns that
 // have not succeeded yet.
@@ -82,6 +92,19 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 		if p.Accepts(ev) && !m.Done(p.Name()) {
 			todo = append(todo, p)
 		}
+	}
+	// Every concern's refusal comes before any concern's effect: an event one concern
+	// refuses is poisoned with nothing done.
+	var refusals []error
+	for _, p := range todo {
+		if c, ok := p.(Checker); ok {
+			if err := c.Check(ev); err != nil {
+				refusals = append(refusals, fmt.Errorf("%s: %w", p.Name(), err))
+			}
+		}
+	}
+	if len(refusals) > 0 {
+		return platform.Permanent(fmt.Errorf("refused before any concern ran: %w", errors.Join(refusals...)))
 	}
 	results := make([]error, len(todo))
 	var wg sync.WaitGroup

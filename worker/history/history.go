@@ -11,6 +11,7 @@ import (
 	"cmp"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/platform/platform"
@@ -54,21 +55,46 @@ func (h *Processor) Accepts(ev *platform.EntityEvent) bool {
 	return ok
 }
 
-// Process implements PostProcessor. Every entry is checked before the first row is written,
-// so an event refused is never half-written.
-func (h *Processor) Process(ctx context.Context, ev *platform.EntityEvent) error {
+// Check implements the router's Checker: an event over MaxRelated related timelines, or with
+// a snapshot over the payload limit, is refused before any concern runs (Process would
+// refuse it too, but only once the other concerns had run beside it).
+//
+// A mapping that fails on ev is left to Process, which reports it as before: the other
+// concerns still run.
+func (h *Processor) Check(ev *platform.EntityEvent) error {
+	_, err := h.entries(ev)
+	if errors.Is(err, errMapping) {
+		return nil
+	}
+	return err
+}
+
+var errMapping = errors.New("history mapping")
+
+// entries are the rows ev writes, each checked: none is written unless all pass.
+func (h *Processor) entries(ev *platform.EntityEvent) ([]platform.HistoryEntry, error) {
 	m, _ := h.registry.Lookup(ev.EventTypeID)
 	entries, err := m.Entries(ev)
 	if err != nil {
-		return fmt.Errorf("history mapping of event type %d: %w", ev.EventTypeID, err)
+		return nil, fmt.Errorf("%w of event type %d: %w", errMapping, ev.EventTypeID, err)
 	}
 	if related := len(entries) - 1; related > h.cfg.MaxRelated {
-		return platform.Permanent(fmt.Errorf("history: the event names %d related timelines, at most %d (PLATFORM_MAX_RELATED): no row written", related, h.cfg.MaxRelated))
+		return nil, platform.Permanent(fmt.Errorf("history: the event names %d related timelines, at most %d (PLATFORM_MAX_RELATED): no row written", related, h.cfg.MaxRelated))
 	}
 	for _, e := range entries {
 		if err := h.blobs.CheckPayloadSize(len(e.Snapshot)); err != nil {
-			return platform.Permanent(fmt.Errorf("history snapshot for %d:%s: %w", e.EntityTypeID, e.EntityIdentity, err))
+			return nil, platform.Permanent(fmt.Errorf("history snapshot for %d:%s: %w", e.EntityTypeID, e.EntityIdentity, err))
 		}
+	}
+	return entries, nil
+}
+
+// Process implements PostProcessor. Every entry is checked before the first row is written,
+// so an event refused is never half-written.
+func (h *Processor) Process(ctx context.Context, ev *platform.EntityEvent) error {
+	entries, err := h.entries(ev)
+	if err != nil {
+		return err
 	}
 	for _, e := range entries {
 		rec := platform.NewHistoryRecord(ev, e)
