@@ -43,3 +43,24 @@ func ParsePayloadBlobName(businessUnitID int64, name string) (sum [sha256.Size]b
 		"(names without the bu- scope, written by older publishers, are refused: publish the event again)",
 		truncate(name, 100), businessUnitID, prefix)
 }
+
+// legacyPayloadBlobPrefix starts the unscoped claim-check names, "sha256-{hex}.json", that
+// versions before scoped names wrote.
+const legacyPayloadBlobPrefix = "sha256-"
+
+// ParseLegacyPayloadBlobName checks that name is an unscoped claim-check name of an older
+// version, "sha256-{64 lowercase hex digits}.json", and returns the SHA-256 it names. Only
+// rows the worker itself stored (outbox intents, the event log) may carry one: an event on
+// the queue may not (ParsePayloadBlobName).
+func ParseLegacyPayloadBlobName(name string) (sum [sha256.Size]byte, err error) {
+	hexSum, ok := strings.CutPrefix(name, legacyPayloadBlobPrefix)
+	if ok {
+		hexSum, ok = strings.CutSuffix(hexSum, ".json")
+	}
+	if ok && len(hexSum) == 2*sha256.Size && hexSum == strings.ToLower(hexSum) {
+		if _, err := hex.Decode(sum[:], []byte(hexSum)); err == nil {
+			return sum, nil
+		}
+	}
+	return sum, fmt.Errorf("%q is not an unscoped claim-check name: want %s<64 lowercase hex digits>.json", truncate(name, 100), legacyPayloadBlobPrefix)
+}

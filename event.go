@@ -77,11 +77,22 @@ const maxBlobNameLen = 1024
 // normalises the GUID (lowercase) and createdOn (UTC, 100 ns). Every error it returns is
 // Permanent: no retry can fix the input.
 func DecodeEvent(body []byte) (*EntityEvent, error) {
-	ev, err := decodeEvent(body)
+	ev, err := decodeEvent(body, false)
 	return ev, Permanent(err)
 }
 
-func decodeEvent(body []byte) (*EntityEvent, error) {
+// DecodeStoredEvent decodes an event the worker itself stored (an outbox intent, a
+// PlatformEventLog row) as DecodeEvent does, but also accepts a payloadBlob with the unscoped
+// name older versions wrote (ParseLegacyPayloadBlobName): those rows were written before
+// scoped names, by the worker, from events it had accepted. Whoever publishes such an event
+// must store its payload under the scoped name first (blobs.Client.RescopeEventPayload): the
+// queue accepts scoped names only.
+func DecodeStoredEvent(body []byte) (*EntityEvent, error) {
+	ev, err := decodeEvent(body, true)
+	return ev, Permanent(err)
+}
+
+func decodeEvent(body []byte, legacyBlob bool) (*EntityEvent, error) {
 	body = bytes.TrimSpace(body)
 	if len(body) == 0 {
 		return nil, errors.New("empty message body")
@@ -106,7 +117,7 @@ func decodeEvent(body []byte) (*EntityEvent, error) {
 	if err := json.Unmarshal(body, &w); err != nil {
 		return nil, describeJSONError(err)
 	}
-	return w.event()
+	return w.event(legacyBlob)
 }
 
 func decodeBase64(b []byte) ([]byte, error) {
@@ -130,7 +141,7 @@ func describeJSONError(err error) error {
 	return fmt.Errorf("invalid JSON: %v", err)
 }
 
-func (w *wireEvent) event() (*EntityEvent, error) {
+func (w *wireEvent) event(legacyBlob bool) (*EntityEvent, error) {
 	ev := &EntityEvent{
 		EntityID:                w.EntityID,
 		NotificationEventTypeID: w.NotificationEventTypeID,
@@ -184,7 +195,9 @@ func (w *wireEvent) event() (*EntityEvent, error) {
 			return nil, &FieldError{"payloadBlob", "set together with payload: an event carries its payload inline or by claim-check, never both"}
 		}
 		if _, err := ParsePayloadBlobName(ev.BusinessUnitID, ev.PayloadBlob); err != nil {
-			return nil, &FieldError{"payloadBlob", err.Error()}
+			if _, lerr := ParseLegacyPayloadBlobName(ev.PayloadBlob); !legacyBlob || lerr != nil {
+				return nil, &FieldError{"payloadBlob", err.Error()}
+			}
 		}
 	}
 	for i, f := range ev.ChangedFields {

@@ -9,7 +9,8 @@ import (
 
 // IntentState is where an outbox intent is: Pending (appended, its mutation not yet known to
 // have committed) → Confirmed | Discarded; Confirmed → Materialized (its PlatformEventLog row
-// written and the event enqueued).
+// written and the event enqueued). Parked: its stored row cannot be read, or its event can
+// never be published (Reason says why); it is left for support and blocks no other intent.
 type IntentState string
 
 const (
@@ -17,6 +18,7 @@ const (
 	IntentConfirmed    IntentState = "Confirmed"
 	IntentDiscarded    IntentState = "Discarded"
 	IntentMaterialized IntentState = "Materialized"
+	IntentParked       IntentState = "Parked"
 )
 
 // SourceRow names the Azure Table row a service mutated, so that the built-in probe can tell

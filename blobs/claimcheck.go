@@ -94,6 +94,37 @@ func (c *Client) readChecked(ctx context.Context, name string, sum [sha256.Size]
 	return data, nil
 }
 
+// RescopeEventPayload returns ev with a payloadBlob of an older version's unscoped name
+// (platform.ParseLegacyPayloadBlobName, accepted in the worker's own stored rows only) stored
+// again under its business unit's scoped name, so that the event can travel on the queue,
+// which accepts scoped names only; any other ev is returned as it is. The old blob is read
+// bounded and checked against the hash in its name, as EventPayload reads: a refused one
+// (missing, over the limit, not matching) is an error IsPayloadRefused reports. ev is not
+// changed.
+func (c *Client) RescopeEventPayload(ctx context.Context, ev *platform.EntityEvent) (*platform.EntityEvent, error) {
+	if ev.PayloadBlob == "" {
+		return ev, nil
+	}
+	if _, err := platform.ParsePayloadBlobName(ev.BusinessUnitID, ev.PayloadBlob); err == nil {
+		return ev, nil
+	}
+	sum, err := platform.ParseLegacyPayloadBlobName(ev.PayloadBlob)
+	if err != nil {
+		return ev, fmt.Errorf("%w: %w", platform.ErrInvalidInput, err)
+	}
+	data, err := c.readChecked(ctx, ev.PayloadBlob, sum)
+	if err != nil {
+		return ev, fmt.Errorf("claim-check %s of an older version: %w", ev.PayloadBlob, err)
+	}
+	name, err := c.PutEventPayload(ctx, ev.BusinessUnitID, data)
+	if err != nil {
+		return ev, fmt.Errorf("store %s under its business unit's name: %w", ev.PayloadBlob, err)
+	}
+	scoped := *ev
+	scoped.PayloadBlob = name
+	return &scoped, nil
+}
+
 // Offload keeps data inline when it is at most limit bytes, and otherwise stores it and
 // returns its name instead (inline is then nil). The name is content-addressed and unscoped:
 // for the worker's own rows (job event data, message bodies), never for an event's payload.

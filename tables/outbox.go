@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -23,7 +24,7 @@ const (
 )
 
 // Outbox is the OutboxIntents table. Each intent lives in the partition of its state
-// ("Pending", "Confirmed", "Discarded", "Materialized"), keyed by its SourceKey, so the
+// ("Pending", "Confirmed", "Discarded", "Materialized", "Parked"), keyed by its SourceKey, so the
 // materializer reads one partition and the reconciler a key range of another: no table scans.
 // A state change writes the new row and then deletes the old one; a crash in between leaves
 // both, which every reader tolerates (the later state wins).
@@ -65,7 +66,8 @@ func toIntentEntity(in *platform.OutboxIntent) (*intentEntity, error) {
 }
 
 func (e *intentEntity) intent() (*platform.OutboxIntent, error) {
-	ev, err := platform.DecodeEvent([]byte(e.Event))
+	// The worker's own row: a payloadBlob named as older versions named it is still read.
+	ev, err := platform.DecodeStoredEvent([]byte(e.Event))
 	if err != nil {
 		return nil, fmt.Errorf("intent %s: stored event: %w", e.SourceKey, err)
 	}
@@ -103,7 +105,7 @@ func (o *Outbox) insert(ctx context.Context, in *platform.OutboxIntent) error {
 // move) is reported in the later one.
 func (o *Outbox) Get(ctx context.Context, key string) (*platform.OutboxIntent, error) {
 	var found *platform.OutboxIntent
-	for _, st := range []platform.IntentState{platform.IntentPending, platform.IntentConfirmed, platform.IntentDiscarded, platform.IntentMaterialized} {
+	for _, st := range []platform.IntentState{platform.IntentPending, platform.IntentConfirmed, platform.IntentDiscarded, platform.IntentMaterialized, platform.IntentParked} {
 		resp, err := o.t.GetEntity(ctx, string(st), key, nil)
 		if err != nil {
 			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
@@ -167,6 +169,7 @@ func (o *Outbox) cleanup(ctx context.Context, in *platform.OutboxIntent) error {
 		platform.IntentConfirmed:    {platform.IntentPending},
 		platform.IntentDiscarded:    {platform.IntentPending},
 		platform.IntentMaterialized: {platform.IntentPending, platform.IntentConfirmed},
+		platform.IntentParked:       {platform.IntentPending, platform.IntentConfirmed},
 	}[in.State]
 	for _, st := range earlier {
 		if _, err := o.t.DeleteEntity(ctx, string(st), in.SourceKey, nil); err != nil {
@@ -183,38 +186,103 @@ func (o *Outbox) MarkMaterialized(ctx context.Context, in *platform.OutboxIntent
 	return o.transition(ctx, in, platform.IntentMaterialized, "")
 }
 
+// Park moves intent in to Parked with the reason its event can never be published: left for
+// support, out of the way of the intents behind it.
+func (o *Outbox) Park(ctx context.Context, in *platform.OutboxIntent, reason string) error {
+	return o.transition(ctx, in, platform.IntentParked, reason)
+}
+
+// ParkedIntent is a row List could not read: it was moved to Parked with Reason.
+type ParkedIntent struct {
+	SourceKey, Reason string
+}
+
 // List reads up to limit intents in state st with SourceKey below before ("" for all), oldest
-// first.
+// first. A row that cannot be read is moved to Parked with the reason (ListParked's parked),
+// so that one bad row never stops the partition.
 func (o *Outbox) List(ctx context.Context, st platform.IntentState, before string, limit int) ([]*platform.OutboxIntent, error) {
+	out, _, err := o.ListParked(ctx, st, before, limit)
+	return out, err
+}
+
+// ListParked is List, and also says which rows it parked on the way (they do not count
+// toward limit).
+func (o *Outbox) ListParked(ctx context.Context, st platform.IntentState, before string, limit int) ([]*platform.OutboxIntent, []ParkedIntent, error) {
 	filter := "PartitionKey eq " + odataQuote(string(st))
 	if before != "" {
 		filter += " and RowKey lt " + odataQuote(before)
 	}
 	pager := o.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit, 1000)))})
 	var out []*platform.OutboxIntent
+	var parked []ParkedIntent
 	for pager.More() && len(out) < limit {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-				return nil, nil
+				return nil, nil, nil
 			}
-			return nil, fmt.Errorf("list %s intents: %w", st, err)
+			return nil, parked, fmt.Errorf("list %s intents: %w", st, err)
 		}
 		for _, raw := range page.Entities {
 			var e intentEntity
 			if err := json.Unmarshal(raw, &e); err != nil {
-				return nil, err
+				return nil, parked, fmt.Errorf("list %s intents: %w", st, err)
 			}
 			in, err := e.intent()
 			if err != nil {
-				return nil, err
+				reason := "unreadable: " + err.Error()
+				if err := o.parkRow(ctx, &e, reason); err != nil {
+					return nil, parked, err
+				}
+				parked = append(parked, ParkedIntent{SourceKey: e.RowKey, Reason: reason})
+				continue
 			}
 			if len(out) < limit {
 				out = append(out, in)
 			}
 		}
 	}
-	return out, nil
+	return out, parked, nil
+}
+
+// parkRow moves a row that cannot be read as an intent to Parked, as it is, with reason.
+func (o *Outbox) parkRow(ctx context.Context, e *intentEntity, reason string) error {
+	from := e.PartitionKey
+	parked := *e
+	parked.PartitionKey, parked.State, parked.Reason = string(platform.IntentParked), string(platform.IntentParked), truncateReason(reason)
+	parked.CreatedAtType = edmDateTime
+	if t, err := parseTime(parked.CreatedAt); err != nil || t.IsZero() {
+		parked.CreatedAt = time.Now().UTC().Format(timeLayout)
+	}
+	body, err := json.Marshal(&parked)
+	if err != nil {
+		return err
+	}
+	if _, err := o.t.AddEntity(ctx, body, nil); err != nil {
+		if err = storage.Translate(err); !errors.Is(err, platform.ErrExists) {
+			return fmt.Errorf("park intent row %s: %w", e.RowKey, err)
+		}
+	}
+	if _, err := o.t.DeleteEntity(ctx, from, e.RowKey, nil); err != nil {
+		if err = storage.Translate(err); !errors.Is(err, platform.ErrNotFound) {
+			return fmt.Errorf("park intent row %s: remove it from %s: %w", e.RowKey, from, err)
+		}
+	}
+	return nil
+}
+
+// truncateReason keeps a reason within a table property, whatever the error quoted.
+func truncateReason(s string) string {
+	const limit = 4096
+	if len(s) <= limit {
+		return s
+	}
+	for i := limit; i > 0; i-- {
+		if utf8.RuneStart(s[i]) {
+			return s[:i] + "…"
+		}
+	}
+	return ""
 }
 
 // EntityAction is one operation of a service's entity group transaction.

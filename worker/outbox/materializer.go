@@ -6,6 +6,8 @@ import (
 	"errors"
 	"time"
 
+	"github.com/sirupsen/logrus"
+
 	"github.com/platform/platform"
 	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/tables"
@@ -94,7 +96,8 @@ const materializeBatch = 100
 // replica whose lease ran out mid-batch stops at once, instead of publishing intents the new
 // leader already published, after the queues looked drained (found by make chaos).
 func (s *Service) materializeBatch(ctx context.Context, held func() bool) bool {
-	intents, err := s.store.List(ctx, platform.IntentConfirmed, "", materializeBatch)
+	intents, parked, err := s.store.ListParked(ctx, platform.IntentConfirmed, "", materializeBatch)
+	s.logParked(parked)
 	if err != nil {
 		if ctx.Err() == nil {
 			s.log.WithError(err).Warn("materializer: list confirmed intents")
@@ -105,22 +108,55 @@ func (s *Service) materializeBatch(ctx context.Context, held func() bool) bool {
 		if !held() {
 			return false
 		}
-		if err := s.materialize(ctx, in); err != nil {
+		err := s.materialize(ctx, in)
+		if err != nil && isRefused(err) {
+			// No pass can ever publish it: park it with the reason, and go on with the rest.
+			reason := "not published: " + err.Error()
+			if err = s.store.Park(ctx, in, reason); err == nil {
+				s.logParked([]tables.ParkedIntent{{SourceKey: in.SourceKey, Reason: reason}})
+				continue
+			}
+		}
+		if err != nil {
 			if ctx.Err() == nil {
 				s.log.WithError(err).WithField("sourceKey", in.SourceKey).Warn("materialize failed; the next pass repeats it")
 			}
 			return false
 		}
 	}
-	return len(intents) == materializeBatch
+	return len(intents) == materializeBatch || len(parked) > 0
+}
+
+// isRefused reports whether err says the intent's event can never be published (its
+// payload refused), rather than that storage failed for now.
+func isRefused(err error) bool {
+	return platform.IsPermanent(err) || errors.Is(err, platform.ErrInvalidInput)
+}
+
+// logParked tells support about intents parked: an error, since their events are not emitted
+// until someone looks.
+func (s *Service) logParked(parked []tables.ParkedIntent) {
+	for _, p := range parked {
+		s.log.WithFields(logrus.Fields{"sourceKey": p.SourceKey, "reason": p.Reason}).
+			Error("outbox intent parked: left for support, the others go on (platform outbox discard, or append it again)")
+	}
 }
 
 // materialize writes the intent's PlatformEventLog row (already there: that step is done),
 // enqueues its event, and marks it Materialized. A crash between any two steps leaves the
 // intent Confirmed, and the next pass repeats the steps: the log row exists once (its key is
 // the SourceKey), and an event enqueued twice has its effects once (every effect is keyed).
+// An intent written before scoped claim-check names has its payload stored again under its
+// business unit's name first (the queue accepts no other); a payload that cannot be (its blob
+// missing, over the limit, not matching its hash) is a permanent error.
 func (s *Service) materialize(ctx context.Context, in *platform.OutboxIntent) error {
-	ev := in.Event
+	ev, err := s.blobs.RescopeEventPayload(ctx, in.Event)
+	if err != nil {
+		if blobs.IsPayloadRefused(err) {
+			return platform.Permanent(err)
+		}
+		return err
+	}
 	payload, err := json.Marshal(ev)
 	if err != nil {
 		return err
@@ -136,5 +172,6 @@ func (s *Service) materialize(ctx context.Context, in *platform.OutboxIntent) er
 	if _, err := s.queues.Publish(ctx, ev); err != nil {
 		return err
 	}
+	in.Event = ev
 	return s.store.MarkMaterialized(ctx, in)
 }

@@ -25,7 +25,8 @@ func (s *Service) reconcileOnce(ctx context.Context) {
 func (s *Service) Reconcile(ctx context.Context) (settled int, err error) {
 	before := platform.SourceKeyAt(time.Now().Add(-s.cfg.StaleAfter))
 	for {
-		intents, err := s.store.List(ctx, platform.IntentPending, before, materializeBatch)
+		intents, parked, err := s.store.ListParked(ctx, platform.IntentPending, before, materializeBatch)
+		s.logParked(parked)
 		if err != nil {
 			return settled, err
 		}
@@ -51,7 +52,7 @@ func (s *Service) Reconcile(ctx context.Context) (settled int, err error) {
 			settled++
 			progressed = true
 		}
-		if len(intents) < materializeBatch || !progressed {
+		if (len(intents) < materializeBatch || !progressed) && len(parked) == 0 {
 			return settled, nil
 		}
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/tables"
 )
 
@@ -92,7 +93,7 @@ func (s *Service) scanRepair(ctx context.Context, p ScanProvider, since time.Tim
 func (s *Service) ScanRepair(ctx context.Context, name string, since time.Time) ([]ScanResult, error) {
 	var out []ScanResult
 	found := false
-	providers := append([]ScanProvider{EventLogProvider{Log: s.eventLog}}, s.cfg.ScanProviders...)
+	providers := append([]ScanProvider{EventLogProvider{Log: s.eventLog, Blobs: s.blobs, Logger: s.log}}, s.cfg.ScanProviders...)
 	for _, p := range providers {
 		if name == "" && p.Name() == "event-log" {
 			continue // a full replay: only when asked for by name
@@ -121,6 +122,11 @@ func (s *Service) ScanRepair(ctx context.Context, name string, since time.Time) 
 // were materialized but their effects may be missing (a queue lost, a poison message fixed).
 type EventLogProvider struct {
 	Log *tables.EventLog
+	// Blobs stores again, under its business unit's scoped name, the payload of a row written
+	// before scoped claim-check names (blobs.Client.RescopeEventPayload).
+	Blobs *blobs.Client
+	// Logger hears of the rows skipped (default: logrus's standard logger).
+	Logger logrus.FieldLogger
 }
 
 func (EventLogProvider) Name() string          { return "event-log" }
@@ -137,7 +143,17 @@ func (p EventLogProvider) Scan(ctx context.Context, from, to time.Time, limit in
 	}
 	out := make([]*platform.EntityEvent, 0, len(recs))
 	for _, r := range recs {
-		ev, err := platform.DecodeEvent([]byte(r.PayloadJSON))
+		ev, err := p.event(ctx, r)
+		if blobs.IsPayloadRefused(err) || platform.IsPermanent(err) {
+			// One row that can never be published must not stop the scan (nor its watermark):
+			// it is skipped, and support is told.
+			log := p.Logger
+			if log == nil {
+				log = logrus.StandardLogger()
+			}
+			log.WithError(err).WithField("sourceKey", r.SourceKey).Error("scan-repair: event-log row skipped: it can never be published")
+			continue
+		}
 		if err != nil {
 			return nil, time.Time{}, fmt.Errorf("log row %s: %w", r.SourceKey, err)
 		}
@@ -149,4 +165,14 @@ func (p EventLogProvider) Scan(ctx context.Context, from, to time.Time, limit in
 		next = t.Add(time.Millisecond)
 	}
 	return out, next, nil
+}
+
+// event is the event of log row r, its payload stored under its business unit's scoped name
+// if the row was written before scoped names.
+func (p EventLogProvider) event(ctx context.Context, r tables.LogRecord) (*platform.EntityEvent, error) {
+	ev, err := platform.DecodeStoredEvent([]byte(r.PayloadJSON))
+	if err != nil || p.Blobs == nil {
+		return ev, err
+	}
+	return p.Blobs.RescopeEventPayload(ctx, ev)
 }
