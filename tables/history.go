@@ -118,7 +118,16 @@ func (h *History) Get(ctx context.Context, entityTypeID int, identity string, cr
 type TimelineOptions struct {
 	Limit int    // rows per page; default 50, at most 1000
 	After string // the continuation token of the previous page; empty for the first
+	// MaxBytes, when set, bounds what a page reads, not only what it returns: rows are read
+	// from storage a few at a time (about MaxBytes of them per request) and reading stops at
+	// the row that brings the rows' stored size to MaxBytes; the page ends there, with fewer
+	// than Limit rows, and its token continues after it. 0: no byte bound.
+	MaxBytes int
 }
+
+// maxRowBytes is the most one timeline row takes in a response: an inline snapshot is a
+// string property of at most 64 KiB.
+const maxRowBytes = 64 << 10
 
 // Timeline is one page of an entity's timeline, newest first, and the token for the next page
 // ("" when this is the last).
@@ -141,11 +150,17 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 		filter += " and RowKey gt " + odataQuote(string(after))
 	}
 	// Ask for one more than a page: if it comes, there is a next page, and no caller is handed a
-	// token that leads to an empty one.
-	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(min(limit+1, 1000)))})
+	// token that leads to an empty one. With a byte bound, ask for about MaxBytes per request.
+	want := limit + 1
+	top := min(want, 1000)
+	if opts.MaxBytes > 0 {
+		top = min(top, max(1, opts.MaxBytes/maxRowBytes))
+	}
+	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(top))})
 	var rows []platform.HistoryRecord
 	var lastRowKey string
-	for pager.More() && len(rows) <= limit {
+	size := 0
+	for pager.More() && len(rows) < want {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
@@ -154,7 +169,7 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 			return nil, "", fmt.Errorf("read timeline %d:%s: %w", entityTypeID, identity, err)
 		}
 		for _, raw := range page.Entities {
-			if len(rows) == limit+1 {
+			if len(rows) == want {
 				break
 			}
 			var e historyEntity
@@ -165,14 +180,17 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 			if err != nil {
 				return nil, "", fmt.Errorf("read timeline %d:%s: row %s: %w", entityTypeID, identity, e.RowKey, err)
 			}
-			if len(rows) < limit {
+			if len(rows) < want-1 {
 				lastRowKey = e.RowKey
 			}
 			rows = append(rows, rec)
+			if size += len(raw); opts.MaxBytes > 0 && size >= opts.MaxBytes && len(rows) < want {
+				want = len(rows) + 1 // the budget is reached: one more row only, to know there is a next page
+			}
 		}
 	}
-	if len(rows) > limit {
-		return rows[:limit], base64.RawURLEncoding.EncodeToString([]byte(lastRowKey)), nil
+	if len(rows) == want {
+		return rows[:want-1], base64.RawURLEncoding.EncodeToString([]byte(lastRowKey)), nil
 	}
 	return rows, "", nil
 }

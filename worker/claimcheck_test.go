@@ -412,3 +412,79 @@ func TestTableBatchesKeepAzureLimits(t *testing.T) {
 		t.Fatalf("a 40,000-character property (80 KB of UTF-16) in a transaction: %v, want ErrBatchLimit naming it", err)
 	}
 }
+
+// tableReads counts the bytes of the EntityHistory rows read back.
+type tableReads struct {
+	mu sync.Mutex
+	n  int
+}
+
+type countingBody struct {
+	io.ReadCloser
+	r *tableReads
+}
+
+func (c countingBody) Read(p []byte) (int, error) {
+	n, err := c.ReadCloser.Read(p)
+	c.r.mu.Lock()
+	c.r.n += n
+	c.r.mu.Unlock()
+	return n, err
+}
+
+func (r *tableReads) Do(req *policy.Request) (*http.Response, error) {
+	resp, err := req.Next()
+	if err == nil && req.Raw().Method == http.MethodGet && strings.Contains(req.Raw().URL.Path, platform.TableEntityHistory) {
+		resp.Body = countingBody{resp.Body, r}
+	}
+	return resp, err
+}
+
+func (r *tableReads) take() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	n := r.n
+	r.n = 0
+	return n
+}
+
+// A history page is bounded in what it reads from the table, not only in what it returns:
+// thirty 20 KB rows asked for with limit=1000 under a 128 KB budget read about a budget's worth
+// per page (the old read took all thirty, and each next page all the rest again), and every
+// row comes once over the pages.
+func TestHistoryPagesReadBoundedFromTheTable(t *testing.T) {
+	t.Parallel()
+	const limit = 32 << 10
+	reads := &tableReads{}
+	w := newWorker(t, worker.Config{MaxPayloadBytes: limit, Account: storage.Account{Policies: []policy.Policy{reads}}})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	var bodies []string
+	for i := range 30 {
+		bodies = append(bodies, event(12, 1, 2, attendee, fmt.Sprintf("2026-11-22T10:00:%02dZ", i), fmt.Sprintf(`{"n":%d,"notes":%q}`, i, strings.Repeat("r", 20_000))))
+	}
+	send(t, w, bodies...)
+	drain(t, w)
+	budget := history.PagePayloads * limit
+	seen := map[string]bool{}
+	reads.take()
+	for after := ""; ; {
+		var page api.HistoryPage
+		getJSON(t, srv.URL+"/v1/history/1/"+attendee+"?limit=1000&after="+after, &page)
+		if n := reads.take(); n > 2*budget {
+			t.Fatalf("a page read %d bytes of rows from the table, over twice its %d-byte budget", n, budget)
+		}
+		for _, r := range page.Items {
+			if seen[r.HistoryEventKey] {
+				t.Fatalf("row %s on two pages", r.HistoryEventKey)
+			}
+			seen[r.HistoryEventKey] = true
+		}
+		if after = page.Next; after == "" {
+			break
+		}
+	}
+	if len(seen) != 30 {
+		t.Fatalf("%d rows over the pages, want 30", len(seen))
+	}
+}

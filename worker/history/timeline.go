@@ -18,15 +18,21 @@ const PagePayloads = 4
 // Timeline reads one page of an entity's timeline, newest first, with snapshots kept in blobs
 // read back into the records. The page stops before the row that would take its records' JSON
 // over PagePayloads × MaxPayloadBytes, and the token returned continues there; a first row
-// over that still comes, alone. A snapshot blob that cannot be shown (over the limit, not the
+// over that still comes, alone. The rows read from the table are bounded by the same budget
+// (tables.TimelineOptions.MaxBytes), not only the rows returned. A snapshot blob that cannot be shown (over the limit, not the
 // row's business unit's, not matching its hash, missing) leaves the row with SnapshotError
 // instead of failing the page.
 func Timeline(ctx context.Context, store *tables.History, b *blobs.Client, entityTypeID int, identity string, o *tables.TimelineOptions) ([]platform.HistoryRecord, string, error) {
-	rows, next, err := store.Timeline(ctx, entityTypeID, identity, o)
+	budget, used := PagePayloads*b.MaxPayloadBytes(), 0
+	// The table read stops at the budget too: a page never reads a thousand rows to show ten.
+	opts := tables.TimelineOptions{MaxBytes: budget}
+	if o != nil {
+		opts.Limit, opts.After = o.Limit, o.After
+	}
+	rows, next, err := store.Timeline(ctx, entityTypeID, identity, &opts)
 	if err != nil {
 		return nil, "", err
 	}
-	budget, used := PagePayloads*b.MaxPayloadBytes(), 0
 	for i := range rows {
 		if err := resolveSnapshot(ctx, b, &rows[i]); err != nil {
 			return nil, "", fmt.Errorf("snapshot of %s: %w", rows[i].HistoryEventKey, err)
