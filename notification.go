@@ -4,6 +4,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -172,7 +173,39 @@ func DirectJobKey(notificationTypeID int, businessUnitID int64, idempotencyKey s
 // channel, recipient).
 func MessageKey(jobKey string, r Recipient) string {
 	r = r.Normalize()
-	return jobKey + "|" + r.Channel + "|" + r.Address
+	return jobKey + "|" + r.Channel + "|" + keyAddress(r)
+}
+
+// keyAddress is the address part of a message key. A key is logged, traced and sent as a
+// header, so a webhook URL that carries a credential (userinfo, a query such as ?token=…, a
+// fragment) is not put in it whole: it stands as scheme://host/path#h-{16 hex of SHA-256 of
+// the whole URL} — deterministic (the same job and URL are the same key: idempotency holds),
+// and distinct for URLs that differ only in their secret. Upgrade safety: every other address,
+// a webhook URL without those parts included, is the key's address as before, so the messages
+// created before keep their keys.
+func keyAddress(r Recipient) string {
+	if r.Channel != ChannelWebhook {
+		return r.Address
+	}
+	u, err := url.Parse(r.Address)
+	if err == nil && u.Opaque == "" && u.User == nil && u.RawQuery == "" && !u.ForceQuery && u.Fragment == "" && !strings.Contains(r.Address, "#") {
+		return r.Address
+	}
+	sum := sha256.Sum256([]byte(r.Address))
+	shown := ""
+	if err == nil && u.Opaque == "" {
+		shown = (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path, RawPath: u.RawPath}).String()
+	}
+	return shown + "#h-" + hex.EncodeToString(sum[:8])
+}
+
+// Shown is r as a trace or an error may show it: a webhook URL redacted (RedactURL), since its
+// query or userinfo may carry a credential. The stored recipient stays whole, to send to.
+func (r Recipient) Shown() Recipient {
+	if r.Channel == ChannelWebhook {
+		r.Address = RedactURL(r.Address)
+	}
+	return r
 }
 
 // MessageJobKey is the key of the job a message key belongs to; ok is false when messageKey is

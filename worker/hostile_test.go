@@ -21,6 +21,7 @@ import (
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // Every hostile message is poisoned with a reason that names what is wrong, the worker keeps
@@ -152,10 +153,17 @@ func TestHostileDirectJobs(t *testing.T) {
 		"control character":    {[]platform.Recipient{{Channel: "email", Address: "ada\x1b[2J@example.com"}}, "control characters"},
 		"control in a name":    {[]platform.Recipient{{Channel: "email", Address: "ada@example.com", Name: "Ada\a\r"}}, "name"},
 		"address too long":     {[]platform.Recipient{{Channel: "email", Address: strings.Repeat("a", 250) + "@example.com"}}, "at most 254"},
+		"dotless domain":       {[]platform.Recipient{{Channel: "email", Address: "ada@localhost"}}, "no dot"},
+		"IP without brackets":  {[]platform.Recipient{{Channel: "email", Address: "ada@127.0.0.1"}}, "IP address"},
+		"short IP":             {[]platform.Recipient{{Channel: "email", Address: "ada@127.1"}}, "IP address"},
+		"bad host label":       {[]platform.Recipient{{Channel: "email", Address: "ada@-evil.example.com"}}, "host label"},
+		"bidi override":        {[]platform.Recipient{{Channel: "email", Address: "ada\u202e@example.com"}}, "format characters"},
+		"zero width in a name": {[]platform.Recipient{{Channel: "email", Address: "ada@example.com", Name: "Ad\u200ba"}}, "format characters"},
+		"bidi in a webhook":    {[]platform.Recipient{{Channel: "webhook", Address: "https://8.8.8.8/hook?token=SECRET\u202e"}}, "format characters"},
 	} {
 		_, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: c.recipients}, "")
-		if !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
-			t.Errorf("%s: %v, want invalid input mentioning %q", name, err, c.want)
+		if !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "SECRET") {
+			t.Errorf("%s: %v, want invalid input mentioning %q (and no URL credential)", name, err, c.want)
 		}
 	}
 	key := "order/7\\8#9?\x00\x1f\u2028"
@@ -212,7 +220,9 @@ func TestEventDerivedRecipientsAreCheckedAsDirectOnesAre(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0), option(42, 102, true, "email", 0),
 		subscriber(42, 102, "email", "ops@example.com"), subscriber(42, 102, "email", "ada@[127.0.0.1]"),
-		subscriber(42, 102, "email", `"Boss" <boss@evil.com>`), subscriber(42, 102, "email", "bel\a@example.com"))
+		subscriber(42, 102, "email", `"Boss" <boss@evil.com>`), subscriber(42, 102, "email", "bel\a@example.com"),
+		subscriber(42, 102, "email", "ada@localhost"), subscriber(42, 102, "email", "ada@127.0.0.1"),
+		subscriber(42, 102, "email", "ada\u202e@example.com"))
 	w := env.start(env.config())
 	guardian := strings.Replace(hinted(attendee), `"Guardian@Example.com"`, `"\"Victim Manager\" <attacker@evil.com>"`, 1)
 	incident := `{"eventTypeId":31,"entityTypeId":3,"actionTypeId":4,"entityId":9,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","notificationEventTypeId":102,"payload":{"summary":"s"}}`
@@ -240,9 +250,10 @@ func TestEventDerivedRecipientsAreCheckedAsDirectOnesAre(t *testing.T) {
 	}
 	inc := onlyJob(t, trace(t, w, "notification-job:102:31:3:9:2026-11-22T10:00:00.0000000Z:4"))
 	r := strings.Join(refusals(inc), "\n")
-	if inc.State != platform.JobGenerated || len(inc.MessageKeys) != 1 || strings.Count(r, "\n") != 2 ||
-		!strings.Contains(r, "domain literal") || !strings.Contains(r, "no display name") || !strings.Contains(r, "control characters") {
-		t.Fatalf("incident job: %s, %d message(s), refusals:\n%s\nwant Generated, 1 message, 3 refusals with their reasons", inc.State, len(inc.MessageKeys), r)
+	if inc.State != platform.JobGenerated || len(inc.MessageKeys) != 1 || strings.Count(r, "\n") != 5 ||
+		!strings.Contains(r, "domain literal") || !strings.Contains(r, "no display name") || !strings.Contains(r, "control characters") ||
+		!strings.Contains(r, "no dot") || !strings.Contains(r, "IP address") || !strings.Contains(r, "format characters") {
+		t.Fatalf("incident job: %s, %d message(s), refusals:\n%s\nwant Generated, 1 message, 6 refusals with their reasons", inc.State, len(inc.MessageKeys), r)
 	}
 }
 
@@ -375,5 +386,54 @@ func TestTraceWithholdsBodiesUnlessAsked(t *testing.T) {
 	if len(shown) != 1 || shown[0].Level != logrus.InfoLevel || shown[0].Data["key"] != job.Key ||
 		!strings.HasPrefix(fmt.Sprint(shown[0].Data["remoteAddr"]), "127.0.0.1:") {
 		t.Fatalf("want one Info line with the key and the remote address, got %d: %+v", len(shown), shown)
+	}
+}
+
+// A trace without showBody withholds the event's snapshot too (the event's data, inline in its
+// history row), not only the jobs' copy of it; and no trace names a blob (storage detail):
+// with showBody, a body kept in a blob is read into the answer instead.
+func TestTraceWithholdsTheSnapshotAndNeverNamesABlob(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0))
+	w := env.start(env.config())
+	rc := newReceiver(t, strongSecret, 0)
+	if _, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{11}, Secret: strongSecret}); err != nil {
+		t.Fatal(err)
+	}
+	const secret = "tok-5b7e2d"
+	small := strings.Replace(hinted(attendee), `"guardianName":"Byron"`, `"guardianName":"Byron","resetToken":"`+secret+`"`, 1)
+	// Over a row's inline limit: the job's event data and the delivery's body go to blobs.
+	large := strings.Replace(strings.Replace(small, attendee, "0f8fad5b-d9cb-469f-a165-70867728950e", 1),
+		`"guardianName":"Byron"`, `"guardianName":"Byron","notes":"`+strings.Repeat("n", 40_000)+`"`, 1)
+	send(t, w, small, large)
+	drain(t, w)
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	for _, guid := range []string{attendee, "0f8fad5b-d9cb-469f-a165-70867728950e"} {
+		key := "11:1:" + guid + ":2026-11-22T10:00:00.0000000Z:1"
+		for _, q := range []string{"", "&showBody=true"} {
+			resp, err := http.Get(srv.URL + "/v1/trace?key=" + url.QueryEscape(key) + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			var tr notify.Trace
+			if err := json.Unmarshal(b, &tr); err != nil || resp.StatusCode != http.StatusOK || tr.Event == nil || tr.Event.History == nil ||
+				len(tr.Jobs) != 1 || len(tr.Deliveries) != 1 {
+				t.Fatalf("trace %s%s: %d, want the history row, one job and one delivery:\n%.2000s", key, q, resp.StatusCode, b)
+			}
+			shown := strings.Count(string(b), secret)
+			if q == "" && (shown != 0 || !tr.BodiesWithheld) {
+				t.Errorf("trace %s: the secret shown %d time(s) (withheld %v): the snapshot and every body must be withheld:\n%.2000s", key, shown, tr.BodiesWithheld, b)
+			}
+			// With bodies: the snapshot, the job's event data and the delivery's body.
+			if q != "" && (shown < 3 || len(tr.Jobs[0].Job.EventData) == 0 || tr.Deliveries[0].Text == "") {
+				t.Errorf("trace %s%s: the secret shown %d time(s), want the snapshot, the event data and the delivery's body:\n%.2000s", key, q, shown, b)
+			}
+			if strings.Contains(string(b), "Blob\"") || strings.Contains(string(b), "sha256-") {
+				t.Errorf("trace %s%s names a blob:\n%.2000s", key, q, b)
+			}
+		}
 	}
 }

@@ -177,7 +177,8 @@ func TestUnhintedCreateAttendeeSendsNothing(t *testing.T) {
 	}
 	ev, _ := platform.DecodeEvent([]byte(body))
 	tr := trace(t, w, ev.Key())
-	if len(tr.Jobs) != 0 || len(tr.Notes) != 1 || !strings.Contains(tr.Notes[0], "no hint") || tr.Event.History == nil {
+	// The notes: no hint, and the event's snapshot withheld (a body).
+	if len(tr.Jobs) != 0 || len(tr.Notes) != 2 || !strings.Contains(tr.Notes[0], "no hint") || !tr.BodiesWithheld || tr.Event.History == nil {
 		t.Fatalf("trace %+v", tr)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -234,16 +235,11 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// A webhook URL's userinfo, query and fragment (?token=…) are never shown whole: not for an
+// integrator's endpoint, nor for a notification's webhook-channel recipient, whose URL is in
+// no message key, log line, refusal or trace (the row keeps it whole, to send to).
 func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
 	t.Parallel()
-	env := newNotifyEnv(t, "")
-	cfg := env.config()
-	logs := &syncBuffer{}
-	log := testenv.Logger(t)
-	log.SetOutput(io.MultiWriter(log.Out, logs))
-	cfg.Logger = log
-	w := env.start(cfg)
-	ctx := context.Background()
 	// The receiver drops every connection: net/http's error (*url.Error) names the URL.
 	var mu sync.Mutex
 	var queries []string
@@ -256,26 +252,82 @@ func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
 		}
 	}))
 	t.Cleanup(srv.Close)
+	// Webhook-channel recipients: a direct job's, and subscribers' (one refused: a bell in it).
+	recipientURL := srv.URL + "/hook?token=SECRET-RECIPIENT"
+	env := newNotifyEnv(t, "", option(42, 201, true, "webhook", 0), option(42, 102, true, "webhook", 0),
+		subscriber(42, 102, "webhook", srv.URL+"/hook?token=SECRET-SUBSCRIBER"), subscriber(42, 102, "webhook", srv.URL+"/hook?token=SECRET-BELL\a"))
+	cfg := env.config()
+	logs := &syncBuffer{}
+	log := testenv.Logger(t)
+	log.SetOutput(io.MultiWriter(log.Out, logs))
+	cfg.Logger = log
+	w := env.start(cfg)
+	ctx := context.Background()
 	hook := strings.Replace(srv.URL, "http://", "http://user:SECRET-PW@", 1) + "/hook?token=SECRET-TOKEN#SECRET-FRAGMENT"
 	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: hook, BusinessUnitID: 42, EventTypes: []int{12}, Secret: strongSecret}); err != nil {
 		t.Fatal(err)
 	}
 	body := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`)
 	ev, _ := platform.DecodeEvent([]byte(body))
-	send(t, w, body)
+	incident := `{"eventTypeId":31,"entityTypeId":3,"actionTypeId":4,"entityId":9,"businessUnitId":42,"createdOn":"2026-11-22T10:00:00Z","notificationEventTypeId":102,"payload":{"summary":"s"}}`
+	recipient := platform.Recipient{Channel: platform.ChannelWebhook, Address: recipientURL}
+	direct := notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: []platform.Recipient{recipient}}
+	job, _, err := w.Notify().CreateJob(ctx, direct, "idem-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	send(t, w, body, incident)
 	var tr *notify.Trace
 	testenv.Eventually(t, 30*time.Second, "a failed attempt recorded", func() bool {
 		tr = trace(t, w, ev.Key())
 		return len(tr.Deliveries) == 1 && tr.Deliveries[0].LastError != ""
 	})
+	incidentJob := "notification-job:102:31:3:9:2026-11-22T10:00:00.0000000Z:4"
+	var keys []string
+	testenv.Eventually(t, 30*time.Second, "the recipients' messages attempted", func() bool {
+		keys = keys[:0]
+		for _, jk := range []string{job.Key, incidentJob} {
+			for _, m := range onlyJobMessages(t, trace(t, w, jk)) {
+				if m.LastError == "" && m.State != platform.MessageUnknown {
+					return false
+				}
+				keys = append(keys, m.Key)
+			}
+		}
+		return len(keys) == 2
+	})
 	mu.Lock()
-	if len(queries) == 0 || queries[0] != "token=SECRET-TOKEN" {
-		t.Errorf("the receiver got queries %q: the stored URL must stay whole, to send to", queries)
+	if len(queries) == 0 || !slices.Contains(queries, "token=SECRET-TOKEN") || !slices.Contains(queries, "token=SECRET-RECIPIENT") {
+		t.Errorf("the receiver got queries %q: the stored URLs must stay whole, to send to", queries)
 	}
 	mu.Unlock()
 	traced, _ := json.Marshal(tr)
 	if lastError := tr.Deliveries[0].LastError; !strings.Contains(lastError, "/hook") || strings.Contains(string(traced), "SECRET") {
 		t.Errorf("the trace shows the URL's credentials: lastError %q, trace %s", lastError, traced)
+	}
+	// The same job and URL are the same message key (idempotency), a secret-free one.
+	if again, _, err := w.Notify().CreateJob(ctx, direct, "idem-1"); err != nil || again.Key != job.Key || keys[0] != platform.MessageKey(job.Key, recipient) {
+		t.Errorf("the same job again: %v, key %s vs %s; message key %s vs %s", err, again.Key, job.Key, keys[0], platform.MessageKey(job.Key, recipient))
+	}
+	api := httptest.NewServer(w.Handler())
+	t.Cleanup(api.Close)
+	for _, k := range append(keys, job.Key, incidentJob, "31:3:9:2026-11-22T10:00:00.0000000Z:4") {
+		for _, q := range []string{"", "&showBody=true"} {
+			resp, err := http.Get(api.URL + "/v1/trace?key=" + url.QueryEscape(k) + q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			traced, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != http.StatusOK || !strings.Contains(string(traced), "/hook") || strings.Contains(string(traced), "SECRET") {
+				t.Errorf("GET /v1/trace?key=%s%s: %d, shows a recipient URL's credentials (or no URL at all):\n%s", k, q, resp.StatusCode, traced)
+			}
+		}
+	}
+	if refused := onlyJob(t, trace(t, w, incidentJob)).Trail; !slices.ContainsFunc(refused, func(s platform.Step) bool {
+		return s.Decision == "recipient refused" && strings.Contains(s.Reason, "control characters")
+	}) {
+		t.Errorf("the subscriber with a bell in its URL is not a refusal in the trail: %+v", refused)
 	}
 
 	all, err := w.Webhooks().List(ctx)
@@ -285,8 +337,6 @@ func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
 	if listed, _ := json.Marshal(all); !strings.Contains(string(listed), "/hook") || strings.Contains(string(listed), "SECRET") {
 		t.Errorf("the list shows the URL's credentials: %s", listed)
 	}
-	api := httptest.NewServer(w.Handler())
-	t.Cleanup(api.Close)
 	resp, err := http.Get(api.URL + "/v1/webhooks")
 	if err != nil {
 		t.Fatal(err)

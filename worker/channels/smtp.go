@@ -22,6 +22,7 @@ import (
 	"net/textproto"
 	"strings"
 	"time"
+	"unicode"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/worker/delivery"
@@ -53,8 +54,10 @@ const maxEmail = 254
 // checkEmail accepts one bare address, such as ada@example.com, and nothing else: no display
 // name, angle brackets, comment, group or list (a name in event data must not choose where the
 // mail goes: "Victim" <attacker@evil.com>), no line break (a header injection), no domain
-// literal (ada@[127.0.0.1] names a host, not a mailbox a business would write to), at most
-// 254 characters.
+// literal (ada@[127.0.0.1] names a host, not a mailbox a business would write to), and a
+// domain that is a domain name: at least two labels (ada@localhost names a host of the
+// relay's own network), each a host label, the last not a number (ada@127.0.0.1 is an
+// address without its brackets); at most 254 characters.
 func checkEmail(address string) error {
 	if len(address) > maxEmail {
 		return fmt.Errorf("%.40q…: an email address has at most %d characters, got %d", address, maxEmail, len(address))
@@ -62,10 +65,45 @@ func checkEmail(address string) error {
 	if a, err := mail.ParseAddress(address); err != nil || a.Address != address {
 		return fmt.Errorf("%q is not one bare email address such as ada@example.com (no display name, angle brackets, comment or list)", address)
 	}
-	if domain := address[strings.LastIndexByte(address, '@')+1:]; strings.HasPrefix(domain, "[") {
+	domain := address[strings.LastIndexByte(address, '@')+1:]
+	if strings.HasPrefix(domain, "[") {
 		return fmt.Errorf("%q: a domain literal is not accepted; want a domain name such as example.com", address)
 	}
+	if why := domainProblem(domain); why != "" {
+		return fmt.Errorf("%q: %s; want a domain name such as example.com", address, why)
+	}
 	return nil
+}
+
+// domainProblem says why domain is not a domain name a mailbox lives under, or "" when it is.
+func domainProblem(domain string) string {
+	labels := strings.Split(domain, ".")
+	if len(labels) < 2 {
+		return "the domain has no dot (a local host name)"
+	}
+	for _, l := range labels {
+		if !hostLabel(l) {
+			return fmt.Sprintf("the domain's label %q is not a host label (letters, digits and inner hyphens, at most 63)", l)
+		}
+	}
+	if tld := labels[len(labels)-1]; strings.Trim(tld, "0123456789") == "" {
+		return "the domain is an IP address, not a domain name"
+	}
+	return ""
+}
+
+// hostLabel reports whether l is one label of a host name: 1-63 bytes of letters (an
+// internationalised name's too), digits and hyphens, not starting or ending with a hyphen.
+func hostLabel(l string) bool {
+	if l == "" || len(l) > 63 || l[0] == '-' || l[len(l)-1] == '-' {
+		return false
+	}
+	for _, r := range l {
+		if r != '-' && !unicode.IsLetter(r) && !unicode.IsDigit(r) {
+			return false
+		}
+	}
+	return true
 }
 
 // Send speaks SMTP to the relay. The message carries X-Platform-Message-Key, so a support

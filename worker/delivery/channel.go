@@ -66,20 +66,29 @@ func (c *Channels) Names() []string {
 }
 
 // CheckRecipient refuses a recipient no channel should be handed: an unknown channel, an
-// address or name that is not text (control characters, invalid UTF-8: whoever prints it, a
-// terminal, a log or a mail header, could be steered by it), or an address its channel refuses.
+// address or name that is not plain text (control characters, invalid UTF-8: whoever prints
+// it, a terminal, a log or a mail header, could be steered by it; format characters such as
+// U+202E, which reverses the text after it, or U+200B, which is invisible: an address that
+// reads as another), or an address its channel refuses. The error shows the address as a
+// trace may (Recipient.Shown: a webhook URL's credentials are never in it).
 func (c *Channels) CheckRecipient(ctx context.Context, r platform.Recipient) error {
 	ch, ok := c.Lookup(r.Channel)
 	if !ok {
 		return fmt.Errorf("channel %q: want one of %v", r.Channel, c.Names())
 	}
-	for _, f := range []struct{ name, value string }{{"address", r.Address}, {"name", r.Name}} {
-		if !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, unicode.IsControl) {
-			return fmt.Errorf("%s %.80q: control characters or invalid UTF-8", f.name, f.value)
+	shown := r.Shown()
+	for _, f := range []struct{ name, value, shown string }{{"address", r.Address, shown.Address}, {"name", r.Name, shown.Name}} {
+		switch {
+		case !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, unicode.IsControl):
+			return fmt.Errorf("%s %.80q: control characters or invalid UTF-8", f.name, f.shown)
+		case strings.ContainsFunc(f.value, isFormat):
+			return fmt.Errorf("%s %.80q: format characters (such as U+202E or U+200B: invisible, or reordering the text)", f.name, f.shown)
 		}
 	}
 	return ch.CheckAddress(ctx, r.Address)
 }
+
+func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
 
 // Ambiguous marks err as "the provider may or may not have the message": retrying could
 // send it twice, so the message becomes Unknown.

@@ -21,8 +21,8 @@ type Trace struct {
 	Jobs  []TraceJob  `json:"jobs,omitempty"`
 	// Deliveries are the event's webhook deliveries, one per subscribed endpoint.
 	Deliveries []*platform.OutgoingMessage `json:"deliveries,omitempty"`
-	// BodiesWithheld: the messages' subject, text and HTML, the deliveries' bodies and the
-	// jobs' event data were left out (TraceOptions.ShowBody).
+	// BodiesWithheld: the messages' subject, text and HTML, the deliveries' bodies, the jobs'
+	// event data and the event's snapshot were left out (TraceOptions.ShowBody).
 	BodiesWithheld bool `json:"bodiesWithheld,omitempty"`
 	// Notes are plain sentences for the reader: what is missing and what to look at.
 	Notes []string `json:"notes,omitempty"`
@@ -30,8 +30,8 @@ type Trace struct {
 
 // TraceOptions are what a trace shows. The zero value withholds bodies.
 type TraceOptions struct {
-	// ShowBody returns what messages say (subject, text, HTML, a delivery's body) and what jobs
-	// carry (event data). Off by default: a body may hold a secret, such as a password-reset
+	// ShowBody returns what messages say (subject, text, HTML, a delivery's body), what jobs
+	// carry (event data) and the event's snapshot in its history row. Off by default: a body may hold a secret, such as a password-reset
 	// link, that a support engineer tracing a key has no need to see.
 	ShowBody bool
 	// Requester is who asks (a remote address, "cli"): logged with the key when ShowBody is set.
@@ -72,9 +72,7 @@ func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trac
 	if err != nil {
 		return nil, err
 	}
-	if !opts.ShowBody {
-		t.withholdBodies()
-	}
+	s.present(ctx, t, opts.ShowBody)
 	return t, nil
 }
 
@@ -136,31 +134,80 @@ func (s *Service) trace(ctx context.Context, key, kind string) (*Trace, error) {
 	return t, nil
 }
 
-// withholdBodies leaves out of t what messages say and what jobs carry, on copies: the rows
-// read may be cached by whoever returned them.
-func (t *Trace) withholdBodies() {
-	hide := func(ms []*platform.OutgoingMessage) {
+// present makes t what its reader may see, on copies (the rows read may be cached by whoever
+// returned them). Always: a webhook recipient's URL redacted (its query or userinfo may carry
+// a credential; the row keeps it whole, to send to), and no blob name (storage detail). Bodies
+// — what messages say, what jobs carry, the event's snapshot — only when showBody asks for
+// them; then a body kept in a blob is read into the answer in place of its name.
+func (s *Service) present(ctx context.Context, t *Trace, showBody bool) {
+	withheld := false
+	resolve := func(what string, inline []byte, name string) []byte {
+		if name == "" || len(inline) > 0 {
+			return inline
+		}
+		b, err := s.d.Blobs.Resolve(ctx, nil, name)
+		if err != nil {
+			// The error names the blob: it goes to the log, the reader gets a sentence.
+			s.d.Log.WithError(err).WithField("of", what).Warn("trace: a body kept in storage could not be read")
+			t.Notes = append(t.Notes, what+": its body is kept in storage and could not be read (the worker's log says why)")
+		}
+		return b
+	}
+	messages := func(ms []*platform.OutgoingMessage) {
 		for i, m := range ms {
 			c := *m
-			if c.Subject != "" || c.Text != "" || c.HTML != "" || c.BodyBlob != "" {
-				c.Subject, c.Text, c.HTML, c.BodyBlob = "", "", "", ""
-				t.BodiesWithheld = true
+			c.Recipient = c.Recipient.Shown()
+			switch {
+			case showBody:
+				c.Text = string(resolve("message "+c.Key, []byte(c.Text), c.BodyBlob))
+			case c.Subject != "" || c.Text != "" || c.HTML != "" || c.BodyBlob != "":
+				c.Subject, c.Text, c.HTML, withheld = "", "", "", true
 			}
+			c.BodyBlob = ""
 			ms[i] = &c
 		}
 	}
-	hide(t.Deliveries)
+	messages(t.Deliveries)
 	for i := range t.Jobs {
 		tj := &t.Jobs[i]
-		hide(tj.Messages)
-		if tj.Job != nil && (len(tj.Job.EventData) > 0 || tj.Job.EventDataBlob != "") {
-			c := *tj.Job
-			c.EventData, c.EventDataBlob = nil, ""
-			tj.Job, t.BodiesWithheld = &c, true
+		messages(tj.Messages)
+		if tj.Job == nil {
+			continue
 		}
+		c := *tj.Job
+		c.Recipients = make([]platform.Recipient, len(tj.Job.Recipients))
+		for i, r := range tj.Job.Recipients {
+			c.Recipients[i] = r.Shown()
+		}
+		switch {
+		case showBody:
+			c.EventData = resolve("job "+c.Key, c.EventData, c.EventDataBlob)
+		case len(c.EventData) > 0 || c.EventDataBlob != "":
+			c.EventData, withheld = nil, true
+		}
+		c.EventDataBlob = ""
+		tj.Job = &c
 	}
-	if t.BodiesWithheld {
-		t.Notes = append(t.Notes, "bodies withheld (subject, text, HTML, event data): ask with --show-body (API: showBody=true); that access is logged")
+	if t.Event != nil && t.Event.History != nil {
+		c := *t.Event.History
+		switch {
+		case !showBody:
+			withheld = withheld || len(c.Snapshot) > 0 || c.SnapshotBlob != ""
+			c.Snapshot = nil
+		case len(c.Snapshot) == 0 && c.SnapshotBlob != "":
+			data, err := s.d.Blobs.EventPayload(ctx, c.BusinessUnitID, c.SnapshotBlob)
+			if err != nil {
+				s.d.Log.WithError(err).WithField("of", c.HistoryEventKey).Warn("trace: a snapshot kept in storage could not be read")
+				c.SnapshotError = "snapshot not shown: it is kept in storage and could not be read (the worker's log says why)"
+			}
+			c.Snapshot = data
+		}
+		e := *t.Event
+		e.History, t.Event = &c, &e
+	}
+	if withheld {
+		t.BodiesWithheld = true
+		t.Notes = append(t.Notes, "bodies withheld (subject, text, HTML, event data, the event's snapshot): ask with --show-body (API: showBody=true); that access is logged")
 	}
 }
 
