@@ -237,10 +237,15 @@ type OutgoingMessage struct {
 	Trail []Step `json:"trail,omitempty"`
 }
 
-// ContentHash identifies what the message says and to whom.
+// ContentHash identifies what the message says and to whom. The recipient is its channel and
+// address, not its display name: the key already names the address, and a name dropped
+// between two renders (recipients from event data no longer carry one) is not different
+// content; a name a template shows still changes the text. Safe across a deploy: the hash is
+// computed again from the stored row on every comparison (the stored column is never read),
+// so an old row and a new render are compared by this one function.
 func (m *OutgoingMessage) ContentHash() string {
 	h := sha256.New()
-	for _, s := range []string{m.JobKey, m.Recipient.Channel, m.Recipient.Address, m.Recipient.Name, m.Subject, m.Text, m.HTML, m.BodyBlob} {
+	for _, s := range []string{m.JobKey, m.Recipient.Channel, m.Recipient.Address, m.Subject, m.Text, m.HTML, m.BodyBlob} {
 		h.Write([]byte(strconv.Itoa(len(s)) + ":" + s))
 	}
 	return hex.EncodeToString(h.Sum(nil))

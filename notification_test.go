@@ -38,3 +38,19 @@ func TestMessageKeyOfAWebhookURLWithASecret(t *testing.T) {
 		t.Errorf("two URLs differing in their secret share the key %q", a)
 	}
 }
+
+// A display name is not what a message says: a message rendered again without the name its
+// recipient had (recipients from event data no longer carry one) has the same content hash.
+func TestMessageContentHashIgnoresTheDisplayName(t *testing.T) {
+	t.Parallel()
+	m := platform.OutgoingMessage{JobKey: "j", Recipient: platform.Recipient{Channel: "email", Address: "a@example.com", Name: "Byron"}, Subject: "s", Text: "t"}
+	n := m
+	n.Recipient.Name = ""
+	if m.ContentHash() != n.ContentHash() {
+		t.Error("the content hash changes with the recipient's display name")
+	}
+	n.Text = "u"
+	if m.ContentHash() == n.ContentHash() {
+		t.Error("the content hash does not change with the text")
+	}
+}

@@ -26,6 +26,7 @@ import (
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/settings"
+	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/channels"
 	"github.com/platform/platform/worker/delivery"
@@ -343,6 +344,47 @@ func TestConflictingContentUnderOneKeySendsNothing(t *testing.T) {
 	}
 	if n := len(env.smtp.Mails()); n != 0 {
 		t.Fatalf("%d mails sent for a conflicted job", n)
+	}
+}
+
+// A message written before recipients from event data lost their display name, and rendered
+// again after (a generator redelivery straddling the deploy), is the same message: it is
+// sent, once — not a Conflict that is never sent. The key names the address; the name is not
+// what the message says.
+func TestADisplayNameDroppedBetweenRendersIsNotAConflict(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	cfg := env.config()
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := w.Setup(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tc, err := tables.New(storage.Account{}, env.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := delivery.New(cfg.Delivery, cfg.Logger, w.Queues(), tc.Messages(), &delivery.Channels{})
+	jobKey := "notification-job:101:11:1:" + attendee + ":2026-11-22T10:00:00.0000000Z:1"
+	to := platform.Recipient{Channel: platform.ChannelEmail, Address: "guardian@example.com", Name: "Byron"}
+	before := &platform.OutgoingMessage{Key: platform.MessageKey(jobKey, to), JobKey: jobKey, NotificationEventTypeID: 101, BusinessUnitID: 42,
+		Recipient: to, Subject: "Ada now has a profile", Text: "Hello"}
+	after := *before
+	after.Recipient.Name = ""
+	for _, m := range []*platform.OutgoingMessage{before, &after} {
+		if err := d.Ensure(ctx, m, "generator"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if m, err := d.Get(ctx, before.Key); err != nil || m.State != platform.MessagePending {
+		t.Fatalf("the message rendered again without the name: %v %+v, want it still Pending", err, m)
+	}
+	drain(t, env.start(cfg))
+	if m, err := d.Get(ctx, before.Key); err != nil || m.State != platform.MessageSent || len(env.smtp.Mails()) != 1 {
+		t.Fatalf("%v %+v, %d mail(s): want Sent, once", err, m, len(env.smtp.Mails()))
 	}
 }
 
