@@ -280,17 +280,18 @@ func TestRenewalKeepsASlowHandlerExclusive(t *testing.T) {
 				break
 			}
 		}
-		// Work over twice as long as the visibility timeout (3 s: renewed every 1.5 s, so a
-		// loaded storage may take a second to answer a renewal).
+		// Work over twice as long as the visibility timeout (5 s: renewed every 2.5 s, so a
+		// storage slowed by the whole race-enabled suite may take seconds to answer a renewal;
+		// 3 s was seen to lapse).
 		select {
-		case <-time.After(7 * time.Second):
+		case <-time.After(11 * time.Second):
 		case <-ctx.Done():
 		}
 		return nil
 	}
 	// Two replicas race for the same queue.
-	a := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 3 * time.Second})
-	b := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 3 * time.Second})
+	a := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 5 * time.Second})
+	b := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 5 * time.Second})
 	enqueue(t, c, "slow")
 	testenv.Eventually(t, 30*time.Second, "handled and deleted", func() bool {
 		idleA, _ := a.Idle()
