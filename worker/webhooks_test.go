@@ -22,6 +22,7 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
@@ -432,4 +433,49 @@ func onlyJobMessages(t *testing.T, tr *notify.Trace) []*platform.OutgoingMessage
 		t.Fatalf("want one job in the trace, got %+v", tr.Jobs)
 	}
 	return tr.Jobs[0].Messages
+}
+
+// A job whose generation began before webhook URLs carrying a credential were hashed in
+// message keys, and is retried after, finds the message it already made under the old key
+// (the URL whole) instead of making and sending a second one.
+func TestAMessageMadeUnderTheOldWebhookKeyIsNotMadeAgain(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 201, true, "webhook", 0))
+	cfg := env.config()
+	rcv := testenv.StartWebhookReceiverFunc(t, func(url string) string { return recipientSecret(cfg.WebhookSecret, url+"/hook?token=SECRET") })
+	address := rcv.URL + "/hook?token=SECRET"
+	jobKey := platform.DirectJobKey(201, 42, "upgrade-1")
+	old := jobKey + "|webhook|" + address
+	if old == platform.MessageKey(jobKey, platform.Recipient{Channel: platform.ChannelWebhook, Address: address}) {
+		t.Fatal("the key of a URL with a token is the URL whole: nothing to test")
+	}
+	w := env.start(cfg) // creates the tables
+	tc, err := tables.New(storage.Account{}, env.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := &platform.OutgoingMessage{Key: old, JobKey: jobKey, NotificationEventTypeID: 201, BusinessUnitID: 42, State: platform.MessageSent,
+		Recipient: platform.Recipient{Channel: platform.ChannelWebhook, Address: address}, Subject: "sent before the upgrade"}
+	if _, _, _, err := tc.Messages().Ensure(context.Background(), sent); err != nil {
+		t.Fatal(err)
+	}
+	job, _, err := w.Notify().CreateJob(context.Background(), notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+		Recipients: []platform.Recipient{{Channel: platform.ChannelWebhook, Address: address}}}, "upgrade-1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if job.Key != jobKey {
+		t.Fatalf("job key %s, want %s", job.Key, jobKey)
+	}
+	drain(t, w)
+	if got, forged := rcv.Received(); len(got) != 0 || forged != 0 {
+		t.Fatalf("the receiver got %d deliveries (%d refused): the message made before the upgrade was made and sent again", len(got), forged)
+	}
+	stored, _, err := tc.Jobs().Get(context.Background(), job.Key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if stored.State != platform.JobGenerated || len(stored.MessageKeys) != 1 || stored.MessageKeys[0] != old {
+		t.Fatalf("job %s with message keys %q, want Generated with the one made before", stored.State, stored.MessageKeys)
+	}
 }

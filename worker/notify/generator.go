@@ -87,6 +87,9 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 			Recipient: r, Subject: subject, Text: text, HTML: html,
 			Trail: []platform.Step{platform.NewStep("generator", "rendered", "template "+name)},
 		}
+		if err := s.keepLegacyKey(ctx, msg); err != nil {
+			return err
+		}
 		if err := s.d.Distributor.Ensure(ctx, msg, "generator"); err != nil {
 			return err
 		}
@@ -111,4 +114,25 @@ func (s *Service) jobData(ctx context.Context, job *platform.NotificationJob) (m
 		}
 	}
 	return data, nil
+}
+
+// keepLegacyKey gives msg the key an older version made for it, if that message exists. Before
+// issue 20 a webhook URL carrying a credential was in its message key whole; now it is hashed
+// (platform.MessageKey). A job whose generation began before the upgrade and is retried after
+// it must find the message it already made, or the recipient would get it twice.
+func (s *Service) keepLegacyKey(ctx context.Context, msg *platform.OutgoingMessage) error {
+	if msg.Recipient.Channel != platform.ChannelWebhook {
+		return nil
+	}
+	old := msg.JobKey + "|" + msg.Recipient.Channel + "|" + msg.Recipient.Address
+	if old == msg.Key || platform.KeyLength(old) > platform.MaxKeyLength {
+		return nil
+	}
+	switch _, err := s.d.Distributor.Get(ctx, old); {
+	case err == nil:
+		msg.Key = old
+	case !errors.Is(err, platform.ErrNotFound):
+		return err
+	}
+	return nil
 }

@@ -77,8 +77,11 @@ func (t *Targets) CheckURL(ctx context.Context, raw string) error {
 	if errors.Is(err, ErrForbiddenTarget) {
 		return err
 	}
-	if dnsErr := (*net.DNSError)(nil); errors.As(err, &dnsErr) && (dnsErr.IsTimeout || dnsErr.IsTemporary) {
-		return fmt.Errorf("webhook host %s: %w", host, err) // the resolver failed, not the URL: worth a retry
+	if dnsErr := (*net.DNSError)(nil); ctx.Err() != nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) ||
+		errors.As(err, &dnsErr) && (dnsErr.IsTimeout || dnsErr.IsTemporary) {
+		// The lookup was cut short (a stop, a deadline) or the resolver failed for now: that
+		// says nothing about the URL, and a retry may reach it.
+		return fmt.Errorf("webhook host %s: %w", host, err)
 	}
 	if err != nil {
 		return fmt.Errorf("%w: %s: %v", ErrForbiddenTarget, host, err)
