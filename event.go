@@ -81,12 +81,14 @@ func DecodeEvent(body []byte) (*EntityEvent, error) {
 	return ev, Permanent(err)
 }
 
-// DecodeStoredEvent decodes an event the worker itself stored (an outbox intent, a
-// PlatformEventLog row) as DecodeEvent does, but also accepts a payloadBlob with the unscoped
-// name older versions wrote (ParseLegacyPayloadBlobName): those rows were written before
-// scoped names, by the worker, from events it had accepted. Whoever publishes such an event
-// must store its payload under the scoped name first (blobs.Client.RescopeEventPayload): the
-// queue accepts scoped names only.
+// DecodeStoredEvent decodes an event stored in the outbox's tables (an outbox intent, written
+// by a service through the outbox client; a PlatformEventLog row) as DecodeEvent does, but also
+// accepts a payloadBlob with the unscoped name older versions wrote (ParseLegacyPayloadBlobName),
+// so that rows written before scoped names still flow. Such a name can only be written by
+// whoever may write those tables, and it names content by its hash (it is checked when read),
+// so it borrows nothing its writer does not already hold. Whoever publishes such an event must
+// store its payload under the scoped name first (blobs.Client.RescopeEventPayload): the queue
+// accepts scoped names only.
 func DecodeStoredEvent(body []byte) (*EntityEvent, error) {
 	ev, err := decodeEvent(body, true)
 	return ev, Permanent(err)

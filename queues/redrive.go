@@ -3,6 +3,8 @@ package queues
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -26,7 +28,7 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	poison := c.queue(platform.PoisonQueue(queue))
 	started := time.Now()
 	moved := 0
-	var left []string
+	left := map[string]string{} // message id → why it was left
 	for {
 		resp, err := poison.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{
 			NumberOfMessages: to.Ptr[int32](32), VisibilityTimeout: to.Ptr[int32](60),
@@ -45,7 +47,7 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 			body := rec.Body
 			if rec.BodyBlob != "" {
 				if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
-					left = append(left, fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", *m.MessageID, rec.BodyBlob))
+					left[*m.MessageID] = fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", *m.MessageID, rec.BodyBlob)
 					continue
 				}
 				b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
@@ -53,7 +55,7 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 					return moved, fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), *m.MessageID, err)
 				}
 				if len(b) > MaxMessageBytes {
-					left = append(left, fmt.Sprintf("message %s: bodyBlob %s is larger than a message", *m.MessageID, rec.BodyBlob))
+					left[*m.MessageID] = fmt.Sprintf("message %s: bodyBlob %s is larger than a message", *m.MessageID, rec.BodyBlob)
 					continue
 				}
 				body = string(b)
@@ -68,8 +70,9 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 		}
 		if older == 0 {
 			if len(left) > 0 {
+				why := slices.Sorted(maps.Values(left))
 				return moved, fmt.Errorf("redrive %s: %d message(s) left in poison, not written by the worker: %s",
-					c.ns.Queue(queue), len(left), strings.Join(left, "; "))
+					c.ns.Queue(queue), len(left), strings.Join(why, "; "))
 			}
 			return moved, nil
 		}

@@ -77,18 +77,35 @@ func (c *Channels) CheckRecipient(ctx context.Context, r platform.Recipient) err
 		return fmt.Errorf("channel %q: want one of %v", r.Channel, c.Names())
 	}
 	shown := r.Shown()
-	for _, f := range []struct{ name, value, shown string }{{"address", r.Address, shown.Address}, {"name", r.Name, shown.Name}} {
+	for _, f := range []struct {
+		name, value, shown string
+		refused            func(rune) bool
+	}{{"address", r.Address, shown.Address, isFormat}, {"name", r.Name, shown.Name, isDeceptive}} {
 		switch {
 		case !utf8.ValidString(f.value) || strings.ContainsFunc(f.value, unicode.IsControl):
 			return fmt.Errorf("%s %.80q: control characters or invalid UTF-8", f.name, f.shown)
-		case strings.ContainsFunc(f.value, isFormat):
+		case strings.ContainsFunc(f.value, f.refused):
 			return fmt.Errorf("%s %.80q: format characters (such as U+202E or U+200B: invisible, or reordering the text)", f.name, f.shown)
 		}
 	}
 	return ch.CheckAddress(ctx, r.Address)
 }
 
+// isFormat: no format character belongs in an address.
 func isFormat(r rune) bool { return unicode.Is(unicode.Cf, r) }
+
+// isDeceptive: a name may hold the format characters that writing needs (U+200C and U+200D
+// join letters in Persian and in emoji, U+00AD is a soft hyphen), but not those that reorder
+// the text or hide in it.
+func isDeceptive(r rune) bool {
+	switch {
+	case r >= 0x202A && r <= 0x202E, r >= 0x2066 && r <= 0x2069, // bidi embeddings, overrides, isolates
+		r == 0x200E, r == 0x200F, r == 0x061C, // bidi marks
+		r == 0x200B, r == 0x2060, r == 0xFEFF: // zero width space, word joiner, BOM
+		return true
+	}
+	return false
+}
 
 // Ambiguous marks err as "the provider may or may not have the message": retrying could
 // send it twice, so the message becomes Unknown.
