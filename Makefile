@@ -16,8 +16,11 @@ build: ## build bin/platform
 run: azurite/up build ## start Azurite if needed and run the worker (Ctrl-C stops it gracefully)
 	bin/platform worker
 
+# One package at a time (-p 1): the packages share one Azurite, and the timing tests (lease
+# renewal, stop deadlines, failover) measure what a storage slowed by three packages at once
+# cannot promise. Within a package, tests still run in parallel.
 test: azurite/up postgres/up ## start Azurite and a test PostgreSQL if needed; run every test with the race detector
-	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+	go test -race -count=1 -p 1 $(GO_TEST_FLAGS) ./...
 
 test/race: test ## same as test: the race detector is always on
 
