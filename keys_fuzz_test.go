@@ -230,3 +230,25 @@ func FuzzCheckKeyLength(f *testing.F) {
 		}
 	})
 }
+
+// A message key made before webhook URLs with a credential were hashed is shown redacted;
+// today's keys, and every other channel's, are shown as they are.
+func TestShownKeyRedactsOnlyOldWebhookKeysWithACredential(t *testing.T) {
+	job := "notification-job:direct:0123456789abcdef0123456789abcdef"
+	now := platform.MessageKey(job, platform.Recipient{Channel: platform.ChannelWebhook, Address: "https://h.example.com/in?token=SECRET"})
+	for key, want := range map[string]string{
+		job + "|webhook|https://h.example.com/in?token=SECRET": job + "|webhook|https://h.example.com/in?redacted",
+		job + "|webhook|https://u:SECRET@h.example.com/in":     job + "|webhook|https://redacted@h.example.com/in",
+		now: now,
+		job + "|webhook|https://h.example.com/in": job + "|webhook|https://h.example.com/in",
+		job + "|email|ada+SECRET@example.com":     job + "|email|ada+SECRET@example.com",
+		job:                                       job,
+	} {
+		if got := platform.ShownKey(key); got != want {
+			t.Errorf("ShownKey(%q) = %q, want %q", key, got, want)
+		}
+	}
+	if strings.Contains(now, "SECRET") {
+		t.Fatalf("today's key %q holds the credential", now)
+	}
+}

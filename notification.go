@@ -199,6 +199,28 @@ func keyAddress(r Recipient) string {
 	return shown + "#h-" + hex.EncodeToString(sum[:8])
 }
 
+// ShownKey is key as a trace or a log line may show it. A message key made before webhook URLs
+// carrying a credential were hashed (keyAddress) holds the URL whole: its address is shown
+// redacted. Every other key, today's included, is itself.
+func ShownKey(key string) string {
+	jobKey, rest, _ := strings.Cut(key, "|")
+	channel, address, ok := strings.Cut(rest, "|")
+	if !ok || channel != ChannelWebhook || hashedKeyAddress(address) || keyAddress(Recipient{Channel: channel, Address: address}) == address {
+		return key
+	}
+	return jobKey + "|" + channel + "|" + RedactURL(address)
+}
+
+// hashedKeyAddress reports an address part that keyAddress made from a URL with a credential.
+func hashedKeyAddress(address string) bool {
+	i := strings.LastIndex(address, "#h-")
+	if i < 0 || len(address)-i != len("#h-")+16 || strings.ContainsAny(address[:i], "?#") {
+		return false
+	}
+	_, err := hex.DecodeString(address[i+3:])
+	return err == nil
+}
+
 // Shown is r as a trace or an error may show it: a webhook URL redacted (RedactURL), since its
 // query or userinfo may carry a credential. The stored recipient stays whole, to send to.
 func (r Recipient) Shown() Recipient {

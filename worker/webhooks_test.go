@@ -478,4 +478,10 @@ func TestAMessageMadeUnderTheOldWebhookKeyIsNotMadeAgain(t *testing.T) {
 	if stored.State != platform.JobGenerated || len(stored.MessageKeys) != 1 || stored.MessageKeys[0] != old {
 		t.Fatalf("job %s with message keys %q, want Generated with the one made before", stored.State, stored.MessageKeys)
 	}
+	// That old key holds the token: a trace shows it redacted, by the job's key or its own.
+	for _, key := range []string{job.Key, old} {
+		if b, _ := json.Marshal(trace(t, w, key)); strings.Contains(string(b), "SECRET") || !strings.Contains(string(b), "hook?redacted") {
+			t.Errorf("trace of %s shows the old key's token, or not the key redacted: %s", platform.ShownKey(key), b)
+		}
+	}
 }

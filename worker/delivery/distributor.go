@@ -87,7 +87,7 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 		return err
 	}
 	if !created && stored.ContentHash() != msg.ContentHash() {
-		d.log.WithFields(logrus.Fields{"messageKey": stored.Key, "state": stored.State}).
+		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(stored.Key), "state": stored.State}).
 			Error("outgoing message conflict: different content under an existing key; it will not be sent automatically")
 		_, _, _, err := tables.Modify(ctx, d.messages, stored.Key, stored, etag, func(m *platform.OutgoingMessage) error {
 			if m.State != platform.MessagePending {
@@ -154,7 +154,7 @@ func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage,
 	if err != nil || !changed {
 		return err
 	}
-	d.log.WithFields(logrus.Fields{"messageKey": msg.Key, "attempts": msg.Attempts}).
+	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).
 		Error("outgoing message is Unknown: crashed inside the send window; not resent — check with the provider")
 	return nil
 }
@@ -220,7 +220,7 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		// rather than risk a second send.
 		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)
 	}
-	log := d.log.WithField("messageKey", msg.Key)
+	log := d.log.WithField("messageKey", platform.ShownKey(msg.Key))
 	switch msg.State {
 	case platform.MessageSent:
 		log.WithField("providerId", providerID).Info("message sent")

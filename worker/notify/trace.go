@@ -66,12 +66,13 @@ func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trac
 		return nil, err
 	}
 	if opts.ShowBody {
-		s.d.Log.WithFields(logrus.Fields{"key": key, "remoteAddr": opts.Requester}).Info("trace with bodies shown")
+		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "remoteAddr": opts.Requester}).Info("trace with bodies shown")
 	}
 	t, err := s.trace(ctx, key, kind)
 	if err != nil {
 		return nil, err
 	}
+	t.Key = platform.ShownKey(t.Key)
 	s.present(ctx, t, opts.ShowBody)
 	return t, nil
 }
@@ -156,7 +157,7 @@ func (s *Service) present(ctx context.Context, t *Trace, showBody bool) {
 	messages := func(ms []*platform.OutgoingMessage) {
 		for i, m := range ms {
 			c := *m
-			c.Recipient = c.Recipient.Shown()
+			c.Key, c.Recipient = platform.ShownKey(c.Key), c.Recipient.Shown()
 			switch {
 			case showBody:
 				c.Text = string(resolve("message "+c.Key, []byte(c.Text), c.BodyBlob))
@@ -174,7 +175,12 @@ func (s *Service) present(ctx context.Context, t *Trace, showBody bool) {
 		if tj.Job == nil {
 			continue
 		}
+		tj.JobKey = platform.ShownKey(tj.JobKey)
 		c := *tj.Job
+		c.MessageKeys = make([]string, len(tj.Job.MessageKeys))
+		for i, k := range tj.Job.MessageKeys {
+			c.MessageKeys[i] = platform.ShownKey(k)
+		}
 		c.Recipients = make([]platform.Recipient, len(tj.Job.Recipients))
 		for i, r := range tj.Job.Recipients {
 			c.Recipients[i] = r.Shown()
