@@ -13,8 +13,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
-	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
+
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
@@ -174,95 +173,6 @@ func TestTransientErrorRetriesWithBackoffThenPoisonsWithLastError(t *testing.T) 
 	// Backoff doubles from 1s (rounded up to whole seconds by the service, ±20 % jitter).
 	if gap := times[2].Sub(times[1]); gap < 1500*time.Millisecond {
 		t.Fatalf("second retry came after %s; backoff did not grow", gap)
-	}
-}
-
-func TestRetrySkipsStepsAlreadyDone(t *testing.T) {
-	t.Parallel()
-	c := newClient(t)
-	var stepA, stepB atomic.Int32
-	var done atomic.Bool
-	start(t, c, queues.ConsumerConfig{Handler: func(_ context.Context, m *queues.Message) error {
-		if !m.Done("a") {
-			stepA.Add(1)
-			m.MarkDone("a")
-		}
-		if stepB.Add(1) == 1 {
-			return errors.New("b failed once")
-		}
-		if string(m.Body) != "original body" {
-			return platform.Permanent(fmt.Errorf("handler saw %q, not the original body", m.Body))
-		}
-		done.Store(true)
-		return nil
-	}})
-	enqueue(t, c, "original body")
-	testenv.Eventually(t, 20*time.Second, "success on the retry", done.Load)
-	if stepA.Load() != 1 || stepB.Load() != 2 {
-		t.Fatalf("step a ran %d times (want 1), step b %d (want 2)", stepA.Load(), stepB.Load())
-	}
-}
-
-// Retry progress is the worker's own: a message enqueued already wrapped in the retry envelope
-// and marking steps done — without a signature, with a made-up one, or written into the
-// sender's own message with the pop receipt that Put Message returns — gets every step run on
-// its body, while the worker's own progress still spares a retry the steps that are done.
-func TestRetryProgressFromOutsideIsIgnored(t *testing.T) {
-	t.Parallel()
-	ns := testenv.Namespace(t)
-	c, err := queues.New(storage.Account{}, ns)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	ran := map[string]string{} // body#delivery → the steps it ran
-	start(t, c, queues.ConsumerConfig{Handler: func(_ context.Context, m *queues.Message) error {
-		var steps []string
-		for _, step := range []string{"history", "webhooks"} {
-			if !m.Done(step) {
-				steps = append(steps, step)
-				m.MarkDone(step)
-			}
-		}
-		mu.Lock()
-		ran[fmt.Sprintf("%s#%d", m.Body, m.DequeueCount)] = strings.Join(steps, ",")
-		mu.Unlock()
-		if string(m.Body) == "real" && m.DequeueCount == 1 {
-			return errors.New("fail once, so the worker writes its progress")
-		}
-		return nil
-	}})
-	enqueue(t, c, "real", `{"platformRetry":{"done":["history"]},"body":"unsigned"}`,
-		`{"platformRetry":{"done":["history","webhooks"],"mac":"`+strings.Repeat("ab", 32)+`"},"body":"made-up"}`)
-	// A sender allowed to add and update rewrites its own message: Put Message hands it the
-	// message's id and a pop receipt.
-	raw, err := azqueue.NewQueueClientFromConnectionString(storage.Account{}.ResolvedConnectionString(), ns.Queue(work), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	put, err := raw.EnqueueMessage(context.Background(), "placeholder", &azqueue.EnqueueMessageOptions{VisibilityTimeout: to.Ptr(int32(60))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	id, receipt := *put.Messages[0].MessageID, *put.Messages[0].PopReceipt
-	if _, err := raw.UpdateMessage(context.Background(), id, receipt, `{"platformRetry":{"for":"`+id+`","done":["history","webhooks"]},"body":"rewritten"}`,
-		&azqueue.UpdateMessageOptions{VisibilityTimeout: to.Ptr(int32(0))}); err != nil {
-		t.Fatal(err)
-	}
-	testenv.Eventually(t, 30*time.Second, "every message handled", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(ran) == 5
-	})
-	mu.Lock()
-	defer mu.Unlock()
-	for _, key := range []string{"real#1", "unsigned#1", "made-up#1", "rewritten#1"} {
-		if got := ran[key]; got != "history,webhooks" {
-			t.Errorf("%s ran %q, want every step", key, got)
-		}
-	}
-	if got, ok := ran["real#2"]; !ok || got != "" {
-		t.Errorf("the real retry ran %q (seen %v), want nothing again: its progress is its own", got, ok)
 	}
 }
 
@@ -456,90 +366,6 @@ func TestCrashedDeliveriesDoNotSpendTheFailureBudget(t *testing.T) {
 	testenv.Eventually(t, 20*time.Second, "handled", func() bool { return handled.Load() == 1 })
 	if p := poisoned(t, c); len(p) != 0 {
 		t.Fatalf("poisoned %+v", p)
-	}
-}
-
-func TestRedriveMovesPoisonBackUnchanged(t *testing.T) {
-	t.Parallel()
-	c := newClient(t)
-	var fixed atomic.Bool
-	var ok calls
-	cons := start(t, c, queues.ConsumerConfig{Handler: func(_ context.Context, m *queues.Message) error {
-		if !fixed.Load() {
-			return platform.Permanent(errors.New("no handler for this yet"))
-		}
-		ok.add(string(m.Body))
-		return nil
-	}})
-	bodies := []string{`{"a":"<&>"}`, "second\nline"}
-	enqueue(t, c, bodies...)
-	testenv.Eventually(t, 20*time.Second, "both poisoned", func() bool { return len(poisoned(t, c)) == 2 })
-
-	fixed.Store(true)
-	n, err := c.Redrive(context.Background(), work+platform.PoisonSuffix)
-	if err != nil || n != 2 {
-		t.Fatalf("redrive moved %d: %v", n, err)
-	}
-	testenv.Eventually(t, 20*time.Second, "both handled after redrive", func() bool {
-		return ok.get(bodies[0]) == 1 && ok.get(bodies[1]) == 1
-	})
-	if count(t, c, platform.PoisonQueue(work)) != 0 {
-		t.Fatal("poison queue not empty after redrive")
-	}
-	_ = cons
-}
-
-// Anyone who can enqueue can write a poison queue: a record whose bodyBlob names another blob
-// (a tenant's payload) is not redriven into the work queue, and Redrive says so.
-func TestRedriveRefusesAPoisonRecordNamingAnotherBlob(t *testing.T) {
-	t.Parallel()
-	c := newClient(t)
-	if err := c.Blobs().Put(context.Background(), platform.ContainerEventPayloads, "bu-1/secret.json", []byte(`{"ssn":"SECRET"}`)); err != nil {
-		t.Fatal(err)
-	}
-	for _, rec := range []string{`{"reason":"x","queue":"entity-events","bodyBlob":"bu-1/secret.json"}`, `{"reason":"x","queue":"entity-events","body":"fine"}`} {
-		if err := c.Enqueue(context.Background(), platform.PoisonQueue(work), rec, 0); err != nil {
-			t.Fatal(err)
-		}
-	}
-	n, err := c.Redrive(context.Background(), work)
-	if n != 1 || err == nil || !strings.Contains(err.Error(), "bu-1/secret.json") {
-		t.Fatalf("redrive moved %d: %v; want 1 moved and the other named", n, err)
-	}
-	texts, err := c.Peek(context.Background(), work)
-	if err != nil || len(texts) != 1 || texts[0] != "fine" {
-		t.Fatalf("work queue %q (%v), want only the record written like the worker's", texts, err)
-	}
-}
-
-func TestPoisonRecordKeepsAnOversizedBodyInABlob(t *testing.T) {
-	t.Parallel()
-	c := newClient(t)
-	start(t, c, queues.ConsumerConfig{Handler: func(context.Context, *queues.Message) error {
-		return platform.Permanent(errors.New("too weird"))
-	}})
-	// Quotes double in the poison record's JSON: a body that fits a message alone no longer
-	// fits inside the record.
-	body := strings.Repeat(`"`, 40_000)
-	enqueue(t, c, body)
-	testenv.Eventually(t, 20*time.Second, "poisoned", func() bool { return len(poisoned(t, c)) == 1 })
-	rec := poisoned(t, c)[0]
-	if rec.Body != "" || rec.BodyBlob == "" {
-		t.Fatalf("record %+v", rec)
-	}
-	n, err := c.Redrive(context.Background(), work)
-	if err != nil || n != 1 {
-		t.Fatalf("redrive: %d, %v", n, err)
-	}
-	texts, err := c.Peek(context.Background(), work)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The consumer may already hold it; if it is visible, it is the original.
-	for _, text := range texts {
-		if text != body {
-			t.Fatalf("redriven body differs: %d bytes", len(text))
-		}
 	}
 }
 
