@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"path/filepath"
 	"reflect"
@@ -19,9 +18,6 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
-	"github.com/platform/platform/settings"
-	"github.com/platform/platform/worker"
-	"github.com/platform/platform/worker/outbox"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -271,30 +267,8 @@ func TestWebhooksCommands(t *testing.T) {
 // bodies withheld by default and shown on request alike.
 func TestCLITraceAndHTTPTraceAgree(t *testing.T) {
 	t.Parallel()
-	ns := testenv.Namespace(t)
-	dsn := filepath.Join(t.TempDir(), "settings.db")
-	db, err := settings.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Exec(context.Background(), `INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, 101, true, 'email', 0`)
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
-	defer hook.Close()
-	w, err := worker.New(worker.Config{Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: dsn, HTTPAddr: "127.0.0.1:0",
-		WebhookAllowlist: []string{"127.0.0.1"}, Outbox: outbox.Config{Disabled: true},
-		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, w, hook := startCLIWorker(t, 101, "email")
 	ctx := context.Background()
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: hook.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{11}}); err != nil {
 		t.Fatal(err)
 	}

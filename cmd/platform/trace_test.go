@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -22,30 +23,8 @@ import (
 // message key, the recipient, the job's recipients or message keys, with or without bodies.
 func TestCLITraceNeverShowsARecipientURLsCredentials(t *testing.T) {
 	t.Parallel()
-	ns := testenv.Namespace(t)
-	dsn := filepath.Join(t.TempDir(), "settings.db")
-	db, err := settings.Open(context.Background(), dsn)
-	if err != nil {
-		t.Fatal(err)
-	}
-	err = db.Exec(context.Background(), `INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, 201, true, 'webhook', 0`)
-	db.Close()
-	if err != nil {
-		t.Fatal(err)
-	}
-	hook := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
-	defer hook.Close()
-	w, err := worker.New(worker.Config{Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: dsn, HTTPAddr: "127.0.0.1:0",
-		WebhookAllowlist: []string{"127.0.0.1"}, WebhookSecret: "test-secret", Outbox: outbox.Config{Disabled: true},
-		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	ns, w, hook := startCLIWorker(t, 201, "webhook")
 	ctx := context.Background()
-	if err := w.Start(ctx); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = w.Stop(context.Background()) })
 	job, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
 		Recipients: []platform.Recipient{{Channel: platform.ChannelWebhook, Address: hook.URL + "/hook?token=SECRET"}}}, "")
 	if err != nil {
@@ -69,4 +48,35 @@ func TestCLITraceNeverShowsARecipientURLsCredentials(t *testing.T) {
 			}
 		}
 	}
+}
+
+// startCLIWorker starts a worker of a fresh namespace whose settings enable notification type
+// typeID for business unit 42 on channel, with a webhook receiver on 127.0.0.1 that answers
+// 204, for the command line's tests to run against. It stops when t ends.
+func startCLIWorker(t *testing.T, typeID int, channel string) (ns platform.Namespace, w *worker.Worker, hook *httptest.Server) {
+	t.Helper()
+	ns = testenv.Namespace(t)
+	dsn := filepath.Join(t.TempDir(), "settings.db")
+	db, err := settings.Open(context.Background(), dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = db.Exec(context.Background(), fmt.Sprintf(`INSERT INTO NotificationOption (BusinessUnitId, NotificationEventTypeId, IsEnabled, Channels, DelaySeconds) SELECT 42, %d, true, '%s', 0`, typeID, channel))
+	db.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(hook.Close)
+	w, err = worker.New(worker.Config{Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: dsn, HTTPAddr: "127.0.0.1:0",
+		WebhookAllowlist: []string{"127.0.0.1"}, WebhookSecret: "test-secret", Outbox: outbox.Config{Disabled: true},
+		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Start(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = w.Stop(context.Background()) })
+	return ns, w, hook
 }
