@@ -30,14 +30,8 @@ func payloadBlobPrefix(businessUnitID int64) string {
 // "sha256-{hex}.json": such a message must be published again).
 func ParsePayloadBlobName(businessUnitID int64, name string) (sum [sha256.Size]byte, err error) {
 	prefix := payloadBlobPrefix(businessUnitID)
-	hexSum, ok := strings.CutPrefix(name, prefix)
-	if ok {
-		hexSum, ok = strings.CutSuffix(hexSum, ".json")
-	}
-	if ok && len(hexSum) == 2*sha256.Size && hexSum == strings.ToLower(hexSum) {
-		if _, err := hex.Decode(sum[:], []byte(hexSum)); err == nil {
-			return sum, nil
-		}
+	if sum, ok := parseHashName(name, prefix); ok {
+		return sum, nil
 	}
 	return sum, fmt.Errorf("%q is not a claim-check name of business unit %d: want %s<64 lowercase hex digits>.json "+
 		"(names without the bu- scope, written by older publishers, are refused: publish the event again)",
@@ -50,17 +44,25 @@ const legacyPayloadBlobPrefix = "sha256-"
 
 // ParseLegacyPayloadBlobName checks that name is an unscoped claim-check name of an older
 // version, "sha256-{64 lowercase hex digits}.json", and returns the SHA-256 it names. Only
-// rows the worker itself stored (outbox intents, the event log) may carry one: an event on
-// the queue may not (ParsePayloadBlobName).
+// rows stored in the outbox's tables (intents, the event log: DecodeStoredEvent) may carry
+// one: an event on the queue may not (ParsePayloadBlobName).
 func ParseLegacyPayloadBlobName(name string) (sum [sha256.Size]byte, err error) {
-	hexSum, ok := strings.CutPrefix(name, legacyPayloadBlobPrefix)
+	if sum, ok := parseHashName(name, legacyPayloadBlobPrefix); ok {
+		return sum, nil
+	}
+	return sum, fmt.Errorf("%q is not an unscoped claim-check name: want %s<64 lowercase hex digits>.json", truncate(name, 100), legacyPayloadBlobPrefix)
+}
+
+// parseHashName reads name as prefix, 64 lowercase hex digits and ".json", and returns the
+// SHA-256 the digits spell.
+func parseHashName(name, prefix string) (sum [sha256.Size]byte, ok bool) {
+	hexSum, ok := strings.CutPrefix(name, prefix)
 	if ok {
 		hexSum, ok = strings.CutSuffix(hexSum, ".json")
 	}
-	if ok && len(hexSum) == 2*sha256.Size && hexSum == strings.ToLower(hexSum) {
-		if _, err := hex.Decode(sum[:], []byte(hexSum)); err == nil {
-			return sum, nil
-		}
+	if !ok || len(hexSum) != 2*sha256.Size || hexSum != strings.ToLower(hexSum) {
+		return sum, false
 	}
-	return sum, fmt.Errorf("%q is not an unscoped claim-check name: want %s<64 lowercase hex digits>.json", truncate(name, 100), legacyPayloadBlobPrefix)
+	_, err := hex.Decode(sum[:], []byte(hexSum))
+	return sum, err == nil
 }

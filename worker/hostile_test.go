@@ -293,17 +293,8 @@ func TestKeysThatCouldNotBeStoredAreRefusedAtCreation(t *testing.T) {
 	srv := httptest.NewServer(w.Handler())
 	defer srv.Close()
 	post := func(path, body, idem string) (int, string) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+path, strings.NewReader(body))
-		if idem != "" {
-			req.Header.Set("Idempotency-Key", idem)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		return resp.StatusCode, string(b)
+		code, b := postJSON(t, srv.URL+path, body, idem)
+		return code, string(b)
 	}
 	job := func(cancellationKey string) string {
 		return `{"notificationEventTypeId":201,"businessUnitId":42,"cancellationKey":"` + cancellationKey + `","recipients":[{"channel":"email","address":"a@example.com"}]}`

@@ -76,24 +76,36 @@ func TestHTTPHistoryIsPagedNewestFirst(t *testing.T) {
 	}
 }
 
+// postJSON POSTs body to url, with an Idempotency-Key header when idem is set, and returns the
+// status and the answer's body.
+func postJSON(t *testing.T, url, body, idem string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if idem != "" {
+		req.Header.Set("Idempotency-Key", idem)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, b
+}
+
 func TestHTTPCreateNotificationJob(t *testing.T) {
 	t.Parallel()
 	w := newWorker(t, worker.Config{})
 	srv := httptest.NewServer(w.Handler())
 	defer srv.Close()
 	post := func(body, idem string) (int, map[string]string) {
-		req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/notification-jobs", strings.NewReader(body))
-		if idem != "" {
-			req.Header.Set("Idempotency-Key", idem)
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
+		code, b := postJSON(t, srv.URL+"/v1/notification-jobs", body, idem)
 		var out map[string]string
-		_ = json.NewDecoder(resp.Body).Decode(&out)
-		return resp.StatusCode, out
+		_ = json.Unmarshal(b, &out)
+		return code, out
 	}
 	body := `{"notificationEventTypeId":202,"businessUnitId":42,"eventData":{"resetUrl":"https://example.com/r/1"},"recipients":[{"channel":"email","address":"u@example.com"}]}`
 	code, first := post(body, "reset-1")

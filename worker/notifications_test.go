@@ -315,14 +315,8 @@ func TestConflictingContentUnderOneKeySendsNothing(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
 	cfg := env.config()
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := setUpOnly(t, cfg)
 	ctx := context.Background()
-	if err := w.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
 	req := notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, EventData: json.RawMessage(`{"firstName":"A"}`),
 		Recipients: []platform.Recipient{{Channel: "email", Address: "c@example.com"}}}
 	first, created, err := w.Notify().CreateJob(ctx, req, "key-1")
@@ -355,14 +349,8 @@ func TestADisplayNameDroppedBetweenRendersIsNotAConflict(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "")
 	cfg := env.config()
-	w, err := worker.New(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	w := setUpOnly(t, cfg)
 	ctx := context.Background()
-	if err := w.Setup(ctx); err != nil {
-		t.Fatal(err)
-	}
 	tc, err := tables.New(storage.Account{}, env.ns)
 	if err != nil {
 		t.Fatal(err)
@@ -666,4 +654,18 @@ func TestLostSMTPVerdictIsUnknownNotRetried(t *testing.T) {
 	if n := len(env.smtp.Mails()); n != 1 {
 		t.Fatalf("the relay got %d copies, want 1", n)
 	}
+}
+
+// setUpOnly makes a worker of cfg and its storage, without starting it: a test drives its
+// stages by hand.
+func setUpOnly(t *testing.T, cfg worker.Config) *worker.Worker {
+	t.Helper()
+	w, err := worker.New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := w.Setup(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
