@@ -438,12 +438,14 @@ func (s slowPoison) Do(req *policy.Request) (*http.Response, error) {
 // handled and poisoned a second time (found in CI under load).
 func TestASlowSettleKeepsTheMessageHidden(t *testing.T) {
 	t.Parallel()
-	c, err := queues.New(storage.Account{Policies: []policy.Policy{slowPoison{delay: 3 * time.Second}}}, testenv.Namespace(t))
+	// Poisoning takes 1.5 visibility timeouts; the timeout is 4 s, renewed every 2 s (a
+	// storage slowed by the race-enabled suite once let a 1 s renewal margin lapse).
+	c, err := queues.New(storage.Account{Policies: []policy.Policy{slowPoison{delay: 6 * time.Second}}}, testenv.Namespace(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var handled atomic.Int32
-	start(t, c, queues.ConsumerConfig{VisibilityTimeout: 2 * time.Second, Handler: func(context.Context, *queues.Message) error {
+	start(t, c, queues.ConsumerConfig{VisibilityTimeout: 4 * time.Second, Handler: func(context.Context, *queues.Message) error {
 		handled.Add(1)
 		return platform.Permanent(errors.New("refused"))
 	}})
