@@ -1,0 +1,111 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/go-jose/go-jose/v4"
+)
+
+// Algorithms are the only signature algorithms a token may use: "none" and HMAC (HS256, whose
+// key would be the issuer's public key, known to anyone) are refused before any key is tried.
+var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
+
+// keySet is the issuer's signing keys (its JWKS), implementing oidc.KeySet. It is read when a
+// token names a key it does not hold (the issuer rotated its keys), but at most once per
+// minRefresh: a stream of tokens with made-up key ids cannot turn the worker into a client
+// that floods the identity provider.
+type keySet struct {
+	url        string
+	client     *http.Client
+	minRefresh time.Duration
+
+	mu      sync.Mutex
+	keys    []jose.JSONWebKey
+	fetched time.Time
+}
+
+// VerifySignature returns the token's payload when one of the issuer's keys signed it.
+func (s *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error) {
+	jws, err := jose.ParseSignedCompact(raw, Algorithms)
+	if err != nil {
+		return nil, fmt.Errorf("malformed token or algorithm not allowed (want RS256 or ES256): %w", err)
+	}
+	if len(jws.Signatures) != 1 {
+		return nil, errors.New("want exactly one signature")
+	}
+	kid := jws.Signatures[0].Header.KeyID
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if payload, ok := verifyWith(jws, s.keys, kid); ok {
+		return payload, nil
+	}
+	if !s.fetched.IsZero() && time.Since(s.fetched) < s.minRefresh {
+		return nil, fmt.Errorf("no key of the issuer verifies the token (kid %q)", kid)
+	}
+	// Unknown key: the issuer may have rotated. Read its keys again (under the lock: one read
+	// however many requests wait).
+	keys, err := s.fetch(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("%w: read the issuer's keys: %v", ErrUnavailable, err)
+	}
+	s.keys, s.fetched = keys, time.Now()
+	if payload, ok := verifyWith(jws, s.keys, kid); ok {
+		return payload, nil
+	}
+	return nil, fmt.Errorf("no key of the issuer verifies the token (kid %q)", kid)
+}
+
+// verifyWith tries the keys the token may name: the one with its kid, or every signing key
+// when it names none.
+func verifyWith(jws *jose.JSONWebSignature, keys []jose.JSONWebKey, kid string) ([]byte, bool) {
+	for i := range keys {
+		k := &keys[i]
+		if (kid != "" && k.KeyID != kid) || (k.Use != "" && k.Use != "sig") || !k.IsPublic() {
+			continue
+		}
+		if payload, err := jws.Verify(k); err == nil {
+			return payload, true
+		}
+	}
+	return nil, false
+}
+
+// maxJWKSBytes bounds what is read of the issuer's key set.
+const maxJWKSBytes = 1 << 20
+
+func (s *keySet) fetch(ctx context.Context) ([]jose.JSONWebKey, error) {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", s.url, resp.Status)
+	}
+	var set struct{ Keys []json.RawMessage }
+	if err := json.NewDecoder(io.LimitReader(resp.Body, maxJWKSBytes)).Decode(&set); err != nil {
+		return nil, fmt.Errorf("%s: %w", s.url, err)
+	}
+	// A key of a type this build does not know is skipped, not a reason to trust none.
+	var keys []jose.JSONWebKey
+	for _, raw := range set.Keys {
+		var k jose.JSONWebKey
+		if json.Unmarshal(raw, &k) == nil {
+			keys = append(keys, k)
+		}
+	}
+	return keys, nil
+}
