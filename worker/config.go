@@ -6,10 +6,12 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/worker/api"
 	"github.com/platform/platform/worker/channels"
 	"github.com/platform/platform/worker/delivery"
 	"github.com/platform/platform/worker/notify"
@@ -33,6 +35,15 @@ type Config struct {
 	// HTTPShutdownTimeout is how long requests still open get once the worker has stopped its
 	// work; then their connections are closed. Default 5s.
 	HTTPShutdownTimeout time.Duration
+	// HTTPTimeout bounds reading a request and writing its answer (change streams excepted:
+	// each of their writes has its own deadline); headers must come within 10 s, an idle
+	// connection is closed after 2 minutes. Default 30s.
+	HTTPTimeout time.Duration
+	// Auth is how API requests prove who they are (PLATFORM_AUTH_*). Default: off, which New
+	// allows only with an HTTPAddr on loopback.
+	Auth auth.Config
+	// APILimits bound job creation per principal and change streams. Defaults: api.Limits'.
+	APILimits api.Limits
 
 	// Consumer tunes the consumers of the work queues (batch, concurrency, visibility,
 	// retries); Queue, Handler and Logger are set by the worker. Defaults: queues.ConsumerConfig's.

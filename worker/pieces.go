@@ -87,6 +87,7 @@ type httpServer struct {
 	addr     string
 	handler  http.Handler
 	shutdown time.Duration
+	timeout  time.Duration // reading a request, writing its answer
 	log      logrus.FieldLogger
 
 	srv     *http.Server
@@ -100,7 +101,8 @@ func (h *httpServer) Start(ctx context.Context) error {
 		return fmt.Errorf("http: %w", err)
 	}
 	h.ln = ln
-	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second}
+	h.srv = &http.Server{Handler: h.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: h.timeout,
+		WriteTimeout: h.timeout, IdleTimeout: 2 * time.Minute, MaxHeaderBytes: 64 << 10}
 	h.serving = lifecycle.Go("http server", func(context.Context) {
 		// Serve returns when Stop shuts the server down.
 		if err := h.srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

@@ -28,6 +28,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
 	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/mappings"
@@ -58,6 +59,8 @@ type Worker struct {
 	realtime    *realtime.Service
 	outbox      *outbox.Service
 	consumers   []*queues.Consumer
+	keys        *auth.Keys
+	auth        *auth.Authenticator
 	http        *httpServer
 
 	group   lifecycle.Group
@@ -102,6 +105,15 @@ func New(cfg Config) (*Worker, error) {
 	}
 	if cfg.MaxRelated < 0 || cfg.MaxPayloadBytes < 0 {
 		return nil, fmt.Errorf("worker config: MaxRelated %d, MaxPayloadBytes %d: want >= 0 (0: the default)", cfg.MaxRelated, cfg.MaxPayloadBytes)
+	}
+	w.keys = auth.NewKeys(w.tables.APIKeys(), cfg.Auth.KeyCacheTTL)
+	if w.auth, err = auth.New(cfg.Auth, w.keys); err != nil {
+		return nil, err
+	}
+	if cfg.HTTPAddr != "" {
+		if err := cfg.Auth.CheckListener(cfg.HTTPAddr); err != nil {
+			return nil, err
+		}
 	}
 	w.blobs = w.queues.Blobs()
 	w.blobs.SetMaxPayloadBytes(cfg.MaxPayloadBytes)
@@ -175,7 +187,7 @@ func (w *Worker) assemble() {
 	w.group.Add("settings database", w.settings)
 	if w.cfg.HTTPAddr != "" {
 		w.http = &httpServer{addr: w.cfg.HTTPAddr, handler: w.Handler(), log: w.log,
-			shutdown: cmp.Or(w.cfg.HTTPShutdownTimeout, 5*time.Second)}
+			shutdown: cmp.Or(w.cfg.HTTPShutdownTimeout, 5*time.Second), timeout: cmp.Or(w.cfg.HTTPTimeout, 30*time.Second)}
 		w.group.Add("http server", w.http)
 	}
 	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher())
@@ -193,7 +205,7 @@ func (w *Worker) assemble() {
 // starting anything; tools that write without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
-		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges); err != nil {
+		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys); err != nil {
 		return err
 	}
 	for _, q := range platform.WorkQueues {
@@ -282,6 +294,7 @@ func (w *Worker) Handler() http.Handler {
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Changes: w.realtime.Hub(),
+		Auth: w.auth, Limits: w.cfg.APILimits,
 	})
 }
 
@@ -297,6 +310,9 @@ func (w *Worker) HTTPAddr() string {
 func (w *Worker) Queues() *queues.Client   { return w.queues }
 func (w *Worker) Blobs() *blobs.Client     { return w.blobs }
 func (w *Worker) History() *tables.History { return w.tables.History() }
+
+// Keys are the API keys: the CLI creates, lists and revokes them.
+func (w *Worker) Keys() *auth.Keys { return w.keys }
 
 // Notify, Webhooks and Outbox are the concerns callers use directly: direct jobs, traces and
 // cancellations; endpoints; intents and repair.

@@ -2,7 +2,13 @@
 // jobs and cancellations, traces, webhook endpoints and the change stream. It decodes and
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
 // platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a
-// storage failure 502. It holds no state of its own.
+// storage failure 502. Its only state is the limits it keeps (limits.go).
+//
+// Every route declares who may call it (routes.go): anyone, or a principal holding one role
+// (package auth). guard.go authenticates and authorizes before a handler runs, and writes the
+// audit line of every mutating request. A principal scoped to business units sees only
+// those: what belongs to another answers 404, as if it did not exist, and what it would
+// create there 403.
 //
 // Every response carries an X-Request-Id. A 5xx answer says only what failed and that id: the
 // detail (a storage error names the account, method and path) goes to the log line with the
@@ -19,6 +25,7 @@ import (
 	"github.com/oklog/ulid/v2"
 	"github.com/sirupsen/logrus"
 
+	"github.com/platform/platform/auth"
 	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/notify"
@@ -36,36 +43,38 @@ type Deps struct {
 	Notify   *notify.Service
 	Webhooks *webhooks.Service
 	Changes  *realtime.Hub
+	// Auth says who a request is. Required.
+	Auth *auth.Authenticator
+	// Limits bound job creation and change streams.
+	Limits Limits
 }
 
-// Handler serves the API:
-//
-//	GET  /healthz                                  the process is alive
-//	GET  /readyz                                   the worker runs and storage answers
-//	GET  /v1/history/{entityTypeId}/{identity}     a timeline page, newest first (?limit=&after=)
-//	POST /v1/notification-jobs                     a direct notification job
-//	POST /v1/notification-cancellations            cancel by cancellation key
-//	GET  /v1/trace?key=K[&showBody=true]           why did this (not) send (bodies only when asked)
-//	POST /v1/webhooks, GET /v1/webhooks, POST /v1/webhooks/{id}/disable
-//	GET  /v1/changes                               the change stream (Server-Sent Events)
+// server is the API's handlers over Deps, with the limits it keeps.
+type server struct {
+	Deps
+	jobs    *rateLimits
+	streams *streamSlots
+}
+
+// Handler serves the API: the routes of Routes, each behind its policy. It panics on a route
+// that declares no policy (a programming error, caught by the tests).
 func Handler(d Deps) http.Handler {
+	d.Limits = d.Limits.withDefaults()
+	s := &server{Deps: d, jobs: newRateLimits(d.Limits.JobsPerSecond),
+		streams: newStreamSlots(d.Limits.Streams, d.Limits.StreamsPerPrincipal)}
 	mux := http.NewServeMux()
-	mux.HandleFunc("GET /healthz", serveHealth)
-	mux.HandleFunc("GET /readyz", d.serveReady)
-	mux.HandleFunc("GET /v1/history/{entityTypeId}/{identity}", d.serveHistory)
-	mux.HandleFunc("POST /v1/notification-jobs", d.serveCreateJob)
-	mux.HandleFunc("POST /v1/notification-cancellations", d.serveCancel)
-	mux.HandleFunc("GET /v1/trace", d.serveTrace)
-	mux.HandleFunc("GET /v1/changes", d.serveChanges)
-	mux.HandleFunc("POST /v1/webhooks", d.serveAddWebhook)
-	mux.HandleFunc("GET /v1/webhooks", d.serveListWebhooks)
-	mux.HandleFunc("POST /v1/webhooks/{id}/disable", d.serveDisableWebhook)
-	return d.withRequestID(mux)
+	for _, rt := range routes {
+		if err := rt.Policy.Check(); err != nil {
+			panic(fmt.Sprintf("api: route %s: %v", rt.Pattern, err))
+		}
+		mux.Handle(rt.Pattern, s.guard(rt))
+	}
+	return s.withRequestID(mux)
 }
 
 // withRequestID gives each request an id, in the X-Request-Id response header (where the error
 // helpers find it), and turns a handler's panic into a logged 500 instead of a dropped connection.
-func (d Deps) withRequestID(next http.Handler) http.Handler {
+func (d *server) withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		rw.Header().Set(requestIDHeader, ulid.Make().String())
 		defer func() {
@@ -95,18 +104,24 @@ func decode(rw http.ResponseWriter, r *http.Request, limit int64, v any) bool {
 	return true
 }
 
+// forbidUnit answers 403 for a request that would act in a business unit its principal does
+// not hold. It names only the unit the caller gave: whether the unit exists is not said.
+func forbidUnit(rw http.ResponseWriter, unit int64) {
+	writeError(rw, http.StatusForbidden, fmt.Sprintf("businessUnitId %d: not one of this principal's business units", unit))
+}
+
 func writeError(rw http.ResponseWriter, status int, msg string) {
 	writeJSON(rw, status, map[string]string{"error": msg})
 }
 
 // storageError answers 502 for a failure of storage behind the API, and logs it.
-func (d Deps) storageError(rw http.ResponseWriter, what string, err error) {
+func (d *server) storageError(rw http.ResponseWriter, what string, err error) {
 	d.serverError(rw, what, err, http.StatusBadGateway, "storage unavailable")
 }
 
 // serverError logs err with the request's id and answers status with only msg and that id: what
 // went wrong inside is for the operator, who finds it in the log by the id.
-func (d Deps) serverError(rw http.ResponseWriter, what string, err error, status int, msg string) {
+func (d *server) serverError(rw http.ResponseWriter, what string, err error, status int, msg string) {
 	id := rw.Header().Get(requestIDHeader)
 	d.Log.WithError(err).WithField("requestId", id).Error(what)
 	writeJSON(rw, status, map[string]string{"error": msg + " (" + what + ")", "requestId": id})

@@ -14,7 +14,7 @@ import (
 // panicked with stays in the log line with that id.
 func TestAPanickingHandlerAnswers500WithARequestID(t *testing.T) {
 	log, hook := logtest.NewNullLogger()
-	h := Deps{Log: log}.withRequestID(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
+	h := (&server{Deps: Deps{Log: log}}).withRequestID(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {
 		panic("index out of range: secret detail")
 	}))
 	rec := httptest.NewRecorder()

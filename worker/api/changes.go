@@ -3,25 +3,25 @@ package api
 import (
 	"cmp"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
 	"github.com/platform/platform/worker/realtime"
 )
 
 // serveChanges streams changes as Server-Sent Events: GET /v1/changes?businessUnitId=N&
 // entityTypeId=M, resuming after the Last-Event-ID header (or lastEventId=) from the buffer.
 // The stream ends when the client is too slow or the worker stops; the client resumes with
-// Last-Event-ID, on this replica or another.
-func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
-	flusher, ok := rw.(http.Flusher)
-	if !ok {
-		writeError(rw, http.StatusInternalServerError, "streaming unsupported")
-		return
-	}
+// Last-Event-ID, on this replica or another. A principal scoped to business units gets only
+// theirs, whatever it asks (a unit not its own is 404); it holds at most
+// Limits.StreamsPerPrincipal streams, and a replica Limits.Streams in all (429).
+func (d *server) serveChanges(rw http.ResponseWriter, r *http.Request) {
+	p := principal(r)
 	q := r.URL.Query()
 	var bu int64
 	var et int
@@ -38,9 +38,19 @@ func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	want := func(c *platform.Change) bool {
-		return (bu == 0 || c.BusinessUnitID == bu) && (et == 0 || c.EntityTypeID == et)
+	if bu != 0 && !p.Sees(bu) {
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("businessUnitId %d: no such business unit", bu))
+		return
 	}
+	want := func(c *platform.Change) bool {
+		return (bu == 0 || c.BusinessUnitID == bu) && (et == 0 || c.EntityTypeID == et) && p.Sees(c.BusinessUnitID)
+	}
+	release, full := d.streams.acquire(p.ID)
+	if release == nil {
+		tooMany(rw, 5*time.Second, full)
+		return
+	}
+	defer release()
 	last := cmp.Or(r.Header.Get("Last-Event-ID"), q.Get("lastEventId"))
 	backlog, gap, sub, err := d.Changes.Subscribe(last, want)
 	if err != nil {
@@ -51,12 +61,26 @@ func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
 	}
 	defer d.Changes.Unsubscribe(sub)
 
+	// A stream outlives the server's read and write timeouts, which are for requests that
+	// end: it has none to read, and each write gets a deadline of its own (a client that stops
+	// reading is cut off after streamWriteTimeout, not held forever).
+	rc := http.NewResponseController(rw)
+	_ = rc.SetReadDeadline(time.Time{})
+	write := func(format string, a ...any) bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		_, err := fmt.Fprintf(rw, format, a...)
+		return err == nil
+	}
+	flush := func() bool {
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
+		return rc.Flush() == nil
+	}
 	rw.Header().Set("Content-Type", "text/event-stream")
 	rw.Header().Set("Cache-Control", "no-cache")
 	rw.Header().Set("X-Accel-Buffering", "no")
 	rw.WriteHeader(http.StatusOK)
 	if gap {
-		fmt.Fprint(rw, "event: gap\ndata: {\"reason\":\"the resume point is older than this replica's buffer; some changes were missed\"}\n\n")
+		write("event: gap\ndata: {\"reason\":\"the resume point is older than this replica's buffer; some changes were missed\"}\n\n")
 	}
 	sent := newRecent(1024)
 	send := func(e realtime.Entry) bool {
@@ -64,16 +88,17 @@ func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
 			return true
 		}
 		b, _ := json.Marshal(e.Change)
-		_, err := fmt.Fprintf(rw, "id: %s\nevent: change\ndata: %s\n\n", e.ID, b)
-		return err == nil
+		return write("id: %s\nevent: change\ndata: %s\n\n", e.ID, b)
 	}
 	for _, e := range backlog {
 		if !send(e) {
 			return
 		}
 	}
-	flusher.Flush()
-	heartbeat := time.NewTicker(15 * time.Second)
+	if !flush() {
+		return
+	}
+	heartbeat := time.NewTicker(d.Limits.StreamHeartbeat)
 	defer heartbeat.Stop()
 	for {
 		select {
@@ -83,18 +108,26 @@ func (d Deps) serveChanges(rw http.ResponseWriter, r *http.Request) {
 			if !ok {
 				return // too slow, or the worker stops: the client resumes with Last-Event-ID
 			}
-			if !send(e) {
+			if !send(e) || !flush() {
 				return
 			}
-			flusher.Flush()
 		case <-heartbeat.C:
-			if _, err := fmt.Fprint(rw, ": keep-alive\n\n"); err != nil {
+			// The credentials are checked again: a revoked key or an expired token ends the
+			// stream within a heartbeat (the client reconnects and is refused).
+			if _, err := d.Auth.Authenticate(r.Context(), r.Header.Get("Authorization")); errors.Is(err, auth.ErrUnauthenticated) {
+				write("event: unauthorized\ndata: {\"reason\":\"the credentials of this stream are no longer valid\"}\n\n")
+				flush()
 				return
 			}
-			flusher.Flush()
+			if !write(": keep-alive\n\n") || !flush() {
+				return
+			}
 		}
 	}
 }
+
+// streamWriteTimeout is how long one write to a change stream may take.
+const streamWriteTimeout = 30 * time.Second
 
 // recent remembers the last n ids a stream sent, so that a change met in the backlog and again
 // in the live feed goes out once, without a set that grows for as long as the client stays.

@@ -6,11 +6,11 @@ import (
 	"time"
 )
 
-func serveHealth(rw http.ResponseWriter, _ *http.Request) {
+func (*server) serveHealth(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
 }
 
-func (d Deps) serveReady(rw http.ResponseWriter, r *http.Request) {
+func (d *server) serveReady(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
 	if err := d.Ready(ctx); err != nil {

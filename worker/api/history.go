@@ -17,7 +17,7 @@ type HistoryPage struct {
 	Next  string                   `json:"next,omitempty"`
 }
 
-func (d Deps) serveHistory(rw http.ResponseWriter, r *http.Request) {
+func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 	entityTypeID, err := strconv.Atoi(r.PathValue("entityTypeId"))
 	if err != nil || entityTypeID <= 0 {
 		writeError(rw, http.StatusBadRequest, "entityTypeId: want a positive integer")

@@ -3,6 +3,7 @@ package api
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 
 	"github.com/platform/platform"
@@ -10,10 +11,22 @@ import (
 )
 
 // serveCreateJob creates a direct notification job. An Idempotency-Key header makes its key
-// deterministic: the same request again returns the same job (200), not a second one.
-func (d Deps) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
+// deterministic: the same request again returns the same job (200), not a second one. Each
+// principal may create Limits.JobsPerSecond jobs a second (429 past it), in its business
+// units only (403).
+func (d *server) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
+	p := principal(r)
+	if ok, wait := d.jobs.take(p.ID); !ok {
+		tooMany(rw, wait, fmt.Sprintf("job creation is limited to %g a second per principal", d.Limits.JobsPerSecond))
+		return
+	}
 	var dj notify.DirectJob
 	if !decode(rw, r, 1<<20, &dj) {
+		return
+	}
+	noteUnit(r, dj.BusinessUnitID)
+	if dj.BusinessUnitID > 0 && !p.Sees(dj.BusinessUnitID) {
+		forbidUnit(rw, dj.BusinessUnitID)
 		return
 	}
 	job, created, err := d.Notify.CreateJob(r.Context(), dj, r.Header.Get("Idempotency-Key"))
@@ -31,7 +44,7 @@ func (d Deps) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (d Deps) serveCancel(rw http.ResponseWriter, r *http.Request) {
+func (d *server) serveCancel(rw http.ResponseWriter, r *http.Request) {
 	var body struct {
 		CancellationKey string `json:"cancellationKey"`
 	}

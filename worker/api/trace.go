@@ -11,7 +11,7 @@ import (
 
 // serveTrace answers GET /v1/trace?key=K[&showBody=true]. Bodies are withheld unless showBody
 // asks for them; the trace logs who did.
-func (d Deps) serveTrace(rw http.ResponseWriter, r *http.Request) {
+func (d *server) serveTrace(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
 	opts := &notify.TraceOptions{Requester: r.RemoteAddr}
 	if v := q.Get("showBody"); v != "" {

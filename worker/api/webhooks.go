@@ -3,6 +3,7 @@ package api
 import (
 	"errors"
 	"net/http"
+	"slices"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/tables"
@@ -11,9 +12,14 @@ import (
 
 // serveAddWebhook subscribes an endpoint; the answer carries its id and its secret, which is
 // never shown again.
-func (d Deps) serveAddWebhook(rw http.ResponseWriter, r *http.Request) {
+func (d *server) serveAddWebhook(rw http.ResponseWriter, r *http.Request) {
 	var ne webhooks.NewEndpoint
 	if !decode(rw, r, 64<<10, &ne) {
+		return
+	}
+	noteUnit(r, ne.BusinessUnitID)
+	if ne.BusinessUnitID > 0 && !principal(r).Sees(ne.BusinessUnitID) {
+		forbidUnit(rw, ne.BusinessUnitID)
 		return
 	}
 	e, err := d.Webhooks.Add(r.Context(), ne)
@@ -27,20 +33,39 @@ func (d Deps) serveAddWebhook(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
-func (d Deps) serveListWebhooks(rw http.ResponseWriter, r *http.Request) {
+// serveListWebhooks lists the endpoints of the principal's business units.
+func (d *server) serveListWebhooks(rw http.ResponseWriter, r *http.Request) {
 	all, err := d.Webhooks.List(r.Context())
 	if err != nil {
 		d.storageError(rw, "list webhook endpoints", err)
 		return
 	}
-	if all == nil {
-		all = []*tables.Endpoint{}
+	p := principal(r)
+	seen := []*tables.Endpoint{}
+	for _, e := range all {
+		if p.Sees(e.BusinessUnitID) {
+			seen = append(seen, e)
+		}
 	}
-	writeJSON(rw, http.StatusOK, all)
+	writeJSON(rw, http.StatusOK, seen)
 }
 
-func (d Deps) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
-	err := d.Webhooks.Disable(r.Context(), r.PathValue("id"))
+// serveDisableWebhook disables an endpoint of the principal's business units; another's is
+// 404, as one that does not exist.
+func (d *server) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	all, err := d.Webhooks.List(r.Context())
+	if err != nil {
+		d.storageError(rw, "list webhook endpoints", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
+	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
+		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
+		return
+	}
+	noteUnit(r, all[i].BusinessUnitID)
+	err = d.Webhooks.Disable(r.Context(), id)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusNotFound, err.Error())

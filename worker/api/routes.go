@@ -1,0 +1,68 @@
+package api
+
+import (
+	"fmt"
+	"net/http"
+	"slices"
+
+	"github.com/platform/platform/auth"
+)
+
+// Policy is who may call a route: anyone (Public), or a principal holding Role. Every route
+// declares one; the zero Policy is no declaration, and Handler refuses it.
+type Policy struct {
+	Public bool
+	Role   auth.Role
+}
+
+// Public is the policy of the routes anyone may call: health and readiness, which say nothing
+// sensitive.
+var Public = Policy{Public: true}
+
+// Needs is the policy of a route that needs role r.
+func Needs(r auth.Role) Policy { return Policy{Role: r} }
+
+// Check reports whether p declares exactly one thing: Public, or one known role.
+func (p Policy) Check() error {
+	switch {
+	case p.Public && p.Role != "":
+		return fmt.Errorf("public and role %s", p.Role)
+	case p.Public:
+		return nil
+	case !slices.Contains(auth.Roles, p.Role):
+		return fmt.Errorf("no policy (role %q)", p.Role)
+	}
+	return nil
+}
+
+func (p Policy) String() string {
+	if p.Public {
+		return "public"
+	}
+	return string(p.Role)
+}
+
+// Route is one route of the API and its policy.
+type Route struct {
+	Pattern string // as http.ServeMux reads it: "METHOD /path/{wildcard}"
+	Policy  Policy
+	serve   func(*server, http.ResponseWriter, *http.Request)
+}
+
+// routes is the API. A route is added here, with its policy, or not at all.
+var routes = []Route{
+	{"GET /healthz", Public, (*server).serveHealth},
+	{"GET /readyz", Public, (*server).serveReady},
+	{"GET /v1/history/{entityTypeId}/{identity}", Needs(auth.HistoryRead), (*server).serveHistory},
+	{"POST /v1/notification-jobs", Needs(auth.NotificationsSend), (*server).serveCreateJob},
+	{"POST /v1/notification-cancellations", Needs(auth.NotificationsSend), (*server).serveCancel},
+	{"GET /v1/trace", Needs(auth.Support), (*server).serveTrace},
+	{"GET /v1/changes", Needs(auth.Support), (*server).serveChanges},
+	{"POST /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveAddWebhook},
+	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},
+	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},
+}
+
+// Routes lists the API's routes with their policies: the README's table and the tests that
+// send every credential to every route read it.
+func Routes() []Route { return slices.Clone(routes) }
