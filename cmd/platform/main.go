@@ -14,6 +14,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"os/signal"
 	"runtime"
@@ -26,6 +27,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/settings"
 	"github.com/platform/platform/worker"
@@ -51,6 +53,7 @@ var commands = []command{
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
 	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID | recipient-secret --url URL", "integrators' signed webhook subscriptions; a webhook-channel recipient's secret", runWebhooks},
+	{"keys", "create --role ROLE [--business-units 42,43|*] [--expires 90d] [--name N] | list [--json] | revoke ID", "API keys for services and tools calling the HTTP API (shown once; only a hash is kept)", runKeys},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
 }
@@ -196,6 +199,19 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	}
 	wc := worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, HTTPAddr: c.httpAddr,
 		WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
+	if c.httpAddr != "" {
+		// Only the worker serves the API: only it reads how callers authenticate.
+		wc.Auth = auth.Config{Mode: auth.Mode(os.Getenv("PLATFORM_AUTH")), Issuer: os.Getenv("PLATFORM_AUTH_ISSUER"),
+			Audience: os.Getenv("PLATFORM_AUTH_AUDIENCE"), RolesClaim: os.Getenv("PLATFORM_AUTH_ROLES_CLAIM"),
+			UnitsClaim: os.Getenv("PLATFORM_AUTH_BU_CLAIM")}
+		if s := os.Getenv("PLATFORM_JOBS_PER_SECOND"); s != "" {
+			n, err := strconv.ParseFloat(s, 64)
+			if err != nil || n <= 0 || math.IsInf(n, 0) {
+				return nil, usagef("PLATFORM_JOBS_PER_SECOND %q: want a positive number", s)
+			}
+			wc.APILimits.JobsPerSecond = n
+		}
+	}
 	if list := os.Getenv("PLATFORM_WEBHOOK_ALLOWLIST"); list != "" {
 		wc.WebhookAllowlist = strings.Split(list, ",")
 	}
@@ -222,7 +238,11 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 			return nil, usageError{err}
 		}
 	}
-	return worker.New(wc)
+	w, err := worker.New(wc)
+	if errors.Is(err, platform.ErrInvalidInput) {
+		return nil, usageError{err} // a configuration that cannot work: exit 2, with its reason
+	}
+	return w, err
 }
 
 // chaos, set only in the chaos build (go build -tags chaos), adds storage fault injection and
