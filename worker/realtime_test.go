@@ -30,11 +30,24 @@ type sseClient struct {
 
 func connect(t *testing.T, url, lastEventID string) *sseClient {
 	t.Helper()
+	h := http.Header{}
+	if lastEventID != "" {
+		h.Set("Last-Event-ID", lastEventID)
+	}
+	return openStream(t, url, h)
+}
+
+// connectAs opens a stream with credentials (an Authorization header's value).
+func connectAs(t *testing.T, url, authorization string) *sseClient {
+	t.Helper()
+	return openStream(t, url, http.Header{"Authorization": {authorization}})
+}
+
+func openStream(t *testing.T, url string, h http.Header) *sseClient {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if lastEventID != "" {
-		req.Header.Set("Last-Event-ID", lastEventID)
-	}
+	req.Header = h
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		cancel()

@@ -1,0 +1,198 @@
+package worker_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform/auth"
+	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/api"
+	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/webhooks"
+)
+
+const audience = "api://platform-test"
+
+// call sends one request to the worker's API and returns its status and body.
+func call(t *testing.T, method, url, authorization, body string) (int, string) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, method, url, strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if authorization != "" {
+		req.Header.Set("Authorization", authorization)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Type") == "text/event-stream" {
+		return resp.StatusCode, "(stream)" // a change stream: its status is the answer
+	}
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// routeCase is how the route × credential test calls one route, and what it expects of a
+// principal holding the route's role in the right business unit (1) and in another (2).
+type routeCase struct {
+	method, path, body string
+	ok, otherUnit      int
+}
+
+// Every route × every credential, against a real worker, a real OIDC issuer over HTTP and
+// real signed tokens. The cases come from api.Routes(): a route added without a case, or
+// without a policy, fails here.
+func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
+	iss := testenv.StartIssuer(t)
+	var logs syncBuffer
+	log := logrus.New()
+	log.SetOutput(&logs)
+	log.SetFormatter(&logrus.JSONFormatter{})
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Logger: log, WebhookAllowlist: []string{"127.0.0.1"},
+		Auth: auth.Config{Issuer: iss.URL, Audience: audience, KeysRefresh: time.Millisecond}})
+	base := "http://" + w.HTTPAddr()
+	ctx := context.Background()
+
+	// What the routes read, all in business unit 1.
+	send(t, w, changeEvent(1, 501, "2026-11-22T10:00:00Z"))
+	drain(t, w)
+	job, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 202, BusinessUnitID: 1,
+		EventData: json.RawMessage(`{"resetUrl":"https://example.com/r/1"}`)}, "trace-me")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: "http://127.0.0.1:9/hook", BusinessUnitID: 1, EventTypes: []int{12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	cases := map[string]routeCase{
+		"GET /healthz": {"GET", "/healthz", "", 200, 200},
+		"GET /readyz":  {"GET", "/readyz", "", 200, 200},
+		"GET /v1/history/{entityTypeId}/{identity}": {"GET", "/v1/history/1/501", "", 200, 404},
+		"POST /v1/notification-jobs": {"POST", "/v1/notification-jobs",
+			`{"notificationEventTypeId":202,"businessUnitId":1,"eventData":{"resetUrl":"https://example.com/r/2"}}`, 201, 403},
+		"POST /v1/notification-cancellations": {"POST", "/v1/notification-cancellations", `{"cancellationKey":"c-1","businessUnitId":1}`, 200, 403},
+		"GET /v1/trace":                       {"GET", "/v1/trace?key=" + job.Key, "", 200, 404},
+		"GET /v1/changes":                     {"GET", "/v1/changes?businessUnitId=1", "", 200, 404},
+		"POST /v1/webhooks":                   {"POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/new","businessUnitId":1,"eventTypes":[12]}`, 201, 403},
+		"GET /v1/webhooks":                    {"GET", "/v1/webhooks", "", 200, 200},
+		"POST /v1/webhooks/{id}/disable":      {"POST", "/v1/webhooks/" + ep.ID + "/disable", "", 200, 404},
+	}
+	routes := api.Routes()
+	for _, rt := range routes {
+		if err := rt.Policy.Check(); err != nil {
+			t.Errorf("route %s: %v", rt.Pattern, err)
+		}
+		if _, ok := cases[rt.Pattern]; !ok {
+			t.Errorf("route %s has no case here: every route is tried with every credential", rt.Pattern)
+		}
+	}
+	for pattern := range cases {
+		if !slices.ContainsFunc(routes, func(rt api.Route) bool { return rt.Pattern == pattern }) {
+			t.Errorf("case %s names no route", pattern)
+		}
+	}
+
+	token := func(c testenv.Claims) string { return "Bearer " + iss.Token(c) }
+	claims := func(role auth.Role, unit int) testenv.Claims {
+		return testenv.Claims{"sub": "svc-test", "aud": audience, "roles": []string{string(role)}, "bu": []int{unit}}
+	}
+	otherRole := func(r auth.Role) auth.Role { // a role that is neither r nor admin
+		for _, o := range auth.Roles {
+			if o != r && o != auth.Admin {
+				return o
+			}
+		}
+		panic("no other role")
+	}
+	with := func(c testenv.Claims, k string, v any) testenv.Claims { c[k] = v; return c }
+	type credential struct {
+		name   string
+		header func(role auth.Role) string
+		want   func(rc routeCase) int
+	}
+	refused := func(routeCase) int { return 401 }
+	credentials := []credential{
+		{"no token", func(auth.Role) string { return "" }, refused},
+		{"not a bearer", func(r auth.Role) string { return "Basic " + iss.Token(claims(r, 1)) }, refused},
+		{"expired", func(r auth.Role) string {
+			return token(with(claims(r, 1), "exp", time.Now().Add(-2*time.Hour).Unix()))
+		}, refused},
+		{"not yet valid", func(r auth.Role) string {
+			return token(with(claims(r, 1), "nbf", time.Now().Add(time.Hour).Unix()))
+		}, refused},
+		{"wrong audience", func(r auth.Role) string { return token(with(claims(r, 1), "aud", "api://someone-else")) }, refused},
+		{"wrong issuer", func(r auth.Role) string { return token(with(claims(r, 1), "iss", "https://evil.example")) }, refused},
+		{"alg none", func(r auth.Role) string { return "Bearer " + iss.TokenAlgNone(claims(r, 1)) }, refused},
+		{"HS256 keyed with the public key", func(r auth.Role) string { return "Bearer " + iss.TokenHS256WithPublicKey(claims(r, 1)) }, refused},
+		{"unknown kid", func(r auth.Role) string { return "Bearer " + iss.TokenWithUnknownKey(claims(r, 1)) }, refused},
+		{"made-up API key", func(auth.Role) string { return "Bearer plk_01ARZ3NDEKTSV4RRFFQ69G5FAV_" + strings.Repeat("A", 43) }, refused},
+		{"right token, wrong role", func(r auth.Role) string { return token(claims(otherRole(r), 1)) }, func(routeCase) int { return 403 }},
+		{"right token, no business unit", func(r auth.Role) string { return token(with(claims(r, 1), "bu", nil)) }, func(routeCase) int { return 403 }},
+		{"right role, other business unit", func(r auth.Role) string { return token(claims(r, 2)) }, func(rc routeCase) int { return rc.otherUnit }},
+		{"right role, right business unit", func(r auth.Role) string { return token(claims(r, 1)) }, func(rc routeCase) int { return rc.ok }},
+		{"admin, every unit", func(auth.Role) string { return token(with(claims(auth.Admin, 1), "bu", nil)) }, func(rc routeCase) int { return rc.ok }},
+		{"rotated key", func(r auth.Role) string { return token(claims(r, 1)) }, func(rc routeCase) int { return rc.ok }},
+	}
+	var table strings.Builder
+	for _, cred := range credentials {
+		if cred.name == "rotated key" {
+			iss.Rotate(false) // the old key is gone from the JWKS; the next token names a new kid
+		}
+		fmt.Fprintf(&table, "%-34s", cred.name)
+		for _, rt := range routes {
+			rc := cases[rt.Pattern]
+			want := cred.want(rc)
+			if rt.Policy.Public {
+				want = rc.ok // health and readiness answer anyone, whatever they send
+			}
+			code, body := call(t, rc.method, base+rc.path, cred.header(rt.Policy.Role), rc.body)
+			fmt.Fprintf(&table, " %d", code)
+			if code != want {
+				t.Errorf("%s, %s: %d %s, want %d", cred.name, rt.Pattern, code, body, want)
+			}
+		}
+		table.WriteString("\n")
+	}
+	t.Logf("route × credential (columns in api.Routes order):\n%s", table.String())
+
+	// The audit: one line per mutating request, naming the principal, never the token.
+	out := logs.String()
+	if strings.Contains(out, "eyJ") {
+		t.Error("a token reached the log")
+	}
+	var audits, okAudits int
+	for line := range strings.SplitSeq(out, "\n") {
+		var e map[string]any
+		if json.Unmarshal([]byte(line), &e) != nil || e["audit"] != true {
+			continue
+		}
+		audits++
+		if e["outcome"] == "ok" {
+			okAudits++
+			if e["principal"] != "token:svc-test" || e["route"] == "" || e["role"] == "" || e["businessUnit"] != float64(1) {
+				t.Errorf("audit line %v: want principal token:svc-test, its role, route and business unit 1", e)
+			}
+		}
+	}
+	// 4 mutating routes × every credential; 3 credentials succeed on each.
+	if audits != 4*len(credentials) || okAudits != 4*3 {
+		t.Errorf("%d audit lines (%d ok), want %d (%d ok)", audits, okAudits, 4*len(credentials), 4*3)
+	}
+}
