@@ -13,7 +13,7 @@ import (
 // asks for them; the trace logs who did.
 func (d *server) serveTrace(rw http.ResponseWriter, r *http.Request) {
 	q := r.URL.Query()
-	opts := &notify.TraceOptions{Requester: r.RemoteAddr}
+	opts := &notify.TraceOptions{Requester: principal(r).ID + " from " + r.RemoteAddr}
 	if v := q.Get("showBody"); v != "" {
 		var err error
 		if opts.ShowBody, err = strconv.ParseBool(v); err != nil {
