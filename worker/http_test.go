@@ -181,3 +181,33 @@ func TestHTTPStorageErrorsDoNotLeakAndCarryARequestID(t *testing.T) {
 		t.Errorf("no log line with request id %s and the storage error", id)
 	}
 }
+
+// /readyz answers anyone, so when storage fails it says only "not ready" and a request id:
+// never the account, the table service's path or its error (the log line with the id has them).
+func TestReadyzRevealsNothingWhenStorageFails(t *testing.T) {
+	t.Parallel()
+	log, hook := logtest.NewNullLogger()
+	w := newWorker(t, worker.Config{Logger: log,
+		Account: storage.Account{Policies: []policy.Policy{storageDown{"/Tables"}}, Retry: &policy.RetryOptions{MaxRetries: -1}}})
+	srv := httptest.NewServer(w.Handler())
+	defer srv.Close()
+	resp, err := http.Get(srv.URL + "/readyz")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	id := resp.Header.Get("X-Request-Id")
+	if resp.StatusCode != http.StatusServiceUnavailable || id == "" {
+		t.Fatalf("%d %s, want 503 with a request id", resp.StatusCode, body)
+	}
+	rest := strings.Replace(string(body), id, "", 1)
+	for _, leak := range []string{"devstoreaccount1", "127.0.0.1", "Tables", "table", "ServerBusy", "503"} {
+		if strings.Contains(rest, leak) {
+			t.Errorf("the answer %s shows %q", body, leak)
+		}
+	}
+	if e := hook.LastEntry(); e == nil || e.Data["requestId"] != id {
+		t.Errorf("no log line with request id %s", id)
+	}
+}
