@@ -121,8 +121,14 @@ type TimelineOptions struct {
 	// MaxBytes, when set, bounds what a page reads, not only what it returns: rows are read
 	// from storage a few at a time (about MaxBytes of them per request) and reading stops at
 	// the row that brings the rows' stored size to MaxBytes; the page ends there, with fewer
-	// than Limit rows, and its token continues after it. 0: no byte bound.
+	// than Limit rows, and its token continues after it. Rows Visible refuses count too.
+	// 0: no byte bound.
 	MaxBytes int
+	// Visible, when set, says whether the reader may see a row of a business unit: a row it
+	// refuses is skipped as it is read (not returned, not counted toward Limit), so a page
+	// still has up to Limit rows the reader may see. A page reads at most max(4×Limit, 200)
+	// refused rows; then it ends, with a token when rows remain. nil: every row.
+	Visible func(businessUnitID int64) bool
 }
 
 // maxRowBytes is the most one timeline row takes in a response: an inline snapshot is a
@@ -136,63 +142,111 @@ func (h *History) Timeline(ctx context.Context, entityTypeID int, identity strin
 	if o != nil {
 		opts = *o
 	}
-	limit := opts.Limit
-	if limit <= 0 {
-		limit = 50
+	if opts.Limit <= 0 {
+		opts.Limit = 50
 	}
-	limit = min(limit, 1000)
-	filter := "PartitionKey eq " + odataQuote(platform.HistoryPartitionKey(entityTypeID, identity))
+	opts.Limit = min(opts.Limit, 1000)
+	last := "" // the RowKey of the last row read
 	if opts.After != "" {
 		after, err := base64.RawURLEncoding.DecodeString(opts.After)
 		if err != nil || len(after) == 0 {
 			return nil, "", ErrInvalidToken
 		}
-		filter += " and RowKey gt " + odataQuote(string(after))
+		last = string(after)
 	}
-	// Ask for one more than a page: if it comes, there is a next page, and no caller is handed a
-	// token that leads to an empty one. With a byte bound, ask for about MaxBytes per request.
-	want := limit + 1
-	top := min(want, 1000)
-	if opts.MaxBytes > 0 {
-		top = min(top, max(1, opts.MaxBytes/maxRowBytes))
-	}
-	pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(top))})
-	var rows []platform.HistoryRecord
-	var lastRowKey string
-	size := 0
-	for pager.More() && len(rows) < want {
-		page, err := pager.NextPage(ctx)
-		if err != nil {
-			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-				return nil, "", nil // no worker has written history in this namespace yet
-			}
-			return nil, "", fmt.Errorf("read timeline %d:%s: %w", entityTypeID, identity, err)
+	p := timelinePage{opts: opts, refusable: max(4*opts.Limit, 200)}
+	partition := "PartitionKey eq " + odataQuote(platform.HistoryPartitionKey(entityTypeID, identity))
+	// Each request starts after the last row read and asks for what the page may still need,
+	// so a page never reads far past its end.
+	for top := 0; ; {
+		top = p.top(top)
+		filter := partition
+		if last != "" {
+			filter += " and RowKey gt " + odataQuote(last)
 		}
-		for _, raw := range page.Entities {
-			if len(rows) == want {
-				break
-			}
-			var e historyEntity
-			if err := json.Unmarshal(raw, &e); err != nil {
-				return nil, "", fmt.Errorf("read timeline %d:%s: decode row: %w", entityTypeID, identity, err)
-			}
-			rec, err := e.record()
+		pager := h.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(top))})
+		read := 0
+		for read == 0 && pager.More() { // a page of no rows may still have a continuation
+			page, err := pager.NextPage(ctx)
 			if err != nil {
-				return nil, "", fmt.Errorf("read timeline %d:%s: row %s: %w", entityTypeID, identity, e.RowKey, err)
+				if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+					return nil, "", nil // no worker has written history in this namespace yet
+				}
+				return nil, "", fmt.Errorf("read timeline %d:%s: %w", entityTypeID, identity, err)
 			}
-			if len(rows) < want-1 {
-				lastRowKey = e.RowKey
-			}
-			rows = append(rows, rec)
-			if size += len(raw); opts.MaxBytes > 0 && size >= opts.MaxBytes && len(rows) < want {
-				want = len(rows) + 1 // the budget is reached: one more row only, to know there is a next page
+			for _, raw := range page.Entities {
+				read++
+				var e historyEntity
+				if err := json.Unmarshal(raw, &e); err != nil {
+					return nil, "", fmt.Errorf("read timeline %d:%s: decode row: %w", entityTypeID, identity, err)
+				}
+				done, err := p.take(&e, len(raw))
+				if err != nil {
+					return nil, "", fmt.Errorf("read timeline %d:%s: row %s: %w", entityTypeID, identity, e.RowKey, err)
+				}
+				if done {
+					return p.rows, base64.RawURLEncoding.EncodeToString([]byte(p.end)), nil
+				}
+				last = e.RowKey
 			}
 		}
+		if read == 0 || !pager.More() {
+			return p.rows, "", nil // the timeline ends within this page
+		}
 	}
-	if len(rows) == want {
-		return rows[:want-1], base64.RawURLEncoding.EncodeToString([]byte(lastRowKey)), nil
+}
+
+// timelinePage is one page of a timeline as its rows are read.
+type timelinePage struct {
+	opts      TimelineOptions
+	refusable int // how many rows Visible may refuse before the page ends
+	rows      []platform.HistoryRecord
+	end       string // the RowKey of the last row read that belongs to the page
+	refused   int
+	size      int  // the stored size of the rows read
+	spent     bool // the byte or refusal budget is spent: one more row only tells there is more
+}
+
+// take reads row e of stored size n into the page. done: e is not the page's but the first of
+// the next one, so the page ends, after p.end.
+func (p *timelinePage) take(e *historyEntity, n int) (done bool, err error) {
+	visible := p.opts.Visible == nil || p.opts.Visible(e.BusinessUnitId)
+	// A full page reads on past rows it may not show to its next visible row: the next page
+	// starts there, and a page whose rest is all refused gets no token to an empty page.
+	if p.spent || visible && len(p.rows) == p.opts.Limit {
+		return true, nil
 	}
-	return rows, "", nil
+	if visible {
+		rec, err := e.record()
+		if err != nil {
+			return false, err
+		}
+		p.rows = append(p.rows, rec)
+	} else {
+		p.refused++
+		p.spent = p.refused >= p.refusable
+	}
+	p.end = e.RowKey
+	p.size += n
+	p.spent = p.spent || p.opts.MaxBytes > 0 && p.size >= p.opts.MaxBytes
+	return false, nil
+}
+
+// top is how many rows the next request asks for, after one that asked for prev (0: none
+// yet): what the page may still take and one more (to know whether there is a next page),
+// growing from request to request while rows are refused, within the byte budget.
+func (p *timelinePage) top(prev int) int {
+	if p.spent {
+		return 1
+	}
+	want := p.opts.Limit - len(p.rows) + 1
+	if p.opts.Visible != nil && prev > 0 {
+		want = min(max(want, 2*prev), want+p.refusable-p.refused)
+	}
+	if p.opts.MaxBytes > 0 {
+		want = min(want, max(1, (p.opts.MaxBytes-p.size)/maxRowBytes))
+	}
+	return min(want, 1000)
 }
 
 // TimelineAfter is the continuation token of a page that ends with r: the next page starts

@@ -21,13 +21,14 @@ const PagePayloads = 4
 // over that still comes, alone. The rows read from the table are bounded by the same budget
 // (tables.TimelineOptions.MaxBytes), not only the rows returned. A snapshot blob that cannot be shown (over the limit, not the
 // row's business unit's, not matching its hash, missing) leaves the row with SnapshotError
-// instead of failing the page.
+// instead of failing the page. o.Visible is kept: rows the reader may not see are skipped in
+// the table read.
 func Timeline(ctx context.Context, store *tables.History, b *blobs.Client, entityTypeID int, identity string, o *tables.TimelineOptions) ([]platform.HistoryRecord, string, error) {
 	budget, used := PagePayloads*b.MaxPayloadBytes(), 0
 	// The table read stops at the budget too: a page never reads a thousand rows to show ten.
 	opts := tables.TimelineOptions{MaxBytes: budget}
 	if o != nil {
-		opts.Limit, opts.After = o.Limit, o.After
+		opts.Limit, opts.After, opts.Visible = o.Limit, o.After, o.Visible
 	}
 	rows, next, err := store.Timeline(ctx, entityTypeID, identity, &opts)
 	if err != nil {
