@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/platform/platform"
@@ -265,7 +267,9 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 }
 
 // Cancellations is the NotificationCancellations table: a cancellation key, once cancelled,
-// stops every job carrying it that was created before the cancellation.
+// stops every job carrying it that was created before the cancellation. A key's partition
+// has a row for a cancellation in every business unit (RowKey empty, the one row of a key
+// before cancellations were scoped) and one per business unit cancelled alone (RowKey bu-{N}).
 type Cancellations struct{ t *aztables.Client }
 
 // Cancellations returns the namespace's cancellation store.
@@ -280,31 +284,63 @@ type cancellationEntity struct {
 	CancelledAtType      string `json:"CancelledAt@odata.type"`
 }
 
-// Cancel records that cancellation key was cancelled now.
-func (s *Cancellations) Cancel(ctx context.Context, key string) (time.Time, error) {
+// cancellationRowKey is the row of a cancellation in businessUnitID; 0: in every unit.
+func cancellationRowKey(businessUnitID int64) string {
+	if businessUnitID == 0 {
+		return singleRowKey
+	}
+	return "bu-" + strconv.FormatInt(businessUnitID, 10)
+}
+
+// Cancel records that cancellation key was cancelled now in businessUnitID (0: in every
+// business unit). A negative unit is a platform.ErrInvalidInput.
+func (s *Cancellations) Cancel(ctx context.Context, key string, businessUnitID int64) (time.Time, error) {
+	if businessUnitID < 0 {
+		return time.Time{}, fmt.Errorf("cancel %s: %w: business unit %d: want 0 (every unit) or > 0", key, platform.ErrInvalidInput, businessUnitID)
+	}
 	now := time.Now().UTC()
-	body, _ := json.Marshal(cancellationEntity{PartitionKey: platform.EscapeKey(key), CancellationKey: key,
-		CancelledAt: now.Format(timeLayout), CancelledAtType: edmDateTime})
+	body, _ := json.Marshal(cancellationEntity{PartitionKey: platform.EscapeKey(key), RowKey: cancellationRowKey(businessUnitID),
+		CancellationKey: key, CancelledAt: now.Format(timeLayout), CancelledAtType: edmDateTime})
 	if _, err := s.t.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
 		return time.Time{}, fmt.Errorf("cancel %s: %w", key, storage.Translate(err))
 	}
 	return now, nil
 }
 
-// CancelledAt is when key was last cancelled; zero when it never was.
-func (s *Cancellations) CancelledAt(ctx context.Context, key string) (time.Time, error) {
-	resp, err := s.t.GetEntity(ctx, platform.EscapeKey(key), singleRowKey, nil)
-	if err != nil {
-		if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-			return time.Time{}, nil
+// CancelledAt is when key was last cancelled for a job of businessUnitID: the later of its
+// cancellation in every business unit and in that one; zero when neither happened. Both rows
+// come in one request (a query of the key's partition for the two of them).
+func (s *Cancellations) CancelledAt(ctx context.Context, key string, businessUnitID int64) (time.Time, error) {
+	filter := "PartitionKey eq " + odataQuote(platform.EscapeKey(key)) + " and (RowKey eq " + odataQuote(singleRowKey)
+	if businessUnitID > 0 {
+		filter += " or RowKey eq " + odataQuote(cancellationRowKey(businessUnitID))
+	}
+	filter += ")"
+	pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Top: to.Ptr(int32(2))})
+	var latest time.Time
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				return time.Time{}, nil
+			}
+			return time.Time{}, fmt.Errorf("read cancellation %s: %w", key, err)
 		}
-		return time.Time{}, fmt.Errorf("read cancellation %s: %w", key, err)
+		for _, raw := range page.Entities {
+			var e cancellationEntity
+			if err := json.Unmarshal(raw, &e); err != nil {
+				return time.Time{}, fmt.Errorf("read cancellation %s: %w", key, err)
+			}
+			at, err := parseTime(e.CancelledAt)
+			if err != nil {
+				return time.Time{}, fmt.Errorf("read cancellation %s: %w", key, err)
+			}
+			if at.After(latest) {
+				latest = at
+			}
+		}
 	}
-	var e cancellationEntity
-	if err := json.Unmarshal(resp.Value, &e); err != nil {
-		return time.Time{}, err
-	}
-	return parseTime(e.CancelledAt)
+	return latest, nil
 }
 
 func etagOf(t azcore.ETag) ETag { return ETag(t) }

@@ -177,7 +177,7 @@ func TestHostileDirectJobs(t *testing.T) {
 	if err != nil || created || again.Key != first.Key {
 		t.Fatalf("the same request again: created %v, key %s vs %s, %v", created, again.Key, first.Key, err)
 	}
-	if err := w.Notify().Cancel(ctx, key); err != nil {
+	if err := w.Notify().Cancel(ctx, key, 0); err != nil {
 		t.Fatalf("cancel %q: %v", key, err)
 	}
 	drain(t, w)

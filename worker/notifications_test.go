@@ -463,7 +463,7 @@ func TestCancelledReminderNeverSends(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := w.Notify().Cancel(context.Background(), "booking-9-reminder"); err != nil {
+	if err := w.Notify().Cancel(context.Background(), "booking-9-reminder", 0); err != nil {
 		t.Fatal(err)
 	}
 	drain(t, w)

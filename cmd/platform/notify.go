@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -60,14 +61,23 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 }
 
 func runCancel(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
-	var cfg config
-	fs := newFlagSet("cancel", "CANCELLATION_KEY")
+	var (
+		cfg          config
+		businessUnit int64
+	)
+	fs := newFlagSet("cancel", "CANCELLATION_KEY [--business-unit N]")
 	cfg.register(fs, false)
-	if err := parseFlags(fs, args, stdout); err != nil {
+	fs.Int64Var(&businessUnit, "business-unit", 0, "cancel only this business unit's jobs (0: every business unit's)")
+	positional, err := parseInterspersed(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 || fs.Arg(0) == "" {
+	if len(positional) != 1 || positional[0] == "" {
 		return usagef("want one CANCELLATION_KEY")
+	}
+	key := positional[0]
+	if businessUnit < 0 {
+		return usagef("--business-unit: want 0 (every business unit) or a positive id, got %d", businessUnit)
 	}
 	w, err := cfg.worker(nil)
 	if err != nil {
@@ -76,15 +86,34 @@ func runCancel(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err := w.Setup(ctx); err != nil {
 		return err
 	}
-	err = w.Notify().Cancel(ctx, fs.Arg(0))
+	err = w.Notify().Cancel(ctx, key, businessUnit)
 	if errors.Is(err, platform.ErrInvalidInput) {
 		return usageError{err}
 	}
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(stdout, "cancelled %s: jobs carrying it that are not generated yet will be skipped\n", clean(fs.Arg(0)))
+	where := "in every business unit"
+	if businessUnit > 0 {
+		where = fmt.Sprintf("in business unit %d", businessUnit)
+	}
+	fmt.Fprintf(stdout, "cancelled %s %s: jobs carrying it that are not generated yet will be skipped\n", clean(key), where)
 	return nil
+}
+
+// parseInterspersed parses fs's flags wherever they are among args (platform cancel KEY
+// --business-unit 7, as well as before the key) and returns the other arguments.
+func parseInterspersed(fs *flag.FlagSet, args []string, stdout io.Writer) ([]string, error) {
+	var positional []string
+	for len(args) > 0 {
+		if err := parseFlags(fs, args, stdout); err != nil {
+			return nil, err
+		}
+		if args = fs.Args(); len(args) > 0 {
+			positional, args = append(positional, args[0]), args[1:]
+		}
+	}
+	return positional, nil
 }
 
 func runSeed(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
@@ -130,15 +159,9 @@ func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer)
 	fs.BoolVar(&asJSON, "json", false, "print the chain as JSON")
 	fs.BoolVar(&showBody, "show-body", false, "include what the messages say and the jobs' event data (withheld by default: a body may hold a secret; the access is logged)")
 	// Accept the flags after the key too: platform trace KEY --json.
-	var positional []string
-	for len(args) > 0 {
-		if err := parseFlags(fs, args, stdout); err != nil {
-			return err
-		}
-		args = fs.Args()
-		if len(args) > 0 {
-			positional, args = append(positional, args[0]), args[1:]
-		}
+	positional, err := parseInterspersed(fs, args, stdout)
+	if err != nil {
+		return err
 	}
 	if len(positional) != 1 {
 		return usagef("want one KEY: an event key, a job key, a message key or a delivery key")

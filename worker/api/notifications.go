@@ -52,7 +52,7 @@ func (d *server) serveCancel(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…"}`)
 		return
 	}
-	err := d.Notify.Cancel(r.Context(), body.CancellationKey)
+	err := d.Notify.Cancel(r.Context(), body.CancellationKey, 0)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())

@@ -168,16 +168,20 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 	return stored, created, nil
 }
 
-// Cancel cancels every job carrying cancellationKey that was created before now and has not
-// been generated yet.
-func (s *Service) Cancel(ctx context.Context, cancellationKey string) error {
+// Cancel cancels every job carrying cancellationKey in businessUnitID (0: in every business
+// unit) that was created before now and has not been generated yet. A negative unit is
+// invalid input.
+func (s *Service) Cancel(ctx context.Context, cancellationKey string, businessUnitID int64) error {
 	if cancellationKey == "" {
 		return fmt.Errorf("%w: empty cancellation key", ErrInvalidJob)
 	}
 	if err := platform.CheckKeyLength("cancellationKey", cancellationKey); err != nil {
 		return fmt.Errorf("%w: %v", ErrInvalidJob, err)
 	}
-	_, err := s.cancellations.Cancel(ctx, cancellationKey)
+	if businessUnitID < 0 {
+		return fmt.Errorf("%w: businessUnitId: want 0 (every business unit) or > 0", ErrInvalidJob)
+	}
+	_, err := s.cancellations.Cancel(ctx, cancellationKey, businessUnitID)
 	return err
 }
 

@@ -69,7 +69,7 @@ func (s *Service) skipReason(ctx context.Context, job *platform.NotificationJob,
 		return platform.ReasonDisabled, nil
 	}
 	if job.CancellationKey != "" {
-		at, err := s.cancellations.CancelledAt(ctx, job.CancellationKey)
+		at, err := s.cancellations.CancelledAt(ctx, job.CancellationKey, job.BusinessUnitID)
 		if err != nil {
 			return "", err
 		}
