@@ -3,12 +3,17 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"io"
+	"reflect"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // A cancellation in one business unit skips that unit's jobs only; one in every business unit
@@ -56,5 +61,67 @@ func TestCancelInOneBusinessUnit(t *testing.T) {
 	}
 	if err := w.Notify().Cancel(ctx, "booking-3", -1); !errors.Is(err, platform.ErrInvalidInput) {
 		t.Errorf("cancel in business unit -1: %v, want invalid input", err)
+	}
+}
+
+// A trace for a reader who may see some business units answers "no such key" for a root they
+// may not see (an event by its history row, a job or message by the job row, a delivery by its
+// own row) and for a key nothing has, before any body is read or the access logged; for a root
+// they may see, the same trace as without the check.
+func TestTraceOnlyWhatTheReaderMaySee(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0), option(42, 201, true, "email", 0))
+	cfg := env.config()
+	logs := &syncBuffer{}
+	log := testenv.Logger(t)
+	log.SetOutput(io.MultiWriter(log.Out, logs))
+	cfg.Logger = log
+	w := env.start(cfg)
+	ctx := context.Background()
+	hook := newReceiver(t, strongSecret, 0)
+	endpoint, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: hook.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{11}, Secret: strongSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42,
+		EventData: []byte(`{"firstName":"Ada"}`), Recipients: []platform.Recipient{{Channel: "email", Address: "ada@example.com"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body := hinted(attendee)
+	send(t, w, body)
+	drain(t, w)
+	ev, _ := platform.DecodeEvent([]byte(body))
+	keys := map[string]string{"event": ev.Key(), "job": job.Key, "message": onlyJob(t, trace(t, w, job.Key)).MessageKeys[0],
+		"delivery": platform.DeliveryKey(endpoint.ID, ev.Key())}
+
+	other := func(bu int64) bool { return bu == 7 }
+	for kind, key := range keys {
+		if tr, err := w.Notify().Trace(ctx, key, &notify.TraceOptions{ShowBody: true, Visible: other}); !errors.Is(err, platform.ErrNotFound) || err.Error() != "no such key" {
+			t.Errorf("%s of business unit 42 traced by a reader of unit 7: %+v, %v; want no such key", kind, tr, err)
+		}
+	}
+	if strings.Contains(logs.String(), "bodies shown") {
+		t.Errorf("refused traces logged bodies shown:\n%s", logs)
+	}
+	for kind, key := range keys {
+		want, err := w.Notify().Trace(ctx, key, &notify.TraceOptions{ShowBody: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := w.Notify().Trace(ctx, key, &notify.TraceOptions{ShowBody: true, Visible: func(bu int64) bool { return bu == 42 }})
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s traced by a reader of its unit: %+v, %v; want %+v", kind, got, err, want)
+		}
+	}
+	unknown := map[string]string{"event": strings.Replace(ev.Key(), "2026", "2025", 1), "job": "notification-job:101:" + ev.Key() + "x",
+		"message": platform.MessageKey(job.Key+"x", platform.Recipient{Channel: "email", Address: "nobody@example.com"}), "delivery": platform.DeliveryKey("nope", ev.Key())}
+	for kind, key := range unknown {
+		if tr, err := w.Notify().Trace(ctx, key, &notify.TraceOptions{Visible: other}); !errors.Is(err, platform.ErrNotFound) {
+			t.Errorf("unknown %s %s with Visible: %+v, %v; want no such key", kind, key, tr, err)
+		}
+		if tr, err := w.Notify().Trace(ctx, key, nil); err != nil || tr.Kind != kind || len(tr.Notes) == 0 {
+			t.Errorf("unknown %s %s without Visible: %+v, %v; want a trace of its kind with notes", kind, key, tr, err)
+		}
 	}
 }

@@ -36,7 +36,22 @@ type TraceOptions struct {
 	ShowBody bool
 	// Requester is who asks (a remote address, "cli"): logged with the key when ShowBody is set.
 	Requester string
+	// Visible, when set, says whether the reader may see a business unit's rows: Trace answers
+	// ErrNoSuchKey unless the traced root exists and its business unit is visible (an event's
+	// history row, a job's or message's job row, a delivery's row), before it reads a body or
+	// logs the access. nil: every key is traced, a missing root is a note.
+	Visible func(businessUnitID int64) bool
 }
+
+// ErrNoSuchKey is a trace's answer, with TraceOptions.Visible set, for a key whose root does
+// not exist or is of a business unit the reader may not see: the same words either way, so
+// the answer never tells that another unit's row exists. It is a platform.ErrNotFound.
+var ErrNoSuchKey error = noSuchKey{}
+
+type noSuchKey struct{}
+
+func (noSuchKey) Error() string { return "no such key" }
+func (noSuchKey) Unwrap() error { return platform.ErrNotFound }
 
 // TraceEvent is what the worker recorded of the event itself.
 type TraceEvent struct {
@@ -65,12 +80,13 @@ func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trac
 	if err != nil {
 		return nil, err
 	}
-	if opts.ShowBody {
-		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "remoteAddr": opts.Requester}).Info("trace with bodies shown")
-	}
-	t, err := s.trace(ctx, key, kind)
+	t, err := s.trace(ctx, key, kind, opts.Visible)
 	if err != nil {
 		return nil, err
+	}
+	// Logged once the reader may see the root: a refused trace shows no body.
+	if opts.ShowBody {
+		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "remoteAddr": opts.Requester}).Info("trace with bodies shown")
 	}
 	t.Key = platform.ShownKey(t.Key)
 	s.present(ctx, t, opts.ShowBody)
@@ -99,34 +115,43 @@ func traceKind(key string) (string, error) {
 	return "event", nil
 }
 
-func (s *Service) trace(ctx context.Context, key, kind string) (*Trace, error) {
+// trace reads the chain of key, of kind. With visible set, a root that is missing or of a unit
+// it refuses is ErrNoSuchKey, decided as soon as the root is read.
+func (s *Service) trace(ctx context.Context, key, kind string, visible func(int64) bool) (*Trace, error) {
 	t := &Trace{Key: key, Kind: kind}
 	var jobKeys []string
 	switch kind {
 	case "delivery":
 		m, err := s.d.Distributor.Get(ctx, key)
-		if errors.Is(err, platform.ErrNotFound) {
+		switch {
+		case visible != nil && (errors.Is(err, platform.ErrNotFound) || err == nil && !visible(m.BusinessUnitID)):
+			return nil, ErrNoSuchKey
+		case errors.Is(err, platform.ErrNotFound):
 			t.Notes = append(t.Notes, "no such delivery: the event has not been processed, or the endpoint did not subscribe to it then")
 			return t, nil
-		}
-		if err != nil {
+		case err != nil:
 			return nil, err
 		}
 		t.Deliveries = []*platform.OutgoingMessage{m}
 		return t, nil
-	case "message":
-		jobKey, _ := platform.MessageJobKey(key)
-		jobKeys = []string{jobKey}
-	case "job":
-		jobKeys = []string{key}
-	default:
-		var err error
-		if jobKeys, err = s.traceEvent(ctx, t, key); err != nil {
+	case "message", "job":
+		jobKey := key
+		if kind == "message" {
+			jobKey, _ = platform.MessageJobKey(key)
+		}
+		tj, err := s.traceJob(ctx, t, jobKey, visible)
+		if err != nil {
 			return nil, err
 		}
+		t.Jobs = []TraceJob{tj}
+		return t, nil
+	}
+	jobKeys, err := s.traceEvent(ctx, t, key, visible)
+	if err != nil {
+		return nil, err
 	}
 	for _, jk := range jobKeys {
-		tj, err := s.traceJob(ctx, t, jk)
+		tj, err := s.traceJob(ctx, t, jk, nil) // the event's jobs are of its business unit
 		if err != nil {
 			return nil, err
 		}
@@ -218,8 +243,9 @@ func (s *Service) present(ctx context.Context, t *Trace, showBody bool) {
 }
 
 // traceEvent fills in what the worker recorded of event key and returns the keys of the jobs
-// the event asks for.
-func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]string, error) {
+// the event asks for. With visible set, an event without a history row, or whose row's
+// business unit it refuses, is ErrNoSuchKey.
+func (s *Service) traceEvent(ctx context.Context, t *Trace, key string, visible func(int64) bool) ([]string, error) {
 	ev, err := platform.ParseEventKey(key)
 	if err != nil {
 		return nil, err
@@ -228,6 +254,8 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]strin
 	t.Event = te
 	rec, err := s.history.Get(ctx, ev.EntityTypeID, ev.Identity(), ev.CreatedOn, ev.EventTypeID, ev.ActionTypeID)
 	switch {
+	case visible != nil && (errors.Is(err, platform.ErrNotFound) || err == nil && !visible(rec.BusinessUnitID)):
+		return nil, ErrNoSuchKey
 	case errors.Is(err, platform.ErrNotFound):
 		t.Notes = append(t.Notes, "no history row: the worker has not processed this event — still queued, or poisoned (look in entity-events-poison), or its type has no history rule")
 		return nil, nil
@@ -266,11 +294,14 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string) ([]strin
 	return jobKeys, nil
 }
 
-// traceJob reads job jk and its messages (only the traced one, for a message key).
-func (s *Service) traceJob(ctx context.Context, t *Trace, jk string) (TraceJob, error) {
+// traceJob reads job jk and its messages (only the traced one, for a message key). With
+// visible set, a job that is missing or of a business unit it refuses is ErrNoSuchKey.
+func (s *Service) traceJob(ctx context.Context, t *Trace, jk string, visible func(int64) bool) (TraceJob, error) {
 	tj := TraceJob{JobKey: jk}
 	job, _, err := s.jobs.Get(ctx, jk)
 	switch {
+	case visible != nil && (errors.Is(err, platform.ErrNotFound) || err == nil && !visible(job.BusinessUnitID)):
+		return tj, ErrNoSuchKey
 	case errors.Is(err, platform.ErrNotFound):
 		t.Notes = append(t.Notes, "job "+jk+" does not exist: the event has not reached the notification concern yet, or failed there (look in entity-events-poison)")
 		return tj, nil
