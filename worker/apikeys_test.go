@@ -2,6 +2,8 @@ package worker_test
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"net/http"
 	"testing"
 	"time"
@@ -9,6 +11,7 @@ import (
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/api"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 // A key is created, used on two replicas, revoked on one: the other refuses it within its
@@ -69,5 +72,54 @@ func TestAPIKeyRevokedOnOneReplicaIsRefusedOnAnother(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("a change stream of a revoked key is still open after 5 s (heartbeat 200 ms, cache TTL 1 s)")
+	}
+}
+
+// Inside a 200, a principal scoped to business unit 2 still sees only unit 2: the endpoints
+// it lists, the changes its stream carries (filtered on the server, whatever it asks), and the
+// rows of a timeline that both units wrote on.
+func TestScopedPrincipalsSeeOnlyTheirUnitsInsideAnAnswer(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Auth: auth.Config{Mode: auth.ModeKeys}, WebhookAllowlist: []string{"127.0.0.1"}})
+	ctx := context.Background()
+	base := "http://" + w.HTTPAddr()
+	key := func(role auth.Role, unit int64) string {
+		k, _, err := w.Keys().Create(ctx, auth.NewKey{Role: role, Units: auth.Units{IDs: []int64{unit}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return "Bearer " + k
+	}
+	for _, unit := range []int64{1, 2} {
+		if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: fmt.Sprintf("http://127.0.0.1:9/unit-%d", unit), BusinessUnitID: unit, EventTypes: []int{99}}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	code, body := call(t, "GET", base+"/v1/webhooks", key(auth.WebhooksManage, 2), "")
+	var eps []struct{ BusinessUnitID int64 }
+	if err := json.Unmarshal([]byte(body), &eps); code != 200 || err != nil || len(eps) != 1 || eps[0].BusinessUnitID != 2 {
+		t.Fatalf("unit 2 lists: %d %s, want its one endpoint", code, body)
+	}
+
+	stream := connectAs(t, base+"/v1/changes", key(auth.Support, 2))
+	// The same entity, written on by both units (one timeline, rows of each).
+	send(t, w, changeEvent(1, 900, "2026-11-22T10:00:00Z"), changeEvent(2, 900, "2026-11-22T11:00:00Z"), changeEvent(1, 900, "2026-11-22T12:00:00Z"))
+	drain(t, w)
+	if _, ch := stream.next(t); ch.BusinessUnitID != 2 {
+		t.Fatalf("unit 2's stream carried a change of unit %d", ch.BusinessUnitID)
+	}
+	select {
+	case ev := <-stream.events:
+		t.Fatalf("unit 2's stream carried a second change: %+v", ev)
+	case <-time.After(time.Second):
+	}
+	code, body = call(t, "GET", base+"/v1/history/1/900?limit=1", key(auth.HistoryRead, 2), "")
+	var page api.HistoryPage
+	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || len(page.Items) != 1 || page.Items[0].BusinessUnitID != 2 || page.Next != "" {
+		t.Fatalf("unit 2 reads the shared timeline: %d %s, want its one row and no next page", code, body)
+	}
+	code, body = call(t, "GET", base+"/v1/history/1/900", key(auth.HistoryRead, 1), "")
+	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || len(page.Items) != 2 || page.Items[0].BusinessUnitID != 1 || page.Items[1].BusinessUnitID != 1 {
+		t.Fatalf("unit 1 reads the shared timeline: %d %s, want its two rows", code, body)
 	}
 }

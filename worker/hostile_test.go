@@ -375,8 +375,8 @@ func TestTraceWithholdsBodiesUnlessAsked(t *testing.T) {
 		}
 	}
 	if len(shown) != 1 || shown[0].Level != logrus.InfoLevel || shown[0].Data["key"] != job.Key ||
-		!strings.HasPrefix(fmt.Sprint(shown[0].Data["remoteAddr"]), "127.0.0.1:") {
-		t.Fatalf("want one Info line with the key and the remote address, got %d: %+v", len(shown), shown)
+		!strings.HasPrefix(fmt.Sprint(shown[0].Data["requester"]), "anonymous from 127.0.0.1:") {
+		t.Fatalf("want one Info line with the key, the principal and its address, got %d: %+v", len(shown), shown)
 	}
 }
 

@@ -47,7 +47,7 @@ var commands = []command{
 	{"publish", "[FILE|-]", "enqueue events (a JSON object, a JSON array or JSON lines); prints each event key", runPublish},
 	{"history", "--entity-type N (--entity-guid G | --entity-id N | --business-unit N) [--limit N] [--after T] [--json]", "an entity's timeline, newest first", runHistory},
 	{"notify", "FILE|-", "create a direct notification job; prints its key", runNotify},
-	{"cancel", "CANCELLATION_KEY", "cancel the not yet generated notifications that carry this cancellation key", runCancel},
+	{"cancel", "CANCELLATION_KEY [--business-unit N]", "cancel the not yet generated notifications that carry this cancellation key (in one business unit, or every one)", runCancel},
 	{"trace", "KEY [--json]", "why did this (not) send: an event, job or message key's chain", runTrace},
 	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},

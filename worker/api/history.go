@@ -17,6 +17,9 @@ type HistoryPage struct {
 	Next  string                   `json:"next,omitempty"`
 }
 
+// serveHistory answers one page of a timeline: for a principal scoped to business units, only
+// the rows of its units, and 404 when the first page has none (another unit's timeline and no
+// timeline answer alike).
 func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 	entityTypeID, err := strconv.Atoi(r.PathValue("entityTypeId"))
 	if err != nil || entityTypeID <= 0 {
@@ -28,7 +31,8 @@ func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusBadRequest, err.Error())
 		return
 	}
-	opts := &tables.TimelineOptions{After: r.URL.Query().Get("after")}
+	p := principal(r)
+	opts := &tables.TimelineOptions{After: r.URL.Query().Get("after"), Visible: p.Visible()}
 	if s := r.URL.Query().Get("limit"); s != "" {
 		if opts.Limit, err = strconv.Atoi(s); err != nil || opts.Limit < 1 || opts.Limit > 1000 {
 			writeError(rw, http.StatusBadRequest, "limit: want 1-1000")
@@ -42,6 +46,11 @@ func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 		return
 	case err != nil:
 		d.storageError(rw, "read timeline", err)
+		return
+	}
+	if len(rows) == 0 && opts.After == "" && opts.Visible != nil {
+		// Another unit's timeline, or none at all: the same answer, so that it tells nothing.
+		writeError(rw, http.StatusNotFound, "no timeline")
 		return
 	}
 	if rows == nil {

@@ -44,15 +44,31 @@ func (d *server) serveCreateJob(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveCancel cancels the jobs carrying a cancellation key, in one business unit or, without
+// one, in every unit: only a principal that sees every unit may do that.
 func (d *server) serveCancel(rw http.ResponseWriter, r *http.Request) {
 	var body struct {
 		CancellationKey string `json:"cancellationKey"`
+		BusinessUnitID  int64  `json:"businessUnitId"`
 	}
 	if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10)).Decode(&body); err != nil || body.CancellationKey == "" {
-		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…"}`)
+		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…", "businessUnitId":N}`)
 		return
 	}
-	err := d.Notify.Cancel(r.Context(), body.CancellationKey, 0)
+	noteUnit(r, body.BusinessUnitID)
+	p := principal(r)
+	switch {
+	case body.BusinessUnitID < 0:
+		writeError(rw, http.StatusBadRequest, "businessUnitId: want a positive integer")
+		return
+	case body.BusinessUnitID == 0 && !p.AllUnits():
+		writeError(rw, http.StatusForbidden, "businessUnitId: required (this principal sees some business units only; a cancellation without one would reach every unit)")
+		return
+	case body.BusinessUnitID > 0 && !p.Sees(body.BusinessUnitID):
+		forbidUnit(rw, body.BusinessUnitID)
+		return
+	}
+	err := d.Notify.Cancel(r.Context(), body.CancellationKey, body.BusinessUnitID)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())
@@ -61,5 +77,9 @@ func (d *server) serveCancel(rw http.ResponseWriter, r *http.Request) {
 		d.storageError(rw, "cancel notifications", err)
 		return
 	}
-	writeJSON(rw, http.StatusOK, map[string]string{"cancelled": body.CancellationKey})
+	out := map[string]any{"cancelled": body.CancellationKey}
+	if body.BusinessUnitID != 0 {
+		out["businessUnitId"] = body.BusinessUnitID
+	}
+	writeJSON(rw, http.StatusOK, out)
 }

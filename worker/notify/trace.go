@@ -86,7 +86,7 @@ func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trac
 	}
 	// Logged once the reader may see the root: a refused trace shows no body.
 	if opts.ShowBody {
-		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "remoteAddr": opts.Requester}).Info("trace with bodies shown")
+		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "requester": opts.Requester}).Info("trace with bodies shown")
 	}
 	t.Key = platform.ShownKey(t.Key)
 	s.present(ctx, t, opts.ShowBody)
