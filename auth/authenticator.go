@@ -157,6 +157,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, authorization string) 
 		return nil, unauthenticated("no credentials: send Authorization: Bearer <token or API key>")
 	}
 	scheme, cred, ok := strings.Cut(authorization, " ")
+	cred = strings.TrimSpace(cred)
 	if !ok || !strings.EqualFold(scheme, "Bearer") || cred == "" {
 		return nil, unauthenticated("Authorization: want Bearer <token or API key>")
 	}

@@ -5,9 +5,12 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/api"
@@ -121,5 +124,41 @@ func TestScopedPrincipalsSeeOnlyTheirUnitsInsideAnAnswer(t *testing.T) {
 	code, body = call(t, "GET", base+"/v1/history/1/900", key(auth.HistoryRead, 1), "")
 	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || len(page.Items) != 2 || page.Items[0].BusinessUnitID != 1 || page.Items[1].BusinessUnitID != 1 {
 		t.Fatalf("unit 1 reads the shared timeline: %d %s, want its two rows", code, body)
+	}
+}
+
+// Another unit's timeline answers 404 from any after= too: a long one (more rows than a page
+// skips) would otherwise come back as an empty page with a next token, telling that it exists.
+func TestAnotherUnitsLongTimelineIsNotFoundFromAnyPage(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Auth: auth.Config{Mode: auth.ModeKeys}})
+	ctx := context.Background()
+	newest := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	var wg sync.WaitGroup
+	errs := make(chan error, 210)
+	for i := range 210 {
+		r := platform.HistoryRecord{EventTypeID: 12, EntityTypeID: 1, EntityIdentity: attendee, ActionTypeID: 2, Action: "Update",
+			BusinessUnitID: 1, CreatedOn: newest.Add(-time.Duration(i) * time.Second)}
+		r.HistoryEventKey = fmt.Sprintf("entity-history:12:1:%s:%s:2", attendee, platform.FormatCreatedOn(r.CreatedOn))
+		wg.Go(func() {
+			if err := w.History().Put(ctx, &r); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	k, _, err := w.Keys().Create(ctx, auth.NewKey{Role: auth.HistoryRead, Units: auth.Units{IDs: []int64{2}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + w.HTTPAddr() + "/v1/history/1/" + attendee + "?limit=1"
+	for _, after := range []string{"", "&after=MA"} { // MA: base64url of "0", before every row
+		if code, body := call(t, "GET", url+after, "Bearer "+k, ""); code != http.StatusNotFound || strings.Contains(body, "next") {
+			t.Errorf("unit 2 reads unit 1's timeline%s: %d %s, want 404", after, code, body)
+		}
 	}
 }

@@ -18,8 +18,8 @@ type HistoryPage struct {
 }
 
 // serveHistory answers one page of a timeline: for a principal scoped to business units, only
-// the rows of its units, and 404 when the first page has none (another unit's timeline and no
-// timeline answer alike).
+// the rows of its units, and 404 for a page with none (another unit's timeline and no timeline
+// answer alike).
 func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 	entityTypeID, err := strconv.Atoi(r.PathValue("entityTypeId"))
 	if err != nil || entityTypeID <= 0 {
@@ -48,8 +48,9 @@ func (d *server) serveHistory(rw http.ResponseWriter, r *http.Request) {
 		d.storageError(rw, "read timeline", err)
 		return
 	}
-	if len(rows) == 0 && opts.After == "" && opts.Visible != nil {
-		// Another unit's timeline, or none at all: the same answer, so that it tells nothing.
+	if len(rows) == 0 && opts.Visible != nil {
+		// Another unit's timeline, or none at all: the same answer, so that it tells nothing,
+		// from any after= (a page of refused rows only would still carry a next token).
 		writeError(rw, http.StatusNotFound, "no timeline")
 		return
 	}
