@@ -3,7 +3,6 @@ package worker_test
 import (
 	"context"
 	"errors"
-	"io"
 	"reflect"
 	"slices"
 	"strings"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/platform/platform"
-	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
 )
@@ -72,10 +70,8 @@ func TestTraceOnlyWhatTheReaderMaySee(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0), option(42, 201, true, "email", 0))
 	cfg := env.config()
-	logs := &syncBuffer{}
-	log := testenv.Logger(t)
-	log.SetOutput(io.MultiWriter(log.Out, logs))
-	cfg.Logger = log
+	var logs *syncBuffer
+	cfg.Logger, logs = teeLogger(t)
 	w := env.start(cfg)
 	ctx := context.Background()
 	hook := newReceiver(t, strongSecret, 0)

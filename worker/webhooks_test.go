@@ -26,6 +26,7 @@ import (
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
+	"github.com/sirupsen/logrus"
 )
 
 // strongSecret is an endpoint secret the entropy rule accepts.
@@ -236,6 +237,14 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
+// teeLogger is t's logger that also keeps every line in the returned buffer, to search.
+func teeLogger(t *testing.T) (*logrus.Logger, *syncBuffer) {
+	logs := &syncBuffer{}
+	log := testenv.Logger(t)
+	log.SetOutput(io.MultiWriter(log.Out, logs))
+	return log, logs
+}
+
 // A webhook URL's userinfo, query and fragment (?token=…) are never shown whole: not for an
 // integrator's endpoint, nor for a notification's webhook-channel recipient, whose URL is in
 // no message key, log line, refusal or trace (the row keeps it whole, to send to).
@@ -258,10 +267,8 @@ func TestWebhookURLCredentialsAreNeverShown(t *testing.T) {
 	env := newNotifyEnv(t, "", option(42, 201, true, "webhook", 0), option(42, 102, true, "webhook", 0),
 		subscriber(42, 102, "webhook", srv.URL+"/hook?token=SECRET-SUBSCRIBER"), subscriber(42, 102, "webhook", srv.URL+"/hook?token=SECRET-BELL\a"))
 	cfg := env.config()
-	logs := &syncBuffer{}
-	log := testenv.Logger(t)
-	log.SetOutput(io.MultiWriter(log.Out, logs))
-	cfg.Logger = log
+	var logs *syncBuffer
+	cfg.Logger, logs = teeLogger(t)
 	w := env.start(cfg)
 	ctx := context.Background()
 	hook := strings.Replace(srv.URL, "http://", "http://user:SECRET-PW@", 1) + "/hook?token=SECRET-TOKEN#SECRET-FRAGMENT"
