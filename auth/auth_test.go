@@ -147,3 +147,27 @@ func TestConfigIsCheckedWithItsVariableNamed(t *testing.T) {
 		}
 	}
 }
+
+// A verified token is remembered (one RS256 verification per token, not per request), but not
+// past its expiry.
+func TestAVerifiedTokenIsRememberedUntilItExpires(t *testing.T) {
+	iss := testenv.StartIssuer(t)
+	a, err := New(Config{Issuer: iss.URL, Audience: "api://x", Leeway: time.Millisecond}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	exp := time.Now().Add(1500 * time.Millisecond).Unix()
+	tok := "Bearer " + iss.Token(testenv.Claims{"aud": "api://x", "sub": "s", "exp": exp})
+	first, err := a.Authenticate(ctx, tok)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, err := a.Authenticate(ctx, tok); err != nil || again != first {
+		t.Fatalf("the same token again: %v %v, want the remembered principal", again, err)
+	}
+	time.Sleep(time.Until(time.Unix(exp, 0)) + 100*time.Millisecond)
+	if _, err := a.Authenticate(ctx, tok); !errors.Is(err, ErrUnauthenticated) {
+		t.Fatalf("after its exp: %v, want refused", err)
+	}
+}

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -22,34 +23,70 @@ type tokens struct {
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
 	tried    time.Time // the last failed discovery: the next waits rediscoverAfter
+
+	// verified remembers tokens already verified, by their SHA-256, until they expire: a
+	// caller sends one token for many requests, and an RS256 verification costs more than the
+	// request itself. A token cannot be revoked before its exp anyway.
+	cacheMu  sync.Mutex
+	verified map[[32]byte]verifiedToken
+}
+
+type verifiedToken struct {
+	p   *Principal
+	exp time.Time
+}
+
+// maxVerifiedTokens bounds the cache of verified tokens: past it, it starts over.
+const maxVerifiedTokens = 10_000
+
+func (t *tokens) verify(ctx context.Context, raw string) (*Principal, error) {
+	sum := sha256.Sum256([]byte(raw))
+	t.cacheMu.Lock()
+	v, ok := t.verified[sum]
+	t.cacheMu.Unlock()
+	if ok && time.Now().Add(-t.cfg.Leeway).Before(v.exp) {
+		return v.p, nil
+	}
+	p, exp, err := t.verifyNow(ctx, raw)
+	if err != nil {
+		return nil, err
+	}
+	t.cacheMu.Lock()
+	if t.verified == nil || len(t.verified) >= maxVerifiedTokens {
+		t.verified = map[[32]byte]verifiedToken{}
+	}
+	t.verified[sum] = verifiedToken{p: p, exp: exp}
+	t.cacheMu.Unlock()
+	return p, nil
 }
 
 // rediscoverAfter is how long a failed discovery is remembered before it is tried again.
 const rediscoverAfter = 5 * time.Second
 
-func (t *tokens) verify(ctx context.Context, raw string) (*Principal, error) {
+// verifyNow verifies raw with the issuer's keys and returns its principal and expiry.
+func (t *tokens) verifyNow(ctx context.Context, raw string) (*Principal, time.Time, error) {
 	v, err := t.discover(ctx)
 	if err != nil {
-		return nil, err
+		return nil, time.Time{}, err
 	}
 	tok, err := v.Verify(ctx, raw)
 	if err != nil {
 		if isUnavailable(err) {
-			return nil, err
+			return nil, time.Time{}, err
 		}
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
-			return nil, unauthenticated("bearer token expired")
+			return nil, time.Time{}, unauthenticated("bearer token expired")
 		}
-		return nil, refused("invalid bearer token", err)
+		return nil, time.Time{}, refused("invalid bearer token", err)
 	}
 	var claims map[string]json.RawMessage
 	if err := tok.Claims(&claims); err != nil {
-		return nil, refused("invalid bearer token", err)
+		return nil, time.Time{}, refused("invalid bearer token", err)
 	}
 	// go-oidc allows a nbf up to 5 minutes ahead; the leeway here is ours.
 	if nbf, ok := numericDate(claims["nbf"]); ok && time.Now().Add(t.cfg.Leeway).Before(nbf) {
-		return nil, unauthenticated("bearer token not valid yet (nbf " + nbf.UTC().Format(time.RFC3339) + ")")
+		return nil, time.Time{}, unauthenticated("bearer token not valid yet (nbf " + nbf.UTC().Format(time.RFC3339) + ")")
 	}
 	p := &Principal{}
 	id := stringClaim(claims["oid"]) // Entra: the object id of the user or service principal
@@ -57,7 +94,7 @@ func (t *tokens) verify(ctx context.Context, raw string) (*Principal, error) {
 		id = tok.Subject
 	}
 	if id == "" {
-		return nil, unauthenticated("invalid bearer token: no oid or sub claim")
+		return nil, time.Time{}, unauthenticated("invalid bearer token: no oid or sub claim")
 	}
 	p.ID = "token:" + id
 	for _, s := range listClaim(claims[t.cfg.RolesClaim]) {
@@ -67,10 +104,10 @@ func (t *tokens) verify(ctx context.Context, raw string) (*Principal, error) {
 	}
 	for _, s := range listClaim(claims[t.cfg.UnitsClaim]) {
 		if err := p.Units.add(s); err != nil {
-			return nil, unauthenticated(fmt.Sprintf("invalid bearer token: claim %s: %v", t.cfg.UnitsClaim, err))
+			return nil, time.Time{}, unauthenticated(fmt.Sprintf("invalid bearer token: claim %s: %v", t.cfg.UnitsClaim, err))
 		}
 	}
-	return p, nil
+	return p, tok.Expiry, nil
 }
 
 // discover returns the verifier, reading the issuer's discovery document the first time.
