@@ -53,7 +53,11 @@ func (s *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	// however many requests wait).
 	keys, err := s.fetch(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read the issuer's keys: %v", ErrUnavailable, err)
+		err = fmt.Errorf("%w: read the issuer's keys: %v", ErrUnavailable, err)
+		if down, ok := ctx.Value(keysDownKey{}).(*error); ok {
+			*down = err
+		}
+		return nil, err
 	}
 	s.keys, s.fetched = keys, time.Now()
 	if payload, ok := verifyWith(jws, s.keys, kid); ok {
@@ -61,6 +65,11 @@ func (s *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 	}
 	return nil, fmt.Errorf("no key of the issuer verifies the token (kid %q)", kid)
 }
+
+// keysDownKey is the context key under which tokens.verify asks VerifySignature to say that
+// the issuer's keys could not be read (a *error): go-oidc keeps only the text of the key set's
+// error, and a token's own words (its kid or alg) could imitate that text.
+type keysDownKey struct{}
 
 // verifyWith tries the keys the token may name: the one with its kid, or every signing key
 // when it names none.

@@ -69,10 +69,11 @@ func (t *tokens) verifyNow(ctx context.Context, raw string) (*Principal, time.Ti
 	if err != nil {
 		return nil, time.Time{}, err
 	}
-	tok, err := v.Verify(ctx, raw)
+	var keysDown error
+	tok, err := v.Verify(context.WithValue(ctx, keysDownKey{}, &keysDown), raw)
 	if err != nil {
-		if isUnavailable(err) {
-			return nil, time.Time{}, err
+		if keysDown != nil {
+			return nil, time.Time{}, keysDown
 		}
 		var expired *oidc.TokenExpiredError
 		if errors.As(err, &expired) {
@@ -147,12 +148,6 @@ func (t *tokens) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		Now: func() time.Time { return time.Now().Add(-t.cfg.Leeway) },
 	})
 	return t.verifier, nil
-}
-
-// isUnavailable tells a key set that could not be read from a token that failed: go-oidc
-// reports the key set's error with %v, so only its text survives.
-func isUnavailable(err error) bool {
-	return err != nil && strings.Contains(err.Error(), ErrUnavailable.Error())
 }
 
 // listClaim reads a claim that is a list of strings or numbers, or one string holding values

@@ -2,10 +2,14 @@ package worker_test
 
 import (
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -194,5 +198,59 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 	// 4 mutating routes × every credential; 3 credentials succeed on each.
 	if audits != 4*len(credentials) || okAudits != 4*3 {
 		t.Errorf("%d audit lines (%d ok), want %d (%d ok)", audits, okAudits, 4*len(credentials), 4*3)
+	}
+}
+
+// A token cannot pass itself off as an outage of the identity provider: words of its own (a
+// kid, an alg) that read "authentication unavailable" are still a 401, not a 503 logged as an
+// error.
+func TestForgedTokenWordsAreNotAnIssuerOutage(t *testing.T) {
+	t.Parallel()
+	iss := testenv.StartIssuer(t)
+	var logs syncBuffer
+	log := logrus.New()
+	log.SetOutput(&logs)
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Logger: log, Auth: auth.Config{Issuer: iss.URL, Audience: audience}})
+	url := "http://" + w.HTTPAddr() + "/v1/notification-jobs"
+	claims := testenv.Claims{"iss": iss.URL, "aud": audience, "sub": "x", "roles": []string{"admin"}, "exp": time.Now().Add(time.Hour).Unix()}
+	if code, body := call(t, "POST", url, "Bearer "+iss.Token(claims), "{}"); code != 400 {
+		t.Fatalf("a good token: %d %s, want 400 (the issuer is up, the body is bad)", code, body)
+	}
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seg := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	for name, token := range map[string]string{
+		"kid": testenv.SignRS256(key, "authentication unavailable", claims),
+		"alg": seg(map[string]string{"alg": "authentication unavailable", "typ": "JWT"}) + "." + seg(claims) + ".c2ln",
+	} {
+		if code, body := call(t, "POST", url, "Bearer "+token, "{}"); code != http.StatusUnauthorized {
+			t.Errorf("a forged token whose %s says authentication unavailable: %d %s, want 401", name, code, body)
+		}
+	}
+	if strings.Contains(logs.String(), "level=error") {
+		t.Errorf("forged tokens logged errors:\n%s", logs.String())
+	}
+}
+
+// An issuer whose discovery answers but whose keys cannot be read is an outage: 503, as the
+// README says, not a 401 that blames the caller's token.
+func TestIssuerKeysUnreachableIs503(t *testing.T) {
+	t.Parallel()
+	iss := testenv.StartIssuer(t)
+	down := httptest.NewServer(http.NotFoundHandler())
+	down.Close() // the keys' address: nothing listens there any more
+	var discovery *httptest.Server
+	discovery = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		_ = json.NewEncoder(rw).Encode(map[string]any{"issuer": discovery.URL, "jwks_uri": down.URL + "/keys",
+			"authorization_endpoint": discovery.URL + "/authorize", "token_endpoint": discovery.URL + "/token"})
+	}))
+	t.Cleanup(discovery.Close)
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Auth: auth.Config{Issuer: discovery.URL, Audience: audience}})
+	token := iss.Token(testenv.Claims{"iss": discovery.URL, "aud": audience, "sub": "x", "roles": []string{"admin"}})
+	code, body := call(t, "POST", "http://"+w.HTTPAddr()+"/v1/notification-jobs", "Bearer "+token, "{}")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("the issuer's keys unreachable: %d %s, want 503", code, body)
 	}
 }
