@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"net/http"
 	"reflect"
 	"slices"
 	"strings"
@@ -10,6 +11,8 @@ import (
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
+	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
 )
@@ -119,5 +122,25 @@ func TestTraceOnlyWhatTheReaderMaySee(t *testing.T) {
 		if tr, err := w.Notify().Trace(ctx, key, nil); err != nil || tr.Kind != kind || len(tr.Notes) == 0 {
 			t.Errorf("unknown %s %s without Visible: %+v, %v; want a trace of its kind with notes", kind, key, tr, err)
 		}
+	}
+}
+
+// A cancellation whose business unit is misspelt is refused, not taken as a cancellation in
+// every business unit: an admin meaning one unit must not cancel the jobs of all of them.
+func TestCancellationWithAMisspeltUnitIsRefused(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Auth: auth.Config{Mode: auth.ModeKeys}})
+	k, _, err := w.Keys().Create(context.Background(), auth.NewKey{Role: auth.Admin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	url := "http://" + w.HTTPAddr() + "/v1/notification-cancellations"
+	for _, body := range []string{`{"cancellationKey":"booking-1","business_unit_id":2}`, `{"cancellationKey":"booking-1","businessUnit":2}`} {
+		if code, answer := call(t, "POST", url, "Bearer "+k, body); code != http.StatusBadRequest {
+			t.Errorf("%s: %d %s, want 400 (the unit's field is misspelt)", body, code, answer)
+		}
+	}
+	if code, answer := call(t, "POST", url, "Bearer "+k, `{"cancellationKey":"booking-1","businessUnitId":2}`); code != http.StatusOK || !strings.Contains(answer, `"businessUnitId":2`) {
+		t.Errorf("spelt right: %d %s, want 200 in unit 2", code, answer)
 	}
 }

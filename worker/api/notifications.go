@@ -1,7 +1,6 @@
 package api
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -51,7 +50,11 @@ func (d *server) serveCancel(rw http.ResponseWriter, r *http.Request) {
 		CancellationKey string `json:"cancellationKey"`
 		BusinessUnitID  int64  `json:"businessUnitId"`
 	}
-	if err := json.NewDecoder(http.MaxBytesReader(rw, r.Body, 64<<10)).Decode(&body); err != nil || body.CancellationKey == "" {
+	// Unknown fields are refused: a misspelt businessUnitId would otherwise read as 0, every unit.
+	if !decode(rw, r, 64<<10, &body) {
+		return
+	}
+	if body.CancellationKey == "" {
 		writeError(rw, http.StatusBadRequest, `body: want {"cancellationKey":"…", "businessUnitId":N}`)
 		return
 	}
