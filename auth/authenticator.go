@@ -83,7 +83,7 @@ func (c Config) withDefaults() (Config, error) {
 			return c, fmt.Errorf("%w: PLATFORM_AUTH=oidc needs PLATFORM_AUTH_ISSUER and PLATFORM_AUTH_AUDIENCE", platform.ErrInvalidInput)
 		}
 		u, err := url.Parse(c.Issuer)
-		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && isLoopbackHost(u.Hostname()))) {
+		if err != nil || u.Host == "" || (u.Scheme != "https" && !(u.Scheme == "http" && IsLoopbackHost(u.Hostname()))) {
 			return c, fmt.Errorf("%w: PLATFORM_AUTH_ISSUER %q: want an https URL (http only on loopback)", platform.ErrInvalidInput, c.Issuer)
 		}
 	default:
@@ -104,7 +104,7 @@ func (c Config) CheckListener(addr string) error {
 	if err != nil {
 		return fmt.Errorf("%w: PLATFORM_HTTP_ADDR %q: %v", platform.ErrInvalidInput, addr, err)
 	}
-	if !isLoopbackHost(host) {
+	if !IsLoopbackHost(host) {
 		return fmt.Errorf("%w: PLATFORM_HTTP_ADDR %s is not a loopback address and the API has no authentication: "+
 			"set PLATFORM_AUTH_ISSUER and PLATFORM_AUTH_AUDIENCE (Entra ID or another OIDC issuer), or PLATFORM_AUTH=keys",
 			platform.ErrInvalidInput, addr)
@@ -112,9 +112,9 @@ func (c Config) CheckListener(addr string) error {
 	return nil
 }
 
-// isLoopbackHost: localhost, or an IP address of the loopback range. An empty host (every
-// interface) is not.
-func isLoopbackHost(host string) bool {
+// IsLoopbackHost reports whether host is localhost or an IP address of the loopback range.
+// An empty host (every interface) is not.
+func IsLoopbackHost(host string) bool {
 	if strings.EqualFold(host, "localhost") {
 		return true
 	}

@@ -80,7 +80,7 @@ func TestStreamsAreCappedAndOutliveTheRequestTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	fmt.Fprintf(conn, "POST /v1/notification-jobs HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
+	fmt.Fprintf(conn, "POST /v1/notification-jobs HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{")
 	cut := make(chan error, 1)
 	go func() {
 		_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))

@@ -5,7 +5,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"net/http"
+	"strings"
 
 	"github.com/sirupsen/logrus"
 
@@ -40,6 +42,9 @@ func (d *server) guard(rt Route) http.Handler {
 		}
 		rec.principal = p.ID
 		switch {
+		case p == auth.Anonymous && !fromThisMachine(r):
+			d.refuse(sw, r, rec, http.StatusForbidden, "a request without credentials is served only to tools on this machine, not to a web page of another site: send credentials")
+			return
 		case !p.Has(role):
 			d.refuse(sw, r, rec, http.StatusForbidden, fmt.Sprintf("this route needs role %s", role))
 			return
@@ -50,6 +55,22 @@ func (d *server) guard(rt Route) http.Handler {
 		ctx := auth.WithPrincipal(context.WithValue(r.Context(), auditKey{}, rec), p)
 		serve(sw, r.WithContext(ctx))
 	})
+}
+
+// crossOrigin refuses a browser's unsafe request (POST) made by a page of another origin.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// fromThisMachine reports whether a request without credentials (authentication off, loopback
+// only) may be served: it names the server by a loopback host, and it is not a browser's
+// request from a page of another site. A listener on loopback is still reached by any web
+// page the developer opens: by a cross-site POST that needs no preflight, or by DNS
+// rebinding (the page's own name resolved to 127.0.0.1, so its Host is that name).
+func fromThisMachine(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = strings.Trim(r.Host, "[]") // no port: "localhost", "[::1]"
+	}
+	return auth.IsLoopbackHost(host) && crossOrigin.Check(r) == nil
 }
 
 // refuse answers a refused request; the detail (which check failed, and why) goes to the log
