@@ -171,3 +171,35 @@ func TestAVerifiedTokenIsRememberedUntilItExpires(t *testing.T) {
 		t.Fatalf("after its exp: %v, want refused", err)
 	}
 }
+
+// While the issuer's keys cannot be read, tokens of keys already held are still served, and
+// tokens naming other keys are 503 without a read of the keys each: at most one per
+// KeysRefresh, failed reads included.
+func TestAnIssuerWhoseKeysAreDownIsNotHammered(t *testing.T) {
+	iss := testenv.StartIssuer(t)
+	a := newTokens(t, iss, time.Hour)
+	ctx := context.Background()
+	good := "Bearer " + iss.Token(testenv.Claims{"aud": "api://x", "sub": "s"})
+	if _, err := a.Authenticate(ctx, good); err != nil {
+		t.Fatal(err)
+	}
+	iss.KeysDown.Store(true)
+	ks := a.tokens.keySet
+	ks.mu.Lock()
+	ks.read = time.Time{} // as if the last read were long ago
+	ks.mu.Unlock()
+	before := iss.JWKSReads.Load()
+	forged := "Bearer " + iss.TokenWithUnknownKey(testenv.Claims{"aud": "api://x", "sub": "s"})
+	for range 30 {
+		if _, err := a.Authenticate(ctx, forged); !errors.Is(err, ErrUnavailable) {
+			t.Fatalf("an unknown key while the issuer's keys are down: %v, want ErrUnavailable", err)
+		}
+	}
+	if n := iss.JWKSReads.Load() - before; n != 1 {
+		t.Fatalf("30 tokens of an unknown key read the failing JWKS %d times, want 1", n)
+	}
+	other := "Bearer " + iss.Token(testenv.Claims{"aud": "api://x", "sub": "t"}) // a held key, a token not yet remembered
+	if _, err := a.Authenticate(ctx, other); err != nil {
+		t.Fatalf("a token of a held key while the keys are down: %v", err)
+	}
+}

@@ -19,8 +19,9 @@ var Algorithms = []jose.SignatureAlgorithm{jose.RS256, jose.ES256}
 
 // keySet is the issuer's signing keys (its JWKS), implementing oidc.KeySet. It is read when a
 // token names a key it does not hold (the issuer rotated its keys), but at most once per
-// minRefresh: a stream of tokens with made-up key ids cannot turn the worker into a client
-// that floods the identity provider.
+// minRefresh, failed reads included: a stream of tokens with made-up key ids cannot turn the
+// worker into a client that floods the identity provider. A read runs alone, and tokens of
+// keys already held never wait for it.
 type keySet struct {
 	url        string
 	client     *http.Client
@@ -28,7 +29,10 @@ type keySet struct {
 
 	mu      sync.Mutex
 	keys    []jose.JSONWebKey
-	fetched time.Time
+	read    time.Time // the last read, whether it failed or not
+	readErr error     // why the last read failed; nil when it did not
+
+	reading sync.Mutex
 }
 
 // VerifySignature returns the token's payload when one of the issuer's keys signed it.
@@ -41,29 +45,44 @@ func (s *keySet) VerifySignature(ctx context.Context, raw string) ([]byte, error
 		return nil, errors.New("want exactly one signature")
 	}
 	kid := jws.Signatures[0].Header.KeyID
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if payload, ok := verifyWith(jws, s.keys, kid); ok {
+	keys, read, readErr := s.held()
+	if payload, ok := verifyWith(jws, keys, kid); ok {
 		return payload, nil
 	}
-	if !s.fetched.IsZero() && time.Since(s.fetched) < s.minRefresh {
-		return nil, fmt.Errorf("no key of the issuer verifies the token (kid %q)", kid)
+	if read.IsZero() || time.Since(read) >= s.minRefresh {
+		// Unknown key: the issuer may have rotated. One read at a time; who waited for it
+		// uses its result.
+		s.reading.Lock()
+		if keys, read, readErr = s.held(); read.IsZero() || time.Since(read) >= s.minRefresh {
+			fresh, err := s.fetch(ctx)
+			s.mu.Lock()
+			s.read, s.readErr = time.Now(), err
+			if err == nil {
+				s.keys = fresh
+			}
+			s.mu.Unlock()
+			keys, _, readErr = s.held()
+		}
+		s.reading.Unlock()
+		if payload, ok := verifyWith(jws, keys, kid); ok {
+			return payload, nil
+		}
 	}
-	// Unknown key: the issuer may have rotated. Read its keys again (under the lock: one read
-	// however many requests wait).
-	keys, err := s.fetch(ctx)
-	if err != nil {
-		err = fmt.Errorf("%w: read the issuer's keys: %v", ErrUnavailable, err)
+	if readErr != nil {
+		err := fmt.Errorf("%w: read the issuer's keys: %v", ErrUnavailable, readErr)
 		if down, ok := ctx.Value(keysDownKey{}).(*error); ok {
 			*down = err
 		}
 		return nil, err
 	}
-	s.keys, s.fetched = keys, time.Now()
-	if payload, ok := verifyWith(jws, s.keys, kid); ok {
-		return payload, nil
-	}
 	return nil, fmt.Errorf("no key of the issuer verifies the token (kid %q)", kid)
+}
+
+// held is what the last read left: the keys, when it was, and why it failed.
+func (s *keySet) held() ([]jose.JSONWebKey, time.Time, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.keys, s.read, s.readErr
 }
 
 // keysDownKey is the context key under which tokens.verify asks VerifySignature to say that

@@ -22,6 +22,7 @@ type tokens struct {
 
 	mu       sync.Mutex
 	verifier *oidc.IDTokenVerifier
+	keySet   *keySet
 	tried    time.Time // the last failed discovery: the next waits rediscoverAfter
 
 	// verified remembers tokens already verified, by their SHA-256, until they expire: a
@@ -140,6 +141,7 @@ func (t *tokens) discover(ctx context.Context) (*oidc.IDTokenVerifier, error) {
 		algs[i] = string(a)
 	}
 	keys := &keySet{url: doc.JWKS, client: t.cfg.HTTPClient, minRefresh: t.cfg.KeysRefresh}
+	t.keySet = keys
 	t.verifier = oidc.NewVerifier(t.cfg.Issuer, keys, &oidc.Config{
 		ClientID:             t.cfg.Audience,
 		SupportedSigningAlgs: algs,

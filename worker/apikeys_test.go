@@ -2,6 +2,7 @@ package worker_test
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -127,38 +128,65 @@ func TestScopedPrincipalsSeeOnlyTheirUnitsInsideAnAnswer(t *testing.T) {
 	}
 }
 
-// Another unit's timeline answers 404 from any after= too: a long one (more rows than a page
-// skips) would otherwise come back as an empty page with a next token, telling that it exists.
-func TestAnotherUnitsLongTimelineIsNotFoundFromAnyPage(t *testing.T) {
+// A history page's next token tells nothing of the rows its reader was not shown (it is
+// sealed: unsealed it would be the row key of the last row read, another unit's row included,
+// its time to 100 ns), and after= takes nothing else: a token of a caller's own making, which
+// could skip the first page's 404 and tell a long timeline of another unit from none, is 400
+// for every timeline alike.
+func TestHistoryTokensTellNothingOfAnotherUnit(t *testing.T) {
 	t.Parallel()
 	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Auth: auth.Config{Mode: auth.ModeKeys}})
 	ctx := context.Background()
 	newest := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	put := func(identity string, unit int64, i int) {
+		r := platform.HistoryRecord{EventTypeID: 12, EntityTypeID: 1, EntityIdentity: identity, ActionTypeID: 2, Action: "Update",
+			BusinessUnitID: unit, CreatedOn: newest.Add(-time.Duration(i) * time.Second)}
+		r.HistoryEventKey = fmt.Sprintf("entity-history:12:1:%s:%s:2", identity, platform.FormatCreatedOn(r.CreatedOn))
+		if err := w.History().Put(ctx, &r); err != nil {
+			t.Error(err)
+		}
+	}
 	var wg sync.WaitGroup
-	errs := make(chan error, 210)
-	for i := range 210 {
-		r := platform.HistoryRecord{EventTypeID: 12, EntityTypeID: 1, EntityIdentity: attendee, ActionTypeID: 2, Action: "Update",
-			BusinessUnitID: 1, CreatedOn: newest.Add(-time.Duration(i) * time.Second)}
-		r.HistoryEventKey = fmt.Sprintf("entity-history:12:1:%s:%s:2", attendee, platform.FormatCreatedOn(r.CreatedOn))
-		wg.Go(func() {
-			if err := w.History().Put(ctx, &r); err != nil {
-				errs <- err
-			}
-		})
+	for i := range 210 { // unit 1's long timeline: more rows than a page skips
+		wg.Go(func() { put(attendee, 1, i) })
+	}
+	for i, unit := range []int64{2, 1, 2} { // a shared timeline, newest first: unit 2, unit 1, unit 2
+		wg.Go(func() { put("900", unit, i) })
 	}
 	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Fatal(err)
-	}
 	k, _, err := w.Keys().Create(ctx, auth.NewKey{Role: auth.HistoryRead, Units: auth.Units{IDs: []int64{2}}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	url := "http://" + w.HTTPAddr() + "/v1/history/1/" + attendee + "?limit=1"
-	for _, after := range []string{"", "&after=MA"} { // MA: base64url of "0", before every row
-		if code, body := call(t, "GET", url+after, "Bearer "+k, ""); code != http.StatusNotFound || strings.Contains(body, "next") {
-			t.Errorf("unit 2 reads unit 1's timeline%s: %d %s, want 404", after, code, body)
+	base := "http://" + w.HTTPAddr() + "/v1/history/1/"
+
+	var page api.HistoryPage
+	code, body := call(t, "GET", base+"900?limit=1", "Bearer "+k, "")
+	if err := json.Unmarshal([]byte(body), &page); code != 200 || err != nil || len(page.Items) != 1 || page.Next == "" {
+		t.Fatalf("unit 2's first page of the shared timeline: %d %s", code, body)
+	}
+	unit1Row := platform.HistoryRowKey(newest.Add(-time.Second), 12, 2)
+	if raw, _ := base64.RawURLEncoding.DecodeString(page.Next); strings.Contains(string(raw), unit1Row) || strings.Contains(page.Next, unit1Row) {
+		t.Errorf("unit 2's next token carries unit 1's row key %s: %q", unit1Row, page.Next)
+	}
+	next := page.Next
+	code, body = call(t, "GET", base+"900?limit=1&after="+next, "Bearer "+k, "")
+	if page = (api.HistoryPage{}); json.Unmarshal([]byte(body), &page) != nil || code != 200 || len(page.Items) != 1 || page.Items[0].BusinessUnitID != 2 || page.Next != "" {
+		t.Fatalf("unit 2's second page: %d %s, want its other row and no next", code, body)
+	}
+	if code, body := call(t, "GET", base+attendee+"?limit=1&after="+next, "Bearer "+k, ""); code != http.StatusBadRequest {
+		t.Errorf("a token of another timeline: %d %s, want 400", code, body)
+	}
+
+	for _, after := range []string{"", "&after=MA", "&after=" + base64.RawURLEncoding.EncodeToString([]byte("!"))} {
+		c1, b1 := call(t, "GET", base+attendee+"?limit=1"+after, "Bearer "+k, "")
+		c2, b2 := call(t, "GET", base+"902?limit=1"+after, "Bearer "+k, "")
+		want := http.StatusBadRequest
+		if after == "" {
+			want = http.StatusNotFound
+		}
+		if c1 != want || c2 != want || strings.Contains(b1, `"next"`) || (after != "" && b1 != b2) {
+			t.Errorf("after=%q: unit 1's timeline %d %s, none %d %s; want %d for both", after, c1, b1, c2, b2, want)
 		}
 	}
 }

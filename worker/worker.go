@@ -287,7 +287,9 @@ func (w *Worker) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Handler serves the HTTP API (see package api).
+// Handler serves the HTTP API (see package api). Served on a listener of the caller's own,
+// no check keeps it off a public address: with Config.Auth off, that is the caller's to ensure
+// (New checks Config.HTTPAddr only).
 func (w *Worker) Handler() http.Handler {
 	return api.Handler(api.Deps{
 		Log:     w.log,
@@ -295,6 +297,7 @@ func (w *Worker) Handler() http.Handler {
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Changes: w.realtime.Hub(),
 		Auth: w.auth, Limits: w.cfg.APILimits,
+		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 	})
 }
 

@@ -29,6 +29,8 @@ type Issuer struct {
 	keys      []*issuerKey // published in the JWKS; the last one signs
 	n         int
 	JWKSReads atomic.Int64
+	// KeysDown makes the JWKS answer 503, as an identity provider in an outage would.
+	KeysDown atomic.Bool
 }
 
 type issuerKey struct {
@@ -50,6 +52,10 @@ func StartIssuer(t testing.TB) *Issuer {
 	})
 	mux.HandleFunc("GET /keys", func(rw http.ResponseWriter, _ *http.Request) {
 		iss.JWKSReads.Add(1)
+		if iss.KeysDown.Load() {
+			http.Error(rw, "down", http.StatusServiceUnavailable)
+			return
+		}
 		iss.mu.Lock()
 		defer iss.mu.Unlock()
 		var keys []map[string]string

@@ -45,6 +45,9 @@ type Deps struct {
 	Changes  *realtime.Hub
 	// Auth says who a request is. Required.
 	Auth *auth.Authenticator
+	// PageKey is the key, shared by every replica, that seals the continuation tokens the API
+	// hands out (KeySize random bytes: blobs.Client.Key).
+	PageKey func(ctx context.Context) ([]byte, error)
 	// Limits bound job creation and change streams.
 	Limits Limits
 }
@@ -54,6 +57,7 @@ type server struct {
 	Deps
 	jobs    *rateLimits
 	streams *streamSlots
+	pages   *pageTokens
 }
 
 // Handler serves the API: the routes of Routes, each behind its policy. It panics on a route
@@ -61,7 +65,7 @@ type server struct {
 func Handler(d Deps) http.Handler {
 	d.Limits = d.Limits.withDefaults()
 	s := &server{Deps: d, jobs: newRateLimits(d.Limits.JobsPerSecond),
-		streams: newStreamSlots(d.Limits.Streams, d.Limits.StreamsPerPrincipal)}
+		streams: newStreamSlots(d.Limits.Streams, d.Limits.StreamsPerPrincipal), pages: &pageTokens{key: d.PageKey}}
 	mux := http.NewServeMux()
 	for _, rt := range routes {
 		if err := rt.Policy.Check(); err != nil {

@@ -28,7 +28,14 @@ func (d *server) guard(rt Route) http.Handler {
 		rec := &auditRecord{route: rt.Pattern, role: role}
 		sw := &statusWriter{ResponseWriter: rw}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
-			defer d.audit(sw, rec)
+			defer func() {
+				if p := recover(); p != nil {
+					sw.status = http.StatusInternalServerError // withRequestID answers it, after this line
+					d.audit(sw, rec)
+					panic(p)
+				}
+				d.audit(sw, rec)
+			}()
 		}
 		p, err := d.Auth.Authenticate(r.Context(), r.Header.Get("Authorization"))
 		switch {

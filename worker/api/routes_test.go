@@ -1,10 +1,13 @@
 package api
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
 	"github.com/sirupsen/logrus"
+	logtest "github.com/sirupsen/logrus/hooks/test"
 
 	"github.com/platform/platform/auth"
 )
@@ -29,5 +32,29 @@ func TestARouteWithoutAPolicyIsRefused(t *testing.T) {
 		if err := rt.Policy.Check(); err != nil {
 			t.Errorf("route %s: %v", rt.Pattern, err)
 		}
+	}
+}
+
+// A mutating request whose handler panics is audited as failed (500), not as the 200 nothing
+// was written yet.
+func TestAPanicIsAuditedAsFailed(t *testing.T) {
+	log, hook := logtest.NewNullLogger()
+	a, err := auth.New(auth.Config{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &server{Deps: Deps{Log: log, Auth: a}}
+	h := s.withRequestID(s.guard(Route{Pattern: "POST /v1/boom", Policy: Needs(auth.Support),
+		serve: func(*server, http.ResponseWriter, *http.Request) { panic("boom") }}))
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, "http://127.0.0.1/v1/boom", nil))
+	var audit *logrus.Entry
+	for _, e := range hook.AllEntries() {
+		if e.Message == "audit" {
+			audit = e
+		}
+	}
+	if rec.Code != http.StatusInternalServerError || audit == nil || audit.Data["outcome"] != "failed" || audit.Data["status"] != 500 {
+		t.Fatalf("%d, audit %+v: want 500 and an audit line with outcome failed", rec.Code, audit)
 	}
 }
