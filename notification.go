@@ -257,6 +257,9 @@ type OutgoingMessage struct {
 	// attempt knows the claim is its own when the write's reply was lost.
 	Claim string `json:"claim,omitempty"`
 	Trail []Step `json:"trail,omitempty"`
+	// RetryAt is when a message held after a failed attempt (a Scheduled channel's) is due
+	// again; zero when it is not waiting.
+	RetryAt time.Time `json:"retryAt,omitzero"`
 }
 
 // ContentHash identifies what the message says and to whom. The recipient is its channel and

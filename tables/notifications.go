@@ -184,6 +184,8 @@ type messageEntity struct {
 	LeaseUntilType          string `json:"LeaseUntil@odata.type,omitempty"`
 	Claim                   string `json:",omitempty"`
 	Trail                   string `json:",omitempty"`
+	RetryAt                 string `json:",omitempty"`
+	RetryAtType             string `json:"RetryAt@odata.type,omitempty"`
 }
 
 // Ensure creates message m in state Pending unless its key exists, and returns the stored one
@@ -248,6 +250,7 @@ func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
 		Claim: m.Claim, Trail: jsonString(m.Trail),
 	}
 	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
+	e.RetryAt, e.RetryAtType = optionalTime(m.RetryAt)
 	return e
 }
 
@@ -261,6 +264,9 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 	}
 	var err error
 	if m.LeaseUntil, err = parseTime(e.LeaseUntil); err != nil {
+		return nil, err
+	}
+	if m.RetryAt, err = parseTime(e.RetryAt); err != nil {
 		return nil, err
 	}
 	return m, fromJSONString(e.Trail, &m.Trail)

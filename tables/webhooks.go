@@ -27,6 +27,13 @@ type Endpoint struct {
 	Secret         string    `json:"-"` // never printed, never logged
 	Enabled        bool      `json:"enabled"`
 	CreatedAt      time.Time `json:"createdAt"`
+	// DisabledReason and DisabledAt say why and when the worker disabled the endpoint itself
+	// (every delivery failing for a while); empty for one enabled or disabled by hand.
+	DisabledReason string    `json:"disabledReason,omitempty"`
+	DisabledAt     time.Time `json:"disabledAt,omitzero"`
+	// FailingSince is the first failed attempt since the last success; zero when the last
+	// attempt succeeded.
+	FailingSince time.Time `json:"failingSince,omitzero"`
 }
 
 // Subscribes reports whether the endpoint wants ev.
@@ -53,6 +60,9 @@ type endpointEntity struct {
 	Enabled              bool
 	CreatedAt            string
 	CreatedAtType        string `json:"CreatedAt@odata.type"`
+	DisabledReason       string `json:",omitempty"`
+	DisabledAt           string `json:",omitempty"`
+	FailingSince         string `json:",omitempty"`
 }
 
 // Add stores a new endpoint.
@@ -87,6 +97,9 @@ func (s *Endpoints) List(ctx context.Context) ([]*Endpoint, error) {
 			ep := &Endpoint{ID: e.RowKey, BusinessUnitID: e.BusinessUnitId, URL: e.URL, Secret: e.Secret, Enabled: e.Enabled}
 			_ = json.Unmarshal([]byte(e.EventTypes), &ep.EventTypes)
 			ep.CreatedAt, _ = parseTime(e.CreatedAt)
+			ep.DisabledReason = e.DisabledReason
+			ep.DisabledAt, _ = parseTime(e.DisabledAt)
+			ep.FailingSince, _ = parseTime(e.FailingSince)
 			out = append(out, ep)
 		}
 	}

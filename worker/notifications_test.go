@@ -82,6 +82,7 @@ func (e *notifyEnv) config() worker.Config {
 			PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond},
 		Outbox:           outbox.Config{Disabled: true},
 		Delivery:         delivery.Config{SendLease: 2 * time.Second},
+		Webhooks:         webhooks.Config{RetrySchedule: []time.Duration{time.Second, time.Second, time.Second, time.Second}},
 		SMTP:             &channels.SMTPConfig{Addr: e.smtp.Addr, From: "Platform <platform@example.com>", TLS: e.smtp.ClientTLS},
 		WebhookSecret:    "test-secret",
 		WebhookAllowlist: []string{"127.0.0.1"}, // the test receivers listen on loopback

@@ -88,9 +88,9 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			return printJSON(stdout, all)
 		}
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tBUSINESS UNIT\tEVENT TYPES\tENABLED\tURL")
+		fmt.Fprintln(tw, "ID\tBUSINESS UNIT\tEVENT TYPES\tENABLED\tURL\tDISABLED REASON")
 		for _, e := range all {
-			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\n", clean(e.ID), e.BusinessUnitID, e.EventTypes, e.Enabled, clean(e.URL))
+			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\t%s\n", clean(e.ID), e.BusinessUnitID, e.EventTypes, e.Enabled, clean(e.URL), clean(e.DisabledReason))
 		}
 		return tw.Flush()
 	case "disable":

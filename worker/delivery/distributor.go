@@ -9,7 +9,10 @@
 //     ETag, before calling its channel; of two racing distributors one sends, the other leaves.
 //   - A message still Sending after its lease (the sender died inside the send window), or
 //     whose provider's verdict was lost after it went out whole, is Unknown: never resent
-//     automatically.
+//     automatically — unless its channel is AtLeastOnce (its receivers deduplicate on the
+//     message key): then it is sent again, and the lost attempt counts (rules.go).
+//   - A Scheduled channel's failed attempts wait on the queue as holds (RetryAt on the row),
+//     for as long as its schedule says, independent of the queue's retry budget.
 //
 // Channels are registered by name (Channels); this package calls them and knows none.
 package delivery
@@ -32,9 +35,10 @@ import (
 type Config struct {
 	// SendLease is how long a distributor may hold a message in Sending. A message still
 	// Sending after it (the sender crashed inside the send window) becomes Unknown and is never
-	// resent automatically. Default 2m.
+	// resent automatically, unless its channel is AtLeastOnce. Default 2m.
 	SendLease time.Duration
-	// MaxAttempts is how many sends a message gets before it is Failed. Default 5.
+	// MaxAttempts is how many sends a message gets before it is Failed, unless its channel is
+	// Scheduled (its schedule decides). Default 5.
 	MaxAttempts int
 }
 
@@ -122,33 +126,52 @@ func (d *Distributor) Handle(ctx context.Context, qm *queues.Message) error {
 			return err
 		}
 	}
+	resends, schedule := d.lookupRules(msg.Recipient.Channel)
 	switch msg.State {
 	case platform.MessagePending:
+		if wait := time.Until(msg.RetryAt); wait > 0 {
+			return d.hold(ctx, msg.Key, wait) // a copy that came before the retry is due
+		}
 	case platform.MessageSending:
-		return d.expire(ctx, msg, etag)
+		if time.Now().Before(msg.LeaseUntil) {
+			return fmt.Errorf("message %s is being sent by another worker until %s", msg.Key, msg.LeaseUntil.Format(time.RFC3339))
+		}
+		if !resends {
+			return d.expire(ctx, msg, etag)
+		}
 	default:
 		return nil // Sent, Failed, Unknown, Conflict: settled
 	}
-	if msg, etag, err = d.claim(ctx, msg, etag); err != nil || msg == nil {
+	if msg, etag, err = d.claim(ctx, msg, etag, resends, d.maxAttempts(schedule)); err != nil || msg == nil {
 		return err
 	}
 	return d.send(ctx, msg, etag)
 }
 
-// expire settles a message found Sending: still within its lease, another distributor is
-// sending it (try again later); past it, the sender died inside the send window, and whether
-// the provider got it cannot be known, so it is Unknown.
-func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) error {
-	if time.Now().Before(msg.LeaseUntil) {
-		return fmt.Errorf("message %s is being sent by another worker until %s", msg.Key, msg.LeaseUntil.Format(time.RFC3339))
+// hold puts message key back on the distributor queue, visible in wait (rounded up to whole
+// seconds, the queue's unit; at most maxHold at a time: a longer wait is held again).
+func (d *Distributor) hold(ctx context.Context, key string, wait time.Duration) error {
+	delay := min(wait.Truncate(time.Second), maxHold)
+	if delay < wait {
+		delay += time.Second
 	}
+	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, sendMessage{MessageKey: key}, sendMessage{MessageKey: key}, delay)
+}
+
+// maxHold is the longest a message is hidden on the queue at once (a queue allows 7 days).
+const maxHold = 24 * time.Hour
+
+// expire settles a message of an at-most-once channel found Sending past its lease: the
+// sender died inside the send window, and whether the provider got it cannot be known, so it
+// is Unknown.
+func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) error {
 	msg, _, changed, err := tables.Modify(ctx, d.messages, msg.Key, msg, etag, func(m *platform.OutgoingMessage) error {
 		if m.State != platform.MessageSending || time.Now().Before(m.LeaseUntil) {
 			return tables.ErrUnchanged // another replica settled or reclaimed it
 		}
 		m.State = platform.MessageUnknown
 		m.LastError = "the sender stopped inside the send window; the provider may or may not have it"
-		m.Trail = append(m.Trail, platform.NewStep("distributor", "unknown", "lease expired while Sending"))
+		m.Trail = append(m.Trail, platform.NewStep("distributor", "unknown", "lease expired while Sending; "+rule(m.Recipient.Channel, false)+": not resent"))
 		return nil
 	})
 	if err != nil || !changed {
@@ -162,19 +185,40 @@ func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage,
 // claim moves msg to Sending under a fresh claim token and returns it with its new ETag, or nil
 // when another distributor claimed it first. The token tells a claim's own echo (the write
 // happened, its reply was lost, and the SDK's retry met the new ETag: 412) from someone
-// else's claim; a carried row that moved on is claimed again as stored.
-func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) (*platform.OutgoingMessage, tables.ETag, error) {
-	token, lease := platform.NewSourceKey(), time.Now().Add(d.cfg.SendLease).UTC()
-	msg, etag, _, err := tables.Modify(ctx, d.messages, msg.Key, msg, etag, func(m *platform.OutgoingMessage) error {
-		if m.State != platform.MessagePending {
-			return tables.ErrUnchanged // ours (the echo), or another distributor's, or settled
+// else's claim; a carried row that moved on is claimed again as stored. With resends (an
+// AtLeastOnce channel) a message still Sending past its lease is claimed too: its attempt was
+// lost and counts; when it was the last of maxAttempts the message is Failed instead.
+func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag, resends bool, maxAttempts int) (*platform.OutgoingMessage, tables.ETag, error) {
+	token, now := platform.NewSourceKey(), time.Now()
+	lease := now.Add(d.cfg.SendLease).UTC()
+	msg, etag, changed, err := tables.Modify(ctx, d.messages, msg.Key, msg, etag, func(m *platform.OutgoingMessage) error {
+		lost := resends && m.State == platform.MessageSending && !now.Before(m.LeaseUntil)
+		if m.State != platform.MessagePending && !lost || now.Before(m.RetryAt) {
+			return tables.ErrUnchanged // ours (the echo), or another distributor's, or settled, or held
 		}
-		m.State, m.Attempts, m.LeaseUntil, m.Claim = platform.MessageSending, m.Attempts+1, lease, token
-		m.Trail = append(m.Trail, platform.NewStep("distributor", "claimed", fmt.Sprintf("attempt %d", m.Attempts)))
+		if lost {
+			m.Trail = append(m.Trail, platform.NewStep("distributor", "attempt lost",
+				fmt.Sprintf("attempt %d: lease expired while Sending (the sender stopped inside the send window); %s", m.Attempts, rule(m.Recipient.Channel, true))))
+			if m.Attempts >= maxAttempts {
+				m.State, m.LeaseUntil = platform.MessageFailed, time.Time{}
+				m.LastError = fmt.Sprintf("gave up after %d attempts, the last cut off inside the send window (the receiver may have it)", m.Attempts)
+				m.Trail = append(m.Trail, platform.NewStep("distributor", "failed", m.LastError))
+				return nil
+			}
+		}
+		m.State, m.Attempts, m.LeaseUntil, m.Claim, m.RetryAt = platform.MessageSending, m.Attempts+1, lease, token, time.Time{}
+		reason := fmt.Sprintf("attempt %d", m.Attempts)
+		if lost {
+			reason += ", sent again with the same key and body"
+		}
+		m.Trail = append(m.Trail, platform.NewStep("distributor", "claimed", reason))
 		return nil
 	})
 	if errors.Is(err, platform.ErrConflict) {
 		return nil, "", nil // lost the race again and again: whoever won sends it
+	}
+	if err == nil && changed && msg.State == platform.MessageFailed {
+		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).Error("message failed: " + msg.LastError)
 	}
 	if err != nil || msg.State != platform.MessageSending || msg.Claim != token {
 		return nil, "", err
@@ -185,6 +229,7 @@ func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, 
 // send calls the message's channel and records the outcome.
 func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, etag tables.ETag) error {
 	var providerID string
+	resends, schedule := d.lookupRules(msg.Recipient.Channel)
 	ch, ok := d.channels.Lookup(msg.Recipient.Channel)
 	err := platform.Permanent(fmt.Errorf("no channel %q (registered: %v)", msg.Recipient.Channel, d.channels.Names()))
 	if ok {
@@ -195,7 +240,7 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	msg.LeaseUntil = time.Time{}
 	var ambiguous *ambiguousError
 	switch {
-	case errors.As(err, &ambiguous):
+	case errors.As(err, &ambiguous) && !resends:
 		msg.State, msg.LastError = platform.MessageUnknown, err.Error()
 		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "unknown", err.Error()))
 	case err == nil:
@@ -204,9 +249,14 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	case platform.IsPermanent(err):
 		msg.State, msg.LastError = platform.MessageFailed, err.Error()
 		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "failed", err.Error()))
-	case msg.Attempts >= d.cfg.MaxAttempts:
+	case msg.Attempts >= d.maxAttempts(schedule):
 		msg.State, msg.LastError = platform.MessageFailed, fmt.Sprintf("gave up after %d attempts: %v", msg.Attempts, err)
 		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "failed", msg.LastError))
+	case schedule != nil:
+		wait, _ := retryWait(schedule, msg.Attempts, RequestedWait(err), jitter())
+		msg.State, msg.LastError, msg.RetryAt = platform.MessagePending, err.Error(), time.Now().Add(wait).UTC()
+		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "will retry",
+			fmt.Sprintf("at %s (in %s, attempt %d of %d): %v", msg.RetryAt.Format(time.RFC3339), wait.Round(time.Second), msg.Attempts+1, len(schedule)+1, err)))
 	default:
 		msg.State, msg.LastError = platform.MessagePending, err.Error()
 		msg.Trail = append(msg.Trail, platform.NewStep("distributor", "will retry", err.Error()))
@@ -229,7 +279,13 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	case platform.MessageUnknown:
 		log.WithField("error", msg.LastError).Error("outgoing message is Unknown: the provider may have it; not resent — check with the provider")
 	case platform.MessagePending:
-		return fmt.Errorf("send %s: %w", msg.Key, err) // retried with the consumer's backoff
+		if msg.RetryAt.IsZero() {
+			return fmt.Errorf("send %s: %w", msg.Key, err) // retried with the consumer's backoff
+		}
+		// Held on the queue until due; this message is done. Should the hold not be enqueued,
+		// the error redelivers this one, which finds the row held and holds it then.
+		log.WithFields(logrus.Fields{"error": msg.LastError, "retryAt": msg.RetryAt.Format(time.RFC3339)}).Info("message will be retried")
+		return d.hold(recordCtx, msg.Key, time.Until(msg.RetryAt))
 	}
 	return nil
 }

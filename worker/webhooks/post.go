@@ -7,8 +7,12 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/worker/delivery"
 )
 
 // Post POSTs body as JSON to target, signed with secret (signRequest), through client, and
@@ -39,14 +43,40 @@ func Post(ctx context.Context, client *http.Client, target, secret string, body 
 }
 
 // classify sorts a receiver's answer: 2xx sent (the provider id is "http {code}"); 408, 429
-// and 5xx worth a retry; any other answer refused for good.
+// and 5xx worth a retry, a 429 or 503 with the wait its Retry-After asks for
+// (delivery.RetryAfter); any other answer refused for good.
 func classify(resp *http.Response) (string, error) {
 	switch code := resp.StatusCode; {
 	case code >= 200 && code < 300:
 		return fmt.Sprintf("http %d", code), nil
-	case code == http.StatusRequestTimeout, code == http.StatusTooManyRequests, code >= 500:
+	case code == http.StatusTooManyRequests, code == http.StatusServiceUnavailable:
+		err := fmt.Errorf("webhook answered %d", code)
+		if wait, ok := retryAfter(resp.Header.Get("Retry-After"), time.Now()); ok {
+			return "", delivery.RetryAfter(fmt.Errorf("%w (Retry-After %s)", err, wait.Round(time.Second)), wait)
+		}
+		return "", err
+	case code == http.StatusRequestTimeout, code >= 500:
 		return "", fmt.Errorf("webhook answered %d", code)
 	default:
 		return "", platform.Permanent(fmt.Errorf("webhook answered %d", code))
 	}
+}
+
+// retryAfter reads a Retry-After value (RFC 9110: seconds, or an HTTP date) as a wait from now;
+// ok is false when there is none or it is malformed. A date in the past is no wait; a wait
+// over a week is a week (the caller bounds it further).
+func retryAfter(v string, now time.Time) (wait time.Duration, ok bool) {
+	const week = 7 * 24 * time.Hour
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false
+	}
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
+		return min(time.Duration(min(n, uint64(week/time.Second)))*time.Second, week), true
+	}
+	at, err := http.ParseTime(v)
+	if err != nil {
+		return 0, false
+	}
+	return min(max(at.Sub(now), 0), week), true
 }

@@ -41,11 +41,19 @@ type Config struct {
 	// from at most this long after it was added (at once on the replica that added it).
 	// Default 10s.
 	CacheTTL time.Duration
+	// RetrySchedule is the wait before each retry of a delivery whose attempt failed
+	// (delivery.Scheduled: up to a fifth more each, or the receiver's Retry-After up to the
+	// longest step); after the last the delivery is Failed. Default DefaultRetrySchedule.
+	RetrySchedule []time.Duration
+	// DisableAfter disables an endpoint whose every delivery attempt failed for this long, none
+	// succeeding in between. Default 120h (5 days).
+	DisableAfter time.Duration
 }
 
 // Service is the webhooks concern: the post-processor that creates deliveries, the endpoint
 // channel that sends them, and the endpoints' administration.
 type Service struct {
+	cfg       Config
 	log       logrus.FieldLogger
 	store     *tables.Endpoints
 	targets   *Targets
@@ -58,7 +66,8 @@ type Service struct {
 // New returns the webhooks concern over store; deliveries go through d, and targets decides
 // which URLs may be called.
 func New(cfg Config, log logrus.FieldLogger, store *tables.Endpoints, targets *Targets, b *blobs.Client, d *delivery.Distributor) *Service {
-	s := &Service{log: log, store: store, targets: targets, blobs: b, deliver: d,
+	cfg.DisableAfter = cmp.Or(cfg.DisableAfter, 120*time.Hour)
+	s := &Service{cfg: cfg, log: log, store: store, targets: targets, blobs: b, deliver: d,
 		cache: &cache{store: store, ttl: cmp.Or(cfg.CacheTTL, 10*time.Second)}}
 	s.refresher = s.newRefresher()
 	return s
