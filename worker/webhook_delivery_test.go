@@ -94,7 +94,7 @@ func storedMessage(t *testing.T, ns platform.Namespace, key string) *platform.Ou
 
 // A receiver answering 503 / 429 with Retry-After (seconds, and an HTTP date) gets its next
 // attempt no sooner than it asked, though the schedule's steps (1 s) and the queue's retry
-// backoff (1 s) are shorter: the waits are holds on the queue, not the consumer's retries.
+// backoff (1 s, doubling) are shorter: the waits are holds on the queue, not the consumer's retries.
 // One success, after exactly the attempts the answers call for: no tight loop.
 func TestEndpointRetriesWaitAsTheReceiverAsks(t *testing.T) {
 	t.Parallel()
@@ -103,7 +103,7 @@ func TestEndpointRetriesWaitAsTheReceiverAsks(t *testing.T) {
 	cfg.Webhooks.RetrySchedule = []time.Duration{time.Second, time.Second, time.Second, 5 * time.Second, 5 * time.Second}
 	w := env.start(cfg)
 	a := newAnswerer(t,
-		answer(http.StatusServiceUnavailable, "2"),
+		answer(http.StatusServiceUnavailable, "4"),
 		func(rw http.ResponseWriter) {
 			answer(http.StatusTooManyRequests, time.Now().Add(4*time.Second).UTC().Format(http.TimeFormat))(rw)
 		},
@@ -119,7 +119,7 @@ func TestEndpointRetriesWaitAsTheReceiverAsks(t *testing.T) {
 		t.Fatalf("%d attempts, want 4 (three refusals, one success)", len(at))
 	}
 	// An HTTP date has whole seconds: "now + 4 s" is at least 3 s away.
-	for i, least := range []time.Duration{2 * time.Second, 3 * time.Second, 2 * time.Second} {
+	for i, least := range []time.Duration{4 * time.Second, 3 * time.Second, 2 * time.Second} {
 		if gap := at[i+1].Sub(at[i]); gap < least {
 			t.Errorf("attempt %d came %s after attempt %d, want at least %s (the receiver's Retry-After)", i+2, gap.Round(time.Millisecond), i+1, least)
 		}

@@ -71,8 +71,8 @@ func retryAfter(v string, now time.Time) (wait time.Duration, ok bool) {
 	if v == "" {
 		return 0, false
 	}
-	if n, err := strconv.ParseUint(v, 10, 64); err == nil {
-		return min(time.Duration(min(n, uint64(week/time.Second)))*time.Second, week), true
+	if n, err := strconv.ParseUint(v, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
+		return time.Duration(min(n, uint64(week/time.Second))) * time.Second, true // ErrRange: n is the largest uint64
 	}
 	at, err := http.ParseTime(v)
 	if err != nil {
