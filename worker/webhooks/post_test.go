@@ -17,7 +17,7 @@ func TestRetryAfterReadsSecondsAndDates(t *testing.T) {
 		{" 0 ", 0, true},
 		{now.Add(90 * time.Second).Format(http.TimeFormat), 90 * time.Second, true},
 		{now.Add(-time.Hour).Format(http.TimeFormat), 0, true}, // past: no wait
-		{"99999999999999999999", 7 * 24 * time.Hour, true},    // absurd: a week at most
+		{"99999999999999999999", 7 * 24 * time.Hour, true},     // absurd: a week at most
 		{"", 0, false},
 		{"-5", 0, false},
 		{"soon", 0, false},
