@@ -84,7 +84,8 @@ type Config struct {
 	// WebhookAllowlist lists the hosts and CIDRs that webhooks may target although they are
 	// not globally routable unicast addresses (PLATFORM_WEBHOOK_ALLOWLIST). Default: none.
 	WebhookAllowlist []string
-	// Webhooks tunes deliveries to integrators' endpoints (the endpoint cache).
+	// Webhooks tunes deliveries to integrators' endpoints (the endpoint cache, the retry
+	// schedule, auto-disable).
 	Webhooks webhooks.Config
 	// Channels are further delivery channels, by the name recipients and
 	// NotificationOption.Channels use; a name of a built-in channel (email, webhook, endpoint)
