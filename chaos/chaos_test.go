@@ -521,7 +521,10 @@ func check(t *testing.T, ns platform.Namespace, want *expected, smtp *testenv.SM
 		v.problem("%d webhook deliveries with a signature that does not verify", forged)
 	}
 	for key, n := range received {
-		if n > 1 {
+		if _, _, endpoint := platform.ParseDeliveryKey(key); n > 1 && endpoint {
+			// At least once by contract: a delivery cut off by a kill is sent again, same key.
+			t.Logf("endpoint delivery %s received %d times (resent after a kill inside the send window)", key, n)
+		} else if n > 1 {
 			v.duplicated++
 			v.problem("%s received %d times", key, n)
 		}
