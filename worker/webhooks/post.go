@@ -15,16 +15,16 @@ import (
 	"github.com/platform/platform/worker/delivery"
 )
 
-// Post POSTs body as JSON to target, signed with secret (signRequest), through client, and
-// sorts the answer (classify).
-func Post(ctx context.Context, client *http.Client, target, secret string, body []byte, headers map[string]string) (string, error) {
+// Post POSTs body as JSON to target as delivery id, signed with secrets (signRequest: the
+// current one first), through client, and sorts the answer (classify).
+func Post(ctx context.Context, client *http.Client, target, id string, secrets []string, body []byte, headers map[string]string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
 		return "", platform.Permanent(fmt.Errorf("webhook %s: %v", RedactURL(target), redactError(err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-webhooks")
-	signRequest(req, secret, body)
+	signRequest(req, id, secrets, body)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

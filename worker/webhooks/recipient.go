@@ -59,6 +59,6 @@ func (c *RecipientChannel) Send(ctx context.Context, m *platform.OutgoingMessage
 	if err != nil {
 		return "", platform.Permanent(err)
 	}
-	return Post(ctx, c.Targets.Client(), m.Recipient.Address, RecipientSecret(c.Secret, m.Recipient.Address), body,
+	return Post(ctx, c.Targets.Client(), m.Recipient.Address, m.Key, []string{RecipientSecret(c.Secret, m.Recipient.Address)}, body,
 		map[string]string{"Idempotency-Key": m.Key, "X-Platform-Message-Key": m.Key})
 }

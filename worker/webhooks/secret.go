@@ -2,7 +2,7 @@ package webhooks
 
 import (
 	"crypto/rand"
-	"encoding/hex"
+	"encoding/base64"
 	"fmt"
 	"math"
 	"strings"
@@ -11,18 +11,20 @@ import (
 )
 
 // Endpoint secrets: one is generated when none is given; a given one must carry at least
-// MinSecretBits by SecretBits' estimate.
+// MinSecretBits: a whsec_ secret by the bytes it encodes, any other by SecretBits' estimate.
 const (
 	MinSecretBits   = 128
-	minSecretChars  = 8    // distinct characters: "aaaa…" and "abab…" are no secret
-	maxSecretLength = 1024 // a header value and a table property, comfortably
+	whsecPrefix     = "whsec_" // Standard Webhooks: the base64 of the key follows
+	minSecretChars  = 8        // distinct characters: "aaaa…" and "abab…" are no secret
+	maxSecretLength = 1024     // a header value and a table property, comfortably
 )
 
-// NewSecret is a generated endpoint secret: 32 bytes from crypto/rand, as 64 hex digits.
+// NewSecret is a generated endpoint secret in the Standard Webhooks form: "whsec_" and the
+// base64 of 32 bytes from crypto/rand, the HMAC key of webhook-signature.
 func NewSecret() string {
 	var b [32]byte
 	_, _ = rand.Read(b[:]) // never fails (it crashes the program rather than return short)
-	return hex.EncodeToString(b[:])
+	return whsecPrefix + base64.StdEncoding.EncodeToString(b[:])
 }
 
 // SecretBits estimates, conservatively, how many bits of entropy secret carries: its length
@@ -69,13 +71,19 @@ func SecretBits(secret string) float64 {
 }
 
 // CheckSecret refuses an endpoint secret that is too weak (SecretBits under MinSecretBits, or
-// fewer than 8 distinct characters), too long, or not printable ASCII.
+// fewer than 8 distinct characters), too long, or not printable ASCII. A secret that starts
+// with whsec_ must be the Standard Webhooks form, the standard base64 of a key of at least
+// MinSecretBits/8 bytes, 8 of them distinct: receivers' libraries decode it to their key, so
+// anything else would verify nothing.
 func CheckSecret(secret string) error {
 	if len(secret) > maxSecretLength {
 		return fmt.Errorf("%w: secret: %d characters, want at most %d", platform.ErrInvalidInput, len(secret), maxSecretLength)
 	}
 	if i := strings.IndexFunc(secret, func(r rune) bool { return r <= ' ' || r > '~' }); i >= 0 {
 		return fmt.Errorf("%w: secret: character %d is not printable ASCII (spaces and control characters are refused too)", platform.ErrInvalidInput, i+1)
+	}
+	if strings.HasPrefix(secret, whsecPrefix) {
+		return checkWhsec(secret)
 	}
 	distinct := map[rune]bool{}
 	for _, r := range secret {
@@ -85,6 +93,22 @@ func CheckSecret(secret string) error {
 		return fmt.Errorf("%w: secret: too weak (about %.0f bits by length and characters used, %d distinct characters; want at least %d bits and %d distinct): "+
 			"leave it out to have one generated, or use at least 32 random hex digits or 32 random letters and digits",
 			platform.ErrInvalidInput, bits, len(distinct), MinSecretBits, minSecretChars)
+	}
+	return nil
+}
+
+func checkWhsec(secret string) error {
+	key, ok := whsecKey(secret)
+	if !ok {
+		return fmt.Errorf("%w: secret: after %s, want the standard base64 (with = padding) of the key", platform.ErrInvalidInput, whsecPrefix)
+	}
+	distinct := map[byte]bool{}
+	for _, b := range key {
+		distinct[b] = true
+	}
+	if len(key) < MinSecretBits/8 || len(distinct) < minSecretChars {
+		return fmt.Errorf("%w: secret: too weak (a %s key of %d bytes, %d distinct; want at least %d bytes and %d distinct): "+
+			"leave it out to have one generated", platform.ErrInvalidInput, whsecPrefix, len(key), len(distinct), MinSecretBits/8, minSecretChars)
 	}
 	return nil
 }

@@ -1,6 +1,8 @@
 package webhooks_test
 
 import (
+	"crypto/rand"
+	"encoding/base64"
 	"errors"
 	"strings"
 	"testing"
@@ -42,7 +44,33 @@ func TestCheckSecretRefusesWeakSecrets(t *testing.T) {
 			t.Errorf("%q (%.0f bits): %v, want accepted", s, webhooks.SecretBits(s), err)
 		}
 	}
-	if a, b := webhooks.NewSecret(), webhooks.NewSecret(); len(a) != 64 || a == b {
-		t.Errorf("generated secrets %q, %q: want 64 hex digits, each new", a, b)
+	if a, b := webhooks.NewSecret(), webhooks.NewSecret(); !strings.HasPrefix(a, "whsec_") || a == b {
+		t.Errorf("generated secrets %q, %q: want whsec_…, each new", a, b)
+	} else if key, err := base64.StdEncoding.DecodeString(strings.TrimPrefix(a, "whsec_")); err != nil || len(key) != 32 {
+		t.Errorf("generated secret %q: %d bytes (%v), want the base64 of 32", a, len(key), err)
+	}
+}
+
+// A whsec_ secret is the Standard Webhooks form: receivers' libraries base64-decode what
+// follows the prefix to their key, so it must decode, to at least 16 bytes, 8 of them distinct.
+func TestCheckSecretReadsWhsecSecretsAsTheirKey(t *testing.T) {
+	t.Parallel()
+	whsec := func(key []byte) string { return "whsec_" + base64.StdEncoding.EncodeToString(key) }
+	random := func(n int) []byte { b := make([]byte, n); _, _ = rand.Read(b); return b }
+	for _, s := range []string{whsec(random(16)), whsec(random(24)), whsec(random(64)), "whsec_MfKQ9r4OrVlYAKE4QxSvsCUQvxgwauQ="} {
+		if err := webhooks.CheckSecret(s); err != nil {
+			t.Errorf("%q: %v, want accepted", s, err)
+		}
+	}
+	for s, why := range map[string]string{
+		whsec(random(15)):       "too weak",
+		whsec(make([]byte, 32)): "too weak", // 32 zero bytes
+		"whsec_not base64":      "printable",
+		"whsec_not-base64!":     "base64",
+		"whsec_" + strings.TrimRight(base64.StdEncoding.EncodeToString(random(20)), "="): "base64", // no padding
+	} {
+		if err := webhooks.CheckSecret(s); !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), why) {
+			t.Errorf("%q: %v, want refused (%s)", s, err, why)
+		}
 	}
 }
