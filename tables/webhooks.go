@@ -34,6 +34,19 @@ type Endpoint struct {
 	// FailingSince is the first failed attempt since the last success; zero when the last
 	// attempt succeeded.
 	FailingSince time.Time `json:"failingSince,omitzero"`
+	// PreviousSecret is the secret a rotation replaced: it signs too, besides Secret, until
+	// PreviousSecretExpiresAt.
+	PreviousSecret          string    `json:"-"` // never printed, never logged
+	PreviousSecretExpiresAt time.Time `json:"previousSecretExpiresAt,omitzero"`
+}
+
+// Secrets are the secrets that sign a delivery at now: Secret, then PreviousSecret while it
+// has not expired.
+func (e *Endpoint) Secrets(now time.Time) []string {
+	if e.PreviousSecret != "" && now.Before(e.PreviousSecretExpiresAt) {
+		return []string{e.Secret, e.PreviousSecret}
+	}
+	return []string{e.Secret}
 }
 
 // Subscribes reports whether the endpoint wants ev.
@@ -63,6 +76,10 @@ type endpointEntity struct {
 	DisabledReason       string `json:",omitempty"`
 	DisabledAt           string `json:",omitempty"`
 	FailingSince         string `json:",omitempty"`
+	// Set by RotateSecret.
+	PreviousSecret              string `json:",omitempty"`
+	PreviousSecretExpiresAt     string `json:",omitempty"`
+	PreviousSecretExpiresAtType string `json:"PreviousSecretExpiresAt@odata.type,omitempty"`
 }
 
 // Add stores a new endpoint.
@@ -100,6 +117,8 @@ func (s *Endpoints) List(ctx context.Context) ([]*Endpoint, error) {
 			ep.DisabledReason = e.DisabledReason
 			ep.DisabledAt, _ = parseTime(e.DisabledAt)
 			ep.FailingSince, _ = parseTime(e.FailingSince)
+			ep.PreviousSecret = e.PreviousSecret
+			ep.PreviousSecretExpiresAt, _ = parseTime(e.PreviousSecretExpiresAt)
 			out = append(out, ep)
 		}
 	}
@@ -128,4 +147,40 @@ func (s *Endpoints) Disable(ctx context.Context, id string) error {
 		return fmt.Errorf("disable webhook endpoint %s: %w", id, storage.Translate(err))
 	}
 	return nil
+}
+
+// RotateSecret makes secret endpoint id's current secret; the one it replaces keeps signing
+// until keepOldUntil (not at all when that is not in the future), and one replaced before is
+// dropped. It returns when the old one stops signing; platform.ErrNotFound when there is no
+// endpoint id. The row is read and written under its ETag, so that two rotations at once
+// each keep the secret the other replaced, never a lost one.
+func (s *Endpoints) RotateSecret(ctx context.Context, id, secret string, keepOldUntil time.Time) (time.Time, error) {
+	for {
+		resp, err := s.t.GetEntity(ctx, endpointPartition, id, nil)
+		if err != nil {
+			return time.Time{}, fmt.Errorf("rotate webhook endpoint %s's secret: %w", id, storage.Translate(err))
+		}
+		var e endpointEntity
+		if err := json.Unmarshal(resp.Value, &e); err != nil {
+			return time.Time{}, fmt.Errorf("rotate webhook endpoint %s's secret: %w", id, err)
+		}
+		now := time.Now().UTC()
+		row := map[string]any{"PartitionKey": endpointPartition, "RowKey": id, "Secret": secret, "PreviousSecret": "",
+			"PreviousSecretExpiresAt": now.Format(timeLayout), "PreviousSecretExpiresAt@odata.type": edmDateTime}
+		expires := now
+		if keepOldUntil.After(now) {
+			expires = keepOldUntil.UTC()
+			row["PreviousSecret"], row["PreviousSecretExpiresAt"] = e.Secret, expires.Format(timeLayout)
+		}
+		body, _ := json.Marshal(row)
+		tag := resp.ETag
+		_, err = s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeMerge})
+		if err = storage.Translate(err); errors.Is(err, platform.ErrConflict) {
+			continue // changed since we read it: read it again
+		}
+		if err != nil {
+			return time.Time{}, fmt.Errorf("rotate webhook endpoint %s's secret: %w", id, err)
+		}
+		return expires, nil
+	}
 }

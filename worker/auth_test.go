@@ -97,6 +97,8 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/webhooks":                   {"POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/new","businessUnitId":1,"eventTypes":[12]}`, 201, 403},
 		"GET /v1/webhooks":                    {"GET", "/v1/webhooks", "", 200, 200},
 		"POST /v1/webhooks/{id}/disable":      {"POST", "/v1/webhooks/" + ep.ID + "/disable", "", 200, 404},
+
+		"POST /v1/webhooks/{id}/rotate-secret": {"POST", "/v1/webhooks/" + ep.ID + "/rotate-secret", `{"expireOldAfter":"1h"}`, 200, 404},
 	}
 	routes := api.Routes()
 	for _, rt := range routes {
@@ -195,9 +197,9 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 			}
 		}
 	}
-	// 4 mutating routes × every credential; 3 credentials succeed on each.
-	if audits != 4*len(credentials) || okAudits != 4*3 {
-		t.Errorf("%d audit lines (%d ok), want %d (%d ok)", audits, okAudits, 4*len(credentials), 4*3)
+	// 5 mutating routes × every credential; 3 credentials succeed on each.
+	if audits != 5*len(credentials) || okAudits != 5*3 {
+		t.Errorf("%d audit lines (%d ok), want %d (%d ok)", audits, okAudits, 5*len(credentials), 5*3)
 	}
 }
 

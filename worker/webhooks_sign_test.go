@@ -5,6 +5,7 @@ import (
 	"crypto/hmac"
 	"crypto/sha256"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -172,5 +174,147 @@ func TestWebhookDeliveriesVerifyAsStandardWebhooks(t *testing.T) {
 	}
 	if err := verifyStandardWebhook(webhooks.NewSecret(), req.header, req.body, time.Now()); err == nil {
 		t.Error("another endpoint's secret verified the delivery")
+	}
+}
+
+// v1Signatures counts the v1 signatures of a request.
+func v1Signatures(h http.Header) int { return strings.Count(h.Get("webhook-signature"), "v1,") }
+
+// Rotation: while the old secret is valid every delivery carries both signatures and either
+// secret verifies it; once it has expired only the new one signs. The new secret is in the
+// answer once, and never in a list or the log.
+func TestWebhookSecretRotation(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	cfg := env.config()
+	log, logs := teeLogger(t)
+	cfg.Logger = log
+	w := env.start(cfg)
+	ctx := context.Background()
+	api := httptest.NewServer(w.Handler())
+	t.Cleanup(api.Close)
+	r := newRecordingReceiver(t, 0)
+	e, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: r.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{12}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rotate := func(body string) (int, map[string]string) {
+		resp, err := http.Post(api.URL+"/v1/webhooks/"+e.ID+"/rotate-secret", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var answer map[string]string
+		_ = json.NewDecoder(resp.Body).Decode(&answer)
+		return resp.StatusCode, answer
+	}
+	deliver := func(minute int) request {
+		t.Helper()
+		send(t, w, event(12, 1, 2, attendee, fmt.Sprintf("2026-11-22T10:%02d:00Z", minute), `{"firstName":"Ada"}`))
+		drain(t, w)
+		got := r.requests()
+		if len(got) != minute+1 {
+			t.Fatalf("%d requests, want %d", len(got), minute+1)
+		}
+		return got[minute]
+	}
+	s1 := e.Secret
+	if req := deliver(0); v1Signatures(req.header) != 1 || verifyStandardWebhook(s1, req.header, req.body, time.Now()) != nil {
+		t.Fatalf("before rotation: %q, want one signature, by the secret", req.header.Get("webhook-signature"))
+	}
+
+	code, answer := rotate(`{"expireOldAfter":"1h"}`)
+	s2 := answer["secret"]
+	expires, _ := time.Parse(time.RFC3339, answer["oldSecretExpiresAt"])
+	if code != http.StatusOK || !strings.HasPrefix(s2, "whsec_") || s2 == s1 || time.Until(expires) < 59*time.Minute || time.Until(expires) > time.Hour {
+		t.Fatalf("rotate: %d %v, want 200 with a new whsec_ secret and the old one's expiry in 1h", code, answer)
+	}
+	req := deliver(1)
+	if n := v1Signatures(req.header); n != 2 {
+		t.Errorf("during the overlap: %d v1 signatures, want 2", n)
+	}
+	for name, s := range map[string]string{"old": s1, "new": s2} {
+		if err := verifyStandardWebhook(s, req.header, req.body, time.Now()); err != nil {
+			t.Errorf("during the overlap, the %s secret: %v", name, err)
+		}
+	}
+	if !hmac.Equal([]byte(req.header.Get("X-Platform-Signature")), []byte(webhooks.Sign(s2, req.body))) {
+		t.Error("X-Platform-Signature is not by the current secret")
+	}
+
+	// Rotate again, the old one (s2) kept for 1s: s1 is dropped at once, s2 after the second.
+	rot, err := w.Webhooks().RotateSecret(ctx, e.ID, time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s3 := rot.Secret
+	testenv.Eventually(t, 10*time.Second, "the old secret expired", func() bool { return time.Now().After(rot.OldSecretExpiresAt) })
+	req = deliver(2)
+	if n := v1Signatures(req.header); n != 1 || verifyStandardWebhook(s3, req.header, req.body, time.Now()) != nil {
+		t.Errorf("after the old secret expired: %q, want one signature, by the new secret", req.header.Get("webhook-signature"))
+	}
+	for name, s := range map[string]string{"expired": s2, "first": s1} {
+		if verifyStandardWebhook(s, req.header, req.body, time.Now()) == nil {
+			t.Errorf("after the old secret expired, the %s secret still verifies", name)
+		}
+	}
+
+	// 0: the old secret is revoked at once.
+	code, answer = rotate(`{"expireOldAfter":"0"}`)
+	if code != http.StatusOK || answer["secret"] == "" {
+		t.Fatalf("rotate with 0: %d %v", code, answer)
+	}
+	s4 := answer["secret"]
+	if req := deliver(3); v1Signatures(req.header) != 1 || verifyStandardWebhook(s4, req.header, req.body, time.Now()) != nil {
+		t.Errorf("after a rotation with 0: %q, want one signature, by the new secret", req.header.Get("webhook-signature"))
+	}
+	// No body: the old secret signs for 24h.
+	if code, answer = rotate(""); code != http.StatusOK || answer["secret"] == "" {
+		t.Fatalf("rotate without a body: %d %v", code, answer)
+	} else if expires, _ := time.Parse(time.RFC3339, answer["oldSecretExpiresAt"]); time.Until(expires) < 23*time.Hour || time.Until(expires) > 24*time.Hour {
+		t.Errorf("rotate without a body: the old secret expires at %v, want in 24h", expires)
+	}
+	secrets := []string{s1, s2, s3, s4, answer["secret"]}
+
+	for body, field := range map[string]string{`{"expireOldAfter":"-1h"}`: "expireOldAfter", `{"expireOldAfter":"soon"}`: "expireOldAfter",
+		`{"expireOldAfter":"800h"}`: "expireOldAfter", `{"expireOldAftr":"1h"}`: "expireOldAftr", `{"expireOldAfter":24}`: "expireOldAfter"} {
+		if code, answer := rotate(body); code != http.StatusBadRequest || !strings.Contains(answer["error"], field) {
+			t.Errorf("rotate %s: %d %v, want 400 naming %s", body, code, answer, field)
+		}
+	}
+	resp, err := http.Post(api.URL+"/v1/webhooks/01NOSUCHENDPOINT0000000000/rotate-secret", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusNotFound {
+		t.Errorf("rotate an unknown endpoint: %d, want 404", resp.StatusCode)
+	}
+	if _, err := w.Webhooks().RotateSecret(ctx, "01NOSUCHENDPOINT0000000000", time.Hour); !errors.Is(err, platform.ErrNotFound) {
+		t.Errorf("RotateSecret of an unknown endpoint: %v, want ErrNotFound", err)
+	}
+
+	// Never shown again: not in a list, not in the log.
+	all, err := w.Webhooks().List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed, _ := json.Marshal(all)
+	resp, err = http.Get(api.URL + "/v1/webhooks")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listedHTTP, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, s := range secrets {
+		key := strings.TrimPrefix(s, "whsec_")
+		for where, text := range map[string]string{"the list": string(listed), "GET /v1/webhooks": string(listedHTTP), "the log": logs.String()} {
+			if strings.Contains(text, key) {
+				t.Errorf("a secret is in %s", where)
+			}
+		}
+	}
+	if !strings.Contains(string(listed), "previousSecretExpiresAt") {
+		t.Errorf("the list does not say until when the old secret signs: %s", listed)
 	}
 }

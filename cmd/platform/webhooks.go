@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/worker/webhooks"
@@ -17,7 +18,7 @@ import (
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: add, list, disable or recipient-secret")
+		return usagef("want a subcommand: add, list, disable, rotate-secret or recipient-secret")
 	}
 	var (
 		cfg          config
@@ -25,6 +26,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		businessUnit int64
 		eventTypes   string
 		asJSON       bool
+		expireOld    time.Duration
 	)
 	fs := newFlagSet("webhooks "+args[0], "")
 	cfg.register(fs, false)
@@ -33,17 +35,35 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		fs.StringVar(&url, "url", "", "the endpoint's URL (http or https)")
 		fs.Int64Var(&businessUnit, "business-unit", 0, "the business unit whose events it receives")
 		fs.StringVar(&eventTypes, "event-types", "", "comma-separated event type ids, e.g. 11,12")
-		fs.StringVar(&secret, "secret", "", "the HMAC secret, at least 128 bits by length and characters used (e.g. 32 random hex digits); default: 32 random bytes, generated and printed once on standard error")
+		fs.StringVar(&secret, "secret", "", "the HMAC secret, at least 128 bits by length and characters used (e.g. 32 random hex digits) or whsec_ and the base64 of at least 16 random bytes; default: whsec_ and 32 random bytes, generated and printed once on standard error")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
 	case "disable":
+	case "rotate-secret":
+		fs.DurationVar(&expireOld, "expire-old-after", 24*time.Hour, "how long the old secret keeps signing besides the new one (0: revoked at once)")
 	case "recipient-secret":
 		fs.StringVar(&url, "url", "", "a webhook-channel recipient's URL, exactly as its address")
 	default:
-		return usagef("unknown subcommand %q: want add, list, disable or recipient-secret", args[0])
+		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret or recipient-secret", args[0])
 	}
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
+	}
+	var id string
+	if args[0] == "rotate-secret" { // ID [--expire-old-after D]: flags after the ID too
+		if fs.NArg() == 0 {
+			return usagef("rotate-secret: want one endpoint ID")
+		}
+		id = fs.Arg(0)
+		if err := parseFlags(fs, fs.Args()[1:], stdout); err != nil {
+			return err
+		}
+		if fs.NArg() != 0 {
+			return usagef("rotate-secret: want one endpoint ID, got more")
+		}
+		if expireOld < 0 || expireOld > webhooks.MaxExpireOldAfter {
+			return usagef("--expire-old-after: %s, want 0 (revoke the old secret at once) up to %s", expireOld, webhooks.MaxExpireOldAfter)
+		}
 	}
 	if args[0] == "recipient-secret" {
 		return printRecipientSecret(url, stdout)
@@ -76,7 +96,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			return err
 		}
 		if secret == "" {
-			fmt.Fprintf(os.Stderr, "secret (shown once; verify X-Platform-Signature with it): %s\n", e.Secret)
+			fmt.Fprintf(os.Stderr, "secret (shown once; verify webhook-signature with it): %s\n", e.Secret)
 		}
 		fmt.Fprintln(stdout, e.ID)
 	case "list":
@@ -105,6 +125,22 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			return err
 		}
 		fmt.Fprintf(stdout, "disabled %s\n", clean(fs.Arg(0)))
+	case "rotate-secret":
+		r, err := w.Webhooks().RotateSecret(ctx, id, expireOld)
+		switch {
+		case errors.Is(err, platform.ErrInvalidInput):
+			return usageError{err}
+		case errors.Is(err, platform.ErrNotFound):
+			return usagef("rotate-secret: no webhook endpoint %s", clean(id))
+		case err != nil:
+			return err
+		}
+		fmt.Fprintln(stdout, r.Secret) // shown once
+		if expireOld > 0 {
+			fmt.Fprintf(os.Stderr, "new secret shown once; the old one signs too until %s\n", r.OldSecretExpiresAt.Format(time.RFC3339))
+		} else {
+			fmt.Fprintln(os.Stderr, "new secret shown once; the old one is revoked")
+		}
 	}
 	return nil
 }

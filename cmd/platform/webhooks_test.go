@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/worker/webhooks"
 )
 
 func TestWebhooksListRedactsTheURL(t *testing.T) {
@@ -56,5 +57,43 @@ func TestWebhooksRecipientSecret(t *testing.T) {
 	t.Setenv("PLATFORM_WEBHOOK_SECRET", "")
 	if code, out, errOut := cli(t, "", "webhooks", "recipient-secret", "--url", url); code != 2 || out != "" || !strings.Contains(errOut, "PLATFORM_WEBHOOK_SECRET") {
 		t.Errorf("recipient-secret without PLATFORM_WEBHOOK_SECRET: %d %q %q, want exit 2 naming it", code, out, errOut)
+	}
+}
+
+// rotate-secret prints the new secret once, on standard output, and nothing of it anywhere
+// else; an unknown id or a bad duration is exit 2 with a one-line reason.
+func TestWebhooksRotateSecret(t *testing.T) {
+	t.Parallel()
+	ns := string(testenv.Namespace(t))
+	code, out, errOut := cli(t, "", "webhooks", "add", "--namespace", ns, "--url", "https://8.8.8.8/hook", "--business-unit", "7", "--event-types", "11")
+	if code != 0 {
+		t.Fatalf("add: %d %q %q", code, out, errOut)
+	}
+	id := strings.TrimSpace(out)
+	for _, args := range [][]string{
+		{"webhooks", "rotate-secret", "--namespace", ns, id},
+		{"webhooks", "rotate-secret", "--namespace", ns, id, "--expire-old-after", "0"},
+		{"webhooks", "rotate-secret", "--namespace", ns, "--expire-old-after", "90m", id},
+	} {
+		code, out, errOut := cli(t, "", args...)
+		secret := strings.TrimSuffix(out, "\n")
+		if code != 0 || strings.Count(out, "\n") != 1 || !strings.HasPrefix(secret, "whsec_") || webhooks.CheckSecret(secret) != nil {
+			t.Fatalf("%v: %d %q %q, want the new whsec_ secret on one line", args, code, out, errOut)
+		}
+		code, listed, _ := cli(t, "", "webhooks", "list", "--namespace", ns, "--json")
+		if code != 0 || strings.Contains(listed, strings.TrimPrefix(secret, "whsec_")) {
+			t.Errorf("list after rotation: %d, shows the secret: %s", code, listed)
+		}
+	}
+	for _, args := range [][]string{
+		{"webhooks", "rotate-secret", "--namespace", ns, "01NOSUCHENDPOINT0000000000"},
+		{"webhooks", "rotate-secret", "--namespace", ns},
+		{"webhooks", "rotate-secret", "--namespace", ns, id, "--expire-old-after", "-1h"},
+		{"webhooks", "rotate-secret", "--namespace", ns, id, "--expire-old-after", "soon"},
+		{"webhooks", "rotate-secret", "--namespace", ns, id, "extra"},
+	} {
+		if code, out, errOut := cli(t, "", args...); code != 2 || out != "" || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v: %d %q %q, want exit 2 with a one-line reason", args, code, out, errOut)
+		}
 	}
 }

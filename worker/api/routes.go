@@ -61,6 +61,7 @@ var routes = []Route{
 	{"POST /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveAddWebhook},
 	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},
 	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},
+	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that

@@ -80,7 +80,7 @@ func (c *Endpoint) send(ctx context.Context, m *platform.OutgoingMessage) (*tabl
 		return nil, "", err // our storage, not the endpoint, failed
 	}
 	_, eventKey, _ := platform.ParseDeliveryKey(m.Key)
-	id, err := Post(ctx, s.targets.Client(), e.URL, m.Key, []string{e.Secret}, body,
+	id, err := Post(ctx, s.targets.Client(), e.URL, m.Key, e.Secrets(time.Now()), body,
 		map[string]string{"Idempotency-Key": m.Key, "X-Platform-Event-Key": eventKey})
 	return e, id, err
 }

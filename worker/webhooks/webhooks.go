@@ -10,8 +10,11 @@
 //     claim-before-send as notifications.
 //   - A target is checked when the endpoint is added and again on every connection, on the
 //     address actually dialled: DNS cannot be turned against the rule later.
-//   - A secret is shown once, when the endpoint is added, and never logged or listed; a given
-//     one must pass CheckSecret, and none given is generated.
+//   - A secret is shown once, when the endpoint is added or its secret rotated, and never
+//     logged or listed; a given one must pass CheckSecret, and none given is generated.
+//   - An endpoint has at most two secrets that sign: the current one and, for a while after a
+//     rotation, the one it replaced (Endpoint.Secrets); every delivery carries a signature by
+//     each (signRequest).
 //   - A URL is stored whole (to send to) and shown only redacted (RedactURL): in lists, errors
 //     and logs, its userinfo, query and fragment are "redacted".
 //   - A webhook-channel recipient is signed with its own secret, derived from
@@ -179,12 +182,49 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 	return e, s.cache.reload(ctx)
 }
 
+// MaxExpireOldAfter bounds how long a rotated-out secret keeps signing: rotation is for
+// replacing a secret, not for keeping two.
+const MaxExpireOldAfter = 30 * 24 * time.Hour
+
+// Rotation is a rotated endpoint secret: Secret, generated, shown once; the one it replaced
+// signs too until OldSecretExpiresAt.
+type Rotation struct {
+	Secret             string    `json:"secret"`
+	OldSecretExpiresAt time.Time `json:"oldSecretExpiresAt"`
+}
+
+// RotateSecret gives endpoint id a new, generated secret (NewSecret). The current one keeps
+// signing, besides it, for expireOldAfter (0: it stops at once; at most MaxExpireOldAfter); a
+// secret rotated out before is dropped. platform.ErrInvalidInput names a bad duration;
+// platform.ErrNotFound is an unknown id.
+func (s *Service) RotateSecret(ctx context.Context, id string, expireOldAfter time.Duration) (*Rotation, error) {
+	if expireOldAfter < 0 || expireOldAfter > MaxExpireOldAfter {
+		return nil, fmt.Errorf("%w: expireOldAfter: %s, want 0 (revoke the old secret at once) up to %s", platform.ErrInvalidInput, expireOldAfter, MaxExpireOldAfter)
+	}
+	r := &Rotation{Secret: NewSecret()}
+	var keepUntil time.Time
+	if expireOldAfter > 0 {
+		keepUntil = time.Now().Add(expireOldAfter)
+	}
+	until, err := s.store.RotateSecret(ctx, id, r.Secret, keepUntil)
+	if err != nil {
+		return nil, err
+	}
+	r.OldSecretExpiresAt = until
+	// Deliveries read the endpoint as they send; the cache too holds it whole.
+	return r, s.cache.reload(ctx)
+}
+
 // List lists the endpoints as they may be shown: without their secrets, and with their URLs
 // redacted (RedactURL), since a query string often carries a credential.
 func (s *Service) List(ctx context.Context) ([]*tables.Endpoint, error) {
 	all, err := s.store.List(ctx)
+	now := time.Now()
 	for _, e := range all {
-		e.URL, e.Secret = RedactURL(e.URL), ""
+		e.URL, e.Secret, e.PreviousSecret = RedactURL(e.URL), "", ""
+		if !e.PreviousSecretExpiresAt.After(now) {
+			e.PreviousSecretExpiresAt = time.Time{} // nothing to say: one secret signs
+		}
 	}
 	return all, err
 }
