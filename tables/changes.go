@@ -28,14 +28,18 @@ func (c *Client) Changes() *Changes { return &Changes{t: c.table(TableChanges)} 
 type changeEntity struct {
 	PartitionKey, RowKey string
 	Change               string // the projection's JSON
+	Signal               string `json:",omitempty"` // a signal's topic (PutSignal): Change is then no event's
 }
 
 func changePartition(t time.Time) string { return t.UTC().Format("2006-01-02T15:04") }
 
-// ChangeRow is a change and its id (a ULID of the instant it was processed).
+// ChangeRow is a change and its id (a ULID of the instant it was processed), or a signal.
 type ChangeRow struct {
 	ID     string
 	Change *platform.Change
+	// Signal is the topic of a signal row (PutSignal), empty for a change: replicas act on it,
+	// streams never show it.
+	Signal string
 }
 
 // ChangePartition is the partition a change of id goes to; rows of one partition can be
@@ -106,10 +110,10 @@ func changeJSON(ch *platform.Change) ([]byte, error) {
 	return json.Marshal(&c)
 }
 
-// Since reads the changes with an id above after, written in the minutes from since to now.
-func (s *Changes) Since(ctx context.Context, since time.Time, after string) ([]platform.Change, []string, error) {
-	var out []platform.Change
-	var ids []string
+// Since reads the changes and signals with an id above after, written in the minutes from
+// since to now.
+func (s *Changes) Since(ctx context.Context, since time.Time, after string) ([]ChangeRow, error) {
+	var out []ChangeRow
 	for m := since.UTC().Truncate(time.Minute); !m.After(time.Now().UTC()); m = m.Add(time.Minute) {
 		filter := "PartitionKey eq " + odataQuote(changePartition(m)) + " and RowKey gt " + odataQuote(after)
 		pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
@@ -117,22 +121,26 @@ func (s *Changes) Since(ctx context.Context, since time.Time, after string) ([]p
 			page, err := pager.NextPage(ctx)
 			if err != nil {
 				if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-					return nil, nil, nil
+					return nil, nil
 				}
-				return nil, nil, err
+				return nil, err
 			}
 			for _, raw := range page.Entities {
 				var e changeEntity
 				if err := json.Unmarshal(raw, &e); err != nil {
-					return nil, nil, err
+					return nil, err
+				}
+				if e.Signal != "" {
+					out = append(out, ChangeRow{ID: e.RowKey, Signal: e.Signal})
+					continue
 				}
 				var ch platform.Change
 				if err := json.Unmarshal([]byte(e.Change), &ch); err != nil {
-					return nil, nil, err
+					return nil, err
 				}
-				out, ids = append(out, ch), append(ids, e.RowKey)
+				out = append(out, ChangeRow{ID: e.RowKey, Change: &ch})
 			}
 		}
 	}
-	return out, ids, nil
+	return out, nil
 }

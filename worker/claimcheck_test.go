@@ -380,7 +380,7 @@ func TestTableBatchesKeepAzureLimits(t *testing.T) {
 			t.Fatalf("a transaction of %d bytes, over Azure's %d (all: %v)", n, tables.MaxBatchBytes, sizes)
 		}
 	}
-	stored, _, err := tc.Changes().Since(ctx, time.Now().Add(-2*time.Minute), "")
+	stored, err := tc.Changes().Since(ctx, time.Now().Add(-2*time.Minute), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -388,7 +388,8 @@ func TestTableBatchesKeepAzureLimits(t *testing.T) {
 		t.Fatalf("%d changes stored, want 100", len(stored))
 	}
 	whole, clipped := 0, 0
-	for _, ch := range stored {
+	for _, r := range stored {
+		ch := r.Change
 		b, _ := json.Marshal(ch)
 		if n := tables.UTF16Bytes(string(b)); n > tables.MaxPropertyBytes {
 			t.Fatalf("a change of %d bytes of UTF-16 stored in one property, over %d", n, tables.MaxPropertyBytes)

@@ -133,6 +133,8 @@ func New(cfg Config) (*Worker, error) {
 		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
 	})
 	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
+	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
+	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 
 	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{

@@ -30,6 +30,9 @@ type Hub struct {
 	subs    map[*Subscription]struct{}
 	closed  bool   // the worker is stopping: streams ended, none taken
 	polled  string // the largest id read from the table
+
+	signalled map[string]bool                        // signal ids acted on (the poll rereads the last 5 s)
+	listeners map[string][]func(ctx context.Context) // by topic (OnSignal)
 }
 
 // Entry is one change and its id (a ULID: ids order changes by when they were made).
@@ -51,7 +54,8 @@ var ErrClosed = errors.New("realtime: the worker is stopping")
 
 func newHub(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Hub {
 	return &Hub{cfg: cfg, store: store, log: log, ids: map[string]bool{}, keys: map[string]bool{}, subs: map[*Subscription]struct{}{},
-		polled: platform.SourceKeyAt(time.Now().Add(-time.Minute))}
+		polled:    platform.SourceKeyAt(time.Now().Add(-time.Minute)),
+		signalled: map[string]bool{}, listeners: map[string][]func(context.Context){}}
 }
 
 // add puts a change in the buffer and hands it to the subscribers that want it. A
@@ -141,17 +145,55 @@ func (h *Hub) poll(ctx context.Context) {
 	h.mu.Unlock()
 	at, _ := platform.SourceKeyTime(after)
 	from := platform.SourceKeyAt(at.Add(-5 * time.Second))
-	changes, ids, err := h.store.Since(ctx, at.Add(-5*time.Second), from)
+	rows, err := h.store.Since(ctx, at.Add(-5*time.Second), from)
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.WithError(err).Warn("realtime: reading the change bus failed; next poll retries")
 		}
 		return
 	}
-	for i := range changes {
-		h.add(ids[i], changes[i])
+	topics := map[string]bool{}
+	for _, r := range rows {
+		if r.Signal != "" {
+			h.mu.Lock()
+			if !h.signalled[r.ID] {
+				h.signalled[r.ID], topics[r.Signal] = true, true
+			}
+			h.mu.Unlock()
+		} else {
+			h.add(r.ID, *r.Change)
+		}
 		h.mu.Lock()
-		h.polled = max(h.polled, ids[i])
+		h.polled = max(h.polled, r.ID)
 		h.mu.Unlock()
+	}
+	h.forgetSignals(from)
+	for topic := range topics { // each topic once per poll, however many signals it got
+		h.mu.Lock()
+		fns := h.listeners[topic]
+		h.mu.Unlock()
+		for _, fn := range fns {
+			fn(ctx)
+		}
+	}
+}
+
+// OnSignal calls fn, from the poller, once per poll that read one or more signals on topic
+// (tables.Changes.PutSignal), whichever replica wrote them.
+func (h *Hub) OnSignal(topic string, fn func(ctx context.Context)) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.listeners[topic] = append(h.listeners[topic], fn)
+}
+
+// forgetSignals drops the signal ids older than the window the poll rereads: they are not
+// read again.
+func (h *Hub) forgetSignals(from string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id := range h.signalled {
+		if id <= from {
+			delete(h.signalled, id)
+		}
 	}
 }

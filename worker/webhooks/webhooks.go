@@ -40,9 +40,9 @@ import (
 
 // Config tunes webhook deliveries. Zero fields take the defaults their comments give.
 type Config struct {
-	// CacheTTL is how long the list of endpoints is reused: a new endpoint receives events
-	// from at most this long after it was added (at once on the replica that added it).
-	// Default 10s.
+	// CacheTTL is how often the list of endpoints is reread regardless: a backstop, since a
+	// change is announced on the change bus (SignalTopic) and every replica rereads the list
+	// within about a second of it. Default 10s.
 	CacheTTL time.Duration
 	// RetrySchedule is the wait before each retry of a delivery whose attempt failed
 	// (delivery.Scheduled: up to a fifth more each, or the receiver's Retry-After up to the
@@ -64,6 +64,7 @@ type Service struct {
 	deliver   *delivery.Distributor
 	cache     *cache
 	refresher lifecycle.Component
+	bus       *tables.Changes // where changes are announced (AnnounceOn); nil: nowhere
 }
 
 // New returns the webhooks concern over store; deliveries go through d, and targets decides
@@ -178,8 +179,8 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 	if err := s.store.Add(ctx, e); err != nil {
 		return nil, err
 	}
-	// This replica delivers at once; the others within their CacheTTL.
-	return e, s.cache.reload(ctx)
+	// This replica delivers at once; the others within about a second.
+	return e, s.changed(ctx)
 }
 
 // MaxExpireOldAfter bounds how long a rotated-out secret keeps signing: rotation is for
@@ -238,5 +239,5 @@ func (s *Service) Disable(ctx context.Context, id string) error {
 	if err != nil {
 		return err
 	}
-	return s.cache.reload(ctx)
+	return s.changed(ctx)
 }
