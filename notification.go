@@ -260,6 +260,12 @@ type OutgoingMessage struct {
 	// RetryAt is when a message held after a failed attempt (a Scheduled channel's) is due
 	// again; zero when it is not waiting.
 	RetryAt time.Time `json:"retryAt,omitzero"`
+	// CreatedAt is when the message was first stored (zero for one stored by a version that
+	// did not keep it).
+	CreatedAt time.Time `json:"createdAt,omitzero"`
+	// LastLatencyMs is how long the last send attempt took, in milliseconds (at least 1 once
+	// one was made): the provider's answer, or its error.
+	LastLatencyMs int64 `json:"lastLatencyMs,omitempty"`
 }
 
 // ContentHash identifies what the message says and to whom. The recipient is its channel and

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -186,6 +187,9 @@ type messageEntity struct {
 	Trail                   string `json:",omitempty"`
 	RetryAt                 string `json:",omitempty"`
 	RetryAtType             string `json:"RetryAt@odata.type,omitempty"`
+	CreatedAt               string `json:",omitempty"`
+	CreatedAtType           string `json:"CreatedAt@odata.type,omitempty"`
+	LastLatencyMs           int32  `json:",omitempty"`
 }
 
 // Ensure creates message m in state Pending unless its key exists, and returns the stored one
@@ -193,6 +197,9 @@ type messageEntity struct {
 func (s *Messages) Ensure(ctx context.Context, m *platform.OutgoingMessage) (stored *platform.OutgoingMessage, etag ETag, created bool, err error) {
 	if m.State == "" {
 		m.State = platform.MessagePending
+	}
+	if m.CreatedAt.IsZero() {
+		m.CreatedAt = time.Now().UTC()
 	}
 	body, err := json.Marshal(toMessageEntity(m))
 	if err != nil {
@@ -251,6 +258,8 @@ func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
 	}
 	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
 	e.RetryAt, e.RetryAtType = optionalTime(m.RetryAt)
+	e.CreatedAt, e.CreatedAtType = optionalTime(m.CreatedAt)
+	e.LastLatencyMs = int32(min(m.LastLatencyMs, math.MaxInt32))
 	return e
 }
 
@@ -269,6 +278,10 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 	if m.RetryAt, err = parseTime(e.RetryAt); err != nil {
 		return nil, err
 	}
+	if m.CreatedAt, err = parseTime(e.CreatedAt); err != nil {
+		return nil, err
+	}
+	m.LastLatencyMs = int64(e.LastLatencyMs)
 	return m, fromJSONString(e.Trail, &m.Trail)
 }
 

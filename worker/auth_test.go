@@ -99,6 +99,7 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/webhooks/{id}/disable":      {"POST", "/v1/webhooks/" + ep.ID + "/disable", "", 200, 404},
 
 		"POST /v1/webhooks/{id}/rotate-secret": {"POST", "/v1/webhooks/" + ep.ID + "/rotate-secret", `{"expireOldAfter":"1h"}`, 200, 404},
+		"GET /v1/webhooks/{id}/deliveries":     {"GET", "/v1/webhooks/" + ep.ID + "/deliveries?failed=true&limit=5", "", 200, 404},
 	}
 	routes := api.Routes()
 	for _, rt := range routes {

@@ -134,6 +134,7 @@ func New(cfg Config) (*Worker, error) {
 	})
 	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
 	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
+	w.webhooks.KeepLogIn(w.tables.Deliveries())
 	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 
@@ -207,7 +208,8 @@ func (w *Worker) assemble() {
 // starting anything; tools that write without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
-		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys); err != nil {
+		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys,
+		tables.TableWebhookDeliveries); err != nil {
 		return err
 	}
 	for _, q := range platform.WorkQueues {

@@ -18,7 +18,7 @@ import (
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: add, list, disable, rotate-secret or recipient-secret")
+		return usagef("want a subcommand: add, list, disable, rotate-secret, deliveries or recipient-secret")
 	}
 	var (
 		cfg          config
@@ -41,10 +41,12 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 	case "disable":
 	case "rotate-secret":
 		fs.DurationVar(&expireOld, "expire-old-after", 24*time.Hour, "how long the old secret keeps signing besides the new one (0: revoked at once)")
+	case "deliveries":
+		return runWebhookDeliveries(ctx, args[1:], stdout)
 	case "recipient-secret":
 		fs.StringVar(&url, "url", "", "a webhook-channel recipient's URL, exactly as its address")
 	default:
-		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret or recipient-secret", args[0])
+		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret, deliveries or recipient-secret", args[0])
 	}
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err

@@ -62,6 +62,7 @@ var routes = []Route{
 	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},
 	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},
 	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
+	{"GET /v1/webhooks/{id}/deliveries", Needs(auth.WebhooksManage), (*server).serveWebhookDeliveries},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that

@@ -2,8 +2,10 @@ package api
 
 import (
 	"errors"
+	"fmt"
 	"net/http"
 	"slices"
+	"strconv"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/tables"
@@ -73,5 +75,49 @@ func (d *server) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
 		d.storageError(rw, "disable webhook endpoint", err)
 	default:
 		writeJSON(rw, http.StatusOK, map[string]string{"disabled": r.PathValue("id")})
+	}
+}
+
+// serveWebhookDeliveries answers GET /v1/webhooks/{id}/deliveries?failed=true&limit=N: the
+// delivery log of an endpoint of the principal's business units, newest first; another's is
+// 404, as one that does not exist.
+func (d *server) serveWebhookDeliveries(rw http.ResponseWriter, r *http.Request) {
+	var q webhooks.DeliveriesQuery
+	params := r.URL.Query()
+	if v := params.Get("failed"); v != "" {
+		var err error
+		if q.Failed, err = strconv.ParseBool(v); err != nil {
+			writeError(rw, http.StatusBadRequest, "failed: want true or false")
+			return
+		}
+	}
+	if v := params.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > webhooks.MaxDeliveries {
+			writeError(rw, http.StatusBadRequest, fmt.Sprintf("limit: want 1-%d", webhooks.MaxDeliveries))
+			return
+		}
+		q.Limit = n
+	}
+	id := r.PathValue("id")
+	all, err := d.Webhooks.List(r.Context())
+	if err != nil {
+		d.storageError(rw, "list webhook endpoints", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
+	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
+		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
+		return
+	}
+	noteUnit(r, all[i].BusinessUnitID)
+	log, err := d.Webhooks.Deliveries(r.Context(), id, q)
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusNotFound, err.Error())
+	case err != nil:
+		d.storageError(rw, "read the delivery log", err)
+	default:
+		writeJSON(rw, http.StatusOK, map[string]any{"items": log})
 	}
 }

@@ -26,6 +26,13 @@ type Channel interface {
 	CheckAddress(ctx context.Context, address string) error
 }
 
+// Observer is a Channel that keeps its own view of its messages (the webhook delivery log):
+// the distributor hands it a message each time it has stored a step of it — created, settled,
+// back to Pending for a retry, Unknown. A failure is logged, never the message's.
+type Observer interface {
+	Observe(ctx context.Context, m *platform.OutgoingMessage) error
+}
+
 // Channels is the channel registry, by name (the name a recipient and a NotificationOption's
 // Channels use).
 type Channels struct {

@@ -103,6 +103,9 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 		})
 		return err
 	}
+	if created {
+		d.observe(ctx, stored) // before it is on its way: no later step's view is overwritten
+	}
 	if stored.State != platform.MessagePending {
 		return nil // already on its way, or settled
 	}
@@ -177,6 +180,7 @@ func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage,
 	if err != nil || !changed {
 		return err
 	}
+	d.observe(ctx, msg)
 	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).
 		Error("outgoing message is Unknown: crashed inside the send window; not resent — check with the provider")
 	return nil
@@ -234,7 +238,9 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	err := platform.Permanent(fmt.Errorf("no channel %q (registered: %v)", msg.Recipient.Channel, d.channels.Names()))
 	if ok {
 		sendCtx, cancel := context.WithTimeout(ctx, d.cfg.SendLease/2)
+		began := time.Now()
 		providerID, err = ch.Send(sendCtx, msg)
+		msg.LastLatencyMs = max(time.Since(began).Milliseconds(), 1)
 		cancel()
 	}
 	msg.LeaseUntil = time.Time{}
@@ -270,6 +276,7 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		// rather than risk a second send.
 		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)
 	}
+	d.observe(recordCtx, msg)
 	log := d.log.WithField("messageKey", platform.ShownKey(msg.Key))
 	switch msg.State {
 	case platform.MessageSent:
@@ -288,4 +295,15 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		return d.hold(recordCtx, msg.Key, time.Until(msg.RetryAt))
 	}
 	return nil
+}
+
+// observe hands msg, as just stored, to its channel when that keeps a view of its messages
+// (Observer).
+func (d *Distributor) observe(ctx context.Context, msg *platform.OutgoingMessage) {
+	ch, _ := d.channels.Lookup(msg.Recipient.Channel)
+	if o, ok := ch.(Observer); ok {
+		if err := o.Observe(ctx, msg); err != nil && ctx.Err() == nil {
+			d.log.WithError(err).WithField("messageKey", platform.ShownKey(msg.Key)).Warn("channel's view of a message not updated; the message itself is")
+		}
+	}
 }

@@ -56,15 +56,16 @@ type Config struct {
 // Service is the webhooks concern: the post-processor that creates deliveries, the endpoint
 // channel that sends them, and the endpoints' administration.
 type Service struct {
-	cfg       Config
-	log       logrus.FieldLogger
-	store     *tables.Endpoints
-	targets   *Targets
-	blobs     *blobs.Client
-	deliver   *delivery.Distributor
-	cache     *cache
-	refresher lifecycle.Component
-	bus       *tables.Changes // where changes are announced (AnnounceOn); nil: nowhere
+	cfg        Config
+	log        logrus.FieldLogger
+	store      *tables.Endpoints
+	targets    *Targets
+	blobs      *blobs.Client
+	deliver    *delivery.Distributor
+	cache      *cache
+	refresher  lifecycle.Component
+	bus        *tables.Changes    // where changes are announced (AnnounceOn); nil: nowhere
+	deliveries *tables.Deliveries // the delivery log (KeepLogIn); nil: none
 }
 
 // New returns the webhooks concern over store; deliveries go through d, and targets decides
