@@ -1,7 +1,9 @@
 // Package webhooks owns outgoing webhooks: events delivered to integrators' endpoints, and the
 // "webhook" channel of notification recipients. It owns the WebhookEndpoints table
-// (subscriptions: a URL, a business unit, event types and a signing secret), a cache of it,
-// the SSRF rule every webhook target must pass, one HTTP client for all of them, and signing.
+// (subscriptions: a URL, a business unit, event types and a signing secret), a cache of it
+// (reread when a change is announced on the change bus: SignalTopic), each endpoint's delivery
+// log (WebhookDeliveries), the SSRF rule every webhook target must pass, one HTTP client for
+// all of them, and signing.
 //
 // Invariants:
 //   - One delivery per (endpoint, event), keyed webhook:{endpointId}:{eventKey}
