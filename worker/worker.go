@@ -299,7 +299,7 @@ func (w *Worker) Handler() http.Handler {
 		Log:     w.log,
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
-		Notify: w.notify, Webhooks: w.webhooks, Changes: w.realtime.Hub(),
+		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(),
 		Auth: w.auth, Limits: w.cfg.APILimits,
 		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 	})
@@ -326,3 +326,8 @@ func (w *Worker) Keys() *auth.Keys { return w.keys }
 func (w *Worker) Notify() *notify.Service     { return w.notify }
 func (w *Worker) Webhooks() *webhooks.Service { return w.webhooks }
 func (w *Worker) Outbox() *outbox.Service     { return w.outbox }
+
+// WebhookReplay re-sends what an endpoint subscribes to in a window of processed events.
+func (w *Worker) WebhookReplay() *webhooks.Replayer {
+	return webhooks.NewReplayer(w.webhooks, w.tables.Changes(), w.tables.History())
+}

@@ -42,6 +42,7 @@ type Deps struct {
 	Blobs    *blobs.Client
 	Notify   *notify.Service
 	Webhooks *webhooks.Service
+	Replay   *webhooks.Replayer
 	Changes  *realtime.Hub
 	// Auth says who a request is. Required.
 	Auth *auth.Authenticator

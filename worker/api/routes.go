@@ -63,6 +63,7 @@ var routes = []Route{
 	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},
 	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
 	{"GET /v1/webhooks/{id}/deliveries", Needs(auth.WebhooksManage), (*server).serveWebhookDeliveries},
+	{"POST /v1/webhooks/{id}/replay", Needs(auth.WebhooksManage), (*server).serveReplayWebhook},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that

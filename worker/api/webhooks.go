@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strconv"
+	"time"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/tables"
@@ -119,5 +120,59 @@ func (d *server) serveWebhookDeliveries(rw http.ResponseWriter, r *http.Request)
 		d.storageError(rw, "read the delivery log", err)
 	default:
 		writeJSON(rw, http.StatusOK, map[string]any{"items": log})
+	}
+}
+
+// replayRequest is the body of POST /v1/webhooks/{id}/replay: times as RFC 3339 strings, so
+// that a bad one is refused naming its field.
+type replayRequest struct {
+	Since string `json:"since"`
+	Until string `json:"until,omitempty"`
+	After string `json:"after,omitempty"`
+	Max   int    `json:"max,omitempty"`
+}
+
+// serveReplayWebhook re-sends what an endpoint of the principal's business units subscribes to
+// among the events processed in a window, a bounded batch per call (webhooks.Replayer); the
+// caller posts again with "after" set to the answer's "next" until it is empty. Another unit's
+// endpoint is 404, as one that does not exist.
+func (d *server) serveReplayWebhook(rw http.ResponseWriter, r *http.Request) {
+	id := r.PathValue("id")
+	all, err := d.Webhooks.List(r.Context())
+	if err != nil {
+		d.storageError(rw, "list webhook endpoints", err)
+		return
+	}
+	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
+	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
+		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
+		return
+	}
+	noteUnit(r, all[i].BusinessUnitID)
+	var req replayRequest
+	if !decode(rw, r, 4<<10, &req) {
+		return
+	}
+	opts := webhooks.ReplayOptions{After: req.After, Max: req.Max}
+	for _, t := range []struct {
+		field, value string
+		to           *time.Time
+	}{{"since", req.Since, &opts.Since}, {"until", req.Until, &opts.Until}} {
+		if t.value == "" {
+			continue
+		}
+		if *t.to, err = time.Parse(time.RFC3339Nano, t.value); err != nil {
+			writeError(rw, http.StatusBadRequest, t.field+": want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
+			return
+		}
+	}
+	res, err := d.Replay.Replay(r.Context(), id, opts)
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case err != nil:
+		d.storageError(rw, "replay webhook endpoint", err)
+	default:
+		writeJSON(rw, http.StatusOK, res)
 	}
 }

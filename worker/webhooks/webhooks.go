@@ -109,6 +109,12 @@ func (s *Service) Accepts(ev *platform.EntityEvent) bool { return len(s.cache.ma
 // Process implements PostProcessor: one delivery per subscribed endpoint, carrying the event
 // as JSON (its payload inline: the receiver gets the payload itself).
 func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
+	return s.ensureDeliveries(ctx, ev, s.cache.matching(ev), "delivery created")
+}
+
+// ensureDeliveries ensures ev's delivery to each of endpoints; step names how it came to be in
+// the delivery's trail (the trail is not part of its content).
+func (s *Service) ensureDeliveries(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string) error {
 	canonical := *ev
 	canonical.PayloadBlob = ""
 	body, err := json.Marshal(&canonical)
@@ -119,13 +125,13 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	if err != nil {
 		return err
 	}
-	for _, e := range s.cache.matching(ev) {
+	for _, e := range endpoints {
 		m := &platform.OutgoingMessage{
 			Key: platform.DeliveryKey(e.ID, ev.Key()), BusinessUnitID: ev.BusinessUnitID,
 			Recipient: platform.Recipient{Channel: platform.ChannelEndpoint, Address: e.ID},
 			Subject:   fmt.Sprintf("event %d", ev.EventTypeID),
 			Text:      string(inline), BodyBlob: blob,
-			Trail: []platform.Step{platform.NewStep("webhooks", "delivery created", "endpoint "+e.ID)},
+			Trail: []platform.Step{platform.NewStep("webhooks", step, "endpoint "+e.ID)},
 		}
 		if err := s.deliver.Ensure(ctx, m, "webhooks"); err != nil {
 			return err
