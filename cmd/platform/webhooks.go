@@ -18,7 +18,7 @@ import (
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: add, list, disable, rotate-secret, deliveries or recipient-secret")
+		return usagef("want a subcommand: add, list, disable, rotate-secret, deliveries, replay or recipient-secret")
 	}
 	var (
 		cfg          config
@@ -27,6 +27,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		eventTypes   string
 		asJSON       bool
 		expireOld    time.Duration
+		replay       replayFlags
 	)
 	fs := newFlagSet("webhooks "+args[0], "")
 	cfg.register(fs, false)
@@ -43,10 +44,12 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		fs.DurationVar(&expireOld, "expire-old-after", 24*time.Hour, "how long the old secret keeps signing besides the new one (0: revoked at once)")
 	case "deliveries":
 		return runWebhookDeliveries(ctx, args[1:], stdout)
+	case "replay":
+		replay.register(fs)
 	case "recipient-secret":
 		fs.StringVar(&url, "url", "", "a webhook-channel recipient's URL, exactly as its address")
 	default:
-		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret, deliveries or recipient-secret", args[0])
+		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret, deliveries, replay or recipient-secret", args[0])
 	}
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
@@ -78,6 +81,8 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		return err
 	}
 	switch args[0] {
+	case "replay":
+		return runReplay(ctx, w, fs, &replay, stdout)
 	case "add":
 		var types []int
 		for _, s := range strings.Split(eventTypes, ",") {
