@@ -218,3 +218,47 @@ func TestWebhookReplayOverHTTP(t *testing.T) {
 		t.Errorf("an empty window: %d %s", code, answer)
 	}
 }
+
+// A call ends after reading its share of the window (20 rows per event it may handle), even
+// when none of them is the endpoint's: a window full of other units' events cannot hold one
+// call for ever. The calls that follow reach the endpoint's event.
+func TestWebhookReplayBoundsTheRowsOneCallReads(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	rc := newReceiver(t, strongSecret, 0)
+	e, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{12}, Secret: strongSecret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	since := time.Now()
+	var others []string
+	for i := range 25 {
+		others = append(others, strings.Replace(event(12, 1, 2, fmt.Sprintf("00000000-0000-0000-0000-%012d", i), "2026-11-22T10:00:00Z", `{}`),
+			`"businessUnitId":42`, `"businessUnitId":43`, 1))
+	}
+	send(t, w, others...)
+	drain(t, w)
+	send(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{}`))
+	drain(t, w)
+	rc.waitReceived(t, 1)
+
+	res := replay(t, w, e.ID, webhooks.ReplayOptions{Since: since, Max: 1})
+	if res.Resent+res.Created+res.Skipped != 0 || res.Next == "" {
+		t.Fatalf("first call: %+v, want none handled after 20 rows, and a cursor", res)
+	}
+	for calls := 2; res.Next != ""; calls++ {
+		if calls > 3 {
+			t.Fatalf("still not done after %d calls", calls)
+		}
+		after := res.Next
+		if res = replay(t, w, e.ID, webhooks.ReplayOptions{Since: since, Max: 1, After: after}); res.Resent == 1 {
+			break
+		}
+	}
+	if res.Resent != 1 {
+		t.Fatalf("the calls after it: %+v, want the endpoint's event re-sent", res)
+	}
+	drain(t, w)
+	rc.waitReceived(t, 2)
+}

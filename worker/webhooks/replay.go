@@ -137,13 +137,11 @@ func (r *Replayer) Replay(ctx context.Context, id string, opts ReplayOptions) (*
 		}
 		for _, row := range rows {
 			after, scanned = row.ID, scanned+1
-			ev, ok := subscribed(e, row.Change)
-			if !ok || seen[row.Change.EventKey] {
-				continue
-			}
-			seen[row.Change.EventKey] = true
-			if err := r.replayOne(ctx, e, ev, row.ID, now, res); err != nil {
-				return nil, err
+			if ev, ok := subscribed(e, row.Change); ok && !seen[row.Change.EventKey] {
+				seen[row.Change.EventKey] = true
+				if err := r.replayOne(ctx, e, ev, row.ID, now, res); err != nil {
+					return nil, err
+				}
 			}
 			if res.Resent+res.Created+res.Skipped >= opts.Max || scanned >= replayScan*opts.Max {
 				res.Next = after
