@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/tables"
@@ -24,7 +25,7 @@ func (d *Distributor) Rearm(ctx context.Context, key, stage, why string) (found 
 			return tables.ErrUnchanged
 		}
 		m.Trail = append(m.Trail, platform.NewStep(stage, "replayed", fmt.Sprintf("%s; was %s after %d attempts", why, m.State, m.Attempts)))
-		m.State, m.Attempts, m.LastError, m.ProviderID = platform.MessagePending, 0, "", ""
+		m.State, m.Attempts, m.LastError, m.ProviderID, m.RetryAt = platform.MessagePending, 0, "", "", time.Time{}
 		return nil
 	})
 	if err != nil {

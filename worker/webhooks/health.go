@@ -32,7 +32,7 @@ func (s *Service) noteOutcome(ctx context.Context, e *tables.Endpoint, sendErr e
 		if err = s.store.AutoDisable(ctx, e.ID, reason, now); err == nil {
 			log.WithFields(logrus.Fields{"failingSince": e.FailingSince.Format(time.RFC3339), "reason": reason}).
 				Warn("webhook endpoint disabled: its deliveries have all failed for too long")
-			err = s.cache.reload(ctx)
+			err = s.changed(ctx) // every replica stops creating its deliveries
 		}
 	default:
 		return

@@ -221,8 +221,9 @@ func (s *Service) RotateSecret(ctx context.Context, id string, expireOldAfter ti
 		return nil, err
 	}
 	r.OldSecretExpiresAt = until
-	// Deliveries read the endpoint as they send; the cache too holds it whole.
-	return r, s.cache.reload(ctx)
+	// Deliveries read the endpoint as they send; the caches too hold it whole: every replica
+	// rereads it.
+	return r, s.changed(ctx)
 }
 
 // List lists the endpoints as they may be shown: without their secrets, and with their URLs
