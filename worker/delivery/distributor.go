@@ -222,6 +222,7 @@ func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, 
 		return nil, "", nil // lost the race again and again: whoever won sends it
 	}
 	if err == nil && changed && msg.State == platform.MessageFailed {
+		d.observe(ctx, msg)
 		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).Error("message failed: " + msg.LastError)
 	}
 	if err != nil || msg.State != platform.MessageSending || msg.Claim != token {

@@ -34,6 +34,9 @@ func (d *Distributor) Rearm(ctx context.Context, key, stage, why string) (found 
 	if !changed && msg.State != platform.MessagePending {
 		return found, false, nil
 	}
+	if changed {
+		d.observe(ctx, msg) // the delivery log shows it Pending again
+	}
 	if err := d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor,
 		sendMessage{MessageKey: key, Message: msg, ETag: etag}, sendMessage{MessageKey: key}, 0); err != nil {
 		return found, false, fmt.Errorf("hand %s to the distributor: %w", key, err)
