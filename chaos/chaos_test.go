@@ -456,8 +456,8 @@ type verdict struct {
 	// resent counts endpoint deliveries the receiver got more than once under their one key:
 	// at least once after a kill inside the send window, one effect for a receiver that
 	// deduplicates on the key.
-	resent int
-	problems                          []string
+	resent   int
+	problems []string
 }
 
 func (v *verdict) problem(format string, a ...any) {
