@@ -56,19 +56,11 @@ func (d *server) serveListWebhooks(rw http.ResponseWriter, r *http.Request) {
 // serveDisableWebhook disables an endpoint of the principal's business units; another's is
 // 404, as one that does not exist.
 func (d *server) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	all, err := d.Webhooks.List(r.Context())
-	if err != nil {
-		d.storageError(rw, "list webhook endpoints", err)
+	id, ok := d.endpointOf(rw, r)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
-	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
-		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
-		return
-	}
-	noteUnit(r, all[i].BusinessUnitID)
-	err = d.Webhooks.Disable(r.Context(), id)
+	err := d.Webhooks.Disable(r.Context(), id)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusNotFound, err.Error())
@@ -100,18 +92,10 @@ func (d *server) serveWebhookDeliveries(rw http.ResponseWriter, r *http.Request)
 		}
 		q.Limit = n
 	}
-	id := r.PathValue("id")
-	all, err := d.Webhooks.List(r.Context())
-	if err != nil {
-		d.storageError(rw, "list webhook endpoints", err)
+	id, ok := d.endpointOf(rw, r)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
-	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
-		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
-		return
-	}
-	noteUnit(r, all[i].BusinessUnitID)
 	log, err := d.Webhooks.Deliveries(r.Context(), id, q)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
@@ -137,18 +121,10 @@ type replayRequest struct {
 // caller posts again with "after" set to the answer's "next" until it is empty. Another unit's
 // endpoint is 404, as one that does not exist.
 func (d *server) serveReplayWebhook(rw http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
-	all, err := d.Webhooks.List(r.Context())
-	if err != nil {
-		d.storageError(rw, "list webhook endpoints", err)
+	id, ok := d.endpointOf(rw, r)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
-	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
-		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
-		return
-	}
-	noteUnit(r, all[i].BusinessUnitID)
 	var req replayRequest
 	if !decode(rw, r, 4<<10, &req) {
 		return
@@ -161,6 +137,7 @@ func (d *server) serveReplayWebhook(rw http.ResponseWriter, r *http.Request) {
 		if t.value == "" {
 			continue
 		}
+		var err error
 		if *t.to, err = time.Parse(time.RFC3339Nano, t.value); err != nil {
 			writeError(rw, http.StatusBadRequest, t.field+": want an RFC 3339 time, e.g. 2026-11-22T10:00:00Z")
 			return
@@ -175,4 +152,23 @@ func (d *server) serveReplayWebhook(rw http.ResponseWriter, r *http.Request) {
 	default:
 		writeJSON(rw, http.StatusOK, res)
 	}
+}
+
+// endpointOf finds the endpoint the path's {id} names among those of the principal's business
+// units and notes its unit for the audit line. Another unit's endpoint answers 404 exactly as
+// one that does not exist; ok is false once an answer was written.
+func (d *server) endpointOf(rw http.ResponseWriter, r *http.Request) (id string, ok bool) {
+	id = r.PathValue("id")
+	all, err := d.Webhooks.List(r.Context())
+	if err != nil {
+		d.storageError(rw, "list webhook endpoints", err)
+		return "", false
+	}
+	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
+	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
+		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
+		return "", false
+	}
+	noteUnit(r, all[i].BusinessUnitID)
+	return id, true
 }

@@ -6,11 +6,9 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"slices"
 	"time"
 
 	"github.com/platform/platform"
-	"github.com/platform/platform/tables"
 )
 
 // serveRotateWebhookSecret gives an endpoint of the principal's business units a new secret
@@ -41,18 +39,10 @@ func (d *server) serveRotateWebhookSecret(rw http.ResponseWriter, r *http.Reques
 			return
 		}
 	}
-	id := r.PathValue("id")
-	all, err := d.Webhooks.List(r.Context())
-	if err != nil {
-		d.storageError(rw, "list webhook endpoints", err)
+	id, ok := d.endpointOf(rw, r)
+	if !ok {
 		return
 	}
-	i := slices.IndexFunc(all, func(e *tables.Endpoint) bool { return e.ID == id })
-	if i < 0 || !principal(r).Sees(all[i].BusinessUnitID) {
-		writeError(rw, http.StatusNotFound, "no webhook endpoint "+id)
-		return
-	}
-	noteUnit(r, all[i].BusinessUnitID)
 	rot, err := d.Webhooks.RotateSecret(r.Context(), id, expire)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
