@@ -190,20 +190,20 @@ func TestRenewalKeepsASlowHandlerExclusive(t *testing.T) {
 				break
 			}
 		}
-		// Work over twice as long as the visibility timeout (5 s: renewed every 2.5 s, so a
+		// Work over twice as long as the visibility timeout (8 s: renewed every 4 s, so a
 		// storage slowed by the whole race-enabled suite may take seconds to answer a renewal;
-		// 3 s was seen to lapse).
+		// 3 s was seen to lapse, and 5 s once in CI on a busy machine).
 		select {
-		case <-time.After(11 * time.Second):
+		case <-time.After(17 * time.Second):
 		case <-ctx.Done():
 		}
 		return nil
 	}
 	// Two replicas race for the same queue.
-	a := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 5 * time.Second})
-	b := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 5 * time.Second})
+	a := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 8 * time.Second})
+	b := start(t, c, queues.ConsumerConfig{Handler: handler, VisibilityTimeout: 8 * time.Second})
 	enqueue(t, c, "slow")
-	testenv.Eventually(t, 30*time.Second, "handled and deleted", func() bool {
+	testenv.Eventually(t, 45*time.Second, "handled and deleted", func() bool {
 		idleA, _ := a.Idle()
 		idleB, _ := b.Idle()
 		return total.Load() >= 1 && idleA && idleB && count(t, c, work) == 0

@@ -28,6 +28,12 @@ func (s *Endpoints) AutoDisable(ctx context.Context, id, reason string, at time.
 		"DisabledAt": at.UTC().Format(timeLayout), "DisabledAt@odata.type": edmDateTime})
 }
 
+// Enable turns endpoint id back on, clearing why and when it was disabled and its failing
+// mark: it starts afresh. platform.ErrNotFound when there is no such endpoint.
+func (s *Endpoints) Enable(ctx context.Context, id string) error {
+	return s.merge(ctx, id, "enable", map[string]any{"Enabled": true, "DisabledReason": "", "DisabledAt": "", "FailingSince": ""})
+}
+
 // merge writes props over endpoint id's row, whatever its version; platform.ErrNotFound when
 // it is gone.
 func (s *Endpoints) merge(ctx context.Context, id, what string, props map[string]any) error {

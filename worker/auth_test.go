@@ -102,6 +102,7 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/webhooks":                   {"POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/new","businessUnitId":1,"eventTypes":[12]}`, 201, 403},
 		"GET /v1/webhooks":                    {"GET", "/v1/webhooks", "", 200, 200},
 		"POST /v1/webhooks/{id}/disable":      {"POST", "/v1/webhooks/" + ep.ID + "/disable", "", 200, 404},
+		"POST /v1/webhooks/{id}/enable":       {"POST", "/v1/webhooks/" + ep.ID + "/enable", "", 200, 404},
 
 		"POST /v1/webhooks/{id}/rotate-secret": {"POST", "/v1/webhooks/" + ep.ID + "/rotate-secret", `{"expireOldAfter":"1h"}`, 200, 404},
 		"GET /v1/webhooks/{id}/deliveries":     {"GET", "/v1/webhooks/" + ep.ID + "/deliveries?failed=true&limit=5", "", 200, 404},

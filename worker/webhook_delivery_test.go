@@ -246,6 +246,25 @@ func TestAnEndpointFailingForTooLongIsDisabled(t *testing.T) {
 	if strings.Contains(logs.String(), "SECRET") {
 		t.Errorf("the log shows an endpoint's URL whole")
 	}
+
+	// The receiver is fixed; its owner enables the endpoint again: a clean slate, and the
+	// next event is delivered.
+	resp, err = http.Post(api.URL+"/v1/webhooks/"+ids[0]+"/enable", "application/json", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if e := endpoint(ids[0]); resp.StatusCode != http.StatusOK || !e.Enabled || e.DisabledReason != "" || !e.DisabledAt.IsZero() || !e.FailingSince.IsZero() {
+		t.Fatalf("enable: %d, endpoint %+v; want it enabled with no reason, time or failing mark", resp.StatusCode, e)
+	}
+	down.mu.Lock()
+	down.script = []func(http.ResponseWriter){answer(http.StatusNoContent, "")}
+	down.mu.Unlock()
+	body := event(12, 1, 2, attendee, "2026-11-22T11:00:00Z", `{"firstName":"Ada"}`)
+	ev, _ := platform.DecodeEvent([]byte(body))
+	send(t, w, body)
+	key := platform.DeliveryKey(ids[0], ev.Key())
+	testenv.Eventually(t, 30*time.Second, "the re-enabled endpoint's delivery Sent", func() bool { return storedMessage(t, env.ns, key).State == platform.MessageSent })
 }
 
 func countSteps(trail []platform.Step, decision, reason string) int {

@@ -260,6 +260,15 @@ func TestWebhooksCommands(t *testing.T) {
 	if code, _, _ := cli(t, "", "webhooks", "disable", "--namespace", ns, "01M82BZCKX5JFX81FM1PJ46KQF"); code != 2 {
 		t.Fatalf("disable of an unknown endpoint: %d", code)
 	}
+	if code, out, _ := cli(t, "", "webhooks", "enable", "--namespace", ns, id); code != 0 || !strings.Contains(out, "enabled "+id) {
+		t.Fatalf("enable: %d %q", code, out)
+	}
+	if code, out, _ = cli(t, "", "webhooks", "list", "--namespace", ns, "--json"); code != 0 || !strings.Contains(out, `"enabled": true`) {
+		t.Fatalf("list after enable: %d %s", code, out)
+	}
+	if code, _, errOut := cli(t, "", "webhooks", "enable", "--namespace", ns, "01M82BZCKX5JFX81FM1PJ46KQF"); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+		t.Fatalf("enable of an unknown endpoint: %d %q", code, errOut)
+	}
 }
 
 // The command line's trace and the HTTP API's give the same answer for the same key, webhook

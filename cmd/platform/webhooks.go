@@ -18,7 +18,7 @@ import (
 
 func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	if len(args) == 0 {
-		return usagef("want a subcommand: add, list, disable, rotate-secret, deliveries, replay or recipient-secret")
+		return usagef("want a subcommand: add, list, disable, enable, rotate-secret, deliveries, replay or recipient-secret")
 	}
 	var (
 		cfg          config
@@ -39,7 +39,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 		fs.StringVar(&secret, "secret", "", "the HMAC secret, at least 128 bits by length and characters used (e.g. 32 random hex digits) or whsec_ and the base64 of at least 16 random bytes; default: whsec_ and 32 random bytes, generated and printed once on standard error")
 	case "list":
 		fs.BoolVar(&asJSON, "json", false, "print JSON")
-	case "disable":
+	case "disable", "enable":
 	case "rotate-secret":
 		fs.DurationVar(&expireOld, "expire-old-after", 24*time.Hour, "how long the old secret keeps signing besides the new one (0: revoked at once)")
 	case "deliveries":
@@ -49,7 +49,7 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 	case "recipient-secret":
 		fs.StringVar(&url, "url", "", "a webhook-channel recipient's URL, exactly as its address")
 	default:
-		return usagef("unknown subcommand %q: want add, list, disable, rotate-secret, deliveries, replay or recipient-secret", args[0])
+		return usagef("unknown subcommand %q: want add, list, disable, enable, rotate-secret, deliveries, replay or recipient-secret", args[0])
 	}
 	if err := parseFlags(fs, args[1:], stdout); err != nil {
 		return err
@@ -120,18 +120,22 @@ func runWebhooks(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 			fmt.Fprintf(tw, "%s\t%d\t%v\t%t\t%s\t%s\n", clean(e.ID), e.BusinessUnitID, e.EventTypes, e.Enabled, clean(e.URL), clean(e.DisabledReason))
 		}
 		return tw.Flush()
-	case "disable":
+	case "disable", "enable":
 		if fs.NArg() != 1 {
-			return usagef("disable: want one endpoint ID")
+			return usagef("%s: want one endpoint ID", args[0])
 		}
-		err := w.Webhooks().Disable(ctx, fs.Arg(0))
+		change := w.Webhooks().Disable
+		if args[0] == "enable" {
+			change = w.Webhooks().Enable
+		}
+		err := change(ctx, fs.Arg(0))
 		if errors.Is(err, platform.ErrInvalidInput) {
 			return usageError{err}
 		}
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "disabled %s\n", clean(fs.Arg(0)))
+		fmt.Fprintf(stdout, "%sd %s\n", args[0], clean(fs.Arg(0)))
 	case "rotate-secret":
 		r, err := w.Webhooks().RotateSecret(ctx, id, expireOld)
 		switch {

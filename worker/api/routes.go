@@ -61,6 +61,7 @@ var routes = []Route{
 	{"POST /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveAddWebhook},
 	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},
 	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},
+	{"POST /v1/webhooks/{id}/enable", Needs(auth.WebhooksManage), (*server).serveEnableWebhook},
 	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
 	{"GET /v1/webhooks/{id}/deliveries", Needs(auth.WebhooksManage), (*server).serveWebhookDeliveries},
 	{"POST /v1/webhooks/{id}/replay", Needs(auth.WebhooksManage), (*server).serveReplayWebhook},

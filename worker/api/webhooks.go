@@ -71,6 +71,24 @@ func (d *server) serveDisableWebhook(rw http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// serveEnableWebhook enables an endpoint of the principal's business units; another's is
+// 404, as one that does not exist.
+func (d *server) serveEnableWebhook(rw http.ResponseWriter, r *http.Request) {
+	id, ok := d.endpointOf(rw, r)
+	if !ok {
+		return
+	}
+	err := d.Webhooks.Enable(r.Context(), id)
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusNotFound, err.Error())
+	case err != nil:
+		d.storageError(rw, "enable webhook endpoint", err)
+	default:
+		writeJSON(rw, http.StatusOK, map[string]string{"enabled": r.PathValue("id")})
+	}
+}
+
 // serveWebhookDeliveries answers GET /v1/webhooks/{id}/deliveries?failed=true&limit=N: the
 // delivery log of an endpoint of the principal's business units, newest first; another's is
 // 404, as one that does not exist.

@@ -251,3 +251,17 @@ func (s *Service) Disable(ctx context.Context, id string) error {
 	}
 	return s.changed(ctx)
 }
+
+// Enable turns endpoint id back on — one disabled by hand, or by the worker after its
+// deliveries failed for DisableAfter — with a clean slate (no reason, no failing mark). Events
+// handled from then on are delivered; earlier ones only by a replay.
+func (s *Service) Enable(ctx context.Context, id string) error {
+	err := s.store.Enable(ctx, id)
+	if errors.Is(err, platform.ErrNotFound) {
+		return fmt.Errorf("%w: no webhook endpoint %s", platform.ErrInvalidInput, id)
+	}
+	if err != nil {
+		return err
+	}
+	return s.changed(ctx)
+}
