@@ -438,19 +438,20 @@ func (s slowPoison) Do(req *policy.Request) (*http.Response, error) {
 // handled and poisoned a second time (found in CI under load).
 func TestASlowSettleKeepsTheMessageHidden(t *testing.T) {
 	t.Parallel()
-	// Poisoning takes 1.5 visibility timeouts; the timeout is 4 s, renewed every 2 s (a
-	// storage slowed by the race-enabled suite once let a 1 s renewal margin lapse).
-	c, err := queues.New(storage.Account{Policies: []policy.Policy{slowPoison{delay: 6 * time.Second}}}, testenv.Namespace(t))
+	// Poisoning takes 1.5 visibility timeouts; the timeout is 8 s, renewed every 4 s (a
+	// storage slowed by the race-enabled suite once let a 1 s renewal margin lapse, and a 2 s
+	// one once in CI).
+	c, err := queues.New(storage.Account{Policies: []policy.Policy{slowPoison{delay: 12 * time.Second}}}, testenv.Namespace(t))
 	if err != nil {
 		t.Fatal(err)
 	}
 	var handled atomic.Int32
-	start(t, c, queues.ConsumerConfig{VisibilityTimeout: 4 * time.Second, Handler: func(context.Context, *queues.Message) error {
+	start(t, c, queues.ConsumerConfig{VisibilityTimeout: 8 * time.Second, Handler: func(context.Context, *queues.Message) error {
 		handled.Add(1)
 		return platform.Permanent(errors.New("refused"))
 	}})
 	enqueue(t, c, "slow to settle")
-	testenv.Eventually(t, 30*time.Second, "the work queue empty", func() bool { return handled.Load() > 0 && count(t, c, work) == 0 })
+	testenv.Eventually(t, 45*time.Second, "the work queue empty", func() bool { return handled.Load() > 0 && count(t, c, work) == 0 })
 	if n, recs := handled.Load(), poisoned(t, c); n != 1 || len(recs) != 1 {
 		t.Fatalf("handled %d times, %d poison records: the message reappeared while it was being poisoned", n, len(recs))
 	}
