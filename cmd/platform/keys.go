@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -58,7 +57,7 @@ func runKeys(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) 
 				return usagef("--business-units: %v", err)
 			}
 		}
-		if nk.TTL, err = parseExpiry(expires); err != nil {
+		if nk.TTL, err = parseDuration(expires); err != nil {
 			return usagef("--expires: %v", err)
 		}
 	case "revoke":
@@ -126,30 +125,6 @@ func roleNames() string {
 		names[i] = string(r)
 	}
 	return strings.Join(names, ", ")
-}
-
-// parseExpiry reads "90d" (days) or a Go duration ("12h"); "" is no expiry.
-func parseExpiry(s string) (time.Duration, error) {
-	if s == "" {
-		return 0, nil
-	}
-	var d time.Duration
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, err := strconv.Atoi(days)
-		if err != nil || n > 36500 {
-			return 0, fmt.Errorf("%q: want a number of days (90d) or a duration (12h)", s)
-		}
-		d = time.Duration(n) * 24 * time.Hour
-	} else {
-		var err error
-		if d, err = time.ParseDuration(s); err != nil {
-			return 0, fmt.Errorf("%q: want a number of days (90d) or a duration (12h)", s)
-		}
-	}
-	if d <= 0 {
-		return 0, fmt.Errorf("%q: want a positive duration", s)
-	}
-	return d, nil
 }
 
 func timeOr(t *time.Time, def string) string {

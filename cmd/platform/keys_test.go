@@ -64,3 +64,19 @@ func TestWorkerRefusesAnOpenAPIOnAPublicAddress(t *testing.T) {
 		t.Fatalf("PLATFORM_AUTH=oidc without an issuer: exit %d %s, want 2", code, errOut)
 	}
 }
+
+// Durations in the configuration take days too, and a bad one is exit 2 naming the variable.
+func TestDurationVariablesAreCheckedWithTheirName(t *testing.T) {
+	ns := string(testenv.Namespace(t))
+	for _, name := range []string{"PLATFORM_WEBHOOK_DISABLE_AFTER", "PLATFORM_OUTBOX_STALE_AFTER"} {
+		t.Setenv(name, "soon")
+		code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", ns)
+		if code != 2 || !strings.Contains(errOut, name) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s=soon: exit %d %q, want 2 naming it", name, code, errOut)
+		}
+		t.Setenv(name, "2d")
+	}
+	if code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", ns, "--log-level", "warn"); code != 0 {
+		t.Fatalf("both at 2d: exit %d %s", code, errOut)
+	}
+}

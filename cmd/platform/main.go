@@ -21,6 +21,7 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 	"unicode"
 	"unicode/utf8"
 
@@ -219,7 +220,10 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		wc.SMTP = &channels.SMTPConfig{Addr: addr, From: envOr("PLATFORM_SMTP_FROM", "platform@localhost"),
 			Username: os.Getenv("PLATFORM_SMTP_USERNAME"), Password: os.Getenv("PLATFORM_SMTP_PASSWORD")}
 	}
-	if wc.Outbox.StaleAfter, err = staleAfter(); err != nil {
+	if wc.Outbox.StaleAfter, err = durationEnv("PLATFORM_OUTBOX_STALE_AFTER", "5m"); err != nil {
+		return nil, err
+	}
+	if wc.Webhooks.DisableAfter, err = durationEnv("PLATFORM_WEBHOOK_DISABLE_AFTER", "5d"); err != nil {
 		return nil, err
 	}
 	if wc.MaxPayloadBytes, err = positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES"); err != nil {
@@ -300,6 +304,44 @@ func positiveEnv(name string) (int, error) {
 		return 0, usagef("%s %q: want a positive integer", name, s)
 	}
 	return n, nil
+}
+
+// durationEnv reads a duration from variable name: days ("5d") or a Go duration ("5m"); 0 when
+// unset (the default applies), bad usage when it is not a positive duration.
+func durationEnv(name, example string) (time.Duration, error) {
+	s := os.Getenv(name)
+	if s == "" {
+		return 0, nil
+	}
+	d, err := parseDuration(s)
+	if err != nil {
+		return 0, usagef("%s %q: want a duration such as %s", name, s, example)
+	}
+	return d, nil
+}
+
+// parseDuration reads "90d" (days) or a Go duration ("12h"); "" is none (0).
+func parseDuration(s string) (time.Duration, error) {
+	if s == "" {
+		return 0, nil
+	}
+	var d time.Duration
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n > 36500 {
+			return 0, fmt.Errorf("%q: want a number of days (90d) or a duration (12h)", s)
+		}
+		d = time.Duration(n) * 24 * time.Hour
+	} else {
+		var err error
+		if d, err = time.ParseDuration(s); err != nil {
+			return 0, fmt.Errorf("%q: want a number of days (90d) or a duration (12h)", s)
+		}
+	}
+	if d <= 0 {
+		return 0, fmt.Errorf("%q: want a positive duration", s)
+	}
+	return d, nil
 }
 
 func envOr(name, def string) string {

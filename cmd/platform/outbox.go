@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/platform/platform"
@@ -149,17 +148,4 @@ func (c *config) outboxClient(ctx context.Context) (*outbox.Client, error) {
 		return nil, err
 	}
 	return outbox.NewClient(t, b), nil
-}
-
-// staleAfter reads PLATFORM_OUTBOX_STALE_AFTER.
-func staleAfter() (time.Duration, error) {
-	s := os.Getenv("PLATFORM_OUTBOX_STALE_AFTER")
-	if s == "" {
-		return 0, nil
-	}
-	d, err := time.ParseDuration(s)
-	if err != nil || d <= 0 {
-		return 0, usagef("PLATFORM_OUTBOX_STALE_AFTER %q: want a duration such as 5m", s)
-	}
-	return d, nil
 }
