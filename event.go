@@ -40,6 +40,15 @@ type EntityEvent struct {
 
 	// Informative; not part of any key.
 	EventID, TenantID, CorrelationID, ActorID, Source string
+
+	// Set by the platform on the events it publishes itself (docs/contracts.md, "Events the
+	// platform publishes"); not part of any key. CausedByRule is the automation rule whose action
+	// published the event, ChainDepth how many rule actions lie between it and an event a service
+	// published (0), and Supplementary marks a lifecycle event: best effort, never the primary
+	// path of anything, dropped (not poisoned) when no concern wants it.
+	CausedByRule  string
+	ChainDepth    int
+	Supplementary bool
 }
 
 // wireEvent is the JSON shape. encoding/json matches field names case-insensitively, which is
@@ -61,6 +70,9 @@ type wireEvent struct {
 	CorrelationID           string          `json:"correlationId,omitempty"`
 	ActorID                 string          `json:"actorId,omitempty"`
 	Source                  string          `json:"source,omitempty"`
+	CausedByRule            string          `json:"causedByRule,omitempty"`
+	ChainDepth              int             `json:"chainDepth,omitempty"`
+	Supplementary           bool            `json:"supplementary,omitempty"`
 }
 
 // Azure Tables store Edm.DateTime from 1601 on; an event outside that range could never be
@@ -71,6 +83,10 @@ var (
 )
 
 const maxBlobNameLen = 1024
+
+// MaxChainDepth bounds chainDepth on the wire: far above any loop guard's cap (automations
+// refuse to act past theirs), it only refuses nonsense.
+const MaxChainDepth = 100
 
 // DecodeEvent decodes one queue message body: raw JSON or base64 of it, camelCase or PascalCase
 // field names. It validates every rule of docs/contracts.md, "EntityEvent wire format" and
@@ -154,6 +170,15 @@ func (w *wireEvent) event(legacyBlob bool) (*EntityEvent, error) {
 		CorrelationID:           w.CorrelationID,
 		ActorID:                 w.ActorID,
 		Source:                  w.Source,
+		CausedByRule:            w.CausedByRule,
+		ChainDepth:              w.ChainDepth,
+		Supplementary:           w.Supplementary,
+	}
+	if w.ChainDepth < 0 || w.ChainDepth > MaxChainDepth {
+		return nil, &FieldError{"chainDepth", fmt.Sprintf("want 0-%d, got %d", MaxChainDepth, w.ChainDepth)}
+	}
+	if len(w.CausedByRule) > 64 || hasControl(w.CausedByRule) {
+		return nil, &FieldError{"causedByRule", "want a rule id (at most 64 characters, no control characters)"}
 	}
 	var err error
 	if ev.EventTypeID, err = positive("eventTypeId", w.EventTypeID); err != nil {
@@ -317,6 +342,9 @@ func (ev *EntityEvent) MarshalJSON() ([]byte, error) {
 		CorrelationID:           ev.CorrelationID,
 		ActorID:                 ev.ActorID,
 		Source:                  ev.Source,
+		CausedByRule:            ev.CausedByRule,
+		ChainDepth:              ev.ChainDepth,
+		Supplementary:           ev.Supplementary,
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)

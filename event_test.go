@@ -116,6 +116,9 @@ func TestDecodeRejectsNamingTheField(t *testing.T) {
 		{"payloadBlob of another business unit", `{` + base + `,"payloadBlob":"bu-1/sha256-` + zeros + `.json"}`, "not a claim-check name of business unit 3"},
 		{"payloadBlob with a path", `{` + base + `,"payloadBlob":"bu-3/../bu-1/sha256-` + zeros + `.json"}`, "not a claim-check name of business unit 3"},
 		{"payloadBlob with upper-case hex", `{` + base + `,"payloadBlob":"bu-3/sha256-` + strings.Repeat("A", 64) + `.json"}`, "not a claim-check name"},
+		{"negative chainDepth", `{` + base + `,"chainDepth":-1}`, "chainDepth: want 0-100"},
+		{"chainDepth past the bound", `{` + base + `,"chainDepth":101}`, "chainDepth: want 0-100"},
+		{"causedByRule with a control character", `{` + base + `,"causedByRule":"r\u0007"}`, "causedByRule: want a rule id"},
 		{"payloadBlob beside a payload", `{` + base + `,"payload":{"a":1},"payloadBlob":"bu-3/sha256-` + zeros + `.json"}`, "payloadBlob: set together with payload"},
 	}
 	for _, c := range cases {
@@ -186,6 +189,16 @@ func TestMarshalRoundTrip(t *testing.T) {
 	}
 	if again.Key() != ev.Key() || string(again.Payload) != string(ev.Payload) {
 		t.Fatalf("round trip changed the event: %s vs %s", again.Key(), ev.Key())
+	}
+	// What the platform sets on the events it publishes survives the trip, outside the key.
+	ev.CausedByRule, ev.ChainDepth, ev.Supplementary = "rule-1", 2, true
+	b, _ = ev.MarshalJSON()
+	again, err = platform.DecodeEvent(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.CausedByRule != "rule-1" || again.ChainDepth != 2 || !again.Supplementary || again.Key() != ev.Key() {
+		t.Fatalf("platform fields lost in %s: %+v", b, again)
 	}
 }
 

@@ -9,10 +9,11 @@ const (
 	QueueNotificationScheduler   = "notification-scheduler"
 	QueueNotificationGenerator   = "notification-generator"
 	QueueNotificationDistributor = "notification-distributor"
+	QueueAgentRuns               = "agent-runs"
 )
 
 // WorkQueues are the queues that carry work, each with a poison twin. Redrive accepts these.
-var WorkQueues = []string{QueueEntityEvents, QueueNotificationScheduler, QueueNotificationGenerator, QueueNotificationDistributor}
+var WorkQueues = []string{QueueEntityEvents, QueueNotificationScheduler, QueueNotificationGenerator, QueueNotificationDistributor, QueueAgentRuns}
 
 // Table names (docs/contracts.md, "Storage names"), before the namespace prefix.
 const (

@@ -26,12 +26,15 @@ const (
 	Support Role = "support"
 	// WebhooksManage adds, lists and disables webhook endpoints.
 	WebhooksManage Role = "webhooks.manage"
+	// AutomationsManage adds, changes, tests and explains automation rules, and lists, cancels
+	// and replays agent runs.
+	AutomationsManage Role = "automations.manage"
 	// Admin may do everything; without business units of its own it sees every unit.
 	Admin Role = "admin"
 )
 
 // Roles are every role, in the order they are documented.
-var Roles = []Role{NotificationsSend, HistoryRead, Support, WebhooksManage, Admin}
+var Roles = []Role{NotificationsSend, HistoryRead, Support, WebhooksManage, AutomationsManage, Admin}
 
 // ParseRole reads a role's name.
 func ParseRole(s string) (Role, error) {
