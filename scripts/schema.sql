@@ -18,3 +18,19 @@ CREATE TABLE IF NOT EXISTS NotificationSubscriber (
     DisplayName             TEXT,
     PRIMARY KEY (BusinessUnitId, NotificationEventTypeId, Channel, Address)
 );
+
+-- Automation rules: one row per version of a rule; a rule is its newest version. A change is a
+-- new version (the primary key refuses two writers of the same version), never an update.
+CREATE TABLE IF NOT EXISTS AutomationRule (
+    RuleId         TEXT    NOT NULL,
+    Version        INTEGER NOT NULL,
+    BusinessUnitId BIGINT  NOT NULL,
+    ProjectId      TEXT,
+    Enabled        BOOLEAN NOT NULL,
+    Shadow         BOOLEAN NOT NULL,
+    Definition     TEXT    NOT NULL, -- JSON: name, eventTypes, filter, dedupeKey, rateLimit, action
+    Note           TEXT,             -- why this version: added, enabled, disabled (by whom, or why automatically)
+    CreatedAt      TEXT    NOT NULL,
+    CreatedBy      TEXT,
+    PRIMARY KEY (RuleId, Version)
+);

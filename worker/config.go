@@ -12,6 +12,7 @@ import (
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker/api"
+	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/channels"
 	"github.com/platform/platform/worker/delivery"
 	"github.com/platform/platform/worker/notify"
@@ -44,6 +45,10 @@ type Config struct {
 	Auth auth.Config
 	// APILimits bound job creation per principal and change streams. Defaults: api.Limits'.
 	APILimits api.Limits
+
+	// Automations tunes the automation rules (cache, loop guard cap, auto-disable). Defaults:
+	// automations.Config's.
+	Automations automations.Config
 
 	// Consumer tunes the consumers of the work queues (batch, concurrency, visibility,
 	// retries); Queue, Handler and Logger are set by the worker. Defaults: queues.ConsumerConfig's.

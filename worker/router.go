@@ -82,6 +82,12 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 			accepted++
 		}
 	}
+	if accepted == 0 && ev.Supplementary {
+		// A lifecycle event the platform published, best effort, for rules that may want it:
+		// none does now (the rule was disabled meanwhile). Not an unknown type.
+		log.Debug("supplementary event wanted by no concern: dropped")
+		return nil
+	}
 	if accepted == 0 {
 		return platform.Permanent(fmt.Errorf("unknown eventTypeId %d: no post-processor has a mapping for it", ev.EventTypeID))
 	}

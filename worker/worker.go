@@ -35,6 +35,7 @@ import (
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/api"
+	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/channels"
 	"github.com/platform/platform/worker/delivery"
 	"github.com/platform/platform/worker/history"
@@ -57,6 +58,7 @@ type Worker struct {
 	notify      *notify.Service
 	webhooks    *webhooks.Service
 	realtime    *realtime.Service
+	automations *automations.Service
 	outbox      *outbox.Service
 	consumers   []*queues.Consumer
 	keys        *auth.Keys
@@ -136,10 +138,12 @@ func New(cfg Config) (*Worker, error) {
 	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
 	w.webhooks.KeepLogIn(w.tables.Deliveries())
 	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
+	w.automations = automations.New(cfg.Automations, w.automationDeps(types))
+	w.realtime.Hub().OnSignal(automations.SignalTopic, w.automations.RulesChanged)
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 
 	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{
-		history.New(history.Config{MaxRelated: cfg.MaxRelated}, cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime,
+		history.New(history.Config{MaxRelated: cfg.MaxRelated}, cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime, w.automations,
 	}, cfg.PostProcessors...)...)
 	if err != nil {
 		return nil, err
@@ -193,7 +197,7 @@ func (w *Worker) assemble() {
 			shutdown: cmp.Or(w.cfg.HTTPShutdownTimeout, 5*time.Second), timeout: cmp.Or(w.cfg.HTTPTimeout, 30*time.Second)}
 		w.group.Add("http server", w.http)
 	}
-	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher())
+	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher(), w.automations.Refresher())
 	if len(w.cfg.Components) > 0 {
 		w.group.Add("components", w.cfg.Components...)
 	}
@@ -209,7 +213,7 @@ func (w *Worker) assemble() {
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
 		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys,
-		tables.TableWebhookDeliveries); err != nil {
+		tables.TableWebhookDeliveries, tables.TableAutomationDecisions, tables.TableAutomationClaims); err != nil {
 		return err
 	}
 	for _, q := range platform.WorkQueues {
@@ -326,6 +330,20 @@ func (w *Worker) Keys() *auth.Keys { return w.keys }
 func (w *Worker) Notify() *notify.Service     { return w.notify }
 func (w *Worker) Webhooks() *webhooks.Service { return w.webhooks }
 func (w *Worker) Outbox() *outbox.Service     { return w.outbox }
+
+// Automations are the automation rules: the CLI adds, tests, explains and replays them. Its
+// rule store is the settings database: open it first (OpenSettings) when the worker is not
+// running.
+func (w *Worker) Automations() *automations.Service { return w.automations }
+
+// OpenSettings opens the settings database for a worker that is not started (the CLI's
+// commands); close closes it. A started worker has it open already.
+func (w *Worker) OpenSettings(ctx context.Context) (close func(), err error) {
+	if err := w.settings.Start(ctx); err != nil {
+		return nil, err
+	}
+	return func() { _ = w.settings.Stop(context.Background()) }, nil
+}
 
 // WebhookReplay re-sends what an endpoint subscribes to in a window of processed events.
 func (w *Worker) WebhookReplay() *webhooks.Replayer {

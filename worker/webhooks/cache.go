@@ -57,3 +57,15 @@ func (c *cache) matching(ev *platform.EntityEvent) []*tables.Endpoint {
 	}
 	return out
 }
+
+// get is endpoint id as last read, or nil.
+func (c *cache) get(id string) *tables.Endpoint {
+	if l := c.list.Load(); l != nil {
+		for _, e := range *l {
+			if e.ID == id {
+				return e
+			}
+		}
+	}
+	return nil
+}

@@ -115,6 +115,41 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 // ensureDeliveries ensures ev's delivery to each of endpoints; step names how it came to be in
 // the delivery's trail (the trail is not part of its content).
 func (s *Service) ensureDeliveries(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string) error {
+	return s.ensureKeyed(ctx, ev, endpoints, step, func(e *tables.Endpoint) string { return platform.DeliveryKey(e.ID, ev.Key()) })
+}
+
+// DeliverAs ensures one delivery of ev to endpoint id under deliveryKey, whether or not the
+// endpoint subscribes to ev's type: an automation rule's action. An unknown or disabled
+// endpoint is platform.ErrInvalidInput.
+func (s *Service) DeliverAs(ctx context.Context, id string, ev *platform.EntityEvent, deliveryKey string) error {
+	e, err := s.endpointFor(ctx, id, ev.BusinessUnitID)
+	if err != nil {
+		return err
+	}
+	if !e.Enabled {
+		return fmt.Errorf("%w: webhook endpoint %s is disabled", platform.ErrInvalidInput, id)
+	}
+	return s.ensureKeyed(ctx, ev, []*tables.Endpoint{e}, "delivery created by an automation rule", func(*tables.Endpoint) string { return deliveryKey })
+}
+
+// CheckEndpoint refuses an endpoint id that is not businessUnitID's (platform.ErrInvalidInput).
+func (s *Service) CheckEndpoint(ctx context.Context, id string, businessUnitID int64) error {
+	_, err := s.endpointFor(ctx, id, businessUnitID)
+	return err
+}
+
+func (s *Service) endpointFor(ctx context.Context, id string, businessUnitID int64) (*tables.Endpoint, error) {
+	if e := s.cache.get(id); e != nil && e.BusinessUnitID == businessUnitID {
+		return e, nil // as every replica sees it within a second of a change
+	}
+	e, err := s.store.Get(ctx, id)
+	if errors.Is(err, platform.ErrNotFound) || (err == nil && e.BusinessUnitID != businessUnitID) {
+		return nil, fmt.Errorf("%w: no webhook endpoint %s in business unit %d", platform.ErrInvalidInput, id, businessUnitID)
+	}
+	return e, err
+}
+
+func (s *Service) ensureKeyed(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string, key func(*tables.Endpoint) string) error {
 	canonical := *ev
 	canonical.PayloadBlob = ""
 	body, err := json.Marshal(&canonical)
@@ -127,7 +162,7 @@ func (s *Service) ensureDeliveries(ctx context.Context, ev *platform.EntityEvent
 	}
 	for _, e := range endpoints {
 		m := &platform.OutgoingMessage{
-			Key: platform.DeliveryKey(e.ID, ev.Key()), BusinessUnitID: ev.BusinessUnitID,
+			Key: key(e), BusinessUnitID: ev.BusinessUnitID,
 			Recipient: platform.Recipient{Channel: platform.ChannelEndpoint, Address: e.ID},
 			Subject:   fmt.Sprintf("event %d", ev.EventTypeID),
 			Text:      string(inline), BodyBlob: blob,

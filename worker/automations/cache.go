@@ -1,0 +1,130 @@
+package automations
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+
+	"cel.dev/cel-go/cel"
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/settings"
+)
+
+// compiled is a rule ready to run: its expressions compiled once, when read.
+type compiled struct {
+	rule    *Rule
+	filter  *program // nil: true
+	dedupe  *program // nil: event.key
+	rateKey *program // nil: one limit for the rule
+	broken  error    // the rule as stored does not compile (written by another version): filter_error
+}
+
+// compileRule compiles r's expressions. A CEL error is an *ExprError naming the field.
+func compileRule(r *Rule) (*compiled, error) {
+	c := &compiled{rule: r}
+	var err error
+	if r.Filter != "" {
+		if c.filter, err = compile("filter", r.Filter, cel.BoolType); err != nil {
+			return nil, err
+		}
+	}
+	if r.DedupeKey != "" {
+		if c.dedupe, err = compile("dedupeKey", r.DedupeKey, cel.StringType); err != nil {
+			return nil, err
+		}
+	}
+	if r.RateLimit != nil && r.RateLimit.Key != "" {
+		if c.rateKey, err = compile("rateLimit.key", r.RateLimit.Key, cel.StringType); err != nil {
+			return nil, err
+		}
+	}
+	return c, nil
+}
+
+type typeKey struct {
+	businessUnit int64
+	eventType    int
+}
+
+// cache holds every rule's newest version, compiled, indexed by (business unit, event type).
+type cache struct {
+	store Store
+	log   logrus.FieldLogger
+
+	mu     sync.RWMutex
+	byType map[typeKey][]*compiled
+	byID   map[string]*compiled
+}
+
+func (c *cache) reload(ctx context.Context) error {
+	rows, err := c.store.Rules(ctx)
+	if err != nil {
+		return err
+	}
+	byType := map[typeKey][]*compiled{}
+	byID := map[string]*compiled{}
+	for _, row := range rows {
+		r, err := ruleFromRow(row)
+		if err != nil {
+			c.log.WithError(err).WithField("ruleId", row.ID).Error("automation rule unreadable; it is skipped")
+			continue
+		}
+		cr, err := compileRule(r)
+		if err != nil {
+			cr = &compiled{rule: r, broken: err}
+		}
+		byID[r.ID] = cr
+		for _, t := range r.EventTypes {
+			k := typeKey{r.BusinessUnitID, t}
+			byType[k] = append(byType[k], cr)
+		}
+	}
+	c.mu.Lock()
+	c.byType, c.byID = byType, byID
+	c.mu.Unlock()
+	return nil
+}
+
+func (c *cache) has(ev *platform.EntityEvent) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return len(c.byType[typeKey{ev.BusinessUnitID, ev.EventTypeID}]) > 0
+}
+
+func (c *cache) matching(ev *platform.EntityEvent) []*compiled {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byType[typeKey{ev.BusinessUnitID, ev.EventTypeID}]
+}
+
+func (c *cache) get(id string) *compiled {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.byID[id]
+}
+
+// wants tells whether some rule names eventType in any business unit (lifecycle events are
+// emitted only then).
+func (c *cache) wants(eventType int) bool {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for k := range c.byType {
+		if k.eventType == eventType {
+			return true
+		}
+	}
+	return false
+}
+
+// ruleFromRow reads a stored version.
+func ruleFromRow(row settings.RuleRow) (*Rule, error) {
+	var d definition
+	if err := json.Unmarshal(row.Definition, &d); err != nil {
+		return nil, err
+	}
+	return &Rule{ID: row.ID, Version: row.Version, Name: d.Name, BusinessUnitID: row.BusinessUnitID, ProjectID: row.ProjectID,
+		Enabled: row.Enabled, Shadow: row.Shadow, EventTypes: d.EventTypes, Filter: d.Filter, DedupeKey: d.DedupeKey,
+		RateLimit: d.RateLimit, Action: d.Action, Note: row.Note, CreatedAt: row.CreatedAt, CreatedBy: row.CreatedBy}, nil
+}

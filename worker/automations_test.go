@@ -1,0 +1,285 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/automations"
+	"github.com/platform/platform/worker/webhooks"
+)
+
+// addRule stores a rule from its JSON definition.
+func addRule(t *testing.T, w *worker.Worker, def string) *automations.Rule {
+	t.Helper()
+	nr, err := automations.ParseRule([]byte(def))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := w.Automations().Add(context.Background(), nr, "test")
+	if err != nil {
+		t.Fatalf("add rule %s: %v", def, err)
+	}
+	return r
+}
+
+// decisions reads the decisions made on the event body, by rule id.
+func decisions(t *testing.T, w *worker.Worker, body string) map[string]tables.Decision {
+	t.Helper()
+	ev, err := platform.DecodeEvent([]byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds, err := w.Automations().Decisions(context.Background(), ev.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]tables.Decision{}
+	for _, d := range ds {
+		out[d.RuleID] = d
+	}
+	return out
+}
+
+// hookEndpoint adds an endpoint of unit 42 that subscribes to type 99 only: what it gets, it
+// gets from rules.
+func hookEndpoint(t *testing.T, w *worker.Worker) (*receiver, string) {
+	t.Helper()
+	rc := newReceiver(t, strongSecret, 0)
+	e, err := w.Webhooks().Add(context.Background(), webhooks.NewEndpoint{URL: rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{99}, Secret: rc.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rc, e.ID
+}
+
+func TestAutomationEveryOutcomeIsRecordedAndEachKeyFiresOnce(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	rc, hook := hookEndpoint(t, w)
+	action := fmt.Sprintf(`"action":{"webhook":{"endpointId":%q}}`, hook)
+	rules := map[string]*automations.Rule{
+		"fires":    addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.firstName == 'Ada' && event.action == 2",`+action+`}`),
+		"false":    addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.firstName == 'Bob'",`+action+`}`),
+		"missing":  addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.age > 18",`+action+`}`),
+		"typo":     addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.firstName > 3",`+action+`}`),
+		"perGuid":  addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"dedupeKey":"event.entity.guid",`+action+`}`),
+		"disabled": addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],`+action+`}`),
+		"shadow":   addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"shadow":true,`+action+`}`),
+		"limited":  addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"rateLimit":{"count":1,"per":"1h"},`+action+`}`),
+	}
+	if _, err := w.Automations().Disable(ctx, rules["disabled"].ID, "test"); err != nil {
+		t.Fatal(err)
+	}
+	first := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`)
+	second := event(12, 1, 2, attendee, "2026-11-22T11:00:00Z", `{"firstName":"Ada"}`)
+	send(t, w, first, first) // the first occurrence is delivered twice
+	drain(t, w)
+	send(t, w, second)
+	drain(t, w)
+
+	want := map[string][2]string{ // outcome for the first event, for the second
+		"fires": {automations.Fired, automations.Fired}, "false": {automations.FilterFalse, automations.FilterFalse},
+		"missing": {automations.FilterError, automations.FilterError}, "typo": {automations.FilterError, automations.FilterError},
+		"perGuid": {automations.Fired, automations.Deduped}, "disabled": {automations.Disabled, automations.Disabled},
+		"shadow": {automations.Shadow, automations.Shadow}, "limited": {automations.Fired, automations.RateLimited},
+	}
+	for i, body := range []string{first, second} {
+		got := decisions(t, w, body)
+		if len(got) != len(want) {
+			t.Errorf("event %d: %d decisions, want %d (one per rule of its unit and type): %+v", i+1, len(got), len(want), got)
+		}
+		for name, outcomes := range want {
+			d, ok := got[rules[name].ID]
+			if !ok || d.Outcome != outcomes[i] {
+				t.Errorf("event %d, rule %s: decision %+v, want %s", i+1, name, d, outcomes[i])
+			}
+		}
+		if d := got[rules["missing"].ID]; !strings.Contains(d.Detail, "age") {
+			t.Errorf("a missing field's error does not name it: %q", d.Detail)
+		}
+		if d := got[rules["shadow"].ID]; !strings.Contains(d.Detail, "would webhook to endpoint "+hook) {
+			t.Errorf("a shadow decision does not say what it would do: %q", d.Detail)
+		}
+	}
+	firstEv, _ := platform.DecodeEvent([]byte(first))
+	if d := decisions(t, w, second)[rules["perGuid"].ID]; !strings.Contains(d.Detail, firstEv.Key()) || d.DedupeKey != attendee {
+		t.Errorf("a deduped decision does not name the first effect's event and the key: %+v", d)
+	}
+	// Fired: "fires" twice (two occurrences), "perGuid" once, "limited" once; the redelivery
+	// and the shadow rule sent nothing.
+	testenv.Eventually(t, 20e9, "four deliveries", func() bool { n, _ := rc.received(); return n >= 4 })
+	drain(t, w)
+	if n, calls := rc.received(); n != 4 || calls != 4 {
+		t.Fatalf("the endpoint got %d deliveries in %d calls, want 4 in 4", n, calls)
+	}
+	keys := map[string]bool{}
+	rc.mu.Lock()
+	for _, h := range rc.got {
+		keys[h.Get("Idempotency-Key")] = true
+	}
+	rc.mu.Unlock()
+	if len(keys) != 4 {
+		t.Fatalf("deliveries under %d keys, want 4: %v", len(keys), keys)
+	}
+}
+
+func TestAutomationRuleIsValidatedWhenSavedAndNothingBadIsStored(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	_, hook := hookEndpoint(t, w)
+	action := fmt.Sprintf(`"action":{"webhook":{"endpointId":%q}}`, hook)
+	cases := []struct{ name, def, want string }{
+		{"syntax", `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.x ==",` + action + `}`, "filter: ERROR: <input>:1:19: Syntax error"},
+		{"misspelled field", `{"businessUnitId":42,"eventTypes":[12],"filter":"event.paylod.x == 1",` + action + `}`, `filter: ERROR: <input>:1:6: undefined field 'paylod'`},
+		{"entity field", `{"businessUnitId":42,"eventTypes":[12],"filter":"event.entity.name == 'x'",` + action + `}`, `undefined field 'name'`},
+		{"not a bool", `{"businessUnitId":42,"eventTypes":[12],"filter":"event.key",` + action + `}`, "filter: gives string, want bool"},
+		{"dedupe key not a string", `{"businessUnitId":42,"eventTypes":[12],"dedupeKey":"event.type",` + action + `}`, "dedupeKey: gives int, want string"},
+		{"huge", `{"businessUnitId":42,"eventTypes":[12],"filter":"` + strings.Repeat("true && ", 600) + `true",` + action + `}`, "filter: 4804 characters, at most 4096"},
+		{"deep", `{"businessUnitId":42,"eventTypes":[12],"filter":"` + strings.Repeat("(", 100) + "true" + strings.Repeat(")", 100) + `",` + action + `}`, "filter: "},
+		{"unknown endpoint", `{"businessUnitId":42,"eventTypes":[12],"action":{"webhook":{"endpointId":"nope"}}}`, "no webhook endpoint nope in business unit 42"},
+		{"another unit's endpoint", `{"businessUnitId":43,"eventTypes":[12],` + action + `}`, "in business unit 43"},
+		{"event-derived notification", `{"businessUnitId":42,"eventTypes":[12],"action":{"notify":{"notificationEventTypeId":101}}}`, "101 is not a direct notification type"},
+		{"unknown agent", `{"businessUnitId":42,"eventTypes":[12],"action":{"run":{"agent":"ghost"}}}`, `no agent "ghost"`},
+		{"two actions", `{"businessUnitId":42,"eventTypes":[12],"action":{"run":{"agent":"a"},"publish":{"eventTypeId":3}}}`, "want exactly one of"},
+		{"no event types", `{"businessUnitId":42,"eventTypes":[],` + action + `}`, "eventTypes: want at least one"},
+		{"bad rate", `{"businessUnitId":42,"eventTypes":[12],"rateLimit":{"count":1,"per":"1ms"},` + action + `}`, "rateLimit.per: want 1s-24h"},
+	}
+	for _, c := range cases {
+		nr, err := automations.ParseRule([]byte(c.def))
+		if err == nil {
+			_, err = w.Automations().Add(ctx, nr, "test")
+		}
+		if err == nil || !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%s: %v, want an invalid-input error containing %q", c.name, err, c.want)
+		}
+	}
+	if _, err := automations.ParseRule([]byte(`{"businessUnitId":42,"eventTypes":[12],"filtre":"true"}`)); err == nil || !strings.Contains(err.Error(), `unknown field "filtre"`) {
+		t.Errorf("an unknown field: %v", err)
+	}
+	if rules, err := w.Automations().List(ctx); err != nil || len(rules) != 0 {
+		t.Fatalf("refused rules were stored: %v %v", rules, err)
+	}
+}
+
+func TestAutomationPublishChainsStopAtTheLoopGuard(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{})
+	// A rule that re-publishes its own type would loop for ever; one pair ping-pongs.
+	self := addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"action":{"publish":{"eventTypeId":12,"actionTypeId":4}}}`)
+	ping := addRule(t, w, `{"businessUnitId":42,"eventTypes":[13],"action":{"publish":{"eventTypeId":14}}}`)
+	pong := addRule(t, w, `{"businessUnitId":42,"eventTypes":[14],"action":{"publish":{"eventTypeId":13,"actionTypeId":3}}}`)
+	start := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`)
+	send(t, w, start, event(13, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
+	drain(t, w)
+	// The self rule fired on the service's event, and ignored the event it published.
+	if d := decisions(t, w, start)[self.ID]; d.Outcome != automations.Fired {
+		t.Fatalf("self rule on the service's event: %+v", d)
+	}
+	echo := event(12, 1, 4, attendee, "2026-11-22T10:00:00Z", `{"n":1}`)
+	if d := decisions(t, w, echo)[self.ID]; d.Outcome != automations.LoopGuard || !strings.Contains(d.Detail, "own action") {
+		t.Fatalf("self rule on its own event: %+v", d)
+	}
+	// ping (depth 0) → 14 (1) → pong → 13 (2) → ping → 14 (3): pong stops at the cap of 3.
+	depth3 := event(14, 1, 3, attendee, "2026-11-22T10:00:00Z", `{"n":1}`)
+	if d := decisions(t, w, depth3)[pong.ID]; d.Outcome != automations.LoopGuard || !strings.Contains(d.Detail, "chain depth 3 reaches the cap of 3") {
+		t.Fatalf("pong at depth 3: %+v", d)
+	}
+	if d := decisions(t, w, event(13, 1, 3, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))[ping.ID]; d.Outcome != automations.Fired {
+		t.Fatalf("ping at depth 2: %+v", d)
+	}
+	if n := len(poison(t, w)); n != 0 {
+		t.Fatalf("%d events poisoned", n)
+	}
+}
+
+func TestAutomationExplainSaysWhichClauseWasFalseAndReplayFiresOnceMore(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	rc, hook := hookEndpoint(t, w)
+	action := fmt.Sprintf(`"action":{"webhook":{"endpointId":%q}}`, hook)
+	r := addRule(t, w, `{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.firstName == 'Ada' && event.payload.vip == true",`+action+`}`)
+	body := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada","vip":false}`)
+	send(t, w, body)
+	drain(t, w)
+	ev, _ := platform.DecodeEvent([]byte(body))
+	e, err := w.Automations().Explain(ctx, r.ID, ev.Key())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Recorded == nil || e.Recorded.Outcome != automations.FilterFalse || len(e.Clauses) != 2 ||
+		e.Clauses[0].Result != "true" || e.Clauses[1].Result != "false" || !strings.Contains(e.Clauses[1].Expr, "vip") {
+		t.Fatalf("explain: %+v", e)
+	}
+	if _, err := w.Automations().Explain(ctx, r.ID, "12:1:nothing"); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("explain of an event never decided: %v", err)
+	}
+	// A replay fires it whatever the filter said, once per replay, under a key of its own.
+	d, err := w.Automations().Replay(ctx, r.ID, ev.Key(), "support")
+	if err != nil || d.Outcome != automations.Fired || d.Generation != 2 {
+		t.Fatalf("replay: %+v, %v", d, err)
+	}
+	testenv.Eventually(t, 20e9, "the replayed delivery", func() bool { n, _ := rc.received(); return n == 1 })
+	recorded := decisions(t, w, body)
+	if got := recorded[r.ID+"~g2"]; got.Outcome != automations.Fired || !strings.Contains(got.Detail, "replay (generation 2) by support") {
+		t.Fatalf("the replay's own decision: %+v", got)
+	}
+	if got := recorded[r.ID]; got.Outcome != automations.FilterFalse {
+		t.Fatalf("the first decision was overwritten: %+v", got)
+	}
+}
+
+// decisionRequests counts the requests that write AutomationDecisions: the table's own path,
+// or a transaction naming it.
+type decisionRequests struct{ n atomic.Int64 }
+
+func (p *decisionRequests) Do(req *policy.Request) (*http.Response, error) {
+	raw := req.Raw()
+	hit := strings.Contains(raw.URL.Path, tables.TableAutomationDecisions)
+	if !hit && strings.HasSuffix(raw.URL.Path, "$batch") && req.Body() != nil {
+		b, _ := io.ReadAll(req.Body())
+		hit = bytes.Contains(b, []byte(tables.TableAutomationDecisions))
+		_ = req.RewindBody()
+	}
+	if hit && raw.Method != http.MethodGet {
+		p.n.Add(1)
+	}
+	return req.Next()
+}
+
+func TestAutomationDecisionsOfOneEventAreOneRequest(t *testing.T) {
+	t.Parallel()
+	counter := &decisionRequests{}
+	w := newWorker(t, worker.Config{Account: storage.Account{Policies: []policy.Policy{counter}}})
+	for i := range 99 {
+		addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.n == %d","action":{"publish":{"eventTypeId":77}}}`, i+1000))
+	}
+	send(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
+	drain(t, w)
+	got := decisions(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
+	if len(got) != 99 {
+		t.Fatalf("%d decisions, want 99", len(got))
+	}
+	if n := counter.n.Load(); n != 1 {
+		t.Fatalf("%d requests wrote the decisions of one event under 99 rules, want 1", n)
+	}
+}
