@@ -12,7 +12,7 @@ type guard struct {
 	window         time.Duration
 
 	mu      sync.Mutex
-	buckets map[string]*bucket   // rule id + "\x00" + rate key
+	buckets map[string]*bucket     // rule id + "\x00" + rate key
 	trips   map[string][]time.Time // rule id → recent trips, oldest first
 }
 
