@@ -31,7 +31,8 @@ if [ ! -x node_modules/.bin/azurite ]; then
   npm ci --no-audit --no-fund --loglevel=error
 fi
 
-nohup node_modules/.bin/azurite \
+# launch.js is Azurite with its extent garbage collectors put off: see why there.
+nohup node launch.js \
   --silent --skipApiVersionCheck --inMemoryPersistence --disableProductStyleUrl --disableTelemetry \
   --blobHost 127.0.0.1 --blobPort 10000 \
   --queueHost 127.0.0.1 --queuePort 10001 \
