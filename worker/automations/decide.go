@@ -37,12 +37,13 @@ func (s *Service) decideAll(ctx context.Context, ev *platform.EntityEvent, rules
 	}
 	var errs []error
 	ds := make([]tables.Decision, 0, len(rules))
+	evKey := ev.Key() // once: it formats the event's time, a fifth of a rule's evaluation
 	for _, cr := range rules {
 		r := cr.rule
 		if r.ProjectID != "" && r.ProjectID != project {
 			continue // another project's rule: its event type matched, its scope did not
 		}
-		d := tables.Decision{EventKey: ev.Key(), RuleID: r.ID, RuleVersion: r.Version, Generation: 1}
+		d := tables.Decision{EventKey: evKey, RuleID: r.ID, RuleVersion: r.Version, Generation: 1}
 		if actErr != nil {
 			d.Outcome, d.Detail = FilterError, actErr.Error()
 		} else if err := s.decide(ctx, cr, ev, act, &d); err != nil {
@@ -85,8 +86,10 @@ func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityE
 			return nil
 		}
 	}
-	key := ev.Key()
-	if cr.dedupe != nil {
+	var key string
+	if cr.dedupe == nil {
+		key = ev.Key()
+	} else {
 		var err error
 		if key, err = cr.dedupe.evalString(act); err != nil {
 			d.Outcome, d.Detail = FilterError, "dedupeKey: "+err.Error()
