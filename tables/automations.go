@@ -62,7 +62,7 @@ type decisionEntity struct {
 }
 
 // Decisions is the AutomationDecisions table: a partition per event (its escaped key), a row
-// per rule, and the event itself in row "~event".
+// per rule, and the event itself in row "~event" (or on the first rule's row: see Put).
 type Decisions struct{ t *aztables.Client }
 
 // Decisions returns the namespace's decision log.
@@ -73,20 +73,29 @@ func (c *Client) Decisions() *Decisions { return &Decisions{t: c.table(TableAuto
 const maxDecisionText = 1024
 
 // Put writes ds, all of one event, with the event they were made on: one entity group
-// transaction whatever the number of rules (more only past MaxBatchOperations rows). A row
-// rewritten by a redelivery is replaced.
+// transaction whatever the number of rules (more only past MaxBatchOperations rules). The
+// event has a row of its own ("~event"), except when the rules' rows alone fill a
+// transaction: then it rides on the first rule's row, which keeps 100 rules one request. A
+// row rewritten by a redelivery is replaced.
 func (s *Decisions) Put(ctx context.Context, eventKey string, ev DecidedEvent, ds []Decision) error {
 	pk := platform.EscapeKey(eventKey)
 	actions := make([]aztables.TransactionAction, 0, len(ds)+1)
-	body, err := json.Marshal(decisionEntity{PartitionKey: pk, RowKey: eventRow, Event: string(ev.Event), EventBlob: ev.Blob})
-	if err != nil {
-		return err
+	onFirst := len(ds) >= MaxBatchOperations
+	if !onFirst {
+		body, err := json.Marshal(decisionEntity{PartitionKey: pk, RowKey: eventRow, Event: string(ev.Event), EventBlob: ev.Blob})
+		if err != nil {
+			return err
+		}
+		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
 	}
-	actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
-	for _, d := range ds {
-		body, err := json.Marshal(decisionEntity{PartitionKey: pk, RowKey: d.RuleID, RuleVersion: int32(d.RuleVersion),
+	for i, d := range ds {
+		e := decisionEntity{PartitionKey: pk, RowKey: d.RuleID, RuleVersion: int32(d.RuleVersion),
 			Outcome: d.Outcome, Detail: clipText(d.Detail), DedupeKey: clipText(d.DedupeKey), Generation: int32(d.Generation),
-			DecidedAt: d.DecidedAt.UTC().Format(timeLayout), DecidedAtType: edmDateTime})
+			DecidedAt: d.DecidedAt.UTC().Format(timeLayout), DecidedAtType: edmDateTime}
+		if onFirst && i == 0 {
+			e.Event, e.EventBlob = string(ev.Event), ev.Blob
+		}
+		body, err := json.Marshal(e)
 		if err != nil {
 			return err
 		}
@@ -124,8 +133,10 @@ func (s *Decisions) List(ctx context.Context, eventKey string) ([]Decision, Deci
 			if err := json.Unmarshal(raw, &e); err != nil {
 				return nil, ev, fmt.Errorf("decision row of %s: %w", eventKey, err)
 			}
-			if e.RowKey == eventRow {
+			if e.Event != "" || e.EventBlob != "" { // its own row, or the first rule's (Put)
 				ev = DecidedEvent{Event: []byte(e.Event), Blob: e.EventBlob}
+			}
+			if e.RowKey == eventRow {
 				continue
 			}
 			at, _ := time.Parse(timeLayout, e.DecidedAt)

@@ -270,16 +270,24 @@ func TestAutomationDecisionsOfOneEventAreOneRequest(t *testing.T) {
 	t.Parallel()
 	counter := &decisionRequests{}
 	w := newWorker(t, worker.Config{Account: storage.Account{Policies: []policy.Policy{counter}}})
-	for i := range 99 {
+	for i := range 100 {
 		addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"filter":"event.payload.n == %d","action":{"publish":{"eventTypeId":77}}}`, i+1000))
 	}
 	send(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
 	drain(t, w)
 	got := decisions(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
-	if len(got) != 99 {
-		t.Fatalf("%d decisions, want 99", len(got))
+	if len(got) != 100 {
+		t.Fatalf("%d decisions, want 100", len(got))
 	}
 	if n := counter.n.Load(); n != 1 {
-		t.Fatalf("%d requests wrote the decisions of one event under 99 rules, want 1", n)
+		t.Fatalf("%d requests wrote the decisions of one event under 100 rules (a transaction's most), want 1", n)
+	}
+	// The event rode on a rule's row: it is still there to explain the decisions.
+	for id := range got {
+		ev, _ := platform.DecodeEvent([]byte(event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`)))
+		if e, err := w.Automations().Explain(context.Background(), id, ev.Key()); err != nil || e.Recorded == nil || e.Recorded.Outcome != automations.FilterFalse {
+			t.Fatalf("explain under 100 rules: %+v, %v", e, err)
+		}
+		break
 	}
 }
