@@ -31,7 +31,7 @@ chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then 
 	go test -tags chaos -count=1 -timeout 30m -v -run TestChaos ./chaos -args -faults=0.1 $(CHAOS_ARGS)
 
 BENCH_ARGS ?=
-bench: azurite/install ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000)
+bench: azurite/install ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000; automations: 100 rules)
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
 	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
 

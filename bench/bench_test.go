@@ -36,7 +36,7 @@ import (
 )
 
 var (
-	flagScenario       = flag.String("scenario", "history,notify", "scenarios to run, comma-separated")
+	flagScenario       = flag.String("scenario", "history,notify,automations", "scenarios to run, comma-separated")
 	flagHistory        = flag.Int("history", 5000, "events in the history scenario")
 	flagNotify         = flag.Int("notify", 1000, "events in the notify scenario")
 	flagRounds         = flag.Int("rounds", 1, "measure each scenario this many times (worker, floor, worker, ...) and report the round with the median ratio")
@@ -59,6 +59,7 @@ type result struct {
 	publisherCounts       map[string]int64
 	txPerEvent            float64
 	workerCPU, azuriteCPU float64 // seconds
+	startCPU              float64 // seconds a fresh worker takes to be ready, with nothing to do
 	p50, p99              time.Duration
 	paced                 float64 // events/s of the latency phase
 	rssMB                 float64
@@ -90,8 +91,12 @@ func TestBench(t *testing.T) {
 			sc = historyScenario(*flagHistory)
 		case "notify":
 			sc = notifyScenario(*flagNotify)
+		case "automations":
+			// Measured against its own history-only phase, not the floor (automations.go).
+			lines = append(lines, runAutomations(t, binary, *flagAutomations))
+			continue
 		default:
-			t.Fatalf("scenario %q: want history or notify", name)
+			t.Fatalf("scenario %q: want history, notify or automations", name)
 		}
 		// Rounds alternate worker and floor, so each ratio compares two runs minutes apart
 		// on a noisy machine; the round with the median ratio is the one reported.
@@ -163,7 +168,9 @@ type scenario struct {
 	events int
 	body   func(i int) string
 	seed   []string // SQL for the worker's settings
-	smtp   bool
+	// prepare, when set, finishes the worker's settings before it first starts.
+	prepare func(t *testing.T, w *workerProc)
+	smtp    bool
 	// keys are the keys of the rows the worker writes for an event. The floor writes rows
 	// keyed the same way: Azurite finds a row by a binary index on RowKey and then scans, so
 	// what a write costs it depends on the keys' shape.
@@ -243,6 +250,9 @@ func run(t *testing.T, binary string, sc scenario) *result {
 		smtp = testenv.StartPlainSMTP(t)
 	}
 	w := newWorker(t, binary, az, ns, smtp, sc.seed...)
+	if sc.prepare != nil {
+		sc.prepare(t, w)
+	}
 	done := sc.effects(t, az, ns, smtp)
 	// Every effect carries its own time, so looking twice a second is enough, and asks
 	// little of the Azurite being measured.
@@ -262,8 +272,9 @@ func run(t *testing.T, binary string, sc scenario) *result {
 	// Warm up: the queues and tables exist. Measure what the worker asks of storage when it
 	// has nothing to do. Then stop it and publish the backlog.
 	w.start(t)
+	startCPU := cpuSeconds(t, w.cmd.Process.Pid)
 	until(30*time.Second, "the warm-up event", publishAll(t, az, ns, []string{sc.body(sc.events + 1)}, nil))
-	r := &result{scenario: sc.name, events: sc.events, bodies: seq(sc.events, sc.body), keys: sc.keys}
+	r := &result{scenario: sc.name, events: sc.events, bodies: seq(sc.events, sc.body), keys: sc.keys, startCPU: startCPU}
 	r.idle = w.idleRate(t, 5*time.Second)
 	w.stop(t)
 	backlog := publishAll(t, az, ns, r.bodies, r)
