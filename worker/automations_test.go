@@ -19,6 +19,7 @@ import (
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/automations"
+	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -118,6 +119,10 @@ func TestAutomationEveryOutcomeIsRecordedAndEachKeyFiresOnce(t *testing.T) {
 		}
 	}
 	firstEv, _ := platform.DecodeEvent([]byte(first))
+	// platform trace shows the decisions beside the event's other effects.
+	if tr := trace(t, w, firstEv.Key()); len(tr.Automations) != len(want) || tr.Event == nil || tr.Event.History == nil {
+		t.Errorf("the event's trace shows %d decisions (want %d) and history %+v", len(tr.Automations), len(want), tr.Event)
+	}
 	if d := decisions(t, w, second)[rules["perGuid"].ID]; !strings.Contains(d.Detail, firstEv.Key()) || d.DedupeKey != attendee {
 		t.Errorf("a deduped decision does not name the first effect's event and the key: %+v", d)
 	}
@@ -207,6 +212,15 @@ func TestAutomationPublishChainsStopAtTheLoopGuard(t *testing.T) {
 	}
 	if n := len(poison(t, w)); n != 0 {
 		t.Fatalf("%d events poisoned", n)
+	}
+	// Type 14 has no history rule: its trace is its decisions, for a reader of its unit only.
+	ev14, _ := platform.DecodeEvent([]byte(depth3))
+	tr, err := w.Notify().Trace(context.Background(), ev14.Key(), &notify.TraceOptions{Visible: func(bu int64) bool { return bu == 42 }})
+	if err != nil || len(tr.Automations) != 1 || tr.Automations[0].RuleID != pong.ID {
+		t.Fatalf("trace of an event only rules wanted: %+v, %v", tr, err)
+	}
+	if _, err := w.Notify().Trace(context.Background(), ev14.Key(), &notify.TraceOptions{Visible: func(bu int64) bool { return bu == 43 }}); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("another unit's reader traced it: %v", err)
 	}
 }
 
