@@ -18,9 +18,9 @@ func (w *Worker) automationDeps(types *mappings.NotificationRegistry) automation
 	return automations.Deps{
 		Log: w.log, Store: w.settings, Decisions: w.tables.Decisions(), Claims: w.tables.Claims(), Blobs: w.blobs,
 		Bus: w.tables.Changes(),
-		Notify: func(ctx context.Context, a *automations.NotifyAction, bu int64, data json.RawMessage, key string) (string, error) {
+		Notify: func(ctx context.Context, a *automations.NotifyAction, bu int64, data json.RawMessage, key string, o automations.Origin) (string, error) {
 			j, _, err := w.notify.CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: a.NotificationEventTypeID, BusinessUnitID: bu,
-				EventData: data, Recipients: a.Recipients}, key)
+				EventData: data, Recipients: a.Recipients, CausedByRule: o.RuleID, ChainDepth: o.ChainDepth}, key)
 			if err != nil {
 				return "", err
 			}
@@ -37,7 +37,9 @@ func (w *Worker) automationDeps(types *mappings.NotificationRegistry) automation
 			}
 			return nil
 		},
-		Deliver:       w.webhooks.DeliverAs,
+		Deliver: func(ctx context.Context, endpointID string, ev *platform.EntityEvent, key string, o automations.Origin) error {
+			return w.webhooks.DeliverAs(ctx, endpointID, ev, key, o.RuleID, o.ChainDepth)
+		},
 		CheckEndpoint: w.webhooks.CheckEndpoint,
 		Publish: func(ctx context.Context, ev *platform.EntityEvent) error {
 			_, err := w.queues.Publish(ctx, ev)

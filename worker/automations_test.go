@@ -297,3 +297,54 @@ func TestAutomationDecisionsOfOneEventAreOneRequest(t *testing.T) {
 		t.Fatalf("%d requests wrote the decisions of one event under 99 rules, want 1", n)
 	}
 }
+
+func TestAutomationLifecycleEventsFeedRulesAndTheLoopGuardSeesTheirOrigin(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	good, goodID := hookEndpoint(t, w)
+	bad := newReceiver(t, strongSecret, 0)
+	bad.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+	badEndpoint, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: bad.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{99}, Secret: bad.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An event makes a delivery that fails (400: no retry) …
+	addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"action":{"webhook":{"endpointId":%q}}}`, badEndpoint.ID))
+	// … whose webhook.failed event one rule reports to a good endpoint, and another re-sends
+	// to the failing one: that one's own failure comes back to it, and it does not act on it.
+	report := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[%d],"action":{"webhook":{"endpointId":%q}}}`, platform.EventWebhookFailed, goodID))
+	resend := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[%d],"filter":"event.causedByRule == '' || event.causedByRule != ''","action":{"webhook":{"endpointId":%q}}}`, platform.EventWebhookFailed, badEndpoint.ID))
+
+	send(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`))
+	testenv.Eventually(t, 30e9, "the failure reported", func() bool { n, _ := good.received(); return n >= 2 })
+	drain(t, w)
+	good.mu.Lock()
+	bodies := append([]string(nil), good.bodies...)
+	good.mu.Unlock()
+	if len(bodies) != 2 {
+		t.Fatalf("the good endpoint got %d reports, want 2 (the first failure, and the re-send's failure)", len(bodies))
+	}
+	for _, b := range bodies {
+		if !strings.Contains(b, fmt.Sprintf(`"eventTypeId":%d`, platform.EventWebhookFailed)) || !strings.Contains(b, `"supplementary":true`) || !strings.Contains(b, `"state":"Failed"`) {
+			t.Fatalf("a report is not a webhook.failed lifecycle event: %s", b)
+		}
+	}
+	// The re-send's own failure: the resend rule's decision on it is loop_guard, the report
+	// rule still fired.
+	var sawGuard bool
+	for _, b := range bodies {
+		decoded, err := platform.DecodeEvent([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decisions(t, w, b)
+		if decoded.CausedByRule == resend.ID {
+			sawGuard = got[resend.ID].Outcome == automations.LoopGuard && got[report.ID].Outcome == automations.Fired
+		}
+	}
+	if !sawGuard {
+		t.Fatalf("no lifecycle event of the re-send's failure was guarded: %v", bodies)
+	}
+}

@@ -56,6 +56,7 @@ type cache struct {
 	mu     sync.RWMutex
 	byType map[typeKey][]*compiled
 	byID   map[string]*compiled
+	types  map[int]bool // every event type some rule names, in any unit
 }
 
 func (c *cache) reload(ctx context.Context) error {
@@ -65,6 +66,7 @@ func (c *cache) reload(ctx context.Context) error {
 	}
 	byType := map[typeKey][]*compiled{}
 	byID := map[string]*compiled{}
+	types := map[int]bool{}
 	for _, row := range rows {
 		r, err := ruleFromRow(row)
 		if err != nil {
@@ -79,10 +81,11 @@ func (c *cache) reload(ctx context.Context) error {
 		for _, t := range r.EventTypes {
 			k := typeKey{r.BusinessUnitID, t}
 			byType[k] = append(byType[k], cr)
+			types[t] = true
 		}
 	}
 	c.mu.Lock()
-	c.byType, c.byID = byType, byID
+	c.byType, c.byID, c.types = byType, byID, types
 	c.mu.Unlock()
 	return nil
 }
@@ -110,12 +113,7 @@ func (c *cache) get(id string) *compiled {
 func (c *cache) wants(eventType int) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for k := range c.byType {
-		if k.eventType == eventType {
-			return true
-		}
-	}
-	return false
+	return c.types[eventType]
 }
 
 // ruleFromRow reads a stored version.
