@@ -59,7 +59,9 @@ type Distributor struct {
 
 // OnSettled calls f (best effort: its failure is its own to log) with each message just
 // recorded Sent or Failed. Set before the distributor runs.
-func (d *Distributor) OnSettled(f func(ctx context.Context, m *platform.OutgoingMessage)) { d.settled = f }
+func (d *Distributor) OnSettled(f func(ctx context.Context, m *platform.OutgoingMessage)) {
+	d.settled = f
+}
 
 // New returns a distributor of the messages in store, sending through channels.
 func New(cfg Config, log logrus.FieldLogger, q *queues.Client, store *tables.Messages, channels *Channels) *Distributor {
