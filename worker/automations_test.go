@@ -310,6 +310,10 @@ func TestAutomationLifecycleEventsFeedRulesAndTheLoopGuardSeesTheirOrigin(t *tes
 	if err != nil {
 		t.Fatal(err)
 	}
+	// An endpoint cannot subscribe to lifecycle events: each delivery would feed itself.
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: good.srv.URL + "/x", BusinessUnitID: 42, EventTypes: []int{platform.EventWebhookDelivered}, Secret: good.secret}); !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), "webhook.delivered") {
+		t.Fatalf("a subscription to lifecycle events: %v", err)
+	}
 	// An event makes a delivery that fails (400: no retry) …
 	addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"action":{"webhook":{"endpointId":%q}}}`, badEndpoint.ID))
 	// … whose webhook.failed event one rule reports to a good endpoint, and another re-sends

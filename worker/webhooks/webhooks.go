@@ -214,6 +214,11 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 		if t <= 0 {
 			return nil, fmt.Errorf("%w: eventTypes: %d is not a valid event type", platform.ErrInvalidInput, t)
 		}
+		if platform.IsLifecycleEvent(t) {
+			// Each delivery has lifecycle events of its own: a subscription to them would feed
+			// itself. A rule's webhook action delivers them, under the loop guard.
+			return nil, fmt.Errorf("%w: eventTypes: %d is a lifecycle event (%s): deliver it with an automation rule's webhook action", platform.ErrInvalidInput, t, platform.LifecycleEventTypes[t])
+		}
 	}
 	if ne.Secret == "" {
 		ne.Secret = NewSecret()
