@@ -151,6 +151,16 @@ func TestAutomationsCommands(t *testing.T) {
 	if code != 0 || !regexp.MustCompile(`decision\s+fired \(rule version 1, generation 2\)`).MatchString(out) || !strings.Contains(out, "replay (generation 2) by cli") {
 		t.Fatalf("replay: %d\n%s%s", code, out, errOut)
 	}
+	// A new version: the state kept; the business unit cannot change.
+	if code, out, errOut := auto("", "update", id, file("v4.json", strings.Replace(def, "ada only", "ada, v4", 1))); code != 0 || out != id+" version 4\n" {
+		t.Errorf("update: %d %q %q", code, out, errOut)
+	}
+	if code, out, _ := auto("", "list"); !regexp.MustCompile(id + `\s+4\s+7\s+shadow\s.*ada, v4`).MatchString(out) {
+		t.Errorf("list after update: %d\n%s", code, out)
+	}
+	if code, _, errOut := auto("", "update", id, file("v5.json", strings.Replace(def, `"businessUnitId":7`, `"businessUnitId":8`, 1))); code != 2 || !strings.Contains(errOut, "businessUnitId") {
+		t.Errorf("update into another unit: %d %q, want exit 2 naming businessUnitId", code, errOut)
+	}
 	other := strings.Replace(key, "2026-11-22T10:00:00", "2026-11-22T11:00:00", 1)
 	if code, out, errOut := auto("", "replay", second.ID, other); code != 2 || out != "" || !strings.Contains(errOut, "recorded no decision") {
 		t.Errorf("replay of an event the rule never decided on: %d %q %q, want exit 2", code, out, errOut)
