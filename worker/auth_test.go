@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -89,6 +90,21 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	// A rule of unit 1 that decided on an event (type 13: the endpoints above do not take it),
+	// acting on an endpoint that answers, so that the drain ends.
+	sink := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
+	sinkEp, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: sink.URL + "/hook", BusinessUnitID: 1, EventTypes: []int{99}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruleDef := `{"businessUnitId":1,"eventTypes":[13],"filter":"event.entity.id > 0","action":{"webhook":{"endpointId":"` + sinkEp.ID + `"}}}`
+	rule := addRule(t, w, ruleDef)
+	decided := strings.Replace(changeEvent(1, 502, "2026-11-22T10:00:00Z"), `"eventTypeId":12`, `"eventTypeId":13`, 1)
+	send(t, w, decided)
+	drain(t, w)
+	decidedKey := mustKey(t, decided)
+	ruleURL := "/v1/automations/" + rule.ID
 
 	cases := map[string]routeCase{
 		"GET /healthz": {"GET", "/healthz", "", 200, 200},
@@ -107,6 +123,16 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/webhooks/{id}/rotate-secret": {"POST", "/v1/webhooks/" + ep.ID + "/rotate-secret", `{"expireOldAfter":"1h"}`, 200, 404},
 		"GET /v1/webhooks/{id}/deliveries":     {"GET", "/v1/webhooks/" + ep.ID + "/deliveries?failed=true&limit=5", "", 200, 404},
 		"POST /v1/webhooks/{id}/replay":        {"POST", "/v1/webhooks/" + replayed.ID + "/replay", `{"since":"` + since + `"}`, 200, 404},
+
+		"GET /v1/automations":               {"GET", "/v1/automations", "", 200, 200},
+		"POST /v1/automations":              {"POST", "/v1/automations", ruleDef, 201, 403},
+		"GET /v1/automations/{id}":          {"GET", ruleURL, "", 200, 404},
+		"PUT /v1/automations/{id}":          {"PUT", ruleURL, ruleDef, 200, 404},
+		"POST /v1/automations/{id}/enable":  {"POST", ruleURL + "/enable?shadow=false", "", 200, 404},
+		"POST /v1/automations/{id}/disable": {"POST", ruleURL + "/disable", "", 200, 404},
+		"POST /v1/automations/{id}/test":    {"POST", ruleURL + "/test", decided, 200, 404},
+		"GET /v1/automations/{id}/explain":  {"GET", ruleURL + "/explain?event=" + url.QueryEscape(decidedKey), "", 200, 404},
+		"POST /v1/automations/{id}/replay":  {"POST", ruleURL + "/replay", `{"eventKey":"` + decidedKey + `"}`, 200, 404},
 	}
 	routes := api.Routes()
 	for _, rt := range routes {

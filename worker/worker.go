@@ -306,7 +306,7 @@ func (w *Worker) Handler() http.Handler {
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(),
-		Auth: w.auth, Limits: w.cfg.APILimits,
+		Automations: w.automations, Auth: w.auth, Limits: w.cfg.APILimits,
 		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 	})
 }

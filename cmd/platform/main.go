@@ -54,6 +54,7 @@ var commands = []command{
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
 	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID | enable ID | rotate-secret ID [--expire-old-after 24h] | deliveries ID [--failed] [--limit N] [--json] | replay ID --since T [--until T] [--after CURSOR] [--max N] | recipient-secret --url URL", "integrators' signed webhook subscriptions: their secrets, delivery log and replays; a webhook-channel recipient's secret", runWebhooks},
+	{"automations", automationsUsage, "automation rules: add and change them (checked when saved), turn them on, off or to shadow mode, test one on an event, ask why one did (not) fire, fire one again", runAutomations},
 	{"keys", "create --role ROLE [--business-units 42,43|*] [--expires 90d] [--name N] | list [--json] | revoke ID", "API keys for services and tools calling the HTTP API (shown once; only a hash is kept)", runKeys},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},

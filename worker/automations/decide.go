@@ -62,7 +62,7 @@ func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityE
 	case !r.Enabled:
 		d.Outcome, d.Detail = Disabled, r.Note
 		return nil
-	case ev.CausedByRule == r.ID:
+	case r.ID != "" && ev.CausedByRule == r.ID: // a rule not stored (test --rule) has published nothing
 		d.Outcome, d.Detail = LoopGuard, "the event was published by this rule's own action"
 		s.tripped(ctx, r, "its own events")
 		return nil
