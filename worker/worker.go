@@ -1,7 +1,7 @@
 // Package worker is the host: it wires the concerns to storage and to each other, routes each
 // entity event to every concern, and runs every long-running piece with one lifecycle. The
 // concerns live in their own packages (history, notify, delivery, channels, webhooks,
-// realtime, outbox) and the HTTP API in api; none of them imports another concern, and only
+// realtime, outbox, runs) and the HTTP API in api; none of them imports another concern, and only
 // this package knows them all.
 //
 // Lifecycle (lifecycle.Group): Start sets up the tables and queues, then starts, in order, the
@@ -41,6 +41,7 @@ import (
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/outbox"
 	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/runs"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -58,6 +59,7 @@ type Worker struct {
 	webhooks    *webhooks.Service
 	realtime    *realtime.Service
 	outbox      *outbox.Service
+	runs        *runs.Service
 	consumers   []*queues.Consumer
 	keys        *auth.Keys
 	auth        *auth.Authenticator
@@ -137,6 +139,9 @@ func New(cfg Config) (*Worker, error) {
 	w.webhooks.KeepLogIn(w.tables.Deliveries())
 	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
+	if w.runs, err = newRuns(cfg, targets, w); err != nil {
+		return nil, err
+	}
 
 	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{
 		history.New(history.Config{MaxRelated: cfg.MaxRelated}, cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime,
@@ -152,6 +157,7 @@ func New(cfg Config) (*Worker, error) {
 		{platform.QueueNotificationScheduler, w.notify.Schedule},
 		{platform.QueueNotificationGenerator, w.notify.Generate},
 		{platform.QueueNotificationDistributor, w.distributor.Handle},
+		{platform.QueueAgentRuns, w.runs.Handle},
 	} {
 		cc := cfg.Consumer
 		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
@@ -166,6 +172,25 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.assemble()
 	return w, nil
+}
+
+// newRuns builds the agent runs concern: HTTP agents call through the SSRF-safe client (its
+// own 30 s timeout lifted: each agent's Options.Timeout bounds an attempt) and are signed as
+// webhooks are.
+func newRuns(cfg Config, targets *webhooks.Targets, w *Worker) (*runs.Service, error) {
+	rc := cfg.Runs
+	if rc.HTTPClient == nil {
+		client := *targets.Client()
+		client.Timeout = 0
+		rc.HTTPClient = &client
+	}
+	if rc.Sign == nil {
+		rc.Sign = func(req *http.Request, id, secret string, body []byte) { webhooks.SignRequest(req, id, []string{secret}, body) }
+	}
+	if rc.CheckSecret == nil {
+		rc.CheckSecret = webhooks.CheckSecret
+	}
+	return runs.New(rc, runs.Deps{Log: cfg.Logger, Runs: w.tables.Runs(), Queues: w.queues, Blobs: w.blobs, Agents: cfg.Agents})
 }
 
 // registerChannels registers the built-in channels and cfg's own.
@@ -209,7 +234,7 @@ func (w *Worker) assemble() {
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
 		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys,
-		tables.TableWebhookDeliveries); err != nil {
+		tables.TableWebhookDeliveries, tables.TableAgentRuns); err != nil {
 		return err
 	}
 	for _, q := range platform.WorkQueues {
@@ -299,7 +324,7 @@ func (w *Worker) Handler() http.Handler {
 		Log:     w.log,
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
-		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(),
+		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(), Runs: w.runs,
 		Auth: w.auth, Limits: w.cfg.APILimits,
 		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 	})
@@ -326,6 +351,9 @@ func (w *Worker) Keys() *auth.Keys { return w.keys }
 func (w *Worker) Notify() *notify.Service     { return w.notify }
 func (w *Worker) Webhooks() *webhooks.Service { return w.webhooks }
 func (w *Worker) Outbox() *outbox.Service     { return w.outbox }
+
+// Runs is the agent runs concern: start (the automations concern), list, cancel, replay.
+func (w *Worker) Runs() *runs.Service { return w.runs }
 
 // WebhookReplay re-sends what an endpoint subscribes to in a window of processed events.
 func (w *Worker) WebhookReplay() *webhooks.Replayer {

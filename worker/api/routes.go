@@ -65,6 +65,10 @@ var routes = []Route{
 	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
 	{"GET /v1/webhooks/{id}/deliveries", Needs(auth.WebhooksManage), (*server).serveWebhookDeliveries},
 	{"POST /v1/webhooks/{id}/replay", Needs(auth.WebhooksManage), (*server).serveReplayWebhook},
+	{"GET /v1/runs", Needs(auth.AutomationsManage), (*server).serveListRuns},
+	{"GET /v1/runs/{id}", Needs(auth.AutomationsManage), (*server).serveRun},
+	{"POST /v1/runs/{id}/cancel", Needs(auth.AutomationsManage), (*server).serveCancelRun},
+	{"POST /v1/runs/{id}/replay", Needs(auth.AutomationsManage), (*server).serveReplayRun},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that
