@@ -185,7 +185,9 @@ func newRuns(cfg Config, targets *webhooks.Targets, w *Worker) (*runs.Service, e
 		rc.HTTPClient = &client
 	}
 	if rc.Sign == nil {
-		rc.Sign = func(req *http.Request, id, secret string, body []byte) { webhooks.SignRequest(req, id, []string{secret}, body) }
+		rc.Sign = func(req *http.Request, id, secret string, body []byte) {
+			webhooks.SignRequest(req, id, []string{secret}, body)
+		}
 	}
 	if rc.CheckSecret == nil {
 		rc.CheckSecret = webhooks.CheckSecret

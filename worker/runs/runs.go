@@ -352,6 +352,9 @@ func (s *Service) Replay(ctx context.Context, id string) (*Run, error) {
 	return nil, fmt.Errorf("replay run %s: 100 generations after it exist already", id)
 }
 
+// Table is the AgentRuns table itself (tools and tests).
+func (s *Service) Table() *tables.Runs { return s.runs }
+
 // finished tells Config.OnFinished, best effort.
 func (s *Service) finished(ctx context.Context, r *Run) {
 	if s.cfg.OnFinished == nil {
