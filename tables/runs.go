@@ -155,7 +155,7 @@ func clipError(s string) string {
 func (e *runEntity) run() *Run {
 	r := &Run{ID: e.PartitionKey, Agent: e.Agent, Key: e.Key, BusinessUnitID: e.BusinessUnitId, State: RunState(e.State),
 		Epoch: int(e.Epoch), Attempts: int(e.Attempts), LeaseHolder: e.LeaseHolder,
-		Origin: RunOrigin{RuleID: e.RuleId, RuleVersion: int(e.RuleVersion), EventKey: e.EventKey, CorrelationID: e.CorrelationId, ReplayOf: e.ReplayOf},
+		Origin:     RunOrigin{RuleID: e.RuleId, RuleVersion: int(e.RuleVersion), EventKey: e.EventKey, CorrelationID: e.CorrelationId, ReplayOf: e.ReplayOf},
 		Generation: int(e.Generation), InputBlob: e.InputBlob, OutputBlob: e.OutputBlob, Error: e.Error}
 	if e.Input != "" {
 		r.Input = json.RawMessage(e.Input)
