@@ -10,6 +10,7 @@ import (
 	"github.com/platform/platform/settings"
 	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/runs"
 )
 
 // automationDeps gives the automations concern its actions: the other concerns' own ways of
@@ -41,6 +42,16 @@ func (w *Worker) automationDeps(types *mappings.NotificationRegistry) automation
 			return w.webhooks.DeliverAs(ctx, endpointID, ev, key, o.RuleID, o.ChainDepth)
 		},
 		CheckEndpoint: w.webhooks.CheckEndpoint,
+		StartRun: func(ctx context.Context, agent, key string, bu int64, input json.RawMessage, o automations.Origin) (string, error) {
+			r, _, err := w.runs.Start(ctx, runs.StartRequest{Agent: agent, Key: key, BusinessUnitID: bu, Input: input,
+				Origin: runs.Origin{RuleID: o.RuleID, RuleVersion: o.RuleVersion, EventKey: o.EventKey, CorrelationID: o.CorrelationID, ChainDepth: o.ChainDepth}})
+			if err != nil {
+				return "", err
+			}
+			return r.ID, nil
+		},
+		RunID:      runs.RunID,
+		AgentKnown: func(agent string) bool { return w.runs != nil && w.runs.Known(agent) },
 		Publish: func(ctx context.Context, ev *platform.EntityEvent) error {
 			_, err := w.queues.Publish(ctx, ev)
 			return err

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker/runs"
 )
 
 // Lifecycle events (platform.LifecycleEvent): the host hears each effect's outcome from the
@@ -36,6 +38,21 @@ func (w *Worker) jobSettled(ctx context.Context, j *platform.NotificationJob) {
 	}
 	w.emit(ctx, t, platform.Effect{Key: j.Key, Kind: "notification", State: string(j.State), BusinessUnitID: j.BusinessUnitID,
 		CreatedAt: j.CreatedAt, Error: j.Reason, CausedByRule: j.CausedByRule, ChainDepth: j.ChainDepth})
+}
+
+// runFinished publishes run.succeeded or run.failed (Failed, TimedOut; a cancelled run has no
+// event: someone chose it).
+func (w *Worker) runFinished(ctx context.Context, r *runs.Run) {
+	t := platform.EventRunFailed
+	switch r.State {
+	case tables.RunSucceeded:
+		t = platform.EventRunSucceeded
+	case tables.RunCancelled:
+		return
+	}
+	w.emit(ctx, t, platform.Effect{Key: r.ID, Kind: "run", State: string(r.State), BusinessUnitID: r.BusinessUnitID,
+		CreatedAt: r.CreatedAt, Attempts: r.Attempts, Error: r.Error, CausedByRule: r.Origin.RuleID,
+		ChainDepth: r.Origin.ChainDepth, Correlation: r.Origin.CorrelationID})
 }
 
 func (w *Worker) emit(ctx context.Context, t int, e platform.Effect) {

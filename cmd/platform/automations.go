@@ -187,15 +187,6 @@ func runAutomations(ctx context.Context, args []string, stdin io.Reader, stdout 
 		}
 		return printEvaluation(stdout, e, true)
 	case "replay":
-		// A rule replays only events it decided on: another unit's event would be handed to
-		// this rule's action.
-		ds, err := s.Decisions(ctx, pos[1])
-		if err != nil {
-			return err
-		}
-		if !decidedBy(ds, pos[0]) {
-			return usagef("replay: rule %s recorded no decision on event %s: a rule replays only events it decided on", clean(pos[0]), clean(pos[1]))
-		}
 		d, err := s.Replay(ctx, pos[0], pos[1], by)
 		if err != nil {
 			return ruleError(err)
@@ -288,15 +279,6 @@ func ruleState(r *automations.Rule) string {
 		return "shadow"
 	}
 	return "enabled"
-}
-
-func decidedBy(ds []tables.Decision, ruleID string) bool {
-	for _, d := range ds {
-		if d.RuleID == ruleID {
-			return true
-		}
-	}
-	return false
 }
 
 // printRule prints a rule's newest version, then every version with its note, who and when.

