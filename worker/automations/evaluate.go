@@ -150,8 +150,8 @@ func (s *Service) decidedBy(ctx context.Context, ruleID, eventKey string) (*plat
 	return ev, recorded, nil
 }
 
-// Replay fires rule ruleID once more for the event eventKey, whatever its filter and dedupe
-// said: a new generation of the event's dedupe key, recorded as its own decision (row
+// Replay fires rule ruleID once more for the event eventKey, whatever its filter, dedupe key
+// and state (shadow, disabled) said — an operator's explicit act, recorded with who did it: a new generation of the event's dedupe key, recorded as its own decision (row
 // {ruleId}~g{n}) beside the first. The effect has a key of its own, so it is a new job,
 // delivery or run — once, however often the replay itself is retried with the same
 // generation in mind. A publish action is not replayed.
@@ -160,15 +160,12 @@ func (s *Service) Replay(ctx context.Context, ruleID, eventKey, by string) (*tab
 	if err != nil {
 		return nil, err
 	}
-	switch {
-	case r.Action.Publish != nil:
-		return nil, fmt.Errorf("%w: rule %s publishes events; an event published again has the same key and changes nothing", platform.ErrInvalidInput, ruleID)
-	case !r.Enabled || r.Shadow:
-		return nil, fmt.Errorf("%w: rule %s is %s: a replay acts; enable the rule first", platform.ErrInvalidInput, ruleID, map[bool]string{true: "in shadow mode", false: "disabled"}[r.Enabled])
-	}
 	ev, _, err := s.decidedBy(ctx, ruleID, eventKey)
 	if err != nil {
 		return nil, err
+	}
+	if r.Action.Publish != nil {
+		return nil, fmt.Errorf("%w: rule %s publishes events; an event published again has the same key and changes nothing", platform.ErrInvalidInput, ruleID)
 	}
 	cr, err := compileRule(r)
 	if err != nil {
