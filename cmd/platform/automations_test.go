@@ -136,7 +136,7 @@ func TestAutomationsCommands(t *testing.T) {
 	if code != 0 {
 		t.Fatalf("publish: %d %q", code, errOut)
 	}
-	if code, _, errOut := auto("", "explain", id, key); code != 2 || !strings.Contains(errOut, "no rule decided on event") {
+	if code, _, errOut := auto("", "explain", id, key); code != 2 || !strings.Contains(errOut, "recorded no decision on event") {
 		t.Errorf("explain before any decision: %d %q, want exit 2", code, errOut)
 	}
 	if code, _, errOut := cli(t, "", "worker", "--drain", "--namespace", ns, "--settings-dsn", dsn, "--http-addr", "127.0.0.1:0", "--log-level", "error"); code != 0 {
