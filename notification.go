@@ -109,7 +109,12 @@ type NotificationJob struct {
 	// DueAt is when the scheduler releases it to the generator (set once scheduled).
 	DueAt       time.Time `json:"dueAt,omitzero"`
 	MessageKeys []string  `json:"messageKeys,omitempty"`
-	Trail       []Step    `json:"trail,omitempty"`
+	// CausedByRule and ChainDepth are set when an automation rule's action made it: the rule,
+	// and the chain depth of the effect (the event it acted on, plus one). Its lifecycle events
+	// carry them on, for the loop guard. Not part of its content.
+	CausedByRule string `json:"causedByRule,omitempty"`
+	ChainDepth   int    `json:"chainDepth,omitempty"`
+	Trail        []Step `json:"trail,omitempty"`
 }
 
 // Step is one decision a stage made about a job or message, and why: the run history that
@@ -266,6 +271,11 @@ type OutgoingMessage struct {
 	// LastLatencyMs is how long the last send attempt took, in milliseconds (at least 1 once
 	// one was made): the provider's answer, or its error.
 	LastLatencyMs int64 `json:"lastLatencyMs,omitempty"`
+	// CausedByRule and ChainDepth are set when an automation rule's action made it: the rule,
+	// and the chain depth of the effect (the event it acted on, plus one). Its lifecycle events
+	// carry them on, for the loop guard. Not part of its content.
+	CausedByRule string `json:"causedByRule,omitempty"`
+	ChainDepth   int    `json:"chainDepth,omitempty"`
 }
 
 // ContentHash identifies what the message says and to whom. The recipient is its channel and

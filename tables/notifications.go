@@ -66,6 +66,8 @@ type jobEntity struct {
 	DueAtType               string `json:"DueAt@odata.type,omitempty"`
 	MessageKeys             string `json:",omitempty"`
 	Trail                   string `json:",omitempty"`
+	CausedByRule            string `json:",omitempty"`
+	ChainDepth              int32  `json:",omitempty"`
 }
 
 // Ensure creates job j in state Created unless its key exists. It returns the stored job: j
@@ -133,6 +135,7 @@ func toJobEntity(j *platform.NotificationJob) *jobEntity {
 		State: string(j.State), Reason: j.Reason,
 		CreatedAt: j.CreatedAt.UTC().Format(timeLayout), CreatedAtType: edmDateTime,
 		Recipients: jsonString(j.Recipients), MessageKeys: jsonString(j.MessageKeys), Trail: jsonString(j.Trail),
+		CausedByRule: j.CausedByRule, ChainDepth: int32(j.ChainDepth),
 	}
 	e.SendAt, e.SendAtType = optionalTime(j.SendAt)
 	e.DueAt, e.DueAtType = optionalTime(j.DueAt)
@@ -143,7 +146,7 @@ func (e *jobEntity) job() (*platform.NotificationJob, error) {
 	j := &platform.NotificationJob{
 		Key: e.JobKey, NotificationEventTypeID: int(e.NotificationEventTypeId), BusinessUnitID: e.BusinessUnitId,
 		EventKey: e.EventKey, EventDataBlob: e.EventDataBlob, CancellationKey: e.CancellationKey,
-		State: platform.JobState(e.State), Reason: e.Reason,
+		State: platform.JobState(e.State), Reason: e.Reason, CausedByRule: e.CausedByRule, ChainDepth: int(e.ChainDepth),
 	}
 	if e.EventData != "" {
 		j.EventData = json.RawMessage(e.EventData)
@@ -190,6 +193,8 @@ type messageEntity struct {
 	CreatedAt               string `json:",omitempty"`
 	CreatedAtType           string `json:"CreatedAt@odata.type,omitempty"`
 	LastLatencyMs           int32  `json:",omitempty"`
+	CausedByRule            string `json:",omitempty"`
+	ChainDepth              int32  `json:",omitempty"`
 }
 
 // Ensure creates message m in state Pending unless its key exists, and returns the stored one
@@ -254,7 +259,7 @@ func toMessageEntity(m *platform.OutgoingMessage) *messageEntity {
 		Channel: m.Recipient.Channel, Address: m.Recipient.Address, Name: m.Recipient.Name,
 		Subject: m.Subject, Text: m.Text, HTML: m.HTML, BodyBlob: m.BodyBlob, ContentHash: m.ContentHash(),
 		State: string(m.State), Attempts: int32(m.Attempts), LastError: m.LastError, ProviderId: m.ProviderID,
-		Claim: m.Claim, Trail: jsonString(m.Trail),
+		Claim: m.Claim, Trail: jsonString(m.Trail), CausedByRule: m.CausedByRule, ChainDepth: int32(m.ChainDepth),
 	}
 	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
 	e.RetryAt, e.RetryAtType = optionalTime(m.RetryAt)
@@ -269,7 +274,7 @@ func (e *messageEntity) message() (*platform.OutgoingMessage, error) {
 		Recipient: platform.Recipient{Channel: e.Channel, Address: e.Address, Name: e.Name},
 		Subject:   e.Subject, Text: e.Text, HTML: e.HTML, BodyBlob: e.BodyBlob,
 		State: platform.MessageState(e.State), Attempts: int(e.Attempts), LastError: e.LastError, ProviderID: e.ProviderId,
-		Claim: e.Claim,
+		Claim: e.Claim, CausedByRule: e.CausedByRule, ChainDepth: int(e.ChainDepth),
 	}
 	var err error
 	if m.LeaseUntil, err = parseTime(e.LeaseUntil); err != nil {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"testing"
@@ -22,6 +23,7 @@ import (
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/api"
 	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/runs"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -67,8 +69,21 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 	log := logrus.New()
 	log.SetOutput(&logs)
 	log.SetFormatter(&logrus.JSONFormatter{})
-	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Logger: log, WebhookAllowlist: []string{"127.0.0.1"},
+	released := make(chan struct{})
+	agents := map[string]runs.Agent{
+		"blocks": runs.AgentFunc(func(ctx context.Context, _ *runs.Run) (json.RawMessage, error) {
+			select {
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-released:
+				return nil, nil
+			}
+		}),
+		"quick": runs.AgentFunc(func(context.Context, *runs.Run) (json.RawMessage, error) { return json.RawMessage(`"done"`), nil }),
+	}
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", Logger: log, WebhookAllowlist: []string{"127.0.0.1"}, Agents: agents,
 		Auth: auth.Config{Issuer: iss.URL, Audience: audience, KeysRefresh: time.Millisecond}})
+	t.Cleanup(func() { close(released) }) // before the worker stops
 	base := "http://" + w.HTTPAddr()
 	ctx := context.Background()
 
@@ -89,6 +104,33 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		t.Fatal(err)
 	}
 	since := time.Now().Add(-time.Hour).UTC().Format(time.RFC3339)
+	// A rule of unit 1 that decided on an event (type 13: the endpoints above do not take it),
+	// acting on an endpoint that answers, so that the drain ends.
+	sink := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusNoContent) }))
+	t.Cleanup(sink.Close)
+	sinkEp, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: sink.URL + "/hook", BusinessUnitID: 1, EventTypes: []int{99}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ruleDef := `{"businessUnitId":1,"eventTypes":[13],"filter":"event.entity.id > 0","action":{"webhook":{"endpointId":"` + sinkEp.ID + `"}}}`
+	rule := addRule(t, w, ruleDef)
+	decided := strings.Replace(changeEvent(1, 502, "2026-11-22T10:00:00Z"), `"eventTypeId":12`, `"eventTypeId":13`, 1)
+	send(t, w, decided)
+	drain(t, w)
+	decidedKey := mustKey(t, decided)
+	ruleURL := "/v1/automations/" + rule.ID
+	running, _, err := w.Runs().Start(ctx, runs.StartRequest{Agent: "blocks", Key: "auth-1", BusinessUnitID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done, _, err := w.Runs().Start(ctx, runs.StartRequest{Agent: "quick", Key: "auth-2", BusinessUnitID: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 30*time.Second, "the quick run over", func() bool {
+		r, err := w.Runs().Get(ctx, done.ID)
+		return err == nil && r.State == runs.Succeeded
+	})
 
 	cases := map[string]routeCase{
 		"GET /healthz": {"GET", "/healthz", "", 200, 200},
@@ -107,6 +149,20 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/webhooks/{id}/rotate-secret": {"POST", "/v1/webhooks/" + ep.ID + "/rotate-secret", `{"expireOldAfter":"1h"}`, 200, 404},
 		"GET /v1/webhooks/{id}/deliveries":     {"GET", "/v1/webhooks/" + ep.ID + "/deliveries?failed=true&limit=5", "", 200, 404},
 		"POST /v1/webhooks/{id}/replay":        {"POST", "/v1/webhooks/" + replayed.ID + "/replay", `{"since":"` + since + `"}`, 200, 404},
+
+		"GET /v1/automations":               {"GET", "/v1/automations", "", 200, 200},
+		"POST /v1/automations":              {"POST", "/v1/automations", ruleDef, 201, 403},
+		"GET /v1/automations/{id}":          {"GET", ruleURL, "", 200, 404},
+		"PUT /v1/automations/{id}":          {"PUT", ruleURL, ruleDef, 200, 404},
+		"POST /v1/automations/{id}/enable":  {"POST", ruleURL + "/enable?shadow=false", "", 200, 404},
+		"POST /v1/automations/{id}/disable": {"POST", ruleURL + "/disable", "", 200, 404},
+		"POST /v1/automations/{id}/test":    {"POST", ruleURL + "/test", decided, 200, 404},
+		"GET /v1/automations/{id}/explain":  {"GET", ruleURL + "/explain?event=" + url.QueryEscape(decidedKey), "", 200, 404},
+		"POST /v1/automations/{id}/replay":  {"POST", ruleURL + "/replay", `{"eventKey":"` + decidedKey + `"}`, 200, 404},
+		"GET /v1/runs":                      {"GET", "/v1/runs?businessUnitId=1&agent=blocks", "", 200, 404},
+		"GET /v1/runs/{id}":                 {"GET", "/v1/runs/" + running.ID, "", 200, 404},
+		"POST /v1/runs/{id}/cancel":         {"POST", "/v1/runs/" + running.ID + "/cancel", "", 200, 404},
+		"POST /v1/runs/{id}/replay":         {"POST", "/v1/runs/" + done.ID + "/replay", "", 201, 404},
 	}
 	routes := api.Routes()
 	for _, rt := range routes {

@@ -10,6 +10,7 @@ import (
 	"github.com/platform/platform/settings"
 	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/notify"
+	"github.com/platform/platform/worker/runs"
 )
 
 // automationDeps gives the automations concern its actions: the other concerns' own ways of
@@ -18,9 +19,9 @@ func (w *Worker) automationDeps(types *mappings.NotificationRegistry) automation
 	return automations.Deps{
 		Log: w.log, Store: w.settings, Decisions: w.tables.Decisions(), Claims: w.tables.Claims(), Blobs: w.blobs,
 		Bus: w.tables.Changes(),
-		Notify: func(ctx context.Context, a *automations.NotifyAction, bu int64, data json.RawMessage, key string) (string, error) {
+		Notify: func(ctx context.Context, a *automations.NotifyAction, bu int64, data json.RawMessage, key string, o automations.Origin) (string, error) {
 			j, _, err := w.notify.CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: a.NotificationEventTypeID, BusinessUnitID: bu,
-				EventData: data, Recipients: a.Recipients}, key)
+				EventData: data, Recipients: a.Recipients, CausedByRule: o.RuleID, ChainDepth: o.ChainDepth}, key)
 			if err != nil {
 				return "", err
 			}
@@ -37,8 +38,20 @@ func (w *Worker) automationDeps(types *mappings.NotificationRegistry) automation
 			}
 			return nil
 		},
-		Deliver:       w.webhooks.DeliverAs,
+		Deliver: func(ctx context.Context, endpointID string, ev *platform.EntityEvent, key string, o automations.Origin) error {
+			return w.webhooks.DeliverAs(ctx, endpointID, ev, key, o.RuleID, o.ChainDepth)
+		},
 		CheckEndpoint: w.webhooks.CheckEndpoint,
+		StartRun: func(ctx context.Context, agent, key string, bu int64, input json.RawMessage, o automations.Origin) (string, error) {
+			r, _, err := w.runs.Start(ctx, runs.StartRequest{Agent: agent, Key: key, BusinessUnitID: bu, Input: input,
+				Origin: runs.Origin{RuleID: o.RuleID, RuleVersion: o.RuleVersion, EventKey: o.EventKey, CorrelationID: o.CorrelationID, ChainDepth: o.ChainDepth}})
+			if err != nil {
+				return "", err
+			}
+			return r.ID, nil
+		},
+		RunID:      runs.RunID,
+		AgentKnown: func(agent string) bool { return w.runs != nil && w.runs.Known(agent) },
 		Publish: func(ctx context.Context, ev *platform.EntityEvent) error {
 			_, err := w.queues.Publish(ctx, ev)
 			return err

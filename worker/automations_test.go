@@ -19,6 +19,7 @@ import (
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
 	"github.com/platform/platform/worker/automations"
+	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -118,6 +119,10 @@ func TestAutomationEveryOutcomeIsRecordedAndEachKeyFiresOnce(t *testing.T) {
 		}
 	}
 	firstEv, _ := platform.DecodeEvent([]byte(first))
+	// platform trace shows the decisions beside the event's other effects.
+	if tr := trace(t, w, firstEv.Key()); len(tr.Automations) != len(want) || tr.Event == nil || tr.Event.History == nil {
+		t.Errorf("the event's trace shows %d decisions (want %d) and history %+v", len(tr.Automations), len(want), tr.Event)
+	}
 	if d := decisions(t, w, second)[rules["perGuid"].ID]; !strings.Contains(d.Detail, firstEv.Key()) || d.DedupeKey != attendee {
 		t.Errorf("a deduped decision does not name the first effect's event and the key: %+v", d)
 	}
@@ -208,6 +213,15 @@ func TestAutomationPublishChainsStopAtTheLoopGuard(t *testing.T) {
 	if n := len(poison(t, w)); n != 0 {
 		t.Fatalf("%d events poisoned", n)
 	}
+	// Type 14 has no history rule: its trace is its decisions, for a reader of its unit only.
+	ev14, _ := platform.DecodeEvent([]byte(depth3))
+	tr, err := w.Notify().Trace(context.Background(), ev14.Key(), &notify.TraceOptions{Visible: func(bu int64) bool { return bu == 42 }})
+	if err != nil || len(tr.Automations) != 1 || tr.Automations[0].RuleID != pong.ID {
+		t.Fatalf("trace of an event only rules wanted: %+v, %v", tr, err)
+	}
+	if _, err := w.Notify().Trace(context.Background(), ev14.Key(), &notify.TraceOptions{Visible: func(bu int64) bool { return bu == 43 }}); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("another unit's reader traced it: %v", err)
+	}
 }
 
 func TestAutomationExplainSaysWhichClauseWasFalseAndReplayFiresOnceMore(t *testing.T) {
@@ -289,5 +303,60 @@ func TestAutomationDecisionsOfOneEventAreOneRequest(t *testing.T) {
 			t.Fatalf("explain under 100 rules: %+v, %v", e, err)
 		}
 		break
+	}
+}
+
+func TestAutomationLifecycleEventsFeedRulesAndTheLoopGuardSeesTheirOrigin(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	good, goodID := hookEndpoint(t, w)
+	bad := newReceiver(t, strongSecret, 0)
+	bad.srv.Config.Handler = http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) { rw.WriteHeader(http.StatusBadRequest) })
+	badEndpoint, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: bad.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{99}, Secret: bad.secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// An endpoint cannot subscribe to lifecycle events: each delivery would feed itself.
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: good.srv.URL + "/x", BusinessUnitID: 42, EventTypes: []int{platform.EventWebhookDelivered}, Secret: good.secret}); !errors.Is(err, platform.ErrInvalidInput) || !strings.Contains(err.Error(), "webhook.delivered") {
+		t.Fatalf("a subscription to lifecycle events: %v", err)
+	}
+	// An event makes a delivery that fails (400: no retry) …
+	addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"action":{"webhook":{"endpointId":%q}}}`, badEndpoint.ID))
+	// … whose webhook.failed event one rule reports to a good endpoint, and another re-sends
+	// to the failing one: that one's own failure comes back to it, and it does not act on it.
+	report := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[%d],"action":{"webhook":{"endpointId":%q}}}`, platform.EventWebhookFailed, goodID))
+	resend := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[%d],"filter":"event.causedByRule == '' || event.causedByRule != ''","action":{"webhook":{"endpointId":%q}}}`, platform.EventWebhookFailed, badEndpoint.ID))
+
+	send(t, w, event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"firstName":"Ada"}`))
+	testenv.Eventually(t, 30e9, "the failure reported", func() bool { n, _ := good.received(); return n >= 2 })
+	drain(t, w)
+	good.mu.Lock()
+	bodies := append([]string(nil), good.bodies...)
+	good.mu.Unlock()
+	if len(bodies) != 2 {
+		t.Fatalf("the good endpoint got %d reports, want 2 (the first failure, and the re-send's failure)", len(bodies))
+	}
+	for _, b := range bodies {
+		if !strings.Contains(b, fmt.Sprintf(`"eventTypeId":%d`, platform.EventWebhookFailed)) || !strings.Contains(b, `"supplementary":true`) || !strings.Contains(b, `"state":"Failed"`) {
+			t.Fatalf("a report is not a webhook.failed lifecycle event: %s", b)
+		}
+	}
+	// The re-send's own failure: the resend rule's decision on it is loop_guard, the report
+	// rule still fired.
+	var sawGuard bool
+	for _, b := range bodies {
+		decoded, err := platform.DecodeEvent([]byte(b))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := decisions(t, w, b)
+		if decoded.CausedByRule == resend.ID {
+			sawGuard = got[resend.ID].Outcome == automations.LoopGuard && got[report.ID].Outcome == automations.Fired
+		}
+	}
+	if !sawGuard {
+		t.Fatalf("no lifecycle event of the re-send's failure was guarded: %v", bodies)
 	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/outbox"
 	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/runs"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -100,6 +101,13 @@ type Config struct {
 	Outbox outbox.Config
 	// Realtime tunes the change stream (GET /v1/changes).
 	Realtime realtime.Config
+	// Agents execute agent runs, by name (runs.CheckAgentName): an in-process runs.AgentFunc,
+	// or a runs.HTTPAgent (signed as webhooks are, through the SSRF rule; its secret obeys the
+	// webhook secret rule). runs.WithOptions sets one's attempts, timeout, concurrency and
+	// singleton mode. Default: none (a run of an unknown agent is refused).
+	Agents map[string]runs.Agent
+	// Runs tunes the runner (lease, retry backoff) and says whom to tell when a run ends.
+	Runs runs.Config
 	// Components are further long-running pieces run with the worker's lifecycle: started
 	// before the consumers and stopped after them, so that a post-processor may use one.
 	Components []lifecycle.Component

@@ -82,7 +82,7 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 			accepted++
 		}
 	}
-	if accepted == 0 && ev.Supplementary {
+	if accepted == 0 && ev.Supplementary && platform.IsLifecycleEvent(ev.EventTypeID) {
 		// A lifecycle event the platform published, best effort, for rules that may want it:
 		// none does now (the rule was disabled meanwhile). Not an unknown type.
 		log.Debug("supplementary event wanted by no concern: dropped")

@@ -1,7 +1,7 @@
 // Package worker is the host: it wires the concerns to storage and to each other, routes each
 // entity event to every concern, and runs every long-running piece with one lifecycle. The
 // concerns live in their own packages (history, notify, delivery, channels, webhooks,
-// realtime, outbox) and the HTTP API in api; none of them imports another concern, and only
+// realtime, outbox, runs) and the HTTP API in api; none of them imports another concern, and only
 // this package knows them all.
 //
 // Lifecycle (lifecycle.Group): Start sets up the tables and queues, then starts, in order, the
@@ -42,6 +42,7 @@ import (
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/outbox"
 	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/runs"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -60,6 +61,7 @@ type Worker struct {
 	realtime    *realtime.Service
 	automations *automations.Service
 	outbox      *outbox.Service
+	runs        *runs.Service
 	consumers   []*queues.Consumer
 	keys        *auth.Keys
 	auth        *auth.Authenticator
@@ -133,7 +135,9 @@ func New(cfg Config) (*Worker, error) {
 	w.notify = notify.New(cfg.Notify, notify.Deps{
 		Log: cfg.Logger, Types: types, Queues: w.queues, Blobs: w.blobs, Tables: w.tables,
 		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
+		OnSettled: w.jobSettled,
 	})
+	w.distributor.OnSettled(w.messageSettled)
 	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
 	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
 	w.webhooks.KeepLogIn(w.tables.Deliveries())
@@ -141,6 +145,9 @@ func New(cfg Config) (*Worker, error) {
 	w.automations = automations.New(cfg.Automations, w.automationDeps(types))
 	w.realtime.Hub().OnSignal(automations.SignalTopic, w.automations.RulesChanged)
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
+	if w.runs, err = newRuns(cfg, targets, w); err != nil {
+		return nil, err
+	}
 
 	router, err := NewRouter(w.blobs, cfg.Logger, append([]PostProcessor{
 		history.New(history.Config{MaxRelated: cfg.MaxRelated}, cfg.History, w.tables.History(), w.blobs), w.notify, w.webhooks, w.realtime, w.automations,
@@ -156,6 +163,7 @@ func New(cfg Config) (*Worker, error) {
 		{platform.QueueNotificationScheduler, w.notify.Schedule},
 		{platform.QueueNotificationGenerator, w.notify.Generate},
 		{platform.QueueNotificationDistributor, w.distributor.Handle},
+		{platform.QueueAgentRuns, w.runs.Handle},
 	} {
 		cc := cfg.Consumer
 		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
@@ -170,6 +178,30 @@ func New(cfg Config) (*Worker, error) {
 	}
 	w.assemble()
 	return w, nil
+}
+
+// newRuns builds the agent runs concern: HTTP agents call through the SSRF-safe client (its
+// own 30 s timeout lifted: each agent's Options.Timeout bounds an attempt) and are signed as
+// webhooks are.
+func newRuns(cfg Config, targets *webhooks.Targets, w *Worker) (*runs.Service, error) {
+	rc := cfg.Runs
+	if rc.OnFinished == nil {
+		rc.OnFinished = w.runFinished
+	}
+	if rc.HTTPClient == nil {
+		client := *targets.Client()
+		client.Timeout = 0
+		rc.HTTPClient = &client
+	}
+	if rc.Sign == nil {
+		rc.Sign = func(req *http.Request, id, secret string, body []byte) {
+			webhooks.SignRequest(req, id, []string{secret}, body)
+		}
+	}
+	if rc.CheckSecret == nil {
+		rc.CheckSecret = webhooks.CheckSecret
+	}
+	return runs.New(rc, runs.Deps{Log: cfg.Logger, Runs: w.tables.Runs(), Queues: w.queues, Blobs: w.blobs, Agents: cfg.Agents})
 }
 
 // registerChannels registers the built-in channels and cfg's own.
@@ -213,7 +245,7 @@ func (w *Worker) assemble() {
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
 		tables.TableOutboxIntents, tables.TablePlatformEventLog, tables.TableWatermarks, tables.TableWebhookEndpoints, tables.TableChanges, tables.TableAPIKeys,
-		tables.TableWebhookDeliveries, tables.TableAutomationDecisions, tables.TableAutomationClaims); err != nil {
+		tables.TableWebhookDeliveries, tables.TableAutomationDecisions, tables.TableAutomationClaims, tables.TableAgentRuns); err != nil {
 		return err
 	}
 	for _, q := range platform.WorkQueues {
@@ -304,7 +336,7 @@ func (w *Worker) Handler() http.Handler {
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(),
-		Auth: w.auth, Limits: w.cfg.APILimits,
+		Automations: w.automations, Runs: w.runs, Auth: w.auth, Limits: w.cfg.APILimits,
 		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 	})
 }
@@ -344,6 +376,9 @@ func (w *Worker) OpenSettings(ctx context.Context) (close func(), err error) {
 	}
 	return func() { _ = w.settings.Stop(context.Background()) }, nil
 }
+
+// Runs is the agent runs concern: start (the automations concern), list, cancel, replay.
+func (w *Worker) Runs() *runs.Service { return w.runs }
 
 // WebhookReplay re-sends what an endpoint subscribes to in a window of processed events.
 func (w *Worker) WebhookReplay() *webhooks.Replayer {

@@ -28,6 +28,7 @@ import (
 //	PLATFORM_CHAOS_SEED         the fault draw's seed (default: the process id)
 //	PLATFORM_CHAOS_SEND_LEASE   the distributor's send lease (default: the worker's, 2m)
 //	PLATFORM_CHAOS_VISIBILITY   how long a dequeued message stays hidden (default 30s)
+//	PLATFORM_CHAOS_RUN_LEASE    an agent run's lease (default: the worker's, 30s)
 //	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind and time them; write
 //	                            {"counts":{kind:n},"elapsed_ns":{kind:ns}} there every 500 ms
 //	                            (make bench reads it)
@@ -73,6 +74,7 @@ func init() {
 		for name, d := range map[string]*time.Duration{
 			"PLATFORM_CHAOS_SEND_LEASE": &cfg.Delivery.SendLease,
 			"PLATFORM_CHAOS_VISIBILITY": &cfg.Consumer.VisibilityTimeout,
+			"PLATFORM_CHAOS_RUN_LEASE":  &cfg.Runs.LeaseTTL,
 		} {
 			if s := os.Getenv(name); s != "" {
 				v, err := time.ParseDuration(s)

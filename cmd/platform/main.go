@@ -54,6 +54,8 @@ var commands = []command{
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
 	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID | enable ID | rotate-secret ID [--expire-old-after 24h] | deliveries ID [--failed] [--limit N] [--json] | replay ID --since T [--until T] [--after CURSOR] [--max N] | recipient-secret --url URL", "integrators' signed webhook subscriptions: their secrets, delivery log and replays; a webhook-channel recipient's secret", runWebhooks},
+	{"automations", automationsUsage, "automation rules: add and change them (checked when saved), turn them on, off or to shadow mode, test one on an event, ask why one did (not) fire, fire one again", runAutomations},
+	{"runs", "list [--agent A] [--state S] [--business-unit N] [--limit N] [--json] | show ID [--json] | cancel ID | replay ID", "agent runs: who started each, attempts, lease, timings, result or error; cancel one, or start its next generation", runRuns},
 	{"keys", "create --role ROLE [--business-units 42,43|*] [--expires 90d] [--name N] | list [--json] | revoke ID", "API keys for services and tools calling the HTTP API (shown once; only a hash is kept)", runKeys},
 	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
 	{"version", "", "print the version", runVersion},
@@ -190,7 +192,8 @@ func (c *config) account() storage.Account {
 }
 
 // worker builds a worker from the configuration; the channels' settings come from
-// PLATFORM_SMTP_*, PLATFORM_WEBHOOK_SECRET and PLATFORM_WEBHOOK_ALLOWLIST. A command that
+// PLATFORM_SMTP_*, PLATFORM_WEBHOOK_SECRET and PLATFORM_WEBHOOK_ALLOWLIST, the HTTP agents
+// from PLATFORM_AGENTS and PLATFORM_AGENT_SECRET. A command that
 // only writes (notify, webhooks) builds one without starting it; the HTTP address matters
 // only to the worker command.
 func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
@@ -224,6 +227,9 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		return nil, err
 	}
 	if wc.Webhooks.DisableAfter, err = durationEnv("PLATFORM_WEBHOOK_DISABLE_AFTER", "5d"); err != nil {
+		return nil, err
+	}
+	if wc.Agents, err = agentsFromEnv(); err != nil {
 		return nil, err
 	}
 	if wc.MaxPayloadBytes, err = positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES"); err != nil {

@@ -259,6 +259,16 @@ func printTrace(out io.Writer, t *notify.Trace) {
 	for _, m := range t.Deliveries {
 		message("delivery", m)
 	}
+	for _, d := range t.Automations {
+		line := fmt.Sprintf("%s (version %d)", d.Outcome, d.RuleVersion)
+		if d.Detail != "" {
+			line += ": " + d.Detail
+		}
+		fmt.Fprintf(tw, "rule\t%s\t%s\n", clean(d.RuleID), clean(line))
+		if d.DedupeKey != "" {
+			fmt.Fprintf(tw, "  dedupe key\t%s\n", clean(d.DedupeKey))
+		}
+	}
 	for _, n := range t.Notes {
 		fmt.Fprintf(tw, "note\t%s\n", clean(n))
 	}

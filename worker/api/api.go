@@ -1,5 +1,6 @@
 // Package api is the worker's HTTP API, one file per resource: health, history, notification
-// jobs and cancellations, traces, webhook endpoints and the change stream. It decodes and
+// jobs and cancellations, traces, webhook endpoints, automation rules, agent runs and the change
+// stream. It decodes and
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
 // platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a
 // storage failure 502. Its only state is the limits it keeps (limits.go).
@@ -28,8 +29,10 @@ import (
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/tables"
+	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/realtime"
+	"github.com/platform/platform/worker/runs"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -44,6 +47,9 @@ type Deps struct {
 	Webhooks *webhooks.Service
 	Replay   *webhooks.Replayer
 	Changes  *realtime.Hub
+	// Automations are the automation rules (/v1/automations).
+	Automations *automations.Service
+	Runs        *runs.Service
 	// Auth says who a request is. Required.
 	Auth *auth.Authenticator
 	// PageKey is the key, shared by every replica, that seals the continuation tokens the API

@@ -65,6 +65,19 @@ var routes = []Route{
 	{"POST /v1/webhooks/{id}/rotate-secret", Needs(auth.WebhooksManage), (*server).serveRotateWebhookSecret},
 	{"GET /v1/webhooks/{id}/deliveries", Needs(auth.WebhooksManage), (*server).serveWebhookDeliveries},
 	{"POST /v1/webhooks/{id}/replay", Needs(auth.WebhooksManage), (*server).serveReplayWebhook},
+	{"GET /v1/automations", Needs(auth.AutomationsManage), (*server).serveListAutomations},
+	{"POST /v1/automations", Needs(auth.AutomationsManage), (*server).serveAddAutomation},
+	{"GET /v1/automations/{id}", Needs(auth.AutomationsManage), (*server).serveGetAutomation},
+	{"PUT /v1/automations/{id}", Needs(auth.AutomationsManage), (*server).serveUpdateAutomation},
+	{"POST /v1/automations/{id}/enable", Needs(auth.AutomationsManage), (*server).serveEnableAutomation},
+	{"POST /v1/automations/{id}/disable", Needs(auth.AutomationsManage), (*server).serveDisableAutomation},
+	{"POST /v1/automations/{id}/test", Needs(auth.AutomationsManage), (*server).serveTestAutomation},
+	{"GET /v1/automations/{id}/explain", Needs(auth.AutomationsManage), (*server).serveExplainAutomation},
+	{"POST /v1/automations/{id}/replay", Needs(auth.AutomationsManage), (*server).serveReplayAutomation},
+	{"GET /v1/runs", Needs(auth.AutomationsManage), (*server).serveListRuns},
+	{"GET /v1/runs/{id}", Needs(auth.AutomationsManage), (*server).serveRun},
+	{"POST /v1/runs/{id}/cancel", Needs(auth.AutomationsManage), (*server).serveCancelRun},
+	{"POST /v1/runs/{id}/replay", Needs(auth.AutomationsManage), (*server).serveReplayRun},
 }
 
 // Routes lists the API's routes with their policies: the README's table and the tests that

@@ -31,12 +31,13 @@ func (s *Service) effectID(r *Rule, ev *platform.EntityEvent, token string) (str
 
 // act performs r's action for ev, under token.
 func (s *Service) act(ctx context.Context, r *Rule, ev *platform.EntityEvent, token string, generation int) error {
+	o := Origin{RuleID: r.ID, RuleVersion: r.Version, EventKey: ev.Key(), CorrelationID: correlation(ev), ChainDepth: ev.ChainDepth + 1}
 	switch a := r.Action; {
 	case a.Notify != nil:
-		_, err := s.d.Notify(ctx, a.Notify, r.BusinessUnitID, ev.Payload, idempotencyKey(token))
+		_, err := s.d.Notify(ctx, a.Notify, r.BusinessUnitID, ev.Payload, idempotencyKey(token), o)
 		return err
 	case a.Webhook != nil:
-		return s.d.Deliver(ctx, a.Webhook.EndpointID, ev, platform.DeliveryKey(a.Webhook.EndpointID, idempotencyKey(token)))
+		return s.d.Deliver(ctx, a.Webhook.EndpointID, ev, platform.DeliveryKey(a.Webhook.EndpointID, idempotencyKey(token)), o)
 	case a.Run != nil:
 		canonical := *ev
 		canonical.PayloadBlob = ""
@@ -44,8 +45,7 @@ func (s *Service) act(ctx context.Context, r *Rule, ev *platform.EntityEvent, to
 		if err != nil {
 			return err
 		}
-		_, err = s.d.StartRun(ctx, a.Run.Agent, idempotencyKey(token), r.BusinessUnitID, input,
-			Origin{RuleID: r.ID, RuleVersion: r.Version, EventKey: ev.Key(), CorrelationID: correlation(ev)})
+		_, err = s.d.StartRun(ctx, a.Run.Agent, idempotencyKey(token), r.BusinessUnitID, input, o)
 		return err
 	case a.Publish != nil:
 		if generation > 1 {

@@ -63,12 +63,14 @@ type Store interface {
 	PutRuleVersion(ctx context.Context, r settings.RuleRow) error
 }
 
-// Origin says which rule and event started an effect.
+// Origin says which rule and event started an effect, and the effect's chain depth (the
+// event's, plus one): the effect's own lifecycle events carry them on to the loop guard.
 type Origin struct {
 	RuleID        string
 	RuleVersion   int
 	EventKey      string
 	CorrelationID string
+	ChainDepth    int
 }
 
 // Deps are what the concern uses. The actions are the host's: each must be idempotent in its
@@ -83,13 +85,13 @@ type Deps struct {
 	Bus       *tables.Changes // where rule changes are announced; nil: nowhere
 
 	// Notify creates the notification job of idempotencyKey; it returns the job's key.
-	Notify func(ctx context.Context, a *NotifyAction, businessUnitID int64, data json.RawMessage, idempotencyKey string) (string, error)
+	Notify func(ctx context.Context, a *NotifyAction, businessUnitID int64, data json.RawMessage, idempotencyKey string, o Origin) (string, error)
 	// NotifyKey is the key of the job Notify creates for idempotencyKey.
 	NotifyKey func(a *NotifyAction, businessUnitID int64, idempotencyKey string) string
 	// CheckNotify refuses a notification type a rule may not create.
 	CheckNotify func(a *NotifyAction, businessUnitID int64) error
 	// Deliver delivers ev to endpointID under deliveryKey.
-	Deliver func(ctx context.Context, endpointID string, ev *platform.EntityEvent, deliveryKey string) error
+	Deliver func(ctx context.Context, endpointID string, ev *platform.EntityEvent, deliveryKey string, o Origin) error
 	// CheckEndpoint refuses an endpoint that is not businessUnitID's.
 	CheckEndpoint func(ctx context.Context, endpointID string, businessUnitID int64) error
 	// StartRun starts the run of (agent, key), once; it returns the run's id.
@@ -151,6 +153,10 @@ func (s *Service) RulesChanged(ctx context.Context) {
 		s.log.WithError(err).Warn("automation rules: reread after a change failed; using the last list until the next refresh")
 	}
 }
+
+// Wants tells whether some rule names eventType: lifecycle events (platform.LifecycleEvent)
+// are published only then.
+func (s *Service) Wants(eventType int) bool { return s.cache.wants(eventType) }
 
 // Name implements the router's PostProcessor.
 func (*Service) Name() string { return "automations" }

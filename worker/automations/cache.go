@@ -55,7 +55,7 @@ type cache struct {
 
 	mu     sync.RWMutex
 	byType map[typeKey][]*compiled
-	byID   map[string]*compiled
+	types  map[int]bool // every event type some rule names, in any unit
 }
 
 func (c *cache) reload(ctx context.Context) error {
@@ -64,7 +64,7 @@ func (c *cache) reload(ctx context.Context) error {
 		return err
 	}
 	byType := map[typeKey][]*compiled{}
-	byID := map[string]*compiled{}
+	types := map[int]bool{}
 	for _, row := range rows {
 		r, err := ruleFromRow(row)
 		if err != nil {
@@ -75,14 +75,14 @@ func (c *cache) reload(ctx context.Context) error {
 		if err != nil {
 			cr = &compiled{rule: r, broken: err}
 		}
-		byID[r.ID] = cr
 		for _, t := range r.EventTypes {
 			k := typeKey{r.BusinessUnitID, t}
 			byType[k] = append(byType[k], cr)
+			types[t] = true
 		}
 	}
 	c.mu.Lock()
-	c.byType, c.byID = byType, byID
+	c.byType, c.types = byType, types
 	c.mu.Unlock()
 	return nil
 }
@@ -99,23 +99,12 @@ func (c *cache) matching(ev *platform.EntityEvent) []*compiled {
 	return c.byType[typeKey{ev.BusinessUnitID, ev.EventTypeID}]
 }
 
-func (c *cache) get(id string) *compiled {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return c.byID[id]
-}
-
 // wants tells whether some rule names eventType in any business unit (lifecycle events are
 // emitted only then).
 func (c *cache) wants(eventType int) bool {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	for k := range c.byType {
-		if k.eventType == eventType {
-			return true
-		}
-	}
-	return false
+	return c.types[eventType]
 }
 
 // ruleFromRow reads a stored version.

@@ -43,10 +43,10 @@ func (s *Service) decideAll(ctx context.Context, ev *platform.EntityEvent, rules
 		if r.ProjectID != "" && r.ProjectID != project {
 			continue // another project's rule: its event type matched, its scope did not
 		}
-		d := tables.Decision{EventKey: evKey, RuleID: r.ID, RuleVersion: r.Version, Generation: 1}
+		d := tables.Decision{EventKey: evKey, RuleID: r.ID, RuleVersion: r.Version}
 		if actErr != nil {
 			d.Outcome, d.Detail = FilterError, actErr.Error()
-		} else if err := s.decide(ctx, cr, ev, act, &d); err != nil {
+		} else if err := s.decide(ctx, cr, ev, act, &d, true); err != nil {
 			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
 			continue // undecided: the retry decides it
 		}
@@ -56,20 +56,26 @@ func (s *Service) decideAll(ctx context.Context, ev *platform.EntityEvent, rules
 	return ds, errors.Join(errs...)
 }
 
-// decide decides one rule for ev into d, and acts when it fires. An error is transient.
-func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityEvent, act interpreter.Activation, d *tables.Decision) error {
+// decide decides one rule for ev into d, and acts when it fires. An error is transient. Not
+// live (a test or an explanation), a stop by the loop guard does not count towards disabling
+// the rule.
+func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityEvent, act interpreter.Activation, d *tables.Decision, live bool) error {
 	r := cr.rule
 	switch {
 	case !r.Enabled:
 		d.Outcome, d.Detail = Disabled, r.Note
 		return nil
-	case ev.CausedByRule == r.ID:
+	case r.ID != "" && ev.CausedByRule == r.ID: // a rule not stored (test --rule) has published nothing
 		d.Outcome, d.Detail = LoopGuard, "the event was published by this rule's own action"
-		s.tripped(ctx, r, "its own events")
+		if live {
+			s.tripped(ctx, r, "its own events")
+		}
 		return nil
 	case ev.ChainDepth >= s.cfg.MaxChainDepth:
 		d.Outcome, d.Detail = LoopGuard, fmt.Sprintf("chain depth %d reaches the cap of %d", ev.ChainDepth, s.cfg.MaxChainDepth)
-		s.tripped(ctx, r, "the chain-depth cap")
+		if live {
+			s.tripped(ctx, r, "the chain-depth cap")
+		}
 		return nil
 	case cr.broken != nil:
 		d.Outcome, d.Detail = FilterError, "the rule as stored does not compile: "+cr.broken.Error()

@@ -63,7 +63,7 @@ func (s *Service) evaluate(ctx context.Context, cr *compiled, ev *platform.Entit
 	probe.rule = &Rule{}
 	*probe.rule = *r
 	probe.rule.Shadow, probe.rule.RateLimit = true, nil
-	if err := s.decide(ctx, &probe, ev, act, d); err != nil {
+	if err := s.decide(ctx, &probe, ev, act, d, false); err != nil {
 		return nil, err
 	}
 	e.Outcome, e.Detail, e.DedupeKey = d.Outcome, d.Detail, d.DedupeKey
@@ -92,14 +92,15 @@ func (s *Service) evaluate(ctx context.Context, cr *compiled, ev *platform.Entit
 
 // Explain re-evaluates rule ruleID (its newest version) on the event eventKey as it was
 // processed (kept with its decisions), and says which clause of the filter was false, beside
-// the decision recorded then. platform.ErrNotFound: no such rule, or no decision was ever
-// recorded for the event (no rule named its type when it was processed).
+// the decision recorded then. platform.ErrNotFound: no such rule, or the rule made no decision
+// on the event — a rule decides only events of its business unit, so without its decision the
+// event may be another unit's, whose payload an explanation would reveal clause by clause.
 func (s *Service) Explain(ctx context.Context, ruleID, eventKey string) (*Evaluation, error) {
 	r, err := s.Get(ctx, ruleID)
 	if err != nil {
 		return nil, err
 	}
-	ev, ds, err := s.decidedEvent(ctx, eventKey)
+	ev, recorded, err := s.decidedBy(ctx, ruleID, eventKey)
 	if err != nil {
 		return nil, err
 	}
@@ -107,11 +108,7 @@ func (s *Service) Explain(ctx context.Context, ruleID, eventKey string) (*Evalua
 	if err != nil {
 		return nil, err
 	}
-	for i := range ds {
-		if ds[i].RuleID == ruleID {
-			e.Recorded = &ds[i]
-		}
-	}
+	e.Recorded = recorded
 	return e, nil
 }
 
@@ -121,11 +118,21 @@ func (s *Service) Decisions(ctx context.Context, eventKey string) ([]tables.Deci
 	return ds, err
 }
 
-// decidedEvent reads the event eventKey as it was when rules decided on it.
-func (s *Service) decidedEvent(ctx context.Context, eventKey string) (*platform.EntityEvent, []tables.Decision, error) {
+// decidedBy reads the event eventKey as it was when rules decided on it, and rule ruleID's
+// decision on it; platform.ErrNotFound when that rule made none.
+func (s *Service) decidedBy(ctx context.Context, ruleID, eventKey string) (*platform.EntityEvent, *tables.Decision, error) {
 	ds, stored, err := s.d.Decisions.List(ctx, eventKey)
 	if err != nil {
 		return nil, nil, err
+	}
+	var recorded *tables.Decision
+	for i := range ds {
+		if ds[i].RuleID == ruleID {
+			recorded = &ds[i]
+		}
+	}
+	if recorded == nil {
+		return nil, nil, fmt.Errorf("%w: rule %s recorded no decision on event %s (a rule decides only events of its unit and types, once it exists)", platform.ErrNotFound, ruleID, eventKey)
 	}
 	body := stored.Event
 	if stored.Blob != "" {
@@ -140,11 +147,11 @@ func (s *Service) decidedEvent(ctx context.Context, eventKey string) (*platform.
 	if err != nil {
 		return nil, nil, fmt.Errorf("the decided event: %w", err)
 	}
-	return ev, ds, nil
+	return ev, recorded, nil
 }
 
-// Replay fires rule ruleID once more for the event eventKey, whatever its filter and dedupe
-// said: a new generation of the event's dedupe key, recorded as its own decision (row
+// Replay fires rule ruleID once more for the event eventKey, whatever its filter, dedupe key
+// and state (shadow, disabled) said — an operator's explicit act, recorded with who did it: a new generation of the event's dedupe key, recorded as its own decision (row
 // {ruleId}~g{n}) beside the first. The effect has a key of its own, so it is a new job,
 // delivery or run — once, however often the replay itself is retried with the same
 // generation in mind. A publish action is not replayed.
@@ -153,12 +160,12 @@ func (s *Service) Replay(ctx context.Context, ruleID, eventKey, by string) (*tab
 	if err != nil {
 		return nil, err
 	}
-	if r.Action.Publish != nil {
-		return nil, fmt.Errorf("%w: rule %s publishes events; an event published again has the same key and changes nothing", platform.ErrInvalidInput, ruleID)
-	}
-	ev, _, err := s.decidedEvent(ctx, eventKey)
+	ev, _, err := s.decidedBy(ctx, ruleID, eventKey)
 	if err != nil {
 		return nil, err
+	}
+	if r.Action.Publish != nil {
+		return nil, fmt.Errorf("%w: rule %s publishes events; an event published again has the same key and changes nothing", platform.ErrInvalidInput, ruleID)
 	}
 	cr, err := compileRule(r)
 	if err != nil {

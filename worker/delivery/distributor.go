@@ -54,6 +54,13 @@ type Distributor struct {
 	queues   *queues.Client
 	messages *tables.Messages
 	channels *Channels
+	settled  func(ctx context.Context, m *platform.OutgoingMessage) // OnSettled
+}
+
+// OnSettled calls f (best effort: its failure is its own to log) with each message just
+// recorded Sent or Failed. Set before the distributor runs.
+func (d *Distributor) OnSettled(f func(ctx context.Context, m *platform.OutgoingMessage)) {
+	d.settled = f
 }
 
 // New returns a distributor of the messages in store, sending through channels.
@@ -223,6 +230,7 @@ func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, 
 	}
 	if err == nil && changed && msg.State == platform.MessageFailed {
 		d.observe(ctx, msg)
+		d.settle(ctx, msg)
 		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).Error("message failed: " + msg.LastError)
 	}
 	if err != nil || msg.State != platform.MessageSending || msg.Claim != token {
@@ -278,6 +286,9 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)
 	}
 	d.observe(recordCtx, msg)
+	if msg.State == platform.MessageSent || msg.State == platform.MessageFailed {
+		d.settle(recordCtx, msg)
+	}
 	log := d.log.WithField("messageKey", platform.ShownKey(msg.Key))
 	switch msg.State {
 	case platform.MessageSent:
@@ -296,6 +307,12 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		return d.hold(recordCtx, msg.Key, time.Until(msg.RetryAt))
 	}
 	return nil
+}
+
+func (d *Distributor) settle(ctx context.Context, msg *platform.OutgoingMessage) {
+	if d.settled != nil {
+		d.settled(ctx, msg)
+	}
 }
 
 // observe hands msg, as just stored, to its channel when that keeps a view of its messages

@@ -85,7 +85,8 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 			Key: platform.MessageKey(job.Key, r), JobKey: job.Key,
 			NotificationEventTypeID: job.NotificationEventTypeID, BusinessUnitID: job.BusinessUnitID,
 			Recipient: r, Subject: subject, Text: text, HTML: html,
-			Trail: []platform.Step{platform.NewStep("generator", "rendered", "template "+name)},
+			Trail:        []platform.Step{platform.NewStep("generator", "rendered", "template "+name)},
+			CausedByRule: job.CausedByRule, ChainDepth: job.ChainDepth,
 		}
 		if err := s.keepLegacyKey(ctx, msg); err != nil {
 			return err

@@ -94,6 +94,10 @@ type DirectJob struct {
 	Recipients              []platform.Recipient `json:"recipients,omitempty"`
 	SendAt                  *time.Time           `json:"sendAt,omitempty"`
 	CancellationKey         string               `json:"cancellationKey,omitempty"`
+	// Set by an automation rule's action, never from a request: the job, its messages and
+	// their lifecycle events carry them (platform.NotificationJob.CausedByRule).
+	CausedByRule string `json:"-"`
+	ChainDepth   int    `json:"-"`
 }
 
 // ErrInvalidJob: a direct job request that breaks a rule; it is a platform.ErrInvalidInput.
@@ -141,7 +145,7 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 	}
 	j := &platform.NotificationJob{
 		NotificationEventTypeID: id, BusinessUnitID: d.BusinessUnitID, EventData: data,
-		CancellationKey: d.CancellationKey,
+		CancellationKey: d.CancellationKey, CausedByRule: d.CausedByRule, ChainDepth: d.ChainDepth,
 	}
 	if d.SendAt != nil {
 		j.SendAt = d.SendAt.UTC()

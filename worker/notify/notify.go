@@ -71,6 +71,9 @@ type Deps struct {
 	Channels    *delivery.Channels
 	// DeliveryKeys lists the webhook deliveries an event has, for Trace; nil: none.
 	DeliveryKeys func(ev *platform.EntityEvent) []string
+	// OnSettled, when set, is called (best effort) with each job just recorded Skipped or
+	// Failed by a stage: it sends nothing.
+	OnSettled func(ctx context.Context, job *platform.NotificationJob)
 }
 
 // Service is the notification concern.

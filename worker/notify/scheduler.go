@@ -95,5 +95,11 @@ func (s *Service) finish(ctx context.Context, job *platform.NotificationJob, eta
 	job.State, job.Reason = state, reason
 	job.Trail = append(job.Trail, platform.NewStep(stage, string(state), reason))
 	s.d.Log.WithFields(logrus.Fields{"jobKey": job.Key, "state": state, "reason": reason}).Info("notification job settled without sending")
-	return s.updateJob(ctx, job, etag)
+	if err := s.updateJob(ctx, job, etag); err != nil {
+		return err
+	}
+	if s.d.OnSettled != nil {
+		s.d.OnSettled(ctx, job)
+	}
+	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/tables"
 	"github.com/sirupsen/logrus"
 )
 
@@ -21,6 +22,10 @@ type Trace struct {
 	Jobs  []TraceJob  `json:"jobs,omitempty"`
 	// Deliveries are the event's webhook deliveries, one per subscribed endpoint.
 	Deliveries []*platform.OutgoingMessage `json:"deliveries,omitempty"`
+	// Automations are the decisions of the automation rules that named the event's type: one
+	// per rule (fired → its effect, filter_false, filter_error, deduped, rate_limited,
+	// loop_guard, disabled, shadow, action_failed), and one per replay.
+	Automations []tables.Decision `json:"automations,omitempty"`
 	// BodiesWithheld: the messages' subject, text and HTML, the deliveries' bodies, the jobs'
 	// event data and the event's snapshot were left out (TraceOptions.ShowBody).
 	BodiesWithheld bool `json:"bodiesWithheld,omitempty"`
@@ -252,8 +257,22 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string, visible 
 	}
 	te := &TraceEvent{EventKey: key}
 	t.Event = te
+	decisions, decided, err := s.d.Tables.Decisions().List(ctx, key)
+	if err != nil {
+		return nil, err
+	}
+	decidedUnit := int64(0) // the unit of the event as the rules saw it, when they did
+	if len(decided.Event) > 0 {
+		if e, err := platform.DecodeEvent(decided.Event); err == nil {
+			decidedUnit = e.BusinessUnitID
+		}
+	}
 	rec, err := s.history.Get(ctx, ev.EntityTypeID, ev.Identity(), ev.CreatedOn, ev.EventTypeID, ev.ActionTypeID)
 	switch {
+	case errors.Is(err, platform.ErrNotFound) && len(decisions) > 0 && (visible == nil || decidedUnit > 0 && visible(decidedUnit)):
+		t.Automations = decisions // an event only rules wanted: no timeline row, no notification
+		t.Notes = append(t.Notes, "no history row: the event's type has no history rule (automation rules decided on it)")
+		return nil, nil
 	case visible != nil && (errors.Is(err, platform.ErrNotFound) || err == nil && !visible(rec.BusinessUnitID)):
 		return nil, ErrNoSuchKey
 	case errors.Is(err, platform.ErrNotFound):
@@ -262,6 +281,7 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string, visible 
 	case err != nil:
 		return nil, err
 	}
+	t.Automations = decisions
 	te.History, te.Hint = rec, rec.NotificationEventTypeID
 	ev.NotificationEventTypeID, ev.ChangedFields, ev.Payload, ev.BusinessUnitID = rec.NotificationEventTypeID, rec.ChangedFields, rec.Snapshot, rec.BusinessUnitID
 	reqs, derr := s.d.Types.Derive(ev)

@@ -15,7 +15,7 @@ import (
 	"github.com/platform/platform/worker/delivery"
 )
 
-// Post POSTs body as JSON to target as delivery id, signed with secrets (signRequest: the
+// Post POSTs body as JSON to target as delivery id, signed with secrets (SignRequest: the
 // current one first), through client, and sorts the answer (classify).
 func Post(ctx context.Context, client *http.Client, target, id string, secrets []string, body []byte, headers map[string]string) (string, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
@@ -24,7 +24,7 @@ func Post(ctx context.Context, client *http.Client, target, id string, secrets [
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-webhooks")
-	signRequest(req, id, secrets, body)
+	SignRequest(req, id, secrets, body)
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}

@@ -19,7 +19,7 @@ func Sign(secret string, body []byte) string {
 	return "sha256=" + hex.EncodeToString(mac.Sum(nil))
 }
 
-// signRequest sets the headers that let the receiver check that req's body came from us, for
+// SignRequest sets the headers that let the receiver check that req's body came from us, for
 // one attempt of delivery id:
 //   - Standard Webhooks (standardwebhooks.com): webhook-id (id, the same on every attempt and
 //     resend: the receiver deduplicates on it), webhook-timestamp (this attempt, unix seconds),
@@ -27,7 +27,7 @@ func Sign(secret string, body []byte) string {
 //     secret, space-separated: during a rotation the receiver verifies with either.
 //   - X-Platform-Signature (Sign) with secrets[0], the current one, for receivers written
 //     before Standard Webhooks.
-func signRequest(req *http.Request, id string, secrets []string, body []byte) {
+func SignRequest(req *http.Request, id string, secrets []string, body []byte) {
 	ts := strconv.FormatInt(time.Now().Unix(), 10)
 	sigs := make([]string, 0, len(secrets))
 	for _, s := range secrets {

@@ -16,7 +16,7 @@
 //     logged or listed; a given one must pass CheckSecret, and none given is generated.
 //   - An endpoint has at most two secrets that sign: the current one and, for a while after a
 //     rotation, the one it replaced (Endpoint.Secrets); every delivery carries a signature by
-//     each (signRequest).
+//     each (SignRequest).
 //   - A URL is stored whole (to send to) and shown only redacted (RedactURL): in lists, errors
 //     and logs, its userinfo, query and fragment are "redacted".
 //   - A webhook-channel recipient is signed with its own secret, derived from
@@ -115,13 +115,13 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 // ensureDeliveries ensures ev's delivery to each of endpoints; step names how it came to be in
 // the delivery's trail (the trail is not part of its content).
 func (s *Service) ensureDeliveries(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string) error {
-	return s.ensureKeyed(ctx, ev, endpoints, step, func(e *tables.Endpoint) string { return platform.DeliveryKey(e.ID, ev.Key()) })
+	return s.ensureKeyed(ctx, ev, endpoints, step, nil)
 }
 
 // DeliverAs ensures one delivery of ev to endpoint id under deliveryKey, whether or not the
-// endpoint subscribes to ev's type: an automation rule's action. An unknown or disabled
-// endpoint is platform.ErrInvalidInput.
-func (s *Service) DeliverAs(ctx context.Context, id string, ev *platform.EntityEvent, deliveryKey string) error {
+// endpoint subscribes to ev's type: the action of automation rule ruleID, making an effect at
+// chain depth depth. An unknown or disabled endpoint is platform.ErrInvalidInput.
+func (s *Service) DeliverAs(ctx context.Context, id string, ev *platform.EntityEvent, deliveryKey, ruleID string, depth int) error {
 	e, err := s.endpointFor(ctx, id, ev.BusinessUnitID)
 	if err != nil {
 		return err
@@ -129,7 +129,9 @@ func (s *Service) DeliverAs(ctx context.Context, id string, ev *platform.EntityE
 	if !e.Enabled {
 		return fmt.Errorf("%w: webhook endpoint %s is disabled", platform.ErrInvalidInput, id)
 	}
-	return s.ensureKeyed(ctx, ev, []*tables.Endpoint{e}, "delivery created by an automation rule", func(*tables.Endpoint) string { return deliveryKey })
+	return s.ensureKeyed(ctx, ev, []*tables.Endpoint{e}, "delivery created by automation rule "+ruleID, func(m *platform.OutgoingMessage) {
+		m.Key, m.CausedByRule, m.ChainDepth = deliveryKey, ruleID, depth
+	})
 }
 
 // CheckEndpoint refuses an endpoint id that is not businessUnitID's (platform.ErrInvalidInput).
@@ -149,7 +151,9 @@ func (s *Service) endpointFor(ctx context.Context, id string, businessUnitID int
 	return e, err
 }
 
-func (s *Service) ensureKeyed(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string, key func(*tables.Endpoint) string) error {
+// ensureKeyed ensures ev's delivery to each of endpoints, keyed by the endpoint and the event
+// unless set changes that (and what else it sets) on each message before it is ensured.
+func (s *Service) ensureKeyed(ctx context.Context, ev *platform.EntityEvent, endpoints []*tables.Endpoint, step string, set func(*platform.OutgoingMessage)) error {
 	canonical := *ev
 	canonical.PayloadBlob = ""
 	body, err := json.Marshal(&canonical)
@@ -162,11 +166,14 @@ func (s *Service) ensureKeyed(ctx context.Context, ev *platform.EntityEvent, end
 	}
 	for _, e := range endpoints {
 		m := &platform.OutgoingMessage{
-			Key: key(e), BusinessUnitID: ev.BusinessUnitID,
+			Key: platform.DeliveryKey(e.ID, ev.Key()), BusinessUnitID: ev.BusinessUnitID,
 			Recipient: platform.Recipient{Channel: platform.ChannelEndpoint, Address: e.ID},
 			Subject:   fmt.Sprintf("event %d", ev.EventTypeID),
 			Text:      string(inline), BodyBlob: blob,
 			Trail: []platform.Step{platform.NewStep("webhooks", step, "endpoint "+e.ID)},
+		}
+		if set != nil {
+			set(m)
 		}
 		if err := s.deliver.Ensure(ctx, m, "webhooks"); err != nil {
 			return err
@@ -206,6 +213,11 @@ func (s *Service) Add(ctx context.Context, ne NewEndpoint) (*tables.Endpoint, er
 	for _, t := range ne.EventTypes {
 		if t <= 0 {
 			return nil, fmt.Errorf("%w: eventTypes: %d is not a valid event type", platform.ErrInvalidInput, t)
+		}
+		if platform.IsLifecycleEvent(t) {
+			// Each delivery has lifecycle events of its own: a subscription to them would feed
+			// itself. A rule's webhook action delivers them, under the loop guard.
+			return nil, fmt.Errorf("%w: eventTypes: %d is a lifecycle event (%s): deliver it with an automation rule's webhook action", platform.ErrInvalidInput, t, platform.LifecycleEventTypes[t])
 		}
 	}
 	if ne.Secret == "" {
