@@ -62,6 +62,7 @@ type expected struct {
 	messages  map[string]string // message key → the provider that must receive it ("smtp", "webhook")
 	sources   map[string]bool   // outbox SourceKeys with one PlatformEventLog row each
 	hostile   map[string]string // poisoned body → case name
+	rules     *rulePlan         // what the automation rules must do
 	published int               // messages put on entity-events, duplicates included
 }
 
@@ -89,6 +90,7 @@ func TestChaos(t *testing.T) {
 	ns := testenv.Namespace(t)
 	smtp := testenv.StartPlainSMTP(t)
 	hooks := testenv.StartWebhookReceiver(t, webhookSecret)
+	agent := startAgent(t)
 	dsn := filepath.Join(t.TempDir(), "settings.db")
 	env := []string{
 		"PLATFORM_NAMESPACE=" + string(ns),
@@ -102,6 +104,7 @@ func TestChaos(t *testing.T) {
 		"PLATFORM_CHAOS_VISIBILITY=10s",
 		"PLATFORM_OUTBOX_STALE_AFTER=1m",
 	}
+	env = append(env, agent.env()...)
 	seedFile := filepath.Join(t.TempDir(), "seed.sql")
 	if err := os.WriteFile(seedFile, []byte(seedSQL), 0o600); err != nil {
 		t.Fatal(err)
@@ -109,6 +112,7 @@ func TestChaos(t *testing.T) {
 	run(t, binary, env, "seed", seedFile)
 	endpoint := strings.TrimSpace(run(t, binary, env, "webhooks", "add", "--url", hooks.URL+"/hook",
 		"--business-unit", fmt.Sprint(businessUnit), "--event-types", "11", "--secret", webhookSecret))
+	rules := addRules(t, binary, env, endpoint)
 
 	workerEnv := env
 	if *flagFaults > 0 {
@@ -137,7 +141,7 @@ func TestChaos(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := &expected{history: map[string]bool{}, jobs: map[string]bool{}, messages: map[string]string{}, sources: map[string]bool{}, hostile: map[string]string{}}
+	want := &expected{history: map[string]bool{}, jobs: map[string]bool{}, messages: map[string]string{}, sources: map[string]bool{}, hostile: map[string]string{}, rules: rules}
 	plan := buildPlan(t, rng, want, endpoint, publisher, service, fleet)
 
 	ctx, cancel := context.WithCancel(context.Background())
@@ -166,8 +170,9 @@ func TestChaos(t *testing.T) {
 	}
 
 	c := check(t, ns, want, smtp, hooks)
-	summary := fmt.Sprintf("chaos: events=%d kills=%d lost=%d duplicated=%d unknown=%d resent=%d poison=%d faults=%g%% published=%d seed=%d",
-		*flagEvents, kills, c.lost, c.duplicated, c.unknown, c.resent, c.poison, *flagFaults*100, want.published, seed)
+	a := checkAutomations(t, ns, rules, agent, hooks, c)
+	summary := fmt.Sprintf("chaos: events=%d kills=%d lost=%d duplicated=%d unknown=%d resent=%d poison=%d %s faults=%g%% published=%d seed=%d",
+		*flagEvents, kills, c.lost, c.duplicated, c.unknown, c.resent, c.poison, a, *flagFaults*100, want.published, seed)
 	fmt.Println(summary)
 	// The verdict stays with the logs, whatever happens to this output.
 	_ = os.WriteFile(filepath.Join(logs, "verdict.txt"), []byte(summary+"\n"+strings.Join(append(problems, c.problems...), "\n")+"\n"), 0o644)
@@ -230,12 +235,18 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 		when := createdOn.Add(time.Duration(i) * time.Millisecond).Format(time.RFC3339Nano)
 		var body, kind string
 		switch i % 10 {
-		case 0, 1, 2: // history only, by GUID
+		case 0, 1: // history only, by GUID; the run rule's filter refuses it
 			kind = "history"
 			body = fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":%q,"businessUnitId":42,"createdOn":%q,"changedFields":["firstName"],"payload":{"firstName":"Ada %d"}}`, guid(i), when, i)
-		case 3: // history only, by id
-			kind = "history"
+			want.rules.refused[keyOf(body)] = true
+		case 2: // history, and an agent run by the run rule
+			kind = "run"
+			body = fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":%q,"businessUnitId":42,"createdOn":%q,"changedFields":["firstName"],"payload":{"firstName":"Run %d"}}`, guid(i), when, i)
+			want.rules.runEvents[keyOf(body)] = true
+		case 3: // history, by id, and the webhook rule's delivery of its bucket (once per bucket)
+			kind = "bucketed"
 			body = fmt.Sprintf(`{"eventTypeId":22,"entityTypeId":2,"actionTypeId":2,"entityId":%d,"businessUnitId":42,"createdOn":%q,"payload":{"title":"Clerk"}}`, i+1, when)
+			want.rules.bucketed(want, keyOf(body), int64(i+1))
 		case 4, 5: // hinted notification: one job, one email to the subscriber
 			kind = "hinted"
 			body = fmt.Sprintf(`{"eventTypeId":31,"entityTypeId":3,"actionTypeId":1,"entityGuid":%q,"businessUnitId":42,"createdOn":%q,"notificationEventTypeId":102,"payload":{"summary":"Incident %d"}}`, guid(i), when, i)
@@ -262,6 +273,7 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 		case 8, 9: // a guaranteed event: outbox intent, confirmed 1-3 times
 			body = fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":%q,"businessUnitId":42,"createdOn":%q,"payload":{"firstName":"Outbox %d"}}`, guid(i), when, i)
 			want.history[keyOf(body)] = true
+			want.rules.refused[keyOf(body)] = true // type 12, not a Run
 			ev, _ := platform.DecodeEvent([]byte(body))
 			p.steps = append(p.steps, step{at(i), "outbox", func(ctx context.Context) error {
 				in, err := service.Outbox().AppendIntent(ctx, ev, nil)

@@ -20,6 +20,7 @@ import (
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/runs"
 )
 
 // The chaos build reads, besides the normal configuration:
@@ -29,6 +30,9 @@ import (
 //	PLATFORM_CHAOS_SEND_LEASE   the distributor's send lease (default: the worker's, 2m)
 //	PLATFORM_CHAOS_VISIBILITY   how long a dequeued message stays hidden (default 30s)
 //	PLATFORM_CHAOS_RUN_LEASE    an agent run's lease (default: the worker's, 30s)
+//	PLATFORM_CHAOS_RUN_ATTEMPTS every agent's MaxAttempts (default 3): a lost lease counts as
+//	                            an attempt, and a run whose runner is killed that many times
+//	                            ends Failed — make chaos kills far more often than any host dies
 //	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind and time them; write
 //	                            {"counts":{kind:n},"elapsed_ns":{kind:ns}} there every 500 ms
 //	                            (make bench reads it)
@@ -82,6 +86,15 @@ func init() {
 					return fmt.Errorf("%s %q: want a positive duration such as 10s", name, s)
 				}
 				*d = v
+			}
+		}
+		if s := os.Getenv("PLATFORM_CHAOS_RUN_ATTEMPTS"); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 {
+				return fmt.Errorf("PLATFORM_CHAOS_RUN_ATTEMPTS %q: want a positive integer", s)
+			}
+			for name, a := range cfg.Agents {
+				cfg.Agents[name] = runs.WithOptions(a, runs.Options{MaxAttempts: n})
 			}
 		}
 		return nil
