@@ -261,13 +261,25 @@ func checkAutomations(t *testing.T, ns platform.Namespace, p *rulePlan, a *agent
 	// delivery), the others were deduped; a Run event fired (its run), another was filtered out.
 	type decision struct{ outcome, detail string }
 	decided := map[string]decision{} // escaped event key + NUL + rule → decision
+	// An event's decisions are properties of its row, one per rule (tables.Decisions), the
+	// value a compact JSON: read here as stored, not through the worker's own reader.
 	for _, e := range listTable(t, ns.Table(tables.TableAutomationDecisions)) {
-		rule := str(e["RowKey"])
-		if rule != p.webhookRule && rule != p.runRule {
-			continue // the decided event's own row (~event), or a replay's
+		for _, rule := range []string{p.webhookRule, p.runRule} {
+			raw, ok := e[rule].(string)
+			if !ok {
+				continue
+			}
+			var d struct {
+				Outcome string `json:"o"`
+				Detail  string `json:"d"`
+			}
+			if err := json.Unmarshal([]byte(raw), &d); err != nil {
+				v.problem("decision of rule %s on %s: %v", rule, str(e["PartitionKey"]), err)
+				continue
+			}
+			c.decisions++
+			decided[str(e["PartitionKey"])+"\x00"+rule] = decision{d.Outcome, d.Detail}
 		}
-		c.decisions++
-		decided[str(e["PartitionKey"])+"\x00"+rule] = decision{str(e["Outcome"]), str(e["Detail"])}
 	}
 	expect := func(event, rule, outcome, detail string) {
 		k := platform.EscapeKey(event) + "\x00" + rule
