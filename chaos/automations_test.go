@@ -261,24 +261,32 @@ func checkAutomations(t *testing.T, ns platform.Namespace, p *rulePlan, a *agent
 	// delivery), the others were deduped; a Run event fired (its run), another was filtered out.
 	type decision struct{ outcome, detail string }
 	decided := map[string]decision{} // escaped event key + NUL + rule → decision
-	// An event's decisions are properties of its row, one per rule (tables.Decisions), the
-	// value a compact JSON: read here as stored, not through the worker's own reader.
+	// An event's decisions are a JSON array in its row d0 (tables.Decisions: property
+	// Decisions, continued in Decisions1… as DecisionChunks says): read here as stored, not
+	// through the worker's own reader.
 	for _, e := range listTable(t, ns.Table(tables.TableAutomationDecisions)) {
-		for _, rule := range []string{p.webhookRule, p.runRule} {
-			raw, ok := e[rule].(string)
-			if !ok {
-				continue
+		chunks, _ := e["DecisionChunks"].(float64)
+		for i := range int(chunks) {
+			name := "Decisions"
+			if i > 0 {
+				name = fmt.Sprintf("Decisions%d", i)
 			}
-			var d struct {
+			var ds []struct {
+				Rule    string `json:"r"`
 				Outcome string `json:"o"`
 				Detail  string `json:"d"`
 			}
-			if err := json.Unmarshal([]byte(raw), &d); err != nil {
-				v.problem("decision of rule %s on %s: %v", rule, str(e["PartitionKey"]), err)
+			if err := json.Unmarshal([]byte(str(e[name])), &ds); err != nil {
+				v.problem("decisions %s of %s: %v", name, str(e["PartitionKey"]), err)
 				continue
 			}
-			c.decisions++
-			decided[str(e["PartitionKey"])+"\x00"+rule] = decision{d.Outcome, d.Detail}
+			for _, d := range ds {
+				if d.Rule != p.webhookRule && d.Rule != p.runRule {
+					continue
+				}
+				c.decisions++
+				decided[str(e["PartitionKey"])+"\x00"+d.Rule] = decision{d.Outcome, d.Detail}
+			}
 		}
 	}
 	expect := func(event, rule, outcome, detail string) {

@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -8,8 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
@@ -48,14 +51,17 @@ type DecidedEvent struct {
 }
 
 // Decisions is the AutomationDecisions table: a partition per event (its escaped key) whose
-// row "d0" holds the event as decided (properties Event, EventBlob) and one property per
-// decision, named by the rule's id (a replay's by {ruleId}_g{n}), its value the decision as
-// compact JSON. Past propsPerRow decisions, rows "d1", "d2"… hold the rest.
+// row "d0" holds the event as decided (properties Event, EventBlob) and its decisions, as a
+// JSON array of compact objects (one per rule) in property Decisions — continued in
+// Decisions1, Decisions2… (DecisionChunks says how many), each within a property's limit, and
+// in rows "d1", "d2"… past a row's. A replay's decision is a property of its own,
+// Replay_{ruleId}_g{n}. Rows are merged, not replaced: a replay's decision joins the others.
 //
-// Why properties, not a row per rule: the SDK encodes every row of a transaction as a
-// request of its own, and with 100 rules that encoding cost about 80 µs of CPU per row
-// (make bench's automations phase, profiled) — eight times the whole evaluation. A decision
-// is still addressed by (event, rule): one partition read lists them all.
+// Why not a row per rule: the SDK encodes every row of a transaction as a request of its
+// own, and with 100 rules that cost about 80 µs of CPU per row (make bench's automations
+// phase, profiled), eight times the whole evaluation; a property per rule still cost the SDK
+// a map entry each way. One string property is one value to it. A decision is still
+// addressed by (event, rule): one partition read lists an event's.
 type Decisions struct{ t *aztables.Client }
 
 // Decisions returns the namespace's decision log.
@@ -65,58 +71,151 @@ func (c *Client) Decisions() *Decisions { return &Decisions{t: c.table(TableAuto
 // property.
 const maxDecisionText = 1024
 
-// propsPerRow is how many decisions one row holds: an entity has at most 252 properties,
-// PartitionKey, RowKey, Timestamp, Event and EventBlob among them.
-const propsPerRow = 240
+// Sizes of the packing: a chunk stays within a string property (32 Ki UTF-16 units: 30,000
+// bytes of UTF-8 are at most 60,000 bytes of UTF-16), a row well within an entity's 1 MiB.
+const (
+	maxChunkBytes       = 30_000
+	maxDecisionRowBytes = 900_000
+)
 
-// decisionValue is a decision as its property holds it.
+// decisionValue is one decision as stored.
 type decisionValue struct {
+	RuleID     string `json:"r"`
 	Version    int    `json:"v"`
 	Outcome    string `json:"o"`
 	Detail     string `json:"d,omitempty"`
 	DedupeKey  string `json:"k,omitempty"`
 	Generation int    `json:"g,omitempty"`
-	DecidedAt  string `json:"t"`
+	DecidedAt  string `json:"t,omitempty"` // empty: the row's DecidedAt
 }
 
-// propertyOf names ruleID's decision property: a replay's {ruleId}~g{n} as {ruleId}_g{n}
-// (a property name is an identifier).
-func propertyOf(ruleID string) string { return strings.Replace(ruleID, "~", "_", 1) }
-
-// ruleOf reads a property name back; ok is false for a property that is no decision.
-func ruleOf(property string) (ruleID string, ok bool) {
-	if !strings.HasPrefix(property, "rul") || strings.Contains(property, "@") {
-		return "", false
+// appendDecision appends d as its JSON object (decisionValue's form), written by hand: an
+// event's decisions are written for every event, a hundred of them under a hundred rules, and
+// encoding/json's reflection was most of their cost. The time is left out when it is the
+// row's.
+func appendDecision(b []byte, d Decision, rowTime time.Time) []byte {
+	b = append(b, `{"r":`...)
+	b = appendJSONString(b, d.RuleID)
+	b = append(b, `,"v":`...)
+	b = strconv.AppendInt(b, int64(d.RuleVersion), 10)
+	b = append(b, `,"o":`...)
+	b = appendJSONString(b, d.Outcome)
+	if d.Detail != "" {
+		b = append(b, `,"d":`...)
+		b = appendJSONString(b, clipText(d.Detail))
 	}
-	return strings.Replace(property, "_", "~", 1), true
+	if d.DedupeKey != "" {
+		b = append(b, `,"k":`...)
+		b = appendJSONString(b, clipText(d.DedupeKey))
+	}
+	if d.Generation != 0 {
+		b = append(b, `,"g":`...)
+		b = strconv.AppendInt(b, int64(d.Generation), 10)
+	}
+	if at := d.DecidedAt.UTC(); !at.Equal(rowTime) {
+		b = append(b, `,"t":"`...)
+		b = at.AppendFormat(b, timeLayout)
+		b = append(b, '"')
+	}
+	return append(b, '}')
 }
 
-// Put writes ds, all of one event, with the event they were made on: one request (one
-// upsert, or one transaction past propsPerRow decisions). Rows are merged, not replaced: a
-// decision written again (a redelivery) replaces its own property only, and a replay's
-// decision joins the others.
+// appendJSONString appends s as a JSON string (invalid UTF-8 replaced, as encoding/json does).
+func appendJSONString(b []byte, s string) []byte {
+	if !utf8.ValidString(s) {
+		s = strings.ToValidUTF8(s, "\uFFFD")
+	}
+	b = append(b, '"')
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '"' || c == '\\':
+			b = append(b, '\\', c)
+		case c < 0x20:
+			b = append(b, `\u00`...)
+			b = append(b, "0123456789abcdef"[c>>4], "0123456789abcdef"[c&0xf])
+		default:
+			b = append(b, c)
+		}
+	}
+	return append(b, '"')
+}
+
+func chunkProperty(i int) string {
+	if i == 0 {
+		return "Decisions"
+	}
+	return fmt.Sprintf("Decisions%d", i)
+}
+
+const replayPrefix = "Replay_"
+
+// Put writes ds, all of one event, with the event they were made on: one request (an
+// upsert; a transaction only past a row's worth). A decision of a replay (RuleID
+// {ruleId}~g{n}) is a property of its own, so it joins the event's others.
 func (s *Decisions) Put(ctx context.Context, eventKey string, ev DecidedEvent, ds []Decision) error {
 	pk := platform.EscapeKey(eventKey)
-	var rows []map[string]any
-	for i, d := range ds {
-		if i%propsPerRow == 0 {
-			rows = append(rows, map[string]any{"PartitionKey": pk, "RowKey": fmt.Sprintf("d%d", len(rows))})
-		}
-		v, err := json.Marshal(decisionValue{Version: d.RuleVersion, Outcome: d.Outcome, Detail: clipText(d.Detail),
-			DedupeKey: clipText(d.DedupeKey), Generation: d.Generation, DecidedAt: d.DecidedAt.UTC().Format(timeLayout)})
-		if err != nil {
-			return err
-		}
-		rows[len(rows)-1][propertyOf(d.RuleID)] = string(v)
-	}
-	if len(rows) == 0 {
-		rows = append(rows, map[string]any{"PartitionKey": pk, "RowKey": "d0"})
-	}
+	rows := []map[string]any{{"PartitionKey": pk, "RowKey": "d0"}}
 	if len(ev.Event) > 0 {
 		rows[0]["Event"] = string(ev.Event)
 	}
 	if ev.Blob != "" {
 		rows[0]["EventBlob"] = ev.Blob
+	}
+	var chunk bytes.Buffer
+	chunks, rowBytes := 0, len(ev.Event)
+	flush := func() {
+		if chunk.Len() == 0 {
+			return
+		}
+		chunk.WriteByte(']')
+		row := rows[len(rows)-1]
+		row[chunkProperty(chunks)] = chunk.String()
+		chunks++
+		row["DecisionChunks"] = chunks
+		chunk.Reset()
+	}
+	var rowTime time.Time // each row's DecidedAt: a decision decided then omits its own
+	if len(ds) > 0 {
+		rowTime = ds[0].DecidedAt.UTC()
+		rows[0]["DecidedAt"] = rowTime.Format(timeLayout)
+	}
+	for _, d := range ds {
+		v := appendDecision(nil, d, rowTime)
+		if base, gen, ok := strings.Cut(d.RuleID, "~g"); ok {
+			rows[0][replayPrefix+base+"_g"+gen] = string(v)
+			continue
+		}
+		if chunk.Len()+len(v)+2 > maxChunkBytes {
+			flush()
+		}
+		if rowBytes+len(v) > maxDecisionRowBytes {
+			flush()
+			rows = append(rows, map[string]any{"PartitionKey": pk, "RowKey": fmt.Sprintf("d%d", len(rows)), "DecidedAt": rowTime.Format(timeLayout)})
+			chunks, rowBytes = 0, 0
+		}
+		if chunk.Len() == 0 {
+			chunk.WriteByte('[')
+		} else {
+			chunk.WriteByte(',')
+		}
+		chunk.Write(v)
+		rowBytes += len(v)
+	}
+	flush()
+	if chunks > 0 || len(rows) > 1 {
+		rows[0]["DecisionRows"] = len(rows) // rows past it are a longer write's leftovers
+	}
+	// Every property is within its limit by construction (chunks and clipped texts), and
+	// every row within an entity's: no row needs checking.
+	if len(rows) == 1 {
+		body, err := json.Marshal(rows[0])
+		if err != nil {
+			return err
+		}
+		if _, err := s.t.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeMerge}); err != nil {
+			return fmt.Errorf("decisions of %s: %w", eventKey, storage.Translate(err))
+		}
+		return nil
 	}
 	actions := make([]aztables.TransactionAction, 0, len(rows))
 	for _, r := range rows {
@@ -125,15 +224,6 @@ func (s *Decisions) Put(ctx context.Context, eventKey string, ev DecidedEvent, d
 			return err
 		}
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertMerge, Entity: body})
-	}
-	if len(actions) == 1 {
-		if err := checkEntity(actions[0].Entity); err != nil {
-			return fmt.Errorf("decisions of %s: %w", eventKey, err)
-		}
-		if _, err := s.t.UpsertEntity(ctx, actions[0].Entity, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeMerge}); err != nil {
-			return fmt.Errorf("decisions of %s: %w", eventKey, storage.Translate(err))
-		}
-		return nil
 	}
 	groups, err := splitBatch(actions)
 	if err != nil {
@@ -154,6 +244,15 @@ func (s *Decisions) List(ctx context.Context, eventKey string) ([]Decision, Deci
 	pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
 	out := []Decision{}
 	var ev DecidedEvent
+	add := func(v decisionValue, rowTime string) {
+		if v.DecidedAt == "" {
+			v.DecidedAt = rowTime
+		}
+		at, _ := time.Parse(timeLayout, v.DecidedAt)
+		out = append(out, Decision{EventKey: eventKey, RuleID: v.RuleID, RuleVersion: v.Version, Outcome: v.Outcome,
+			Detail: v.Detail, DedupeKey: v.DedupeKey, Generation: v.Generation, DecidedAt: at})
+	}
+	var rows []map[string]any
 	for pager.More() {
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -167,26 +266,50 @@ func (s *Decisions) List(ctx context.Context, eventKey string) ([]Decision, Deci
 			if err := json.Unmarshal(raw, &props); err != nil {
 				return nil, ev, fmt.Errorf("decision row of %s: %w", eventKey, err)
 			}
-			if e, ok := props["Event"].(string); ok {
-				ev.Event = []byte(e)
+			rows = append(rows, props)
+		}
+	}
+	current := 1 // rows d0…d{current-1}, as d0 says
+	for _, props := range rows {
+		if props["RowKey"] == "d0" {
+			if n, ok := props["DecisionRows"].(float64); ok {
+				current = int(n)
 			}
-			if b, ok := props["EventBlob"].(string); ok {
-				ev.Blob = b
+		}
+	}
+	for _, props := range rows {
+		var row int
+		if _, err := fmt.Sscanf(fmt.Sprint(props["RowKey"]), "d%d", &row); err != nil || row >= current {
+			continue
+		}
+		rowTime, _ := props["DecidedAt"].(string)
+		if e, ok := props["Event"].(string); ok {
+			ev.Event = []byte(e)
+		}
+		if b, ok := props["EventBlob"].(string); ok {
+			ev.Blob = b
+		}
+		n, _ := props["DecisionChunks"].(float64) // chunks past it are a longer write's leftovers
+		for i := range int(n) {
+			text, _ := props[chunkProperty(i)].(string)
+			var vs []decisionValue
+			if err := json.Unmarshal([]byte(text), &vs); err != nil {
+				return nil, ev, fmt.Errorf("decisions of %s, %s: %w", eventKey, chunkProperty(i), err)
 			}
-			for name, value := range props {
-				ruleID, ok := ruleOf(name)
-				text, isText := value.(string)
-				if !ok || !isText {
-					continue
-				}
-				var v decisionValue
-				if err := json.Unmarshal([]byte(text), &v); err != nil {
-					return nil, ev, fmt.Errorf("decision %s of %s: %w", name, eventKey, err)
-				}
-				at, _ := time.Parse(timeLayout, v.DecidedAt)
-				out = append(out, Decision{EventKey: eventKey, RuleID: ruleID, RuleVersion: v.Version, Outcome: v.Outcome,
-					Detail: v.Detail, DedupeKey: v.DedupeKey, Generation: v.Generation, DecidedAt: at})
+			for _, v := range vs {
+				add(v, rowTime)
 			}
+		}
+		for name, value := range props {
+			text, ok := value.(string)
+			if !ok || !strings.HasPrefix(name, replayPrefix) {
+				continue
+			}
+			var v decisionValue
+			if err := json.Unmarshal([]byte(text), &v); err != nil {
+				return nil, ev, fmt.Errorf("decision %s of %s: %w", name, eventKey, err)
+			}
+			add(v, rowTime)
 		}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].RuleID < out[j].RuleID })

@@ -55,7 +55,8 @@ type cache struct {
 
 	mu     sync.RWMutex
 	byType map[typeKey][]*compiled
-	types  map[int]bool // every event type some rule names, in any unit
+	types  map[int]bool         // every event type some rule names, in any unit
+	byID   map[string]*compiled // as last read: a version read again is not compiled again
 }
 
 func (c *cache) reload(ctx context.Context) error {
@@ -63,18 +64,26 @@ func (c *cache) reload(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	c.mu.RLock()
+	before := c.byID
+	c.mu.RUnlock()
 	byType := map[typeKey][]*compiled{}
 	types := map[int]bool{}
+	byID := map[string]*compiled{}
 	for _, row := range rows {
-		r, err := ruleFromRow(row)
-		if err != nil {
-			c.log.WithError(err).WithField("ruleId", row.ID).Error("automation rule unreadable; it is skipped")
-			continue
+		cr := before[row.ID]
+		if cr == nil || cr.rule.Version != row.Version {
+			r, err := ruleFromRow(row)
+			if err != nil {
+				c.log.WithError(err).WithField("ruleId", row.ID).Error("automation rule unreadable; it is skipped")
+				continue
+			}
+			if cr, err = compileRule(r); err != nil {
+				cr = &compiled{rule: r, broken: err}
+			}
 		}
-		cr, err := compileRule(r)
-		if err != nil {
-			cr = &compiled{rule: r, broken: err}
-		}
+		byID[row.ID] = cr
+		r := cr.rule
 		for _, t := range r.EventTypes {
 			k := typeKey{r.BusinessUnitID, t}
 			byType[k] = append(byType[k], cr)
@@ -82,7 +91,7 @@ func (c *cache) reload(ctx context.Context) error {
 		}
 	}
 	c.mu.Lock()
-	c.byType, c.types = byType, types
+	c.byType, c.types, c.byID = byType, types, byID
 	c.mu.Unlock()
 	return nil
 }

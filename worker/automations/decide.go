@@ -37,7 +37,8 @@ func (s *Service) decideAll(ctx context.Context, ev *platform.EntityEvent, rules
 	}
 	var errs []error
 	ds := make([]tables.Decision, 0, len(rules))
-	evKey := ev.Key() // once: it formats the event's time, a fifth of a rule's evaluation
+	evKey := ev.Key()    // once: it formats the event's time, a fifth of a rule's evaluation
+	now := s.now().UTC() // one instant for the event's decisions: stored once, not per rule
 	for _, cr := range rules {
 		r := cr.rule
 		if r.ProjectID != "" && r.ProjectID != project {
@@ -50,7 +51,7 @@ func (s *Service) decideAll(ctx context.Context, ev *platform.EntityEvent, rules
 			errs = append(errs, fmt.Errorf("rule %s: %w", r.ID, err))
 			continue // undecided: the retry decides it
 		}
-		d.DecidedAt = s.now().UTC()
+		d.DecidedAt = now
 		ds = append(ds, d)
 	}
 	return ds, errors.Join(errs...)
