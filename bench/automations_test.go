@@ -225,7 +225,9 @@ func runAutomations(t *testing.T, binary string, events int) string {
 	// upsert of the event's decision row; a transaction past 240 rules); the worker's CPU for
 	// them, what the drain cost beyond the history-only drain of the same events (each less
 	// what a fresh worker takes to start: compiling the rules is not evaluating them).
-	tableWrites := func(r *result) float64 { return r.perEvent[storage.KindTableBatch] + r.perEvent[storage.KindTableWrite] }
+	tableWrites := func(r *result) float64 {
+		return r.perEvent[storage.KindTableBatch] + r.perEvent[storage.KindTableWrite]
+	}
 	decisionReqs := tableWrites(auto) - tableWrites(base)
 	cpuUS := 1e6 * ((auto.workerCPU - auto.startCPU) - (base.workerCPU - base.startCPU)) / float64(benchRules*events)
 	line := fmt.Sprintf("bench scenario=automations events=%d rules=%d throughput=%.0f/s history_only=%.0f/s ratio=%.2f decision_requests_per_event=%.2f tx_per_event=%.2f history_tx_per_event=%.2f cpu_us_per_rule_event=%.2f p50_ms=%.0f p99_ms=%.0f rss_mb=%.0f",
