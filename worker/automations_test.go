@@ -360,3 +360,31 @@ func TestAutomationLifecycleEventsFeedRulesAndTheLoopGuardSeesTheirOrigin(t *tes
 		t.Fatalf("no lifecycle event of the re-send's failure was guarded: %v", bodies)
 	}
 }
+
+// A rule's published event keeps its chain through a subscription: the endpoint's delivery of
+// it, and that delivery's lifecycle event, are the rule's, so the rule does not feed itself.
+func TestAutomationChainsSurviveSubscriptions(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	rc := newReceiver(t, strongSecret, 0)
+	if _, err := w.Webhooks().Add(ctx, webhooks.NewEndpoint{URL: rc.srv.URL + "/hook", BusinessUnitID: 42, EventTypes: []int{61}, Secret: rc.secret}); err != nil {
+		t.Fatal(err)
+	}
+	// Each delivery to the endpoint is announced (webhook.delivered), and the rule answers it
+	// with an event the endpoint subscribes to: without the chain, a loop.
+	r := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[%d],"action":{"publish":{"eventTypeId":61}}}`, platform.EventWebhookDelivered))
+	send(t, w, event(61, 1, 2, attendee, "2026-11-22T10:00:00Z", `{"n":1}`))
+	testenv.Eventually(t, 30e9, "two deliveries", func() bool { n, _ := rc.received(); return n >= 2 })
+	drain(t, w)
+	if n, calls := rc.received(); n != 2 || calls != 2 {
+		t.Fatalf("the endpoint got %d deliveries in %d calls, want 2: the service's event, and the rule's once", n, calls)
+	}
+	rc.mu.Lock()
+	second := rc.bodies[1]
+	rc.mu.Unlock()
+	if !strings.Contains(second, `"causedByRule":"`+r.ID+`"`) || !strings.Contains(second, `"chainDepth":1`) {
+		t.Fatalf("the rule's event as delivered: %s", second)
+	}
+}

@@ -29,6 +29,9 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			BusinessUnitID:          ev.BusinessUnitID,
 			EventKey:                ev.Key(),
 			EventData:               req.EventData,
+			// An event a rule published keeps its chain: this job's outcomes are the rule's too.
+			CausedByRule: ev.CausedByRule,
+			ChainDepth:   ev.ChainDepth,
 		}
 		_, created, err := s.ensureJob(ctx, j, "event")
 		if err != nil {

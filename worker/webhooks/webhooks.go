@@ -171,6 +171,9 @@ func (s *Service) ensureKeyed(ctx context.Context, ev *platform.EntityEvent, end
 			Subject:   fmt.Sprintf("event %d", ev.EventTypeID),
 			Text:      string(inline), BodyBlob: blob,
 			Trail: []platform.Step{platform.NewStep("webhooks", step, "endpoint "+e.ID)},
+			// An event a rule published keeps its chain: this delivery's outcomes are the
+			// rule's too (a rule's own delivery sets its own below).
+			CausedByRule: ev.CausedByRule, ChainDepth: ev.ChainDepth,
 		}
 		if set != nil {
 			set(m)
