@@ -71,11 +71,12 @@ func (c *Client) Decisions() *Decisions { return &Decisions{t: c.table(TableAuto
 // property.
 const maxDecisionText = 1024
 
-// Sizes of the packing: a chunk stays within a string property (32 Ki UTF-16 units: 30,000
-// bytes of UTF-8 are at most 60,000 bytes of UTF-16), a row well within an entity's 1 MiB.
+// Sizes of the packing, in bytes of UTF-8, which Azure stores as UTF-16 — at most twice as
+// many bytes: a chunk stays within a string property (30,000 bytes of UTF-8 are at most 60,000
+// of UTF-16, under 64 KiB), a row within an entity's 1 MiB (450,000 of UTF-8, at most 900,000).
 const (
 	maxChunkBytes       = 30_000
-	maxDecisionRowBytes = 900_000
+	maxDecisionRowBytes = 450_000
 )
 
 // decisionValue is one decision as stored.
@@ -174,17 +175,22 @@ func (s *Decisions) Put(ctx context.Context, eventKey string, ev DecidedEvent, d
 		row["DecisionChunks"] = chunks
 		chunk.Reset()
 	}
-	var rowTime time.Time // each row's DecidedAt: a decision decided then omits its own
-	if len(ds) > 0 {
-		rowTime = ds[0].DecidedAt.UTC()
-		rows[0]["DecidedAt"] = rowTime.Format(timeLayout)
+	// Each row's DecidedAt is its first decision's; a decision decided then omits its own. A
+	// replay's decision always carries its own, and leaves the row's as it was.
+	var rowTime time.Time
+	for _, d := range ds {
+		if !strings.Contains(d.RuleID, "~g") {
+			rowTime = d.DecidedAt.UTC()
+			rows[0]["DecidedAt"] = rowTime.Format(timeLayout)
+			break
+		}
 	}
 	for _, d := range ds {
-		v := appendDecision(nil, d, rowTime)
 		if base, gen, ok := strings.Cut(d.RuleID, "~g"); ok {
-			rows[0][replayPrefix+base+"_g"+gen] = string(v)
+			rows[0][replayPrefix+base+"_g"+gen] = string(appendDecision(nil, d, time.Time{}))
 			continue
 		}
+		v := appendDecision(nil, d, rowTime)
 		if chunk.Len()+len(v)+2 > maxChunkBytes {
 			flush()
 		}
@@ -372,6 +378,16 @@ func (s *Claims) Take(ctx context.Context, c *Claim) (*Claim, error) {
 		return nil, fmt.Errorf("read the claim that exists: %w", gerr)
 	}
 	return first, platform.ErrExists
+}
+
+// Release deletes claim c, which its event took and whose effect was refused for good: the
+// key may fire again. A claim already gone is no error.
+func (s *Claims) Release(ctx context.Context, c *Claim) error {
+	_, err := s.t.DeleteEntity(ctx, c.RuleID, ClaimRowKey(c.Generation, c.DedupeKey), nil)
+	if err = storage.Translate(err); err != nil && !errors.Is(err, platform.ErrNotFound) {
+		return fmt.Errorf("release claim %s of rule %s: %w", ClaimRowKey(c.Generation, c.DedupeKey), c.RuleID, err)
+	}
+	return nil
 }
 
 // Get reads the claim of (ruleID, generation, dedupeKey); platform.ErrNotFound when none.

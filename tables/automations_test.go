@@ -40,7 +40,7 @@ func TestDecisionsPackAndReadBack(t *testing.T) {
 	if err := tc.Decisions().Put(ctx, key, tables.DecidedEvent{Event: event}, decisions(600, strings.Repeat("€", 700))); err != nil {
 		t.Fatal(err)
 	}
-	replay := tables.Decision{RuleID: fmt.Sprintf("rul%026d~g2", 7), RuleVersion: 3, Outcome: "fired", Detail: "replay", Generation: 2, DecidedAt: at}
+	replay := tables.Decision{RuleID: fmt.Sprintf("rul%026d~g2", 7), RuleVersion: 3, Outcome: "fired", Detail: "replay", Generation: 2, DecidedAt: at.Add(24 * time.Hour)}
 	if err := tc.Decisions().Put(ctx, key, tables.DecidedEvent{Event: event}, []tables.Decision{replay}); err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func TestDecisionsPackAndReadBack(t *testing.T) {
 	for _, d := range ds {
 		byRule[d.RuleID] = d
 	}
-	if d := byRule[replay.RuleID]; d.Outcome != "fired" || d.Generation != 2 {
+	if d := byRule[replay.RuleID]; d.Outcome != "fired" || d.Generation != 2 || !d.DecidedAt.Equal(replay.DecidedAt) {
 		t.Fatalf("the replay's decision: %+v", d)
 	}
 	if d := byRule[fmt.Sprintf("rul%026d", 599)]; d.Outcome != "filter_error" || !strings.HasSuffix(d.Detail, "…") || !d.DecidedAt.Equal(at) {

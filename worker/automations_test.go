@@ -388,3 +388,49 @@ func TestAutomationChainsSurviveSubscriptions(t *testing.T) {
 		t.Fatalf("the rule's event as delivered: %s", second)
 	}
 }
+
+// A key whose action was refused for good made no effect: it is not spent. And a key that
+// fired before is deduped, not counted against the rate limit.
+func TestAutomationKeysAreSpentOnlyByEffects(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "")
+	w := env.start(env.config())
+	ctx := context.Background()
+	rc, hook := hookEndpoint(t, w)
+	refused := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[12],"dedupeKey":"event.entity.guid","action":{"webhook":{"endpointId":%q}}}`, hook))
+	limited := addRule(t, w, fmt.Sprintf(`{"businessUnitId":42,"eventTypes":[13],"dedupeKey":"event.entity.guid","rateLimit":{"count":2,"per":"1h"},"action":{"webhook":{"endpointId":%q}}}`, hook))
+
+	// The endpoint is off: the first event's action is refused, and its key stays free.
+	if err := w.Webhooks().Disable(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	first := event(12, 1, 2, attendee, "2026-11-22T10:00:00Z", `{}`)
+	send(t, w, first)
+	drain(t, w)
+	if d := decisions(t, w, first)[refused.ID]; d.Outcome != automations.ActionFailed || !strings.Contains(d.Detail, "disabled") {
+		t.Fatalf("a refused action: %+v", d)
+	}
+	if err := w.Webhooks().Enable(ctx, hook); err != nil {
+		t.Fatal(err)
+	}
+	second := event(12, 1, 2, attendee, "2026-11-22T11:00:00Z", `{}`)
+	send(t, w, second)
+	drain(t, w)
+	if d := decisions(t, w, second)[refused.ID]; d.Outcome != automations.Fired {
+		t.Fatalf("the same key once the endpoint is back: %+v, want fired", d)
+	}
+
+	// Two tokens an hour: A fires, A again is deduped (its token given back), B fires.
+	other := "9b2f6a3e-1c4d-4e5f-8a7b-6c5d4e3f2a1b"
+	a1, a2, b1 := event(13, 1, 2, attendee, "2026-11-22T10:00:00Z", `{}`), event(13, 1, 2, attendee, "2026-11-22T10:01:00Z", `{}`), event(13, 1, 2, other, "2026-11-22T10:02:00Z", `{}`)
+	for _, c := range []struct {
+		body, want string
+	}{{a1, automations.Fired}, {a2, automations.Deduped}, {b1, automations.Fired}} {
+		send(t, w, c.body)
+		drain(t, w)
+		if d := decisions(t, w, c.body)[limited.ID]; d.Outcome != c.want {
+			t.Fatalf("rate-limited rule: %+v, want %s", d, c.want)
+		}
+	}
+	testenv.Eventually(t, 20e9, "three deliveries", func() bool { n, _ := rc.received(); return n >= 3 })
+}

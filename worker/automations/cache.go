@@ -53,6 +53,10 @@ type cache struct {
 	store Store
 	log   logrus.FieldLogger
 
+	// reloading makes reloads (the periodic one, a signal's, a change's here) one at a time:
+	// a reload that read the rules before a change must not replace one that read them after.
+	reloading sync.Mutex
+
 	mu     sync.RWMutex
 	byType map[typeKey][]*compiled
 	types  map[int]bool         // every event type some rule names, in any unit
@@ -60,6 +64,8 @@ type cache struct {
 }
 
 func (c *cache) reload(ctx context.Context) error {
+	c.reloading.Lock()
+	defer c.reloading.Unlock()
 	rows, err := c.store.Rules(ctx)
 	if err != nil {
 		return err

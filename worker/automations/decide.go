@@ -108,6 +108,7 @@ func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityE
 		d.Outcome, d.Detail = Shadow, "would "+r.Action.Describe()
 		return nil
 	}
+	refund := func() {} // a token spent on a key that fired before goes back
 	if rl := r.RateLimit; rl != nil {
 		rk := ""
 		if cr.rateKey != nil {
@@ -118,26 +119,32 @@ func (s *Service) decide(ctx context.Context, cr *compiled, ev *platform.EntityE
 			}
 		}
 		if !s.guard.allow(r.ID, rk, rl, s.now()) {
-			// A redelivery of an event that fired must not be re-decided as limited: its own
-			// claim says it fired (a read only on this rare path).
+			// Over the limit. A key that fired before is deduped, not limited, and a
+			// redelivery of the event that fired it is not re-decided as limited: the claim
+			// says which (a read only on this rare path).
 			first, err := s.d.Claims.Get(ctx, r.ID, 1, key)
-			if err != nil && !errors.Is(err, platform.ErrNotFound) {
+			switch {
+			case err != nil && !errors.Is(err, platform.ErrNotFound):
 				return err
-			}
-			if first == nil || first.EventKey != ev.Key() {
+			case first == nil:
 				d.Outcome, d.Detail = RateLimited, fmt.Sprintf("over %d per %s", rl.Count, rl.Per)
 				s.tripped(ctx, r, "its rate limit")
 				return nil
+			case first.EventKey != ev.Key():
+				d.Outcome, d.Detail = Deduped, dedupedBy(first)
+				return nil
 			}
+		} else {
+			refund = func() { s.guard.refund(r.ID, rk) }
 		}
 	}
-	return s.fire(ctx, r, ev, key, 1, d)
+	return s.fire(ctx, r, ev, key, 1, d, refund)
 }
 
 // fire claims (rule, generation, key) and acts. The claim comes first: an effect without a
 // claim could be repeated by another event with the same key; a claim without its effect (a
 // crash between) is finished by the redelivery, which finds its own claim.
-func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, key string, generation int, d *tables.Decision) error {
+func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, key string, generation int, d *tables.Decision, refund func()) error {
 	d.Generation = generation
 	token := effectToken(r.ID, generation, key)
 	effect, err := s.effectID(r, ev, token)
@@ -149,7 +156,8 @@ func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, k
 	first, err := s.d.Claims.Take(ctx, claim)
 	switch {
 	case errors.Is(err, platform.ErrExists) && first.EventKey != ev.Key():
-		d.Outcome, d.Detail = Deduped, fmt.Sprintf("first effect %s, by event %s at %s", first.EffectID, first.EventKey, first.ClaimedAt.Format("2006-01-02T15:04:05Z"))
+		d.Outcome, d.Detail = Deduped, dedupedBy(first)
+		refund()
 		return nil
 	case errors.Is(err, platform.ErrExists):
 		effect = first.EffectID // this event's own claim, from an earlier delivery: finish its effect
@@ -158,6 +166,12 @@ func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, k
 	}
 	if err := s.act(ctx, r, ev, token, generation); err != nil {
 		if errors.Is(err, platform.ErrInvalidInput) || platform.IsPermanent(err) {
+			// The key made no effect: its claim goes, so that a later event with the key can
+			// fire once the cause is fixed (an endpoint enabled again), instead of being
+			// deduped against nothing.
+			if rerr := s.d.Claims.Release(ctx, claim); rerr != nil {
+				return rerr // retried: the action fails again, the release is tried again
+			}
 			d.Outcome, d.Detail = ActionFailed, err.Error()
 			s.log.WithError(err).WithFields(map[string]any{"ruleId": r.ID, "eventKey": ev.Key()}).Error("automation action refused; no retry helps")
 			return nil
@@ -166,6 +180,11 @@ func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, k
 	}
 	d.Outcome, d.Detail = Fired, effect
 	return nil
+}
+
+// dedupedBy says which effect and event a deduped decision defers to.
+func dedupedBy(first *tables.Claim) string {
+	return fmt.Sprintf("first effect %s, by event %s at %s", first.EffectID, first.EventKey, first.ClaimedAt.Format("2006-01-02T15:04:05Z"))
 }
 
 // effectToken names the one effect of (rule, generation, dedupe key): any key, of any

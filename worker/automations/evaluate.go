@@ -192,7 +192,7 @@ func (s *Service) Replay(ctx context.Context, ruleID, eventKey, by string) (*tab
 		}
 	}
 	d := &tables.Decision{EventKey: eventKey, RuleID: r.ID, RuleVersion: r.Version, DedupeKey: key}
-	if err := s.fire(ctx, r, ev, key, gen, d); err != nil {
+	if err := s.fire(ctx, r, ev, key, gen, d, func() {}); err != nil {
 		return nil, err
 	}
 	d.Detail = fmt.Sprintf("replay (generation %d) by %s: %s", gen, by, d.Detail)

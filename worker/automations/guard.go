@@ -1,6 +1,7 @@
 package automations
 
 import (
+	"crypto/sha256"
 	"sync"
 	"time"
 )
@@ -12,7 +13,7 @@ type guard struct {
 	window         time.Duration
 
 	mu      sync.Mutex
-	buckets map[string]*bucket     // rule id + "\x00" + rate key
+	buckets map[bucketKey]*bucket
 	trips   map[string][]time.Time // rule id → recent trips, oldest first
 }
 
@@ -21,20 +22,35 @@ type bucket struct {
 	at     time.Time
 }
 
+// bucketKey is a rule and a hash of its rate key: a key of any length costs 32 bytes.
+type bucketKey struct {
+	rule string
+	key  [sha256.Size]byte
+}
+
 func newGuard(tripsToDisable int, window time.Duration) *guard {
-	return &guard{tripsToDisable: tripsToDisable, window: window, buckets: map[string]*bucket{}, trips: map[string][]time.Time{}}
+	return &guard{tripsToDisable: tripsToDisable, window: window, buckets: map[bucketKey]*bucket{}, trips: map[string][]time.Time{}}
+}
+
+// refund gives back the token allow took for (rule, key): the event fired nothing.
+func (g *guard) refund(ruleID, key string) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if b := g.buckets[bucketKey{ruleID, sha256.Sum256([]byte(key))}]; b != nil {
+		b.tokens++
+	}
 }
 
 // allow takes one token from the bucket of (rule, key): Count tokens, refilled evenly over Per.
 func (g *guard) allow(ruleID, key string, rl *RateLimit, now time.Time) bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	id := ruleID + "\x00" + key
+	id := bucketKey{ruleID, sha256.Sum256([]byte(key))}
 	b := g.buckets[id]
 	capacity := float64(rl.Count)
 	if b == nil {
 		if len(g.buckets) > 100_000 {
-			g.buckets = map[string]*bucket{} // a runaway key space: start afresh, not without bound
+			g.buckets = map[bucketKey]*bucket{} // a runaway key space: start afresh, not without bound
 		}
 		b = &bucket{tokens: capacity, at: now}
 		g.buckets[id] = b
