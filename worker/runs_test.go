@@ -105,6 +105,10 @@ func TestOneRunPerAgentAndKeyWhateverTheStarts(t *testing.T) {
 	if err != nil || c || again.ID != r.ID || again.State != runs.Succeeded {
 		t.Fatalf("a redelivered start: %+v created %t err %v; want the same Succeeded run, not created", again, c, err)
 	}
+	// The key is unit 1's run: another unit's start with it gets neither the run nor its input.
+	if other, _, err := w.Runs().Start(ctx, runs.StartRequest{Agent: "echo", Key: key, BusinessUnitID: 2}); !errors.Is(err, platform.ErrInvalidInput) || other != nil {
+		t.Fatalf("another unit's start of the same key: %+v, %v; want refused", other, err)
+	}
 	drain(t, w)
 	if n := calls.Load(); n != 1 {
 		t.Errorf("the agent ran %d times, want 1", n)

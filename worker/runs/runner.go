@@ -174,8 +174,8 @@ func (s *Service) execute(ctx context.Context, log logrus.FieldLogger, a *agent,
 	run.State, run.Error, run.LeaseUntil, run.NextAttemptAt = RetryWait, fmt.Sprintf("attempt %d: %v", run.Attempts, runErr), time.Time{}, time.Now().Add(wait).UTC()
 	wctx, done := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
 	defer done()
-	if _, err := s.runs.Update(wctx, run, etag); err != nil {
-		return s.refused(wctx, log, run, err)
+	if written, err := s.write(wctx, log, run, etag); !written {
+		return err
 	}
 	log.WithError(runErr).WithField("retryIn", wait.String()).Warn("run attempt failed; will retry")
 	// If this fails, the message is retried: its redelivery finds RetryWait and waits it out.
@@ -201,27 +201,38 @@ func (s *Service) finish(ctx context.Context, log logrus.FieldLogger, run *Run, 
 	}
 	run.State, run.Output, run.OutputBlob, run.Error = state, inline, blob, reason
 	run.FinishedAt, run.LeaseUntil, run.NextAttemptAt = time.Now().UTC(), time.Time{}, time.Time{}
-	if _, err := s.runs.Update(ctx, run, etag); err != nil {
-		return s.refused(ctx, log, run, err)
+	if written, err := s.write(ctx, log, run, etag); !written {
+		return err
 	}
 	log.WithFields(logrus.Fields{"state": state, "reason": reason}).Info("run finished")
 	s.finished(ctx, run)
 	return nil
 }
 
-// refused handles a failed write of a runner's own step: a conflict means the run moved on
-// (cancelled, or taken over by a higher epoch) and the step is dropped, logged; any other
-// error is returned (the message is retried).
-func (s *Service) refused(ctx context.Context, log logrus.FieldLogger, run *Run, err error) error {
-	if !errors.Is(err, platform.ErrConflict) {
-		return err
+// write records a runner's own step (run as it is to be), conditional on etag, its last
+// write. When the row moved since (412), it reads it: still this lease — same epoch, holder,
+// Running: the last renewal landed but its reply was lost — the step is written on the row
+// as it is; moved on (cancelled, or taken over by a higher epoch), the step is dropped,
+// logged, and written is false with no error (the message is done). Any other failure is
+// returned (the message is retried, and finds the run again).
+func (s *Service) write(ctx context.Context, log logrus.FieldLogger, run *Run, etag tables.ETag) (written bool, err error) {
+	for range 3 {
+		_, err = s.runs.Update(ctx, run, etag)
+		if !errors.Is(err, platform.ErrConflict) {
+			return err == nil, err
+		}
+		cur, curTag, gerr := s.runs.Get(ctx, run.ID)
+		if gerr != nil {
+			return false, gerr
+		}
+		if cur.Epoch != run.Epoch || cur.LeaseHolder != run.LeaseHolder || cur.State != Running {
+			log.WithFields(logrus.Fields{"staleEpoch": run.Epoch, "refusedState": run.State, "nowState": cur.State, "nowEpoch": cur.Epoch, "nowHolder": cur.LeaseHolder}).
+				Warn("run's result refused: the run moved on since this runner's lease (stale epoch or cancelled)")
+			return false, nil
+		}
+		etag = curTag
 	}
-	fields := logrus.Fields{"staleEpoch": run.Epoch, "refusedState": run.State}
-	if cur, _, gerr := s.runs.Get(ctx, run.ID); gerr == nil {
-		fields["nowState"], fields["nowEpoch"], fields["nowHolder"] = cur.State, cur.Epoch, cur.LeaseHolder
-	}
-	log.WithFields(fields).Warn("run's result refused: the run moved on since this runner's lease (stale epoch or cancelled)")
-	return nil
+	return false, fmt.Errorf("run %s: still moving after 3 writes: %w", run.ID, platform.ErrConflict)
 }
 
 func (s *Service) backoff(attempt int) time.Duration {
@@ -269,8 +280,14 @@ func (s *Service) heartbeat(ctx context.Context, lose context.CancelCauseFunc, r
 	return h
 }
 
-// renew moves lease on once. It returns an error only when the lease is lost.
+// renew moves lease on once. It returns an error only when the lease is lost — or about to
+// be: a renewal that fails when the lease would run out before the next beat stops the agent
+// while the lease still holds, so that no other runner, taking the run over after it, runs
+// the agent at the same time. Each renewal is bounded by a beat.
 func (s *Service) renew(ctx context.Context, h *heartbeat, lease *Run) error {
+	beat := s.cfg.LeaseTTL / 3
+	ctx, cancel := context.WithTimeout(ctx, beat)
+	defer cancel()
 	next := *lease
 	next.LeaseUntil = time.Now().Add(s.cfg.LeaseTTL).UTC()
 	h.mu.Lock()
@@ -299,8 +316,8 @@ func (s *Service) renew(ctx context.Context, h *heartbeat, lease *Run) error {
 			return nil
 		}
 	}
-	if time.Now().After(lease.LeaseUntil) {
-		return fmt.Errorf("lease expired at %s without a renewal: %w", lease.LeaseUntil.Format(time.RFC3339Nano), err)
+	if time.Now().Add(beat).After(lease.LeaseUntil) {
+		return fmt.Errorf("lease runs out at %s, before another renewal: %w", lease.LeaseUntil.Format(time.RFC3339Nano), err)
 	}
 	if ctx.Err() == nil {
 		s.log.WithError(err).WithField("run", lease.ID).Warn("run heartbeat failed; retrying at the next beat")

@@ -242,8 +242,13 @@ func (s *Service) start(ctx context.Context, r StartRequest, generation int) (*R
 	_, err = s.runs.Insert(ctx, run)
 	created := err == nil
 	if errors.Is(err, platform.ErrExists) {
+		want := run.BusinessUnitID
 		if run, _, err = s.runs.Get(ctx, run.ID); err != nil {
 			return nil, false, err
+		}
+		if run.BusinessUnitID != want {
+			// The key is another unit's run: neither it nor its input is this caller's.
+			return nil, false, fmt.Errorf("%w: key: agent %s has a run of this key in another business unit", platform.ErrInvalidInput, r.Agent)
 		}
 		if run.State != Queued {
 			return run, false, nil // already under way or over: its own messages carry it
