@@ -8,11 +8,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/testenv"
@@ -331,7 +334,7 @@ func TestASingletonAgentRunsOneAtATime(t *testing.T) {
 			}
 		}
 		return json.RawMessage(`"ok"`), nil
-	}), runs.Options{Singleton: true})})
+	}), runs.Options{Singleton: runs.SingletonSkip})})
 	first := start(t, w, "solo", "first", "")
 	waitState(t, w, first.ID, runs.Running)
 	second := start(t, w, "solo", "second", "")
@@ -377,5 +380,112 @@ func TestReplayStartsANewRecordedGeneration(t *testing.T) {
 	list, err := w.Runs().List(ctx, tables.RunFilter{Agent: "echo", Limit: 10})
 	if err != nil || len(list) != 3 || list[0].ID != again.ID || list[2].ID != orig.ID {
 		t.Errorf("list: %d runs (%v), want 3, newest first", len(list), err)
+	}
+}
+
+// agentLog is an agent's own log of its executions, in the order they happened.
+type agentLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *agentLog) add(line string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, line)
+}
+
+func (l *agentLog) snapshot() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+func (l *agentLog) has(line string) bool { return slices.Contains(l.snapshot(), line) }
+
+// A singleton agent in cancel mode: a run that starts while another is Running cancels it
+// (its reason names the new run) and executes once the old one's agent has returned — the
+// agent's own log shows the old execution ended, its context cancelled, before the new began.
+func TestASingletonCancelRunReplacesTheRunningOne(t *testing.T) {
+	t.Parallel()
+	var log agentLog
+	w, _ := runsWorker(t, 3*time.Second, map[string]runs.Agent{"solo": runs.WithOptions(runs.AgentFunc(func(ctx context.Context, r *runs.Run) (json.RawMessage, error) {
+		log.add("start " + r.Key)
+		defer log.add("end " + r.Key)
+		if r.Key == "a" {
+			select {
+			case <-ctx.Done(): // cancelled: the only way this run ends
+				log.add("a: " + ctx.Err().Error())
+				return nil, ctx.Err()
+			case <-time.After(30 * time.Second):
+				return json.RawMessage(`"not cancelled"`), nil
+			}
+		}
+		return json.RawMessage(`"ok"`), nil
+	}), runs.Options{Singleton: runs.SingletonCancel})})
+	a := start(t, w, "solo", "a", "")
+	testenv.Eventually(t, 30*time.Second, "run a executing", func() bool { return log.has("start a") })
+	b := start(t, w, "solo", "b", "")
+	if r := waitState(t, w, a.ID, runs.Cancelled); r.Error != "singleton: replaced by run "+b.ID {
+		t.Errorf("run a's reason %q, want it replaced by run %s", r.Error, b.ID)
+	}
+	if r := waitState(t, w, b.ID, runs.Succeeded); string(r.Output) != `"ok"` || r.Attempts != 1 {
+		t.Errorf("run b: output %s after %d attempts, want \"ok\" after 1", r.Output, r.Attempts)
+	}
+	drain(t, w)
+	want := []string{"start a", "a: context canceled", "end a", "start b", "end b"}
+	if got := log.snapshot(); !slices.Equal(got, want) {
+		t.Errorf("the agent's log %q, want %q: a's execution over before b's began", got, want)
+	}
+	if r := runOf(t, w, a.ID); r.State != runs.Cancelled || !r.LeaseUntil.IsZero() {
+		t.Errorf("run a after all: %s, lease until %v; want Cancelled, its lease let go", r.State, r.LeaseUntil)
+	}
+}
+
+// ConcurrencyPerKey 1 with a key over the input: two runs of one key never execute at once
+// (the second waits for a slot), two of different keys do. The agent's own start/end log
+// measures the overlap.
+func TestConcurrencyPerKeyBoundsRunsOfOneKey(t *testing.T) {
+	t.Parallel()
+	var log agentLog
+	keyOf := func(r *runs.Run) string {
+		var in struct{ K string }
+		_ = json.Unmarshal(r.Input, &in)
+		return in.K
+	}
+	w, _ := runsWorker(t, 3*time.Second, map[string]runs.Agent{"keyed": runs.WithOptions(runs.AgentFunc(func(ctx context.Context, r *runs.Run) (json.RawMessage, error) {
+		log.add("start " + keyOf(r) + " " + r.Key)
+		defer log.add("end " + keyOf(r) + " " + r.Key)
+		select { // the agent's work: long enough that the others start meanwhile
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(1500 * time.Millisecond):
+		}
+		return json.RawMessage(`"ok"`), nil
+	}), runs.Options{ConcurrencyKey: keyOf, ConcurrencyPerKey: 1})})
+	ids := []string{start(t, w, "keyed", "x1", `{"k":"x"}`).ID, start(t, w, "keyed", "x2", `{"k":"x"}`).ID, start(t, w, "keyed", "y1", `{"k":"y"}`).ID}
+	for _, id := range ids {
+		waitState(t, w, id, runs.Succeeded)
+	}
+	running, most, mostOfKey := map[string]int{}, 0, map[string]int{}
+	total := 0
+	for _, line := range log.snapshot() {
+		f := strings.Fields(line)
+		if f[0] == "start" {
+			running[f[1]]++
+			total++
+		} else {
+			running[f[1]]--
+			total--
+		}
+		mostOfKey[f[1]] = max(mostOfKey[f[1]], running[f[1]])
+		most = max(most, total)
+	}
+	if mostOfKey["x"] != 1 || most != 2 {
+		t.Errorf("at most %d runs of key x and %d in all at once, want 1 and 2 (log %q)", mostOfKey["x"], most, log.snapshot())
+	}
+	// A limit per key needs a key.
+	if _, err := runs.New(runs.Config{}, runs.Deps{Log: logrus.New(), Agents: map[string]runs.Agent{"k": runs.WithOptions(runs.AgentFunc(nil), runs.Options{ConcurrencyPerKey: 2})}}); !errors.Is(err, platform.ErrInvalidInput) {
+		t.Errorf("ConcurrencyPerKey without a key: %v, want ErrInvalidInput", err)
 	}
 }

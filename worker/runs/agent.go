@@ -41,14 +41,39 @@ type Options struct {
 	// Concurrency is the most runs of the agent one worker replica executes at once (0: no
 	// limit of its own). Per replica: N replicas may run N times as many.
 	Concurrency int
-	// Singleton: a run that starts while another run of the agent is Running (on any replica)
-	// ends Cancelled with the reason "singleton: run X is running".
-	Singleton bool
+	// ConcurrencyKey and ConcurrencyPerKey: at most ConcurrencyPerKey runs of the agent with
+	// the same ConcurrencyKey(run) execute at once on one worker replica. Per replica, as
+	// Concurrency: N replicas may run N times as many of a key. The function sees the run with
+	// its input (read back from its blob when offloaded); it must be quick and not block.
+	// ConcurrencyPerKey defaults to 1 when ConcurrencyKey is set, and needs it.
+	ConcurrencyKey    func(r *Run) string
+	ConcurrencyPerKey int
+	// Singleton makes the agent run one run at a time across all replicas. Default off.
+	Singleton SingletonMode
 }
+
+// SingletonMode says what a run of a singleton agent does when another run of the agent is
+// running (on any replica).
+type SingletonMode int
+
+const (
+	// SingletonOff: runs of the agent execute side by side (within Concurrency).
+	SingletonOff SingletonMode = iota
+	// SingletonSkip: the new run ends Cancelled with the reason "singleton: run X is running".
+	SingletonSkip
+	// SingletonCancel: the new run cancels the running one (Cancelled with the reason
+	// "singleton: replaced by run Y"; its runner stops its agent at its next heartbeat) and
+	// executes once that run's runner has let go of it, or its lease has ended: never both at
+	// once. Until then the new run stays Queued and looks again every few seconds.
+	SingletonCancel
+)
 
 func (o Options) withDefaults() Options {
 	o.MaxAttempts = cmp.Or(o.MaxAttempts, 3)
 	o.Timeout = cmp.Or(o.Timeout, 10*time.Minute)
+	if o.ConcurrencyKey != nil {
+		o.ConcurrencyPerKey = cmp.Or(o.ConcurrencyPerKey, 1)
+	}
 	return o
 }
 

@@ -19,13 +19,14 @@ import (
 
 // The runner: a message of queue agent-runs is a run id. Handle reads the run and either
 // leaves it (over), sends it back for later (someone else's live lease, a retry not yet due,
-// no free slot), or takes the lease and executes it. The message is deleted only once the
+// no free slot, a singleton run it replaced still letting go), or takes the lease and executes it. The message is deleted only once the
 // run's next step is recorded (a result, RetryWait and its delayed message), so a runner that
 // dies anywhere leaves a message that finds the run again.
 
 var errTimedOut = errors.New("run timed out")
 
-// slotWait: a run that finds no free concurrency slot on this replica looks again after it.
+// slotWait: a run that finds no free concurrency slot on this replica, or a singleton run it
+// replaced still executing, looks again after it.
 const slotWait = 2 * time.Second
 
 // Handle is the agent-runs queue's handler.
@@ -78,6 +79,11 @@ func (s *Service) step(ctx context.Context, run *Run, etag tables.ETag) error {
 		}
 		log.Warn("run's lease expired (its runner died or stalled): taking it over")
 	}
+	if a.opts.Singleton == SingletonCancel {
+		if wait, err := s.waitFor(ctx, run); wait || err != nil {
+			return err
+		}
+	}
 	if a.slots != nil {
 		select {
 		case a.slots <- struct{}{}:
@@ -86,6 +92,16 @@ func (s *Service) step(ctx context.Context, run *Run, etag tables.ETag) error {
 			return s.enqueue(ctx, run.ID, slotWait)
 		}
 	}
+	if a.keys != nil {
+		free, ok, err := s.takeKey(ctx, a, run)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return s.enqueue(ctx, run.ID, slotWait)
+		}
+		defer free()
+	}
 	run.State, run.Epoch, run.Attempts = Running, run.Epoch+1, run.Attempts+1
 	run.LeaseHolder, run.LeaseUntil, run.StartedAt, run.NextAttemptAt = s.cfg.Holder, now.Add(s.cfg.LeaseTTL).UTC(), now.UTC(), time.Time{}
 	etag, err := s.runs.Update(ctx, run, etag)
@@ -93,45 +109,18 @@ func (s *Service) step(ctx context.Context, run *Run, etag tables.ETag) error {
 		return err // ErrConflict: Handle reads it again
 	}
 	log = log.WithFields(logrus.Fields{"epoch": run.Epoch, "attempt": run.Attempts})
-	if a.opts.Singleton {
-		other, err := s.holdSingleton(ctx, run)
-		if err != nil {
+	if mode := a.opts.Singleton; mode != SingletonOff {
+		other, err := s.claimSingleton(ctx, run, mode)
+		switch {
+		case err != nil:
 			return err // our lease expires and the run is taken over after it
-		}
-		if other != "" {
-			return s.finish(ctx, log, run, etag, Cancelled, nil, "singleton: run "+other+" is running")
+		case other != nil && mode == SingletonSkip:
+			return s.finish(ctx, log, run, etag, Cancelled, nil, "singleton: run "+other.ID+" is running")
+		case other != nil:
+			return s.requeue(ctx, log, run, etag, other)
 		}
 	}
 	return s.execute(ctx, log, a, run, etag)
-}
-
-// holdSingleton makes run the holder of its agent's singleton row, unless another run holds it
-// and is Running under a live lease: then it returns that run's id. Runs write Running
-// before they claim, so of two that start at once the second to claim sees the first Running.
-func (s *Service) holdSingleton(ctx context.Context, run *Run) (other string, err error) {
-	for range 3 {
-		holder, etag, err := s.runs.Singleton(ctx, run.Agent)
-		if err != nil {
-			return "", err
-		}
-		if holder == run.ID {
-			return "", nil
-		}
-		if holder != "" {
-			o, _, err := s.runs.Get(ctx, holder)
-			if err != nil && !errors.Is(err, platform.ErrNotFound) {
-				return "", err
-			}
-			if err == nil && o.State == Running && time.Now().Before(o.LeaseUntil) {
-				return holder, nil
-			}
-		}
-		err = s.runs.SetSingleton(ctx, run.Agent, run.ID, etag)
-		if !errors.Is(err, platform.ErrConflict) && !errors.Is(err, platform.ErrExists) {
-			return "", err
-		}
-	}
-	return "", fmt.Errorf("singleton %s: still moving after 3 attempts: %w", run.Agent, platform.ErrConflict)
 }
 
 // execute runs the agent under the lease just taken (etag is its write) and records the end.
@@ -157,6 +146,7 @@ func (s *Service) execute(ctx context.Context, log logrus.FieldLogger, a *agent,
 	switch {
 	case lost != nil:
 		log.WithError(lost).Warn("run's result not recorded: the run was cancelled or taken over")
+		s.letGo(ctx, log, run)
 		return nil
 	case ctx.Err() != nil:
 		// The worker stops hard: leave the lease to expire; another runner takes the run over.

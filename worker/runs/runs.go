@@ -107,6 +107,7 @@ type agent struct {
 	Agent
 	opts  Options
 	slots chan struct{} // nil: no limit
+	keys  *keySlots     // nil: no limit per key
 }
 
 // New checks the agents (their names, and that an HTTPAgent can be signed) and returns the
@@ -143,8 +144,19 @@ func New(cfg Config, d Deps) (*Service, error) {
 			}
 		}
 		ag := &agent{Agent: a, opts: opts.withDefaults()}
+		switch o := ag.opts; {
+		case o.Singleton < SingletonOff || o.Singleton > SingletonCancel:
+			return nil, fmt.Errorf("%w: agent %s: Singleton %d: want SingletonOff, SingletonSkip or SingletonCancel", platform.ErrInvalidInput, name, o.Singleton)
+		case o.ConcurrencyPerKey != 0 && o.ConcurrencyKey == nil:
+			return nil, fmt.Errorf("%w: agent %s: ConcurrencyPerKey needs a ConcurrencyKey", platform.ErrInvalidInput, name)
+		case o.ConcurrencyPerKey < 0:
+			return nil, fmt.Errorf("%w: agent %s: ConcurrencyPerKey %d: want at least 1", platform.ErrInvalidInput, name, o.ConcurrencyPerKey)
+		}
 		if ag.opts.Concurrency > 0 {
 			ag.slots = make(chan struct{}, ag.opts.Concurrency)
+		}
+		if ag.opts.ConcurrencyKey != nil {
+			ag.keys = &keySlots{max: ag.opts.ConcurrencyPerKey, held: map[string]int{}}
 		}
 		s.agents[name] = ag
 	}
@@ -306,6 +318,12 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 	if !validID(id) {
 		return nil, fmt.Errorf("%w: run %q", platform.ErrNotFound, id)
 	}
+	return s.cancel(ctx, id, "cancelled by request")
+}
+
+// cancel ends run id Cancelled with reason, written conditional on the row's ETag (so a
+// runner's next renewal, conditional on its own last write, finds it moved).
+func (s *Service) cancel(ctx context.Context, id, reason string) (*Run, error) {
 	run, _, changed, err := tables.Modify(ctx, s.runs, id, nil, "", func(r *Run) error {
 		switch {
 		case r.State == Cancelled:
@@ -313,14 +331,14 @@ func (s *Service) Cancel(ctx context.Context, id string) (*Run, error) {
 		case r.State.Final():
 			return fmt.Errorf("%w: run %s is %s", ErrFinished, id, r.State)
 		}
-		r.State, r.Error, r.FinishedAt, r.NextAttemptAt = Cancelled, "cancelled by request", time.Now().UTC(), time.Time{}
+		r.State, r.Error, r.FinishedAt, r.NextAttemptAt = Cancelled, reason, time.Now().UTC(), time.Time{}
 		return nil
 	})
 	if err != nil {
 		return run, err
 	}
 	if changed {
-		s.log.WithFields(logrus.Fields{"run": id, "agent": run.Agent}).Info("run cancelled by request")
+		s.log.WithFields(logrus.Fields{"run": id, "agent": run.Agent, "reason": reason}).Info("run cancelled")
 		s.finished(ctx, run)
 	}
 	return run, nil
