@@ -31,16 +31,17 @@ var flagAutomations = flag.Int("automations", 200, "events in the automations sc
 // matchingRules of them pass their filter and decide in shadow mode (the filter and the
 // dedupe key evaluated, "shadow" recorded, no action); the others' filters are false.
 //
-// Budgets: one storage request for the decisions of one event (the issue's), and 25 µs of the
+// Budgets: one storage request for the decisions of one event (the issue's), and 50 µs of the
 // worker's CPU per (rule, event) for the concern as a whole — evaluating and storing the
 // decisions, the extra request and its share of garbage collection. The issue's 10 µs holds
 // for evaluating (BenchmarkEvaluate100Rules: 3-6 µs); storing costs the rest, most of it the
-// table SDK decoding and re-encoding the decision row's JSON. 25 is a guard against a
-// regression, twice the 13-18 µs measured (README, Performance).
+// table SDK decoding and re-encoding the decision row's JSON. 50 is a guard against a
+// regression (a row per rule cost 159-209 µs), not a measure: the figure is 13-18 µs over
+// 1,000 events, and 21-29 µs over the 100 of .ci/run's small bench, on a busy machine.
 const (
 	benchRules     = 100
 	matchingRules  = 10
-	cpuBudgetUS    = 25.0
+	cpuBudgetUS    = 50.0
 	decisionBudget = 1.0
 )
 
