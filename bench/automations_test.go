@@ -4,7 +4,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"maps"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/data/aztables"
 
 	"github.com/platform/platform"
@@ -166,29 +164,10 @@ func automationsScenario(n int, rules bool) scenario {
 	return sc
 }
 
-// decisionTimes is the Timestamp of each event's decision row (d0: all 100 rules' decisions,
-// one property each) by partition (escaped event key).
+// decisionTimes is the Timestamp of each event's decision row (d0: all 100 rules' decisions)
+// by partition (escaped event key).
 func decisionTimes(t *testing.T, decided *aztables.Client) map[string]time.Time {
-	out := map[string]time.Time{}
-	filter := "RowKey eq 'd0'"
-	pager := decided.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter, Select: to.Ptr("PartitionKey,Timestamp")})
-	for pager.More() {
-		page, err := pager.NextPage(context.Background())
-		if err != nil {
-			t.Fatal(err)
-		}
-		for _, raw := range page.Entities {
-			var e struct {
-				PartitionKey string
-				Timestamp    time.Time
-			}
-			if err := json.Unmarshal(raw, &e); err != nil {
-				t.Fatal(err)
-			}
-			out[e.PartitionKey] = e.Timestamp
-		}
-	}
-	return out
+	return timestamps(t, decided, "RowKey eq 'd0'", "PartitionKey")
 }
 
 func checkDecisions(t *testing.T, tc *tables.Client, eventKey string) {

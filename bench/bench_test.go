@@ -330,22 +330,33 @@ func maxOf(at map[string]time.Time) time.Time {
 
 // rowTimes is each history row's Timestamp by its event key.
 func rowTimes(t *testing.T, hist *aztables.Client) map[string]time.Time {
+	return timestamps(t, hist, "", "EventKey")
+}
+
+// timestamps is the Timestamp of each row filter selects ("": every row), by the value of its
+// property key.
+func timestamps(t *testing.T, c *aztables.Client, filter, key string) map[string]time.Time {
 	out := map[string]time.Time{}
-	pager := hist.NewListEntitiesPager(&aztables.ListEntitiesOptions{Select: to.Ptr("EventKey,Timestamp")})
+	opts := &aztables.ListEntitiesOptions{Select: to.Ptr(key + ",Timestamp")}
+	if filter != "" {
+		opts.Filter = &filter
+	}
+	pager := c.NewListEntitiesPager(opts)
 	for pager.More() {
 		page, err := pager.NextPage(context.Background())
 		if err != nil {
 			t.Fatal(err)
 		}
 		for _, raw := range page.Entities {
-			var e struct {
-				EventKey  string
-				Timestamp time.Time
-			}
+			var e map[string]any
 			if err := json.Unmarshal(raw, &e); err != nil {
 				t.Fatal(err)
 			}
-			out[e.EventKey] = e.Timestamp
+			at, err := time.Parse(time.RFC3339Nano, fmt.Sprint(e["Timestamp"]))
+			if err != nil {
+				t.Fatalf("row Timestamp %v: %v", e["Timestamp"], err)
+			}
+			out[fmt.Sprint(e[key])] = at
 		}
 	}
 	return out
