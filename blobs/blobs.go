@@ -36,8 +36,16 @@ func New(acct storage.Account, ns platform.Namespace) (*Client, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	svc, err := azblob.NewClientFromConnectionString(acct.ResolvedConnectionString(),
-		&azblob.ClientOptions{ClientOptions: acct.ClientOptions(storage.Blob)})
+	opts := &azblob.ClientOptions{ClientOptions: acct.ClientOptions(storage.Blob)}
+	var (
+		svc *azblob.Client
+		err error
+	)
+	if acct.Keyless() {
+		svc, err = azblob.NewClient(acct.Endpoint(storage.Blob), acct.Credential, opts)
+	} else {
+		svc, err = azblob.NewClientFromConnectionString(acct.ResolvedConnectionString(), opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("blob client: %w", err)
 	}

@@ -59,8 +59,16 @@ func New(acct storage.Account, ns platform.Namespace) (*Client, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	svc, err := azqueue.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(),
-		&azqueue.ClientOptions{ClientOptions: acct.ClientOptions(storage.Queue)})
+	opts := &azqueue.ClientOptions{ClientOptions: acct.ClientOptions(storage.Queue)}
+	var (
+		svc *azqueue.ServiceClient
+		err error
+	)
+	if acct.Keyless() {
+		svc, err = azqueue.NewServiceClient(acct.Endpoint(storage.Queue), acct.Credential, opts)
+	} else {
+		svc, err = azqueue.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(), opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("queue client: %w", err)
 	}

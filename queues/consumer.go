@@ -297,6 +297,9 @@ func (c *Consumer) Stop(ctx context.Context) error {
 
 // Idle reports whether the consumer has no message in hand and no dequeue in progress, and how
 // many messages it has received since Start. Drain uses both to tell "empty" from "between".
+// Queue is the name of the queue c consumes, before the namespace prefix.
+func (c *Consumer) Queue() string { return c.cfg.Queue }
+
 func (c *Consumer) Idle() (idle bool, received int64) {
 	received = c.received.Load()
 	return c.fetching.Load() == 0 && c.inFlight.Load() == 0, received

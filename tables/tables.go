@@ -28,8 +28,16 @@ func New(acct storage.Account, ns platform.Namespace) (*Client, error) {
 	if err := ns.Validate(); err != nil {
 		return nil, err
 	}
-	svc, err := aztables.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(),
-		&aztables.ClientOptions{ClientOptions: acct.ClientOptions(storage.Table)})
+	opts := &aztables.ClientOptions{ClientOptions: acct.ClientOptions(storage.Table)}
+	var (
+		svc *aztables.ServiceClient
+		err error
+	)
+	if acct.Keyless() {
+		svc, err = aztables.NewServiceClient(acct.Endpoint(storage.Table), acct.Credential, opts)
+	} else {
+		svc, err = aztables.NewServiceClientFromConnectionString(acct.ResolvedConnectionString(), opts)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("table client: %w", err)
 	}

@@ -31,6 +31,12 @@ type Config struct {
 	// Logger receives the worker's log lines. Default: logrus's standard logger.
 	Logger logrus.FieldLogger
 
+	// Roles are the parts of the worker this process runs (PLATFORM_ROLE): the queues it
+	// consumes, and whether it serves the API and runs the outbox loops (RoleAPI). A process
+	// without RoleAPI still serves /healthz and /readyz on HTTPAddr, and nothing else, so it
+	// needs no Auth on any address. Default: every role.
+	Roles RoleSet
+
 	// HTTPAddr is where the HTTP API listens (host:port; port 0 picks a free one, and HTTPAddr
 	// says which). Default: no server of the worker's own (serve Handler yourself).
 	HTTPAddr string

@@ -5,20 +5,19 @@ import (
 	"errors"
 	"fmt"
 	"time"
-
-	"github.com/platform/platform"
 )
 
-// Drained reports whether every work queue is empty (poison queues are not work: they hold
-// what needs a person; delayed and backing-off messages count as not empty), the outbox holds
-// no intent waiting to be materialized or settled, and nothing is in flight in this worker.
+// Drained reports whether every work queue this worker's roles consume is empty (poison queues
+// are not work: they hold what needs a person; delayed and backing-off messages count as not
+// empty), the outbox holds no intent waiting to be materialized or settled (with RoleAPI), and
+// nothing is in flight in this worker.
 func (w *Worker) Drained(ctx context.Context) (bool, error) {
 	idle, before := w.idle()
 	if !idle {
 		return false, nil
 	}
-	for _, q := range platform.WorkQueues {
-		n, err := w.queues.ApproximateCount(ctx, q)
+	for _, c := range w.consumers {
+		n, err := w.queues.ApproximateCount(ctx, c.Queue())
 		if err != nil || n > 0 {
 			return false, err
 		}

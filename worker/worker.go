@@ -114,7 +114,7 @@ func New(cfg Config) (*Worker, error) {
 	if w.auth, err = auth.New(cfg.Auth, w.keys); err != nil {
 		return nil, err
 	}
-	if cfg.HTTPAddr != "" {
+	if cfg.HTTPAddr != "" && cfg.Roles.Has(RoleAPI) {
 		if err := cfg.Auth.CheckListener(cfg.HTTPAddr); err != nil {
 			return nil, err
 		}
@@ -144,6 +144,9 @@ func New(cfg Config) (*Worker, error) {
 	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
 	w.automations = automations.New(cfg.Automations, w.automationDeps(types))
 	w.realtime.Hub().OnSignal(automations.SignalTopic, w.automations.RulesChanged)
+	if !cfg.Roles.Has(RoleAPI) {
+		cfg.Outbox.Disabled = true
+	}
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 	if w.runs, err = newRuns(cfg, targets, w); err != nil {
 		return nil, err
@@ -165,6 +168,9 @@ func New(cfg Config) (*Worker, error) {
 		{platform.QueueNotificationDistributor, w.distributor.Handle},
 		{platform.QueueAgentRuns, w.runs.Handle},
 	} {
+		if !cfg.Roles.consumes(st.queue) {
+			continue
+		}
 		cc := cfg.Consumer
 		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
 		if st.queue == platform.QueueNotificationDistributor {
@@ -278,7 +284,7 @@ func (w *Worker) Start(ctx context.Context) error {
 		return err
 	}
 	w.running.Store(true)
-	w.log.WithField("namespace", string(w.cfg.Namespace)).Info("worker started")
+	w.log.WithFields(logrus.Fields{"namespace": string(w.cfg.Namespace), "roles": w.cfg.Roles.String()}).Info("worker started")
 	return nil
 }
 
@@ -327,7 +333,7 @@ func (w *Worker) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Handler serves the HTTP API (see package api). Served on a listener of the caller's own,
+// Handler serves the HTTP API (see package api); without RoleAPI, only /healthz and /readyz. Served on a listener of the caller's own,
 // no check keeps it off a public address: with Config.Auth off, that is the caller's to ensure
 // (New checks Config.HTTPAddr only).
 func (w *Worker) Handler() http.Handler {
@@ -337,7 +343,8 @@ func (w *Worker) Handler() http.Handler {
 		History: w.tables.History(), Blobs: w.blobs,
 		Notify: w.notify, Webhooks: w.webhooks, Replay: w.WebhookReplay(), Changes: w.realtime.Hub(),
 		Automations: w.automations, Runs: w.runs, Auth: w.auth, Limits: w.cfg.APILimits,
-		PageKey: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
+		PageKey:    func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
+		ProbesOnly: !w.cfg.Roles.Has(RoleAPI),
 	})
 }
 

@@ -56,11 +56,15 @@ func runHistory(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
-	q, err := queues.New(cfg.account(), ns)
+	acct, err := cfg.account()
 	if err != nil {
 		return err
 	}
-	t, err := tables.New(cfg.account(), ns)
+	q, err := queues.New(acct, ns)
+	if err != nil {
+		return err
+	}
+	t, err := tables.New(acct, ns)
 	if err != nil {
 		return err
 	}

@@ -8,6 +8,7 @@ package main
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -44,7 +45,7 @@ type command struct {
 }
 
 var commands = []command{
-	{"worker", "[--drain]", "run the worker; --drain exits 0 once every work queue is empty and nothing is in flight", runWorker},
+	{"worker", "[--role all|api,events,notifications,runs] [--drain]", "run the worker, or some of its roles; --drain exits 0 once every work queue of its roles is empty and nothing is in flight", runWorker},
 	{"publish", "[FILE|-]", "enqueue events (a JSON object, a JSON array or JSON lines); prints each event key", runPublish},
 	{"history", "--entity-type N (--entity-guid G | --entity-id N | --business-unit N) [--limit N] [--after T] [--json]", "an entity's timeline, newest first", runHistory},
 	{"notify", "FILE|-", "create a direct notification job; prints its key", runNotify},
@@ -169,15 +170,25 @@ func unprintable(r rune) bool {
 // of the same meaning.
 type config struct {
 	connectionString string
+	keyless          storage.Keyless
 	namespace        string
 	settingsDSN      string
 	httpAddr         string
 	logLevel         string
 	logFormat        string
+	roles            string // the worker command's --role; empty: every role
+
+	acct *storage.Account // account() resolves it once
 }
 
 func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
 	fs.StringVar(&c.connectionString, "connection-string", os.Getenv("PLATFORM_STORAGE_CONNECTION_STRING"), "storage connection string (PLATFORM_STORAGE_CONNECTION_STRING; default: Azurite on 127.0.0.1)")
+	fs.StringVar(&c.keyless.AccountName, "storage-account", os.Getenv("PLATFORM_STORAGE_ACCOUNT"), "storage account name, reached keyless with Microsoft Entra ID tokens (PLATFORM_STORAGE_ACCOUNT)")
+	fs.StringVar((*string)(&c.keyless.Credential), "storage-credential", envOr("PLATFORM_STORAGE_CREDENTIAL", string(storage.CredentialDefault)), "where keyless storage tokens come from: default or managed-identity (PLATFORM_STORAGE_CREDENTIAL)")
+	c.keyless.BlobEndpoint = os.Getenv("PLATFORM_STORAGE_BLOB_ENDPOINT")
+	c.keyless.QueueEndpoint = os.Getenv("PLATFORM_STORAGE_QUEUE_ENDPOINT")
+	c.keyless.TableEndpoint = os.Getenv("PLATFORM_STORAGE_TABLE_ENDPOINT")
+	c.keyless.ClientID = os.Getenv("AZURE_CLIENT_ID")
 	fs.StringVar(&c.namespace, "namespace", os.Getenv("PLATFORM_NAMESPACE"), "prefix of every queue, table and container (PLATFORM_NAMESPACE)")
 	fs.StringVar(&c.settingsDSN, "settings-dsn", envOr("PLATFORM_SETTINGS_DSN", settings.DefaultDSN), "notification settings: a SQLite path, sqlite:PATH, file:PATH?QUERY, or postgres://… (PLATFORM_SETTINGS_DSN)")
 	fs.StringVar(&c.logLevel, "log-level", envOr("PLATFORM_LOG_LEVEL", "info"), "debug, info, warn or error (PLATFORM_LOG_LEVEL)")
@@ -187,8 +198,26 @@ func (c *config) register(fs *flag.FlagSet, withHTTP bool) {
 	}
 }
 
-func (c *config) account() storage.Account {
-	return storage.Account{ConnectionString: c.connectionString}
+// account is the storage account: keyless (an account name or endpoints, and a Microsoft Entra
+// ID credential) or by connection string (Azurite's when neither is given). Both is bad usage.
+func (c *config) account() (storage.Account, error) {
+	if c.acct != nil {
+		return *c.acct, nil
+	}
+	acct := storage.Account{ConnectionString: c.connectionString}
+	if c.keyless.Configured() {
+		if c.connectionString != "" {
+			return storage.Account{}, usagef("PLATFORM_STORAGE_CONNECTION_STRING and PLATFORM_STORAGE_ACCOUNT or PLATFORM_STORAGE_*_ENDPOINT are both set: give one (a connection string, or keyless endpoints)")
+		}
+		var err error
+		if acct, err = c.keyless.Account(); err != nil {
+			return storage.Account{}, usageError{err}
+		}
+	} else if c.keyless.Credential != storage.CredentialDefault {
+		return storage.Account{}, usagef("PLATFORM_STORAGE_CREDENTIAL %q needs PLATFORM_STORAGE_ACCOUNT or PLATFORM_STORAGE_*_ENDPOINT (a connection string carries its own key)", c.keyless.Credential)
+	}
+	c.acct = &acct
+	return acct, nil
 }
 
 // worker builds a worker from the configuration; the channels' settings come from
@@ -201,7 +230,15 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	if err != nil {
 		return nil, err
 	}
-	wc := worker.Config{Account: c.account(), Namespace: ns, Logger: log, SettingsDSN: c.settingsDSN, HTTPAddr: c.httpAddr,
+	acct, err := c.account()
+	if err != nil {
+		return nil, err
+	}
+	roles, err := worker.ParseRoles(cmp.Or(c.roles, string(worker.RoleAll)))
+	if err != nil {
+		return nil, usageError{err}
+	}
+	wc := worker.Config{Account: acct, Namespace: ns, Roles: roles, Logger: log, SettingsDSN: c.settingsDSN, HTTPAddr: c.httpAddr,
 		WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
 	if c.httpAddr != "" {
 		// Only the worker serves the API: only it reads how callers authenticate.

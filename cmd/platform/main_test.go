@@ -127,6 +127,11 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{"publish", "/no/such/file.json"},
 		{"worker", "--log-format", "xml"},
 		{"worker", "--bogus-flag"},
+		{"worker", "--role", "api,bogus"},
+		{"worker", "--storage-account", "Not_An_Account"},
+		{"worker", "--storage-account", "prodaccount", "--storage-credential", "password"},
+		{"worker", "--storage-account", "prodaccount", "--connection-string", "UseDevelopmentStorage=true"},
+		{"publish", "--storage-credential", "managed-identity", "/dev/null"},
 	}
 	for _, args := range cases {
 		code, _, errOut := cli(t, "", args...)

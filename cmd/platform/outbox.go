@@ -131,11 +131,15 @@ func (c *config) outboxClient(ctx context.Context) (*outbox.Client, error) {
 	if err != nil {
 		return nil, err
 	}
-	t, err := tables.New(c.account(), ns)
+	acct, err := c.account()
 	if err != nil {
 		return nil, err
 	}
-	b, err := blobs.New(c.account(), ns)
+	t, err := tables.New(acct, ns)
+	if err != nil {
+		return nil, err
+	}
+	b, err := blobs.New(acct, ns)
 	if err != nil {
 		return nil, err
 	}

@@ -35,7 +35,11 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 	if err != nil {
 		return err
 	}
-	client, err := queues.New(cfg.account(), ns)
+	acct, err := cfg.account()
+	if err != nil {
+		return err
+	}
+	client, err := queues.New(acct, ns)
 	if err != nil {
 		return err
 	}

@@ -29,7 +29,11 @@ func runRedrive(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	if err != nil {
 		return err
 	}
-	client, err := queues.New(cfg.account(), ns)
+	acct, err := cfg.account()
+	if err != nil {
+		return err
+	}
+	client, err := queues.New(acct, ns)
 	if err != nil {
 		return err
 	}

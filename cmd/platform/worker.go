@@ -10,7 +10,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/worker"
 )
 
 // stopTimeout is how long a stop lets in-flight work finish before it cancels it. A container
@@ -23,9 +23,10 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 		cfg   config
 		drain bool
 	)
-	fs := newFlagSet("worker", "[--drain]")
+	fs := newFlagSet("worker", "[--role all|api,events,notifications,runs] [--drain]")
 	cfg.register(fs, true)
-	fs.BoolVar(&drain, "drain", false, "exit 0 once every work queue is empty and nothing is in flight")
+	fs.BoolVar(&drain, "drain", false, "exit 0 once every work queue of its roles is empty and nothing is in flight")
+	fs.StringVar(&cfg.roles, "role", envOr("PLATFORM_ROLE", string(worker.RoleAll)), "the parts this process runs: all, or a comma-separated list of api, events, notifications, runs (PLATFORM_ROLE)")
 	if err := parseFlags(fs, args, stdout); err != nil {
 		return err
 	}
@@ -40,8 +41,10 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	acct, _ := cfg.account() // resolved by cfg.worker
 	log.WithFields(map[string]any{
-		"storage": storage.Redacted(cfg.account().ResolvedConnectionString()),
+		"storage": acct.Describe(),
+		"roles":   cfg.roles,
 		"drain":   drain,
 		"smtp":    os.Getenv("PLATFORM_SMTP_ADDR") != "",
 	}).Info("starting")

@@ -1,5 +1,5 @@
 // Package storage is the one place that knows how Platform reaches its Azure Storage account:
-// the connection string, the azcore pipeline every client shares (with the request counter and
+// the connection string or the endpoints and Microsoft Entra ID credential (keyless.go), the azcore pipeline every client shares (with the request counter and
 // fault injector that tests and benchmarks plug in), and the translation of service errors into
 // platform.ErrExists / ErrConflict / ErrNotFound. queues/, tables/ and blobs/ build their SDK
 // clients from it; nothing else imports it except tests and the command that wires them.
@@ -43,8 +43,15 @@ const (
 // Account is how to reach the storage account, and what to put in every client's pipeline.
 type Account struct {
 	// ConnectionString of the account. Default: DevelopmentConnectionString (Azurite).
-	// "UseDevelopmentStorage=true" means the same.
+	// "UseDevelopmentStorage=true" means the same. Ignored when Credential is set.
 	ConnectionString string
+	// Credential, when set, authenticates every request with Microsoft Entra ID tokens at
+	// Endpoints instead of the connection string's key (Keyless.Account builds both).
+	Credential azcore.TokenCredential
+	// Endpoints of the three services; used with Credential only.
+	Endpoints Endpoints
+	// CredentialKind names Credential for logs.
+	CredentialKind Credential
 	// Counter, when set, counts every request the clients send (tests, benchmarks).
 	Counter *Counter
 	// Policies are added to every client's pipeline after the retry policy, so they see each
@@ -61,6 +68,23 @@ func (a Account) ResolvedConnectionString() string {
 		return DevelopmentConnectionString
 	}
 	return cs
+}
+
+// Keyless reports whether the account is reached with tokens (Credential) rather than a
+// connection string.
+func (a Account) Keyless() bool { return a.Credential != nil }
+
+// Endpoint is the keyless account's endpoint of service s.
+func (a Account) Endpoint(s Service) string { return a.Endpoints.of(s) }
+
+// Describe says which account this is for a log line: endpoints and account name, never a key,
+// a SAS or a token.
+func (a Account) Describe() string {
+	if a.Keyless() {
+		return fmt.Sprintf("BlobEndpoint=%s;QueueEndpoint=%s;TableEndpoint=%s;Credential=%s",
+			a.Endpoints.Blob, a.Endpoints.Queue, a.Endpoints.Table, a.CredentialKind)
+	}
+	return Redacted(a.ResolvedConnectionString())
 }
 
 // ClientOptions is the azcore pipeline configuration for a client of service s.
@@ -118,7 +142,20 @@ type Error struct {
 }
 
 func (e *Error) Error() string {
-	return fmt.Sprintf("storage %s %s: %d %s", e.Method, e.Resource, e.Status, e.Code)
+	msg := fmt.Sprintf("storage %s %s: %d %s", e.Method, e.Resource, e.Status, e.Code)
+	if hint := accessHints[e.Code]; hint != "" {
+		msg += " (" + hint + ")"
+	}
+	return msg
+}
+
+// accessHints say what to do about the refusals a deployment meets first: an operator reads
+// them in the log line of a worker that cannot start.
+var accessHints = map[string]string{
+	"AuthorizationPermissionMismatch":    "the identity has no data role for this: assign it Storage Queue, Table and Blob Data Contributor on the account (README, Keyless storage access)",
+	"AuthenticationFailed":               "the credential was refused: a token for another audience or tenant, an expired token, or a wrong key",
+	"KeyBasedAuthenticationNotPermitted": "the account refuses shared keys: give PLATFORM_STORAGE_ACCOUNT and a managed identity instead of a connection string",
+	"AuthorizationFailure":               "refused before any role was checked: the account's firewall or network rules, or a SAS without this permission",
 }
 
 func (e *Error) Unwrap() []error {

@@ -57,6 +57,9 @@ type Deps struct {
 	PageKey func(ctx context.Context) ([]byte, error)
 	// Limits bound job creation and change streams.
 	Limits Limits
+	// ProbesOnly serves the public routes alone (/healthz, /readyz): a worker process that
+	// does not run the API role still answers its platform's probes.
+	ProbesOnly bool
 }
 
 // server is the API's handlers over Deps, with the limits it keeps.
@@ -77,6 +80,9 @@ func Handler(d Deps) http.Handler {
 	for _, rt := range routes {
 		if err := rt.Policy.Check(); err != nil {
 			panic(fmt.Sprintf("api: route %s: %v", rt.Pattern, err))
+		}
+		if d.ProbesOnly && !rt.Policy.Public {
+			continue
 		}
 		mux.Handle(rt.Pattern, s.guard(rt))
 	}
