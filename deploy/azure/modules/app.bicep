@@ -83,12 +83,14 @@ var runImage = !empty(image) ? image : (exists ? existingApp.properties.template
 // ingress only adds default probes where none is declared.
 var probes = [
   {
-    // Start (which first creates missing tables and queues) may take up to a minute.
+    // Start (which first creates missing tables and queues) may take up to a minute:
+    // 3 + 6 x 10 s before the replica is restarted (failureThreshold is 10 at most).
     type: 'Startup'
     httpGet: { path: '/healthz', port: 8080, scheme: 'HTTP' }
-    periodSeconds: 3
+    initialDelaySeconds: 3
+    periodSeconds: 6
     timeoutSeconds: 3
-    failureThreshold: 30
+    failureThreshold: 10
   }
   {
     // The process runs: restart it after 30 s of silence.
