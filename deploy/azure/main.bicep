@@ -1,0 +1,555 @@
+// Platform on Azure Container Apps, keyless: one container app per process role (api, events,
+// notifications, runs), each run by its own user-assigned identity that holds only the grants
+// it needs; a storage account that refuses shared keys; logs in Log Analytics.
+//
+// Deploy into an existing resource group:
+//   az deployment group create -g RG -f deploy/azure/main.bicep -p environmentName=prod \
+//     keyVaultName=VAULT authIssuer=https://login.microsoftonline.com/TENANT/v2.0 \
+//     authAudience=API_CLIENT_ID image=REGISTRY/platform:TAG
+// or with the Azure Developer CLI from the repository root (azure.yaml): azd up.
+//
+// Key Vault. The template references an EXISTING vault (keyVaultName, keyVaultResourceGroupName)
+// and never sees a secret's value: secrets have their own owners and rotation, outlive any one
+// environment, and must exist before an app that references them can start, which a vault
+// created by this template could not offer on its first deployment. The vault must use Azure
+// RBAC (enableRbacAuthorization: true); the deploying principal needs to create role
+// assignments on it. Secrets it must hold (each app gets Key Vault Secrets User on its own
+// secrets only):
+//   platform-settings-dsn     every role   PLATFORM_SETTINGS_DSN: postgres://USER:PASSWORD@SERVER.postgres.database.azure.com:5432/DB?sslmode=require
+//   platform-webhook-secret   notifications (unless webhookSecretEnabled=false)   PLATFORM_WEBHOOK_SECRET
+//   platform-smtp-password    notifications (only when smtpUsername is set)       PLATFORM_SMTP_PASSWORD
+//   platform-agent-secret     runs (only when agents is set)                      PLATFORM_AGENT_SECRET
+// e.g. az keyvault secret set --vault-name VAULT --name platform-settings-dsn --file dsn.txt
+
+targetScope = 'resourceGroup'
+
+@minLength(1)
+@maxLength(64)
+@description('Name of the environment (azd: AZURE_ENV_NAME): resource names derive from it.')
+param environmentName string
+
+@description('Region of every resource.')
+param location string = resourceGroup().location
+
+@description('Full image reference, e.g. myregistry.azurecr.io/platform:1.0 (the repository\'s Containerfile: /platform, CMD worker, port 8080). Empty: each app keeps the image it runs (azd deploy sets it), or gets a placeholder on a first provision.')
+param image string = ''
+
+@description('azd: whether the api app exists (SERVICE_API_RESOURCE_EXISTS).')
+param apiExists bool = false
+
+@description('azd: whether the events app exists (SERVICE_EVENTS_RESOURCE_EXISTS).')
+param eventsExists bool = false
+
+@description('azd: whether the notifications app exists (SERVICE_NOTIFICATIONS_RESOURCE_EXISTS).')
+param notificationsExists bool = false
+
+@description('azd: whether the runs app exists (SERVICE_RUNS_RESOURCE_EXISTS).')
+param runsExists bool = false
+
+@description('PLATFORM_NAMESPACE: prefix of every queue, table and blob container; empty for none. 1-24 lowercase letters and digits, starting with a letter.')
+@maxLength(24)
+param namespace string = ''
+
+@description('Storage account name; empty: st + a token derived from the subscription, resource group and environment.')
+@maxLength(24)
+param storageAccountName string = ''
+
+@description('Storage redundancy.')
+@allowed([
+  'Standard_LRS'
+  'Standard_ZRS'
+  'Standard_GRS'
+  'Standard_GZRS'
+  'Standard_RAGRS'
+  'Standard_RAGZRS'
+])
+param storageSku string = 'Standard_LRS'
+
+@description('Name of the existing Key Vault (Azure RBAC) holding the secrets listed at the top of this file.')
+param keyVaultName string
+
+@description('Resource group of that Key Vault.')
+param keyVaultResourceGroupName string = resourceGroup().name
+
+@description('Create an Azure Container Registry (Basic) that every app pulls from with its identity (AcrPull); azd pushes there. false: image must be public.')
+param createRegistry bool = true
+
+@description('Days Log Analytics keeps the apps\' logs.')
+@minValue(30)
+@maxValue(730)
+param logRetentionDays int = 30
+
+@description('PLATFORM_LOG_LEVEL of every app.')
+@allowed([
+  'debug'
+  'info'
+  'warn'
+  'error'
+])
+param logLevel string = 'info'
+
+// --- api: the HTTP API (external ingress), the outbox materializer and reconciler ---
+
+@description('PLATFORM_AUTH_ISSUER: the OIDC issuer exactly as its tokens\' iss (Entra ID: https://login.microsoftonline.com/TENANT_ID/v2.0).')
+param authIssuer string
+
+@description('PLATFORM_AUTH_AUDIENCE: what a token\'s aud must hold (Entra ID: the API app registration\'s client id).')
+param authAudience string
+
+@description('api replicas at least (the API is always up).')
+@minValue(1)
+param apiMinReplicas int = 1
+
+@description('api replicas at most.')
+@minValue(1)
+param apiMaxReplicas int = 10
+
+@description('HTTP scale rule: concurrent requests per api replica before another is added. Realtime change streams are long requests and count.')
+@minValue(1)
+param apiConcurrentRequests int = 50
+
+@description('vCPU per api replica.')
+param apiCpu string = '0.5'
+
+@description('Memory per api replica.')
+param apiMemory string = '1Gi'
+
+// --- events: consumes entity-events ---
+
+@description('events replicas at least: 1 keeps history and webhooks prompt; 0 lets it scale to zero (a first event then waits for KEDA\'s poll and a start).')
+@allowed([
+  0
+  1
+])
+param eventsMinReplicas int = 1
+
+@description('events replicas at most.')
+@minValue(1)
+param eventsMaxReplicas int = 10
+
+@description('KEDA azure-queue queueLength for entity-events: visible messages per events replica that the scaler aims for (more waiting adds replicas). To tune from measurements.')
+@minValue(1)
+param eventsQueueLength int = 500
+
+@description('vCPU per events replica.')
+param eventsCpu string = '0.5'
+
+@description('Memory per events replica.')
+param eventsMemory string = '1Gi'
+
+// --- notifications: consumes notification-scheduler, -generator and -distributor; scales to zero ---
+
+@description('notifications replicas at most.')
+@minValue(1)
+param notificationsMaxReplicas int = 10
+
+@description('KEDA azure-queue queueLength for each notification queue: visible messages per notifications replica the scaler aims for. To tune from measurements.')
+@minValue(1)
+param notificationsQueueLength int = 100
+
+@description('PLATFORM_SMTP_ADDR (host:port of the relay); empty: email is written to the log, not sent.')
+param smtpAddr string = ''
+
+@description('PLATFORM_SMTP_FROM; empty: the worker\'s default.')
+param smtpFrom string = ''
+
+@description('PLATFORM_SMTP_USERNAME; set: the password comes from Key Vault secret platform-smtp-password.')
+param smtpUsername string = ''
+
+@description('PLATFORM_WEBHOOK_SECRET from Key Vault secret platform-webhook-secret (the webhook channel refuses to send without it). false: no such secret is referenced.')
+param webhookSecretEnabled bool = true
+
+@description('vCPU per notifications replica.')
+param notificationsCpu string = '0.5'
+
+@description('Memory per notifications replica.')
+param notificationsMemory string = '1Gi'
+
+// --- runs: consumes agent-runs; scales to zero ---
+
+@description('runs replicas at most.')
+@minValue(1)
+param runsMaxReplicas int = 10
+
+@description('KEDA azure-queue queueLength for agent-runs: visible messages per runs replica the scaler aims for (agent runs are long). To tune from measurements.')
+@minValue(1)
+param agentRunsQueueLength int = 5
+
+@description('PLATFORM_AGENTS: comma-separated name=URL of the HTTP agents; set: requests are signed with Key Vault secret platform-agent-secret.')
+param agents string = ''
+
+@description('vCPU per runs replica.')
+param runsCpu string = '0.5'
+
+@description('Memory per runs replica.')
+param runsMemory string = '1Gi'
+
+var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
+var tags = { 'azd-env-name': environmentName }
+var queuePrefix = empty(namespace) ? '' : '${namespace}-'
+
+// Key Vault secret names (see the top of this file) and the app secret each becomes.
+var settingsDsn = { name: 'settings-dsn', secret: 'platform-settings-dsn' }
+var webhookSecret = { name: 'webhook-secret', secret: 'platform-webhook-secret' }
+var smtpPassword = { name: 'smtp-password', secret: 'platform-smtp-password' }
+var agentSecret = { name: 'agent-secret', secret: 'platform-agent-secret' }
+
+var apiSecrets = [settingsDsn]
+var eventsSecrets = [settingsDsn]
+var notificationsSecrets = concat(
+  [settingsDsn],
+  webhookSecretEnabled ? [webhookSecret] : [],
+  empty(smtpUsername) ? [] : [smtpPassword]
+)
+var runsSecrets = concat([settingsDsn], empty(agents) ? [] : [agentSecret])
+
+resource storage 'Microsoft.Storage/storageAccounts@2023-05-01' = {
+  name: !empty(storageAccountName) ? storageAccountName : 'st${resourceToken}'
+  location: location
+  tags: tags
+  kind: 'StorageV2'
+  sku: {
+    name: storageSku
+  }
+  properties: {
+    accessTier: 'Hot'
+    allowSharedKeyAccess: false // keyless: Entra ID tokens only
+    defaultToOAuthAuthentication: true
+    allowBlobPublicAccess: false
+    minimumTlsVersion: 'TLS1_2'
+    supportsHttpsTrafficOnly: true
+  }
+}
+
+resource logs 'Microsoft.OperationalInsights/workspaces@2023-09-01' = {
+  name: 'log-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    sku: {
+      name: 'PerGB2018'
+    }
+    retentionInDays: logRetentionDays
+  }
+}
+
+resource appsEnvironment 'Microsoft.App/managedEnvironments@2025-01-01' = {
+  name: 'cae-${resourceToken}'
+  location: location
+  tags: tags
+  properties: {
+    appLogsConfiguration: {
+      destination: 'log-analytics'
+      logAnalyticsConfiguration: {
+        customerId: logs.properties.customerId
+        sharedKey: logs.listKeys().primarySharedKey
+      }
+    }
+    workloadProfiles: [
+      {
+        name: 'Consumption'
+        workloadProfileType: 'Consumption'
+      }
+    ]
+  }
+}
+
+resource registry 'Microsoft.ContainerRegistry/registries@2023-07-01' = if (createRegistry) {
+  name: 'cr${resourceToken}'
+  location: location
+  tags: tags
+  sku: {
+    name: 'Basic'
+  }
+  properties: {
+    adminUserEnabled: false // pulls by managed identity (AcrPull), pushes by Entra ID
+  }
+}
+
+resource vault 'Microsoft.KeyVault/vaults@2023-07-01' existing = {
+  name: keyVaultName
+  scope: resourceGroup(keyVaultResourceGroupName)
+}
+
+var roles = [
+  'api'
+  'events'
+  'notifications'
+  'runs'
+]
+
+// identities[i] belongs to roles[i].
+module identities 'modules/identity.bicep' = [
+  for role in roles: {
+    name: 'identity-${role}'
+    params: {
+      name: 'id-${role}-${resourceToken}'
+      location: location
+      tags: tags
+      storageAccountName: storage.name
+      registryName: createRegistry ? registry.name : ''
+    }
+  }
+]
+
+module apiVault 'modules/vault-access.bicep' = {
+  name: 'vault-access-api'
+  scope: resourceGroup(keyVaultResourceGroupName)
+  params: {
+    vaultName: keyVaultName
+    principalId: identities[0].outputs.principalId
+    secretNames: map(apiSecrets, s => s.secret)
+  }
+}
+
+module eventsVault 'modules/vault-access.bicep' = {
+  name: 'vault-access-events'
+  scope: resourceGroup(keyVaultResourceGroupName)
+  params: {
+    vaultName: keyVaultName
+    principalId: identities[1].outputs.principalId
+    secretNames: map(eventsSecrets, s => s.secret)
+  }
+}
+
+module notificationsVault 'modules/vault-access.bicep' = {
+  name: 'vault-access-notifications'
+  scope: resourceGroup(keyVaultResourceGroupName)
+  params: {
+    vaultName: keyVaultName
+    principalId: identities[2].outputs.principalId
+    secretNames: map(notificationsSecrets, s => s.secret)
+  }
+}
+
+module runsVault 'modules/vault-access.bicep' = {
+  name: 'vault-access-runs'
+  scope: resourceGroup(keyVaultResourceGroupName)
+  params: {
+    vaultName: keyVaultName
+    principalId: identities[3].outputs.principalId
+    secretNames: map(runsSecrets, s => s.secret)
+  }
+}
+
+// What every role is told: where storage is and how to get its tokens (the app's own
+// identity), where to listen (every role serves /healthz and /readyz), how to log.
+var commonEnv = concat(
+  [
+    { name: 'PLATFORM_STORAGE_ACCOUNT', value: storage.name }
+    { name: 'PLATFORM_STORAGE_CREDENTIAL', value: 'managed-identity' }
+    { name: 'PLATFORM_HTTP_ADDR', value: '0.0.0.0:8080' }
+    { name: 'PLATFORM_LOG_FORMAT', value: 'json' }
+    { name: 'PLATFORM_LOG_LEVEL', value: logLevel }
+    { name: 'PLATFORM_SETTINGS_DSN', secretRef: settingsDsn.name }
+  ],
+  empty(namespace) ? [] : [{ name: 'PLATFORM_NAMESPACE', value: namespace }]
+)
+
+// SMTP login (notifications) and HTTP agents (runs), each only when configured.
+var smtpLoginEnv = [
+  { name: 'PLATFORM_SMTP_USERNAME', value: smtpUsername }
+  { name: 'PLATFORM_SMTP_PASSWORD', secretRef: smtpPassword.name }
+]
+var agentsEnv = [
+  { name: 'PLATFORM_AGENTS', value: agents }
+  { name: 'PLATFORM_AGENT_SECRET', secretRef: agentSecret.name }
+]
+
+var registryServer = createRegistry ? registry.properties.loginServer : ''
+
+module api 'modules/app.bicep' = {
+  name: 'app-api'
+  dependsOn: [apiVault]
+  params: {
+    name: 'ca-api-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'api'
+    environmentId: appsEnvironment.id
+    identityId: identities[0].outputs.id
+    image: image
+    exists: apiExists
+    registryServer: registryServer
+    vaultUri: vault.properties.vaultUri
+    keyVaultSecrets: apiSecrets
+    env: concat(
+      [
+        { name: 'PLATFORM_ROLE', value: 'api' }
+        { name: 'AZURE_CLIENT_ID', value: identities[0].outputs.clientId }
+        { name: 'PLATFORM_AUTH', value: 'oidc' }
+        { name: 'PLATFORM_AUTH_ISSUER', value: authIssuer }
+        { name: 'PLATFORM_AUTH_AUDIENCE', value: authAudience }
+      ],
+      commonEnv
+    )
+    ingress: true
+    external: true
+    minReplicas: apiMinReplicas
+    maxReplicas: apiMaxReplicas
+    rules: [
+      {
+        name: 'http'
+        http: {
+          metadata: {
+            concurrentRequests: string(apiConcurrentRequests)
+          }
+        }
+      }
+    ]
+    cpu: apiCpu
+    memory: apiMemory
+  }
+}
+
+// The queue scale rules authenticate as the app's own identity (`identity`, with the
+// account's name in `accountName`, no connection string): "Use managed identity for scale
+// rules", learn.microsoft.com/azure/container-apps/managed-identity#scale-rules, whose
+// example is this azureQueue rule; KEDA's azure-queue scaler underneath. The identity's
+// Storage Queue Data Contributor covers the scaler's reads.
+
+module events 'modules/app.bicep' = {
+  name: 'app-events'
+  dependsOn: [eventsVault]
+  params: {
+    name: 'ca-events-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'events'
+    environmentId: appsEnvironment.id
+    identityId: identities[1].outputs.id
+    image: image
+    exists: eventsExists
+    registryServer: registryServer
+    vaultUri: vault.properties.vaultUri
+    keyVaultSecrets: eventsSecrets
+    env: concat(
+      [
+        { name: 'PLATFORM_ROLE', value: 'events' }
+        { name: 'AZURE_CLIENT_ID', value: identities[1].outputs.clientId }
+      ],
+      commonEnv
+    )
+    minReplicas: eventsMinReplicas
+    maxReplicas: eventsMaxReplicas
+    rules: [
+      {
+        name: 'entity-events'
+        azureQueue: {
+          accountName: storage.name
+          queueName: '${queuePrefix}entity-events'
+          queueLength: eventsQueueLength
+          identity: identities[1].outputs.id
+        }
+      }
+    ]
+    cpu: eventsCpu
+    memory: eventsMemory
+  }
+}
+
+// SMTP and the webhook secret go to notifications only: email and webhook-channel messages
+// are sent by the distributor (queue notification-distributor), and so are the endpoint
+// deliveries that events creates, which are signed with each endpoint's own secret.
+module notifications 'modules/app.bicep' = {
+  name: 'app-notifications'
+  dependsOn: [notificationsVault]
+  params: {
+    name: 'ca-notifications-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'notifications'
+    environmentId: appsEnvironment.id
+    identityId: identities[2].outputs.id
+    image: image
+    exists: notificationsExists
+    registryServer: registryServer
+    vaultUri: vault.properties.vaultUri
+    keyVaultSecrets: notificationsSecrets
+    env: concat(
+      [
+        { name: 'PLATFORM_ROLE', value: 'notifications' }
+        { name: 'AZURE_CLIENT_ID', value: identities[2].outputs.clientId }
+      ],
+      commonEnv,
+      empty(smtpAddr) ? [] : [{ name: 'PLATFORM_SMTP_ADDR', value: smtpAddr }],
+      empty(smtpFrom) ? [] : [{ name: 'PLATFORM_SMTP_FROM', value: smtpFrom }],
+      empty(smtpUsername) ? [] : smtpLoginEnv,
+      webhookSecretEnabled ? [{ name: 'PLATFORM_WEBHOOK_SECRET', secretRef: webhookSecret.name }] : []
+    )
+    minReplicas: 0
+    maxReplicas: notificationsMaxReplicas
+    rules: [
+      for queue in [
+        'notification-scheduler'
+        'notification-generator'
+        'notification-distributor'
+      ]: {
+        name: queue
+        azureQueue: {
+          accountName: storage.name
+          queueName: '${queuePrefix}${queue}'
+          queueLength: notificationsQueueLength
+          identity: identities[2].outputs.id
+        }
+      }
+    ]
+    cpu: notificationsCpu
+    memory: notificationsMemory
+  }
+}
+
+module runs 'modules/app.bicep' = {
+  name: 'app-runs'
+  dependsOn: [runsVault]
+  params: {
+    name: 'ca-runs-${resourceToken}'
+    location: location
+    tags: tags
+    serviceName: 'runs'
+    environmentId: appsEnvironment.id
+    identityId: identities[3].outputs.id
+    image: image
+    exists: runsExists
+    registryServer: registryServer
+    vaultUri: vault.properties.vaultUri
+    keyVaultSecrets: runsSecrets
+    env: concat(
+      [
+        { name: 'PLATFORM_ROLE', value: 'runs' }
+        { name: 'AZURE_CLIENT_ID', value: identities[3].outputs.clientId }
+      ],
+      commonEnv,
+      empty(agents) ? [] : agentsEnv
+    )
+    minReplicas: 0
+    maxReplicas: runsMaxReplicas
+    rules: [
+      {
+        name: 'agent-runs'
+        azureQueue: {
+          accountName: storage.name
+          queueName: '${queuePrefix}agent-runs'
+          queueLength: agentRunsQueueLength
+          identity: identities[3].outputs.id
+        }
+      }
+    ]
+    cpu: runsCpu
+    memory: runsMemory
+  }
+}
+
+@description('azd pushes images here.')
+output AZURE_CONTAINER_REGISTRY_ENDPOINT string = registryServer
+
+output AZURE_STORAGE_ACCOUNT string = storage.name
+
+output API_URL string = 'https://${api.outputs.fqdn}'
+
+output APP_NAMES array = [
+  api.outputs.name
+  events.outputs.name
+  notifications.outputs.name
+  runs.outputs.name
+]
