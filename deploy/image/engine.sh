@@ -50,7 +50,13 @@ install_podman() {
   fi
   echo "image: installing podman with apt-get"
   apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman ca-certificates >/dev/null
+  DEBIAN_FRONTEND=noninteractive DEBCONF_NOWARNINGS=yes apt-get install -y -qq podman ca-certificates >/dev/null
+}
+
+why_not() { # engine: why it does not work
+  if ! command -v "$1" >/dev/null 2>&1; then echo "$1: not installed"
+  elif [ "$1" = docker ]; then echo "docker: no daemon answers 'docker info'"
+  else echo "podman: 'podman info' fails"; fi
 }
 
 if ! pick_engine; then
@@ -58,7 +64,8 @@ if ! pick_engine; then
     install_podman
     pick_podman || { echo "image: podman was installed but 'podman info' fails; run it to see why" >&2; exit 1; }
   else
-    echo "image: no working container engine (${CONTAINER_ENGINE:-docker: no daemon answers; podman: $(command -v podman >/dev/null && echo "'podman info' fails" || echo missing)}); install podman: apt-get install podman (or, as root: make image INSTALL=1)" >&2
+    if [ -n "${CONTAINER_ENGINE:-}" ]; then reason=$(why_not "$CONTAINER_ENGINE"); else reason="$(why_not docker); $(why_not podman)"; fi
+    echo "image: no working container engine ($reason); install podman: apt-get install podman (or, as root: make image INSTALL=1)" >&2
     exit 1
   fi
 fi
