@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down clean
+.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down image image/test clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -58,6 +58,16 @@ postgres/up: ## start a throwaway PostgreSQL for the tests on 127.0.0.1:54329; n
 
 postgres/down: ## stop the test PostgreSQL and remove its data
 	@postgres/down.sh
+
+# INSTALL=1: install podman with apt-get first when no engine works (root, Debian/Ubuntu: CI).
+# CONTAINER_ENGINE=podman|docker picks one; IMAGE names the image (default platform).
+INSTALL ?=
+IMAGE ?= platform
+image: ## build the container image platform:$(VERSION) and :latest (FROM scratch, static binary, user 65532) with docker or podman; INSTALL=1 installs podman
+	@VERSION=$(VERSION) IMAGE=$(IMAGE) INSTALL=$(INSTALL) deploy/image/build.sh
+
+image/test: image build azurite/up ## export the image's filesystem and run its worker (as 65532, with its Env) against Azurite: drain, /readyz, SIGTERM
+	@VERSION=$(VERSION) IMAGE=$(IMAGE) deploy/image/test.sh
 
 clean: ## remove build output
 	rm -rf bin
