@@ -6,6 +6,9 @@
 #
 #   VERSION  image tag and main.version (make passes git describe)
 #   IMAGE    image name (default platform)
+#   GOARCH   the image's architecture (default amd64, what Azure Container Apps runs)
+#   CONTEXT_ONLY=1  prepare the build context (with a copy of the Containerfile) and stop: for a
+#            builder elsewhere (azd's remote build in Azure Container Registry; azure.yaml)
 #   INSTALL=1, CONTAINER_ENGINE, PODMAN_FLAGS: see engine.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -20,7 +23,9 @@ if ! [[ $VERSION =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
   exit 2
 fi
 
-source deploy/image/engine.sh
+if [ "${CONTEXT_ONLY:-}" != 1 ]; then
+  source deploy/image/engine.sh
+fi
 
 if [ ! -s "$CA_BUNDLE" ]; then
   echo "image: $CA_BUNDLE is missing; install it: apt-get install ca-certificates" >&2
@@ -32,7 +37,7 @@ mkdir -p "$CONTEXT"
 
 # Static (no libc), reproducible paths, no symbol tables, time zones embedded (scratch has no
 # /usr/share/zoneinfo).
-CGO_ENABLED=0 go build -trimpath -tags timetzdata \
+CGO_ENABLED=0 GOOS=linux GOARCH=${GOARCH:-amd64} go build -trimpath -tags timetzdata \
   -ldflags "-s -w -X main.version=$VERSION" -o "$CONTEXT/platform" ./cmd/platform
 
 # The root filesystem's other files, as a tar whose entries carry their owner and mode (ADD
@@ -51,7 +56,13 @@ tarflags=(--numeric-owner --sort=name --mtime=@"${SOURCE_DATE_EPOCH:-0}" -C "$ro
 tar -cf "$CONTEXT/rootfs.tar" "${tarflags[@]}" --owner=0 --group=0 --exclude=./var/lib/platform .
 tar -rf "$CONTEXT/rootfs.tar" "${tarflags[@]}" --owner=65532 --group=65532 ./var/lib/platform
 
-"${ENGINE[@]}" build --quiet -f Containerfile \
+cp Containerfile "$CONTEXT/Containerfile"
+if [ "${CONTEXT_ONLY:-}" = 1 ]; then
+  echo "image: build context ready in $CONTEXT (Containerfile, platform, rootfs.tar)"
+  exit 0
+fi
+
+"${ENGINE[@]}" build --quiet -f "$CONTEXT/Containerfile" \
   --build-arg "VERSION=$VERSION" \
   -t "$IMAGE:$VERSION" -t "$IMAGE:latest" "$CONTEXT" >/dev/null
 
