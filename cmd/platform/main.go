@@ -266,7 +266,7 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	if wc.Webhooks.DisableAfter, err = durationEnv("PLATFORM_WEBHOOK_DISABLE_AFTER", "5d"); err != nil {
 		return nil, err
 	}
-	if wc.Agents, err = agentsFromEnv(); err != nil {
+	if wc.Agents, err = agentsFromEnv(roles.Has(worker.RoleRuns)); err != nil {
 		return nil, err
 	}
 	if wc.MaxPayloadBytes, err = positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES"); err != nil {

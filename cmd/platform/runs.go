@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -175,17 +176,23 @@ func printRun(stdout io.Writer, r *runs.Run) error {
 // agentsFromEnv reads PLATFORM_AGENTS ("name=https://host/path,name2=…") and
 // PLATFORM_AGENT_SECRET, which signs the requests to every one of them (the webhook secret
 // rule applies). Unset: no HTTP agents.
-func agentsFromEnv() (map[string]runs.Agent, error) {
+//
+// A process that does not execute runs (no runs role: api, events) still needs the agents'
+// names, to check rules and start runs, but never calls them: it needs no secret, and its
+// agents refuse to run.
+func agentsFromEnv(executes bool) (map[string]runs.Agent, error) {
 	list := strings.TrimSpace(os.Getenv("PLATFORM_AGENTS"))
 	if list == "" {
 		return nil, nil
 	}
 	secret := os.Getenv("PLATFORM_AGENT_SECRET")
-	if secret == "" {
+	if secret == "" && executes {
 		return nil, usagef("PLATFORM_AGENTS is set but PLATFORM_AGENT_SECRET is not: requests to agents are signed")
 	}
-	if err := webhooks.CheckSecret(secret); err != nil {
-		return nil, usagef("PLATFORM_AGENT_SECRET: %v", err)
+	if secret != "" {
+		if err := webhooks.CheckSecret(secret); err != nil {
+			return nil, usagef("PLATFORM_AGENT_SECRET: %v", err)
+		}
 	}
 	agents := map[string]runs.Agent{}
 	for item := range strings.SplitSeq(list, ",") {
@@ -202,6 +209,12 @@ func agentsFromEnv() (map[string]runs.Agent, error) {
 		u, err := neturl.Parse(raw)
 		if err != nil || (u.Scheme != "https" && u.Scheme != "http") || u.Host == "" {
 			return nil, usagef("PLATFORM_AGENTS: agent %s: %s: want an http(s) URL", name, webhooks.RedactURL(raw))
+		}
+		if !executes {
+			agents[name] = runs.AgentFunc(func(context.Context, *runs.Run) (json.RawMessage, error) {
+				return nil, fmt.Errorf("agent %s: runs execute in a process with the runs role, not this one", name)
+			})
+			continue
 		}
 		agents[name] = runs.HTTPAgent{URL: raw, Secret: secret}
 	}

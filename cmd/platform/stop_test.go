@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -758,4 +759,40 @@ func (g *dequeueGate) serve(rw http.ResponseWriter, req *http.Request) {
 	}
 	rw.WriteHeader(rec.Code)
 	_, _ = rw.Write(rec.Body.Bytes())
+}
+
+// PLATFORM_STOP_TIMEOUT bounds the graceful stop: with every send hanging, one SIGTERM ends the
+// process once it has passed (and the hard stop names what it cut). A bad value is exit 2.
+func TestTheStopTimeoutIsConfigurable(t *testing.T) {
+	t.Parallel()
+	e := newStopEnv(t)
+	e.smtp.Delay = time.Minute
+	load := newStopLoad(t, 10, e.endpoint)
+	e.publish(t, load.events)
+	p := e.startWorker(t, "worker", []string{"PLATFORM_STOP_TIMEOUT=2s"}, "--http-addr", "127.0.0.1:0")
+	messages, err := tables.New(storage.Account{}, e.ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var data struct{ GuardianEmail string }
+	_ = json.Unmarshal(load.events[0].Payload, &data)
+	key := platform.MessageKey(platform.EventJobKey(load.events[0].NotificationEventTypeID, load.events[0].Key()),
+		platform.Recipient{Channel: platform.ChannelEmail, Address: data.GuardianEmail})
+	waitFor(t, p, time.Minute, "a mail hanging in DATA (Sending)", func() bool {
+		m, _, err := messages.Messages().Get(context.Background(), key)
+		return err == nil && m.State == platform.MessageSending
+	})
+	took, code := p.sigterm(t)
+	if code != 1 || took < 2*time.Second || took > 2*time.Second+promptStop {
+		t.Fatalf("SIGTERM with PLATFORM_STOP_TIMEOUT=2s and sends hanging: exit %d after %s, want 1 after 2 s and a little", code, took)
+	}
+	if log := p.log(t); !strings.Contains(log, "hard stop") || !regexp.MustCompile(`"hard stop[^\n]*"took":"2\.\d+s"`).MatchString(log) {
+		t.Errorf("the log does not say the 2 s stop ran out:\n%s", p.tail(20))
+	}
+	bad := exec.Command(e.binary, "worker", "--drain", "--http-addr", "127.0.0.1:0")
+	bad.Env = append(append(os.Environ(), e.env...), "PLATFORM_STOP_TIMEOUT=soon")
+	out, _ := bad.CombinedOutput()
+	if bad.ProcessState.ExitCode() != 2 || !strings.Contains(string(out), "PLATFORM_STOP_TIMEOUT") {
+		t.Fatalf("PLATFORM_STOP_TIMEOUT=soon: exit %d %s", bad.ProcessState.ExitCode(), out)
+	}
 }

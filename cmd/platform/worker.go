@@ -13,10 +13,12 @@ import (
 	"github.com/platform/platform/worker"
 )
 
-// stopTimeout is how long a stop lets in-flight work finish before it cancels it. A container
-// platform usually waits 30 s between SIGTERM and SIGKILL: 20 s for the work leaves time to
-// cancel what is left, close the HTTP server (5 s at most) and say what was cut, before then.
-const stopTimeout = 20 * time.Second
+// defaultStopTimeout is how long a stop lets in-flight work finish before it cancels it
+// (PLATFORM_STOP_TIMEOUT). A container platform usually waits 30 s between SIGTERM and SIGKILL:
+// 20 s for the work leaves time to cancel what is left, close the HTTP server (5 s at most) and
+// say what was cut, before then. A runs process, whose agents may work for minutes, is given
+// a longer grace period and a longer timeout (deploy/azure: 600 s and 570 s).
+const defaultStopTimeout = 20 * time.Second
 
 func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
 	var (
@@ -37,6 +39,13 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if err != nil {
 		return err
 	}
+	stopTimeout, err := durationEnv("PLATFORM_STOP_TIMEOUT", "20s")
+	if err != nil {
+		return err
+	}
+	if stopTimeout == 0 {
+		stopTimeout = defaultStopTimeout
+	}
 	w, err := cfg.worker(log)
 	if err != nil {
 		return err
@@ -48,7 +57,7 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 		"drain":   drain,
 		"smtp":    os.Getenv("PLATFORM_SMTP_ADDR") != "",
 	}).Info("starting")
-	if os.Getenv("PLATFORM_SMTP_ADDR") == "" {
+	if roles, _ := worker.ParseRoles(cfg.roles); roles.Has(worker.RoleNotifications) && os.Getenv("PLATFORM_SMTP_ADDR") == "" {
 		log.Warn("PLATFORM_SMTP_ADDR is not set: email is written to the log, not sent")
 	}
 
@@ -64,7 +73,7 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if drain {
 		runErr = w.WaitDrained(ctx, 250*time.Millisecond)
 		if runErr == nil {
-			log.Info("drained: every work queue is empty and nothing is in flight")
+			log.Info("drained: every work queue of this process's roles is empty and nothing is in flight")
 		}
 	} else {
 		<-ctx.Done()

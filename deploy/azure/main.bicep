@@ -46,7 +46,7 @@ param notificationsExists bool = false
 @description('azd: whether the runs app exists (SERVICE_RUNS_RESOURCE_EXISTS).')
 param runsExists bool = false
 
-@description('PLATFORM_NAMESPACE: prefix of every queue, table and blob container; empty for none. 1-24 lowercase letters and digits, starting with a letter.')
+@description('PLATFORM_NAMESPACE: prefix of every queue, table and blob container; empty for none. 1-24 lowercase letters and digits, starting with a letter (anything else deploys, then every app exits 2 at start naming it).')
 @maxLength(24)
 param namespace string = ''
 
@@ -127,7 +127,7 @@ param eventsMinReplicas int = 1
 @minValue(1)
 param eventsMaxReplicas int = 10
 
-@description('KEDA azure-queue queueLength for entity-events: visible messages per events replica that the scaler aims for (more waiting adds replicas). To tune from measurements.')
+@description('KEDA azure-queue queueLength for entity-events: visible messages per events replica that the scaler aims for (more waiting adds replicas). 500 = about 2 s of one 0.5 vCPU replica\'s work at the ~280 events/s make bench measured (README, Deploying to Azure).')
 @minValue(1)
 param eventsQueueLength int = 500
 
@@ -143,7 +143,7 @@ param eventsMemory string = '1Gi'
 @minValue(1)
 param notificationsMaxReplicas int = 10
 
-@description('KEDA azure-queue queueLength for each notification queue: visible messages per notifications replica the scaler aims for. To tune from measurements.')
+@description('KEDA azure-queue queueLength for each notification queue: visible messages per notifications replica the scaler aims for. 100 = about 1.5 s of one 0.5 vCPU replica\'s work at the ~77 emails/s make bench measured.')
 @minValue(1)
 param notificationsQueueLength int = 100
 
@@ -171,12 +171,15 @@ param notificationsMemory string = '1Gi'
 @minValue(1)
 param runsMaxReplicas int = 10
 
-@description('KEDA azure-queue queueLength for agent-runs: visible messages per runs replica the scaler aims for (agent runs are long). To tune from measurements.')
+@description('KEDA azure-queue queueLength for agent-runs: runs per runs replica, queued and running (a run in progress is an invisible message, and this rule counts it, so a replica is not scaled in under a running agent). Agent runs are long and mostly wait on the agent: set it to the concurrency one replica should carry.')
 @minValue(1)
 param agentRunsQueueLength int = 5
 
 @description('PLATFORM_AGENTS: comma-separated name=URL of the HTTP agents; set: requests are signed with Key Vault secret platform-agent-secret.')
 param agents string = ''
+
+@description('PLATFORM_WEBHOOK_ALLOWLIST of every app: hosts and CIDRs that endpoints and agents may be although not globally routable (an agent running as an internal container app in this environment: its private address range). Empty: none.')
+param webhookAllowlist string = ''
 
 @description('vCPU per runs replica.')
 param runsCpu string = '0.5'
@@ -333,7 +336,9 @@ module runsVault 'modules/vault-access.bicep' = {
 }
 
 // What every role is told: where storage is and how to get its tokens (the app's own
-// identity), where to listen (every role serves /healthz and /readyz), how to log.
+// identity), where to listen (every role serves /healthz and /readyz), how to log. The webhook
+// allowlist is the same everywhere: endpoints and agents are checked when added (api), when a
+// delivery or run is started (events) and on every connection (notifications, runs).
 var commonEnv = concat(
   [
     { name: 'PLATFORM_STORAGE_ACCOUNT', value: storage.name }
@@ -343,7 +348,8 @@ var commonEnv = concat(
     { name: 'PLATFORM_LOG_LEVEL', value: logLevel }
     { name: 'PLATFORM_SETTINGS_DSN', secretRef: settingsDsn.name }
   ],
-  empty(namespace) ? [] : [{ name: 'PLATFORM_NAMESPACE', value: namespace }]
+  empty(namespace) ? [] : [{ name: 'PLATFORM_NAMESPACE', value: namespace }],
+  empty(webhookAllowlist) ? [] : [{ name: 'PLATFORM_WEBHOOK_ALLOWLIST', value: webhookAllowlist }]
 )
 
 // SMTP login (notifications) and HTTP agents (runs), each only when configured.
@@ -355,6 +361,9 @@ var agentsEnv = [
   { name: 'PLATFORM_AGENTS', value: agents }
   { name: 'PLATFORM_AGENT_SECRET', secretRef: agentSecret.name }
 ]
+// api and events need the agents' names (rules naming an agent are checked when saved, and
+// runs are started when a rule fires) but never call an agent: no secret for them.
+var agentNamesEnv = empty(agents) ? [] : [{ name: 'PLATFORM_AGENTS', value: agents }]
 
 var registryServer = createRegistry ? registry.properties.loginServer : ''
 
@@ -381,7 +390,8 @@ module api 'modules/app.bicep' = {
         { name: 'PLATFORM_AUTH_ISSUER', value: authIssuer }
         { name: 'PLATFORM_AUTH_AUDIENCE', value: authAudience }
       ],
-      commonEnv
+      commonEnv,
+      agentNamesEnv
     )
     ingress: true
     external: true
@@ -404,9 +414,19 @@ module api 'modules/app.bicep' = {
 
 // The queue scale rules authenticate as the app's own identity (`identity`, with the
 // account's name in `accountName`, no connection string): "Use managed identity for scale
-// rules", learn.microsoft.com/azure/container-apps/managed-identity#scale-rules, whose
-// example is this azureQueue rule; KEDA's azure-queue scaler underneath. The identity's
-// Storage Queue Data Contributor covers the scaler's reads.
+// rules", learn.microsoft.com/azure/container-apps/managed-identity#scale-rules; KEDA's
+// azure-queue scaler underneath. The identity's Storage Queue Data Contributor covers the
+// scaler's reads.
+//
+// What a rule counts matters. KEDA's default (queueLengthStrategy all) is the queue's
+// approximate count, invisible messages included: the notification scheduler holds reminders
+// invisible for days, and backing-off retries are invisible too, so that count would keep
+// replicas up (ceil(n / queueLength) of them) for work that is not due. events and
+// notifications therefore count visible messages only (custom rule, queueLengthStrategy
+// visibleonly: KEDA peeks up to 32, and falls back to the approximate count above that, i.e.
+// only under a real backlog): a reminder that comes due is visible again, and wakes the app
+// from zero within the rule's polling interval. runs counts everything (the typed azureQueue
+// rule): a run in progress is an invisible message, and must keep its replica.
 
 module events 'modules/app.bicep' = {
   name: 'app-events'
@@ -428,17 +448,22 @@ module events 'modules/app.bicep' = {
         { name: 'PLATFORM_ROLE', value: 'events' }
         { name: 'AZURE_CLIENT_ID', value: identities[1].outputs.clientId }
       ],
-      commonEnv
+      commonEnv,
+      agentNamesEnv
     )
     minReplicas: eventsMinReplicas
     maxReplicas: eventsMaxReplicas
     rules: [
       {
         name: 'entity-events'
-        azureQueue: {
-          accountName: storage.name
-          queueName: '${queuePrefix}entity-events'
-          queueLength: eventsQueueLength
+        custom: {
+          type: 'azure-queue'
+          metadata: {
+            accountName: storage.name
+            queueName: '${queuePrefix}entity-events'
+            queueLength: string(eventsQueueLength)
+            queueLengthStrategy: 'visibleonly'
+          }
           identity: identities[1].outputs.id
         }
       }
@@ -486,10 +511,14 @@ module notifications 'modules/app.bicep' = {
         'notification-distributor'
       ]: {
         name: queue
-        azureQueue: {
-          accountName: storage.name
-          queueName: '${queuePrefix}${queue}'
-          queueLength: notificationsQueueLength
+        custom: {
+          type: 'azure-queue'
+          metadata: {
+            accountName: storage.name
+            queueName: '${queuePrefix}${queue}'
+            queueLength: string(notificationsQueueLength)
+            queueLengthStrategy: 'visibleonly'
+          }
           identity: identities[2].outputs.id
         }
       }
@@ -518,12 +547,17 @@ module runs 'modules/app.bicep' = {
       [
         { name: 'PLATFORM_ROLE', value: 'runs' }
         { name: 'AZURE_CLIENT_ID', value: identities[3].outputs.clientId }
+        // An agent works for minutes: a scale-in or a new revision lets running agents finish
+        // for up to 570 s of the 600 s grace period (Container Apps' most) before it cancels
+        // them; a run cancelled then is taken over by another replica once its lease ends.
+        { name: 'PLATFORM_STOP_TIMEOUT', value: '570s' }
       ],
       commonEnv,
       empty(agents) ? [] : agentsEnv
     )
     minReplicas: 0
     maxReplicas: runsMaxReplicas
+    terminationGracePeriodSeconds: 600
     rules: [
       {
         name: 'agent-runs'
