@@ -78,8 +78,9 @@ func (e *keylessEnv) must(t *testing.T, stdin string, args ...string) (stdout, s
 // One history event and one notification, end to end, with Microsoft Entra ID tokens only: the
 // publish (and a claim-checked payload's blob), the worker's setup, queues, table writes and
 // batches, blob leases and key blobs, the SMTP send, and the history and trace read back.
+//
+// Not parallel: its private Azurite and seven processes would slow the timing tests that are.
 func TestKeylessStorageWithAManagedIdentityEndToEnd(t *testing.T) {
-	t.Parallel()
 	e := newKeylessEnv(t)
 	smtp := testenv.StartPlainSMTP(t)
 	e.env = append(e.env, "PLATFORM_SMTP_ADDR="+smtp.Addr)
@@ -126,7 +127,6 @@ func TestKeylessStorageWithAManagedIdentityEndToEnd(t *testing.T) {
 // an expired token, or an identity the platform does not know are each refused, and the
 // command says so in one line (exit 1: a runtime failure, not bad usage).
 func TestKeylessStorageRefusesWhatIsNotAValidToken(t *testing.T) {
-	t.Parallel()
 	e := newKeylessEnv(t)
 
 	// No credential at all: the queue service refuses to list.

@@ -30,6 +30,10 @@ ok() { echo "image/test: ok: $*"; }
 
 [ "$(id -u)" = 0 ] || fail "needs root (chroot, and the exported files' owners 0 and 65532)"
 [ -x bin/platform ] || fail "bin/platform is missing: run make build"
+# The host's bin/platform talks to the Azurite the image's worker talks to, whatever the
+# caller's shell says about storage.
+unset PLATFORM_STORAGE_ACCOUNT PLATFORM_STORAGE_BLOB_ENDPOINT PLATFORM_STORAGE_QUEUE_ENDPOINT \
+  PLATFORM_STORAGE_TABLE_ENDPOINT PLATFORM_STORAGE_CREDENTIAL PLATFORM_STORAGE_CONNECTION_STRING
 curl -s -o /dev/null --max-time 2 http://127.0.0.1:10001/ || fail "Azurite does not answer on 127.0.0.1:10001: run make azurite/up"
 
 source deploy/image/engine.sh

@@ -67,6 +67,8 @@ func StartAzurite(t testing.TB, o AzuriteOptions) *Azurite {
 	}
 	a.cmd = exec.Command("node", args...)
 	a.cmd.Dir, a.cmd.Stdout, a.cmd.Stderr = dir, log, log
+	// Killed with the test binary, whatever ends it (a -timeout panic runs no cleanup).
+	a.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := a.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -99,6 +101,9 @@ func StartAzurite(t testing.TB, o AzuriteOptions) *Azurite {
 				return false
 			}
 			resp.Body.Close()
+			if !strings.HasPrefix(resp.Header.Get("Server"), "Azurite") {
+				t.Fatalf("port %s answers, but not as Azurite (Server %q): another process took it", port, resp.Header.Get("Server"))
+			}
 			return true
 		})
 	}
