@@ -68,12 +68,23 @@ func Open(ctx context.Context, dsn string) (*DB, error) {
 	if d.db, err = sql.Open(driver, name); err != nil {
 		return nil, fmt.Errorf("settings: open: %w", redact(err, name))
 	}
+	if d.postgres {
+		d.db.SetMaxOpenConns(PostgresMaxConns)
+		d.db.SetMaxIdleConns(PostgresMaxConns)
+	}
 	if err := d.Exec(ctx, scripts.Schema); err != nil {
 		d.db.Close()
 		return nil, fmt.Errorf("settings: apply schema: %w", redact(err, name))
 	}
 	return d, nil
 }
+
+// PostgresMaxConns bounds one process's connections to a PostgreSQL settings database. Its
+// queries are short (an option, the subscribers, a rule set), so 10 serve a process's hundreds
+// of handlers, which wait their turn; unbounded, a scaled-out deployment (four roles, tens of
+// replicas, 64 handlers per queue) would open more connections than the server allows, and every
+// replica's /readyz would fail at once.
+const PostgresMaxConns = 10
 
 const wantDSN = "want a SQLite path, sqlite:PATH, file:PATH or postgres://…"
 

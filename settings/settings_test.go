@@ -2,11 +2,14 @@ package settings_test
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/settings"
@@ -220,4 +223,43 @@ func TestOpenRefusesOtherDSNs(t *testing.T) {
 	if left, _ := os.ReadDir(cwd); len(left) > 0 {
 		t.Errorf("refused DSNs left %v", left)
 	}
+}
+
+// A process holds at most PostgresMaxConns connections to PostgreSQL, however many of its
+// handlers read settings at once: the others wait their turn.
+func TestAProcessHoldsAtMostTenPostgreSQLConnections(t *testing.T) {
+	ctx := context.Background()
+	dsn := testenv.PostgresDatabase(t)
+	db, err := settings.Open(ctx, dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	watcher, err := sql.Open("pgx", dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	var wg sync.WaitGroup
+	for range 3 * settings.PostgresMaxConns {
+		wg.Go(func() {
+			if err := db.Exec(ctx, "SELECT pg_sleep(0.3)"); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	most := 0
+	for range 10 {
+		time.Sleep(50 * time.Millisecond)
+		var n int
+		if err := watcher.QueryRowContext(ctx, "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND query LIKE '%pg_sleep%' AND query NOT LIKE '%pg_stat_activity%'").Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		most = max(most, n)
+	}
+	wg.Wait()
+	if most == 0 || most > settings.PostgresMaxConns {
+		t.Fatalf("at most %d connections ran a query at once, want 1..%d", most, settings.PostgresMaxConns)
+	}
+	t.Logf("%d queries at once at most, for %d asked", most, 3*settings.PostgresMaxConns)
 }
