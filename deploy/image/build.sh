@@ -1,21 +1,22 @@
 #!/usr/bin/env bash
 # Builds the container image $IMAGE:$VERSION (and $IMAGE:latest) the way ko and goreleaser do:
 # the static binary is built here with the repository's Go toolchain, into a small build context
-# (bin/image/) beside the few files of its root filesystem, and the Containerfile is FROM scratch
-# with COPY lines only: nothing is pulled from a registry, nothing runs inside the image.
+# (bin/image/) beside the few files of its root filesystem (deploy/image/rootfs, in Go: it runs
+# wherever azd does), and the Containerfile is FROM scratch with ADD and COPY only: nothing is
+# pulled from a registry, nothing runs inside the image.
 #
 #   VERSION  image tag and main.version (make passes git describe)
 #   IMAGE    image name (default platform)
 #   GOARCH   the image's architecture (default amd64, what Azure Container Apps runs)
 #   CONTEXT_ONLY=1  prepare the build context (with a copy of the Containerfile) and stop: for a
 #            builder elsewhere (azd's remote build in Azure Container Registry; azure.yaml)
+#   CA_BUNDLE  the CA bundle the image trusts (default: the build machine's)
 #   INSTALL=1, CONTAINER_ENGINE, PODMAN_FLAGS: see engine.sh
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 VERSION=${VERSION:-dev}
 IMAGE=${IMAGE:-platform}
-CA_BUNDLE=/etc/ssl/certs/ca-certificates.crt
 CONTEXT=bin/image
 
 if ! [[ $VERSION =~ ^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$ ]]; then
@@ -27,11 +28,6 @@ if [ "${CONTEXT_ONLY:-}" != 1 ]; then
   source deploy/image/engine.sh
 fi
 
-if [ ! -s "$CA_BUNDLE" ]; then
-  echo "image: $CA_BUNDLE is missing; install it: apt-get install ca-certificates" >&2
-  exit 1
-fi
-
 rm -rf "$CONTEXT"
 mkdir -p "$CONTEXT"
 
@@ -40,21 +36,10 @@ mkdir -p "$CONTEXT"
 CGO_ENABLED=0 GOOS=linux GOARCH=${GOARCH:-amd64} go build -trimpath -tags timetzdata \
   -ldflags "-s -w -X main.version=$VERSION" -o "$CONTEXT/platform" ./cmd/platform
 
-# The root filesystem's other files, as a tar whose entries carry their owner and mode (ADD
-# keeps them; COPY would not, nor could a builder that is not root chown them here): root's
-# /etc/passwd and /etc/group (root, nonroot 65532), the CA bundle, /tmp (1777) and the working
-# directory /var/lib/platform, owned by nonroot.
-rootfs=$(mktemp -d)
-trap 'rm -rf "$rootfs"' EXIT
-mkdir -p "$rootfs/etc/ssl/certs" "$rootfs/tmp" "$rootfs/var/lib/platform"
-chmod 0755 "$rootfs" "$rootfs/etc" "$rootfs/etc/ssl" "$rootfs/etc/ssl/certs" "$rootfs/var" "$rootfs/var/lib" "$rootfs/var/lib/platform"
-chmod 1777 "$rootfs/tmp"
-install -m 0644 deploy/image/passwd "$rootfs/etc/passwd"
-install -m 0644 deploy/image/group "$rootfs/etc/group"
-install -m 0644 "$CA_BUNDLE" "$rootfs/etc/ssl/certs/ca-certificates.crt"
-tarflags=(--numeric-owner --sort=name --mtime=@"${SOURCE_DATE_EPOCH:-0}" -C "$rootfs")
-tar -cf "$CONTEXT/rootfs.tar" "${tarflags[@]}" --owner=0 --group=0 --exclude=./var/lib/platform .
-tar -rf "$CONTEXT/rootfs.tar" "${tarflags[@]}" --owner=65532 --group=65532 ./var/lib/platform
+# The root filesystem's other files (passwd, group, the CA bundle, /tmp, the working
+# directory owned by nonroot), as a tar whose entries carry their owners and modes: see
+# deploy/image/rootfs. CA_BUNDLE picks the bundle; default: the system's.
+go run ./deploy/image/rootfs -o "$CONTEXT/rootfs.tar"
 
 cp Containerfile "$CONTEXT/Containerfile"
 if [ "${CONTEXT_ONLY:-}" = 1 ]; then
