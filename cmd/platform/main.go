@@ -204,6 +204,11 @@ func (c *config) account() (storage.Account, error) {
 	if c.acct != nil {
 		return *c.acct, nil
 	}
+	switch c.keyless.Credential {
+	case "", storage.CredentialDefault, storage.CredentialManagedIdentity:
+	default:
+		return storage.Account{}, usagef("PLATFORM_STORAGE_CREDENTIAL %q: want %s or %s", c.keyless.Credential, storage.CredentialDefault, storage.CredentialManagedIdentity)
+	}
 	acct := storage.Account{ConnectionString: c.connectionString}
 	if c.keyless.Configured() {
 		if c.connectionString != "" {
@@ -213,7 +218,7 @@ func (c *config) account() (storage.Account, error) {
 		if acct, err = c.keyless.Account(); err != nil {
 			return storage.Account{}, usageError{err}
 		}
-	} else if c.keyless.Credential != storage.CredentialDefault {
+	} else if c.keyless.Credential == storage.CredentialManagedIdentity {
 		return storage.Account{}, usagef("PLATFORM_STORAGE_CREDENTIAL %q needs PLATFORM_STORAGE_ACCOUNT or PLATFORM_STORAGE_*_ENDPOINT (a connection string carries its own key)", c.keyless.Credential)
 	}
 	c.acct = &acct

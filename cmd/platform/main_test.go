@@ -128,10 +128,6 @@ func TestUsageErrorsExitTwoWithOneLine(t *testing.T) {
 		{"worker", "--log-format", "xml"},
 		{"worker", "--bogus-flag"},
 		{"worker", "--role", "api,bogus"},
-		{"worker", "--storage-account", "Not_An_Account"},
-		{"worker", "--storage-account", "prodaccount", "--storage-credential", "password"},
-		{"worker", "--storage-account", "prodaccount", "--connection-string", "UseDevelopmentStorage=true"},
-		{"publish", "--storage-credential", "managed-identity", "/dev/null"},
 	}
 	for _, args := range cases {
 		code, _, errOut := cli(t, "", args...)
@@ -411,5 +407,31 @@ func TestOutboxAppendRefusesAPayloadOverTheLimit(t *testing.T) {
 	}
 	if code, out, errOut := cli(t, ev(12, "2026-11-22T10:00:00Z"), "outbox", "append", "--namespace", ns, "-"); code != 0 || len(strings.TrimSpace(out)) != 26 {
 		t.Fatalf("append under the limit: %d %q %q", code, out, errOut)
+	}
+}
+
+// A storage configuration that cannot work is exit 2 naming what is wrong, before any request.
+func TestBadStorageConfigurationIsUsage(t *testing.T) {
+	t.Parallel()
+	event := "../../examples/attendee-created.json"
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"worker", "--storage-account", "Not_An_Account"}, "3-24 lowercase letters and digits"},
+		{[]string{"publish", "--storage-account", "prodaccount", "--storage-credential", "password", event}, `PLATFORM_STORAGE_CREDENTIAL "password": want default or managed-identity`},
+		{[]string{"publish", "--storage-credential", "managed_identity", event}, `PLATFORM_STORAGE_CREDENTIAL "managed_identity": want default or managed-identity`},
+		{[]string{"publish", "--storage-account", "prodaccount", "--connection-string", "UseDevelopmentStorage=true", event}, "both set: give one"},
+		{[]string{"publish", "--storage-credential", "managed-identity", event}, "needs PLATFORM_STORAGE_ACCOUNT"},
+		{[]string{"history", "--storage-account", "prodaccount", "--entity-type", "1", "--entity-guid", guid, "--storage-credential", "bogus"}, "want default or managed-identity"},
+	} {
+		code, out, errOut := cli(t, "", c.args...)
+		if code != 2 || out != "" || !strings.Contains(errOut, c.want) || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and one line naming %q", c.args, code, errOut, c.want)
+		}
+	}
+	// Explicitly the default credential, with a connection string, is fine.
+	if code, _, errOut := cli(t, "", "publish", "--storage-credential", "default", "--namespace", string(testenv.Namespace(t)), event); code != 0 {
+		t.Errorf("publish with --storage-credential default and the development account: %d %s", code, errOut)
 	}
 }
