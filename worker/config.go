@@ -9,6 +9,7 @@ import (
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/internal/lifecycle"
 	"github.com/platform/platform/internal/storage"
+	"github.com/platform/platform/internal/telemetry"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker/api"
@@ -30,6 +31,13 @@ type Config struct {
 	Namespace platform.Namespace
 	// Logger receives the worker's log lines. Default: logrus's standard logger.
 	Logger logrus.FieldLogger
+
+	// Metrics are the worker's Prometheus instruments, served on GET /metrics (role support)
+	// and on MetricsAddr. Default: a registry of the worker's own.
+	Metrics *telemetry.Metrics
+	// MetricsAddr is a listener of its own for GET /metrics, without authentication, for a
+	// scraper beside the worker (PLATFORM_METRICS_ADDR, e.g. 127.0.0.1:9090). Default: none.
+	MetricsAddr string
 
 	// Roles are the parts of the worker this process runs (PLATFORM_ROLE): the queues it
 	// consumes, and whether it serves the API and runs the outbox loops (RoleAPI). A process

@@ -31,6 +31,7 @@ import (
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/blobs"
 	"github.com/platform/platform/internal/lifecycle"
+	"github.com/platform/platform/internal/telemetry"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
@@ -66,6 +67,7 @@ type Worker struct {
 	keys        *auth.Keys
 	auth        *auth.Authenticator
 	http        *httpServer
+	metricsHTTP *httpServer
 
 	group   lifecycle.Group
 	mu      sync.Mutex
@@ -99,6 +101,9 @@ func New(cfg Config) (*Worker, error) {
 	types, err := mappings.NewNotificationRegistry(cfg.NotificationTypes...)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
 	}
 	w := &Worker{cfg: cfg, log: cfg.Logger, settings: &settingsDB{dsn: cfg.SettingsDSN}}
 	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
@@ -235,6 +240,11 @@ func (w *Worker) assemble() {
 			shutdown: cmp.Or(w.cfg.HTTPShutdownTimeout, 5*time.Second), timeout: cmp.Or(w.cfg.HTTPTimeout, 30*time.Second)}
 		w.group.Add("http server", w.http)
 	}
+	if w.cfg.MetricsAddr != "" {
+		w.metricsHTTP = &httpServer{addr: w.cfg.MetricsAddr, handler: w.cfg.Metrics.Handler(), log: w.log,
+			shutdown: time.Second, timeout: 30 * time.Second}
+		w.group.Add("metrics server", w.metricsHTTP)
+	}
 	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher(), w.automations.Refresher())
 	if len(w.cfg.Components) > 0 {
 		w.group.Add("components", w.cfg.Components...)
@@ -345,8 +355,20 @@ func (w *Worker) Handler() http.Handler {
 		Automations: w.automations, Runs: w.runs, Auth: w.auth, Limits: w.cfg.APILimits,
 		PageKey:    func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "page-tokens") },
 		ProbesOnly: !w.cfg.Roles.Has(RoleAPI),
+		Metrics:    w.cfg.Metrics.Handler(),
 	})
 }
+
+// MetricsAddr is the address the metrics listener listens on, once started ("" without one).
+func (w *Worker) MetricsAddr() string {
+	if w.metricsHTTP == nil {
+		return ""
+	}
+	return w.metricsHTTP.Addr()
+}
+
+// Metrics are the worker's Prometheus instruments.
+func (w *Worker) Metrics() *telemetry.Metrics { return w.cfg.Metrics }
 
 // HTTPAddr is the address the worker's HTTP server listens on, once started ("" without one).
 func (w *Worker) HTTPAddr() string {

@@ -258,6 +258,9 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 			wc.APILimits.JobsPerSecond = n
 		}
 	}
+	if c.httpAddr != "" {
+		wc.MetricsAddr = os.Getenv("PLATFORM_METRICS_ADDR") // the worker command only
+	}
 	if list := os.Getenv("PLATFORM_WEBHOOK_ALLOWLIST"); list != "" {
 		wc.WebhookAllowlist = strings.Split(list, ",")
 	}

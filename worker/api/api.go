@@ -57,6 +57,8 @@ type Deps struct {
 	PageKey func(ctx context.Context) ([]byte, error)
 	// Limits bound job creation and change streams.
 	Limits Limits
+	// Metrics serves the worker's Prometheus metrics (GET /metrics, role support). nil: 404.
+	Metrics http.Handler
 	// ProbesOnly serves the public routes alone (/healthz, /readyz): a worker process that
 	// does not run the API role still answers its platform's probes.
 	ProbesOnly bool

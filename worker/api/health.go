@@ -10,6 +10,17 @@ func (*server) serveHealth(rw http.ResponseWriter, _ *http.Request) {
 	writeJSON(rw, http.StatusOK, map[string]string{"status": "ok"})
 }
 
+// serveMetrics answers the worker's Prometheus metrics: counts and durations, no keys or
+// addresses, but a stranger should not read a tenant's volume; a scraper without a token uses
+// the metrics listener (PLATFORM_METRICS_ADDR) instead.
+func (d *server) serveMetrics(rw http.ResponseWriter, r *http.Request) {
+	if d.Metrics == nil {
+		writeError(rw, http.StatusNotFound, "metrics are not served here")
+		return
+	}
+	d.Metrics.ServeHTTP(rw, r)
+}
+
 func (d *server) serveReady(rw http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()

@@ -53,6 +53,7 @@ type Route struct {
 var routes = []Route{
 	{"GET /healthz", Public, (*server).serveHealth},
 	{"GET /readyz", Public, (*server).serveReady},
+	{"GET /metrics", Needs(auth.Support), (*server).serveMetrics},
 	{"GET /v1/history/{entityTypeId}/{identity}", Needs(auth.HistoryRead), (*server).serveHistory},
 	{"POST /v1/notification-jobs", Needs(auth.NotificationsSend), (*server).serveCreateJob},
 	{"POST /v1/notification-cancellations", Needs(auth.NotificationsSend), (*server).serveCancel},
