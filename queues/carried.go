@@ -17,16 +17,19 @@ import (
 const MaxCarried = 48 << 10
 
 // EnqueueCarrying enqueues full as JSON on queue, or bare (the same message without its row)
-// when full is over MaxCarried.
+// when full is over MaxCarried. With tracing on, the message carries its publish span's
+// traceparent first (trace.go); full and bare must not have a traceparent field of their own.
 func (c *Client) EnqueueCarrying(ctx context.Context, queue string, full, bare any, delay time.Duration) error {
-	b, err := json.Marshal(full)
-	if err == nil && len(b) > MaxCarried {
-		b, err = json.Marshal(bare)
-	}
-	if err != nil {
-		return fmt.Errorf("encode %s message: %w", queue, err)
-	}
-	return c.Enqueue(ctx, queue, string(b), delay)
+	return c.EnqueueTraced(ctx, queue, delay, func(_ context.Context, tp string) (string, error) {
+		b, err := json.Marshal(full)
+		if err == nil && len(b) > MaxCarried {
+			b, err = json.Marshal(bare)
+		}
+		if err != nil {
+			return "", fmt.Errorf("encode %s message: %w", queue, err)
+		}
+		return string(withTraceparent(b, tp)), nil
+	})
 }
 
 // Carried returns the row and ETag a message carries when m is its first delivery and it

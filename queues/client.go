@@ -15,6 +15,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azqueue/v2/queueerror"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/blobs"
@@ -38,6 +39,8 @@ type Client struct {
 
 	keyMu sync.Mutex
 	key   []byte // signs retry progress (envelope.go); loaded by the first consumer to start
+
+	tracer trace.Tracer // nil: tracing off (trace.go)
 }
 
 // progressKey is the key that signs retry progress, read (or made) once per client.
@@ -111,27 +114,36 @@ func (c *Client) create(ctx context.Context, full string) error {
 // expire: a worker that is down for a week must not lose events. The queue is created on first
 // use: the first send to a missing queue pays for creating it, later ones ask nothing.
 func (c *Client) Enqueue(ctx context.Context, name, text string, delay time.Duration) error {
+	_, err := c.enqueue(ctx, name, text, delay)
+	return err
+}
+
+// enqueue is Enqueue, returning the id the service gave the message.
+func (c *Client) enqueue(ctx context.Context, name, text string, delay time.Duration) (id string, err error) {
 	if n := len(text); n > MaxMessageBytes {
-		return fmt.Errorf("enqueue to %s: message of %d bytes is over the %d limit", c.ns.Queue(name), n, MaxMessageBytes)
+		return "", fmt.Errorf("enqueue to %s: message of %d bytes is over the %d limit", c.ns.Queue(name), n, MaxMessageBytes)
 	}
 	q := c.queue(name)
 	opts := &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr[int32](-1)}
 	if delay > 0 {
 		opts.VisibilityTimeout = to.Ptr(int32(delay.Round(time.Second) / time.Second))
 	}
-	_, err := q.EnqueueMessage(ctx, text, opts)
+	resp, err := q.EnqueueMessage(ctx, text, opts)
 	if queueerror.HasCode(err, queueerror.QueueNotFound) {
 		if err = c.create(ctx, c.ns.Queue(name)); err == nil {
-			_, err = q.EnqueueMessage(ctx, text, opts)
+			resp, err = q.EnqueueMessage(ctx, text, opts)
 		}
 	}
 	if err != nil {
-		return fmt.Errorf("enqueue to %s: %w", c.ns.Queue(name), storage.Translate(err))
+		return "", fmt.Errorf("enqueue to %s: %w", c.ns.Queue(name), storage.Translate(err))
 	}
 	if delay <= 0 {
 		c.nudge(name)
 	}
-	return nil
+	if len(resp.Messages) > 0 && resp.Messages[0] != nil && resp.Messages[0].MessageID != nil {
+		id = *resp.Messages[0].MessageID
+	}
+	return id, nil
 }
 
 // nudge wakes this process's idle consumers of queue name: a message this process just sent is

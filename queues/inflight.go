@@ -44,8 +44,10 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	if dm.InsertionTime != nil {
 		m.InsertedAt = *dm.InsertionTime
 	}
+	handleCtx, span := c.startProcess(handleCtx, m) // trace.go: the handler's work is this span's
+	defer span.End()
 	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt,
-		log: c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount})}
+		log: TraceLog(handleCtx, c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount}))}
 	if forged {
 		f.log.Warn("the message carries retry progress that does not verify (not written by the worker into this message); ignoring it and running every step")
 	}
@@ -76,6 +78,7 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	c.handling.Add(1)
 	err := c.cfg.Handler(handleCtx, m)
 	c.handling.Add(-1)
+	failed(span, err)
 
 	switch {
 	case err == nil:

@@ -13,19 +13,20 @@ import (
 // platform.PayloadBlobName: its business unit and content hash) and the message carries
 // payloadBlob instead: the claim-check. The blob is written before the message, so no consumer
 // ever sees a payloadBlob that is not there yet. A payload over the blob client's
-// MaxPayloadBytes is refused (blobs.ErrTooLarge, an input error) and nothing is written.
+// MaxPayloadBytes is refused (blobs.ErrTooLarge, an input error) and nothing is written. With
+// tracing on, the message carries its publish span's traceparent (trace.go): never part of the
+// event, its key or its content.
 func (c *Client) Publish(ctx context.Context, ev *platform.EntityEvent) (string, error) {
-	text, err := c.encodeForQueue(ctx, ev)
+	err := c.EnqueueTraced(ctx, platform.QueueEntityEvents, 0, func(ctx context.Context, tp string) (string, error) {
+		return c.encodeForQueue(ctx, ev, tp)
+	})
 	if err != nil {
-		return "", fmt.Errorf("publish %s: %w", ev.Key(), err)
-	}
-	if err := c.Enqueue(ctx, platform.QueueEntityEvents, text, 0); err != nil {
 		return "", fmt.Errorf("publish %s: %w", ev.Key(), err)
 	}
 	return ev.Key(), nil
 }
 
-func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (string, error) {
+func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent, traceparent string) (string, error) {
 	if err := c.blobs.CheckPayloadSize(len(ev.Payload)); err != nil {
 		return "", err
 	}
@@ -33,7 +34,7 @@ func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (
 	if err != nil {
 		return "", err
 	}
-	if len(b) <= MaxMessageBytes || len(ev.Payload) == 0 {
+	if b = withTraceparent(b, traceparent); len(b) <= MaxMessageBytes || len(ev.Payload) == 0 {
 		return string(b), nil
 	}
 	slim, err := c.blobs.OffloadEvent(ctx, ev, 0)
@@ -43,5 +44,5 @@ func (c *Client) encodeForQueue(ctx context.Context, ev *platform.EntityEvent) (
 	if b, err = json.Marshal(slim); err != nil {
 		return "", err
 	}
-	return string(b), nil
+	return string(withTraceparent(b, traceparent)), nil
 }
