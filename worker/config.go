@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
@@ -38,6 +39,11 @@ type Config struct {
 	// MetricsAddr is a listener of its own for GET /metrics, without authentication, for a
 	// scraper beside the worker (PLATFORM_METRICS_ADDR, e.g. 127.0.0.1:9090). Default: none.
 	MetricsAddr string
+	// TracerProvider makes the worker trace (OpenTelemetry): every message it writes carries
+	// its publish span's traceparent, and each hop's handling is a child of it (queues,
+	// "Traces"); the host flushes it when it stops, last. The caller owns it (shuts it down).
+	// Default: nil, tracing off, at no cost: no span, and messages as they were without.
+	TracerProvider trace.TracerProvider
 
 	// Roles are the parts of the worker this process runs (PLATFORM_ROLE): the queues it
 	// consumes, and whether it serves the API and runs the outbox loops (RoleAPI). A process

@@ -72,7 +72,8 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	if err := r.resolvePayload(ctx, ev); err != nil {
 		return err
 	}
-	log := r.log.WithFields(logrus.Fields{"eventKey": ev.Key(), "eventTypeId": ev.EventTypeID})
+	traceEvent(ctx, ev)
+	log := queues.TraceLog(ctx, r.log).WithFields(logrus.Fields{"eventKey": ev.Key(), "eventTypeId": ev.EventTypeID})
 	var accepted int
 	for _, p := range r.processors {
 		if o, ok := p.(interface{ Observer() bool }); ok && o.Observer() {
@@ -116,10 +117,10 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	var wg sync.WaitGroup
 	for i, p := range todo[min(1, len(todo)):] {
 		wg.Add(1)
-		go func() { defer wg.Done(); results[i+1] = p.Process(ctx, ev) }()
+		go func() { defer wg.Done(); results[i+1] = r.process(ctx, p, ev) }()
 	}
 	if len(todo) > 0 {
-		results[0] = todo[0].Process(ctx, ev)
+		results[0] = r.process(ctx, todo[0], ev)
 	}
 	wg.Wait()
 	var errs []error

@@ -109,6 +109,7 @@ func New(cfg Config) (*Worker, error) {
 	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
 	}
+	w.queues.SetTracerProvider(cfg.TracerProvider)
 	if w.tables, err = tables.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
 	}
@@ -234,6 +235,9 @@ func registerChannels(chans *delivery.Channels, cfg Config, targets *webhooks.Ta
 
 // assemble lays out the lifecycle: what is used starts first and stops last.
 func (w *Worker) assemble() {
+	if w.cfg.TracerProvider != nil {
+		w.group.Add("tracing", telemetry.Flusher{Provider: w.cfg.TracerProvider}) // stops last: every span has ended
+	}
 	w.group.Add("settings database", w.settings)
 	if w.cfg.HTTPAddr != "" {
 		w.http = &httpServer{addr: w.cfg.HTTPAddr, handler: w.Handler(), log: w.log,

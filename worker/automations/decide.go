@@ -10,6 +10,7 @@ import (
 	"cel.dev/cel-go/interpreter"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 )
 
@@ -173,7 +174,7 @@ func (s *Service) fire(ctx context.Context, r *Rule, ev *platform.EntityEvent, k
 				return rerr // retried: the action fails again, the release is tried again
 			}
 			d.Outcome, d.Detail = ActionFailed, err.Error()
-			s.log.WithError(err).WithFields(map[string]any{"ruleId": r.ID, "eventKey": ev.Key()}).Error("automation action refused; no retry helps")
+			queues.TraceLog(ctx, s.log).WithError(err).WithFields(map[string]any{"ruleId": r.ID, "eventKey": ev.Key()}).Error("automation action refused; no retry helps")
 			return nil
 		}
 		return err
@@ -202,8 +203,8 @@ func (s *Service) tripped(ctx context.Context, r *Rule, what string) {
 	}
 	note := fmt.Sprintf("disabled automatically: stopped by %s %d times within %s", what, s.cfg.DisableAfterTrips, s.cfg.TripWindow)
 	if _, err := s.setEnabled(ctx, r.ID, false, note, "automations"); err != nil {
-		s.log.WithError(err).WithField("ruleId", r.ID).Error("automation rule keeps tripping; disabling it failed")
+		queues.TraceLog(ctx, s.log).WithError(err).WithField("ruleId", r.ID).Error("automation rule keeps tripping; disabling it failed")
 		return
 	}
-	s.log.WithFields(map[string]any{"ruleId": r.ID, "reason": note}).Error("automation rule disabled")
+	queues.TraceLog(ctx, s.log).WithFields(map[string]any{"ruleId": r.ID, "reason": note}).Error("automation rule disabled")
 }

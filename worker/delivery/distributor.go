@@ -98,7 +98,7 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 		return err
 	}
 	if !created && stored.ContentHash() != msg.ContentHash() {
-		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(stored.Key), "state": stored.State}).
+		queues.TraceLog(ctx, d.log).WithFields(logrus.Fields{"messageKey": platform.ShownKey(stored.Key), "state": stored.State}).
 			Error("outgoing message conflict: different content under an existing key; it will not be sent automatically")
 		_, _, _, err := tables.Modify(ctx, d.messages, stored.Key, stored, etag, func(m *platform.OutgoingMessage) error {
 			if m.State != platform.MessagePending {
@@ -188,7 +188,7 @@ func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage,
 		return err
 	}
 	d.observe(ctx, msg)
-	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).
+	queues.TraceLog(ctx, d.log).WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).
 		Error("outgoing message is Unknown: crashed inside the send window; not resent — check with the provider")
 	return nil
 }
@@ -231,7 +231,7 @@ func (d *Distributor) claim(ctx context.Context, msg *platform.OutgoingMessage, 
 	if err == nil && changed && msg.State == platform.MessageFailed {
 		d.observe(ctx, msg)
 		d.settle(ctx, msg)
-		d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).Error("message failed: " + msg.LastError)
+		queues.TraceLog(ctx, d.log).WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).Error("message failed: " + msg.LastError)
 	}
 	if err != nil || msg.State != platform.MessageSending || msg.Claim != token {
 		return nil, "", err
@@ -247,8 +247,10 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	err := platform.Permanent(fmt.Errorf("no channel %q (registered: %v)", msg.Recipient.Channel, d.channels.Names()))
 	if ok {
 		sendCtx, cancel := context.WithTimeout(ctx, d.cfg.SendLease/2)
+		sendCtx, span := startSend(sendCtx, msg.Recipient.Channel, msg.Attempts)
 		began := time.Now()
 		providerID, err = ch.Send(sendCtx, msg)
+		endSend(span, err)
 		msg.LastLatencyMs = max(time.Since(began).Milliseconds(), 1)
 		cancel()
 	}
@@ -289,7 +291,7 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 	if msg.State == platform.MessageSent || msg.State == platform.MessageFailed {
 		d.settle(recordCtx, msg)
 	}
-	log := d.log.WithField("messageKey", platform.ShownKey(msg.Key))
+	log := queues.TraceLog(ctx, d.log).WithField("messageKey", platform.ShownKey(msg.Key))
 	switch msg.State {
 	case platform.MessageSent:
 		log.WithField("providerId", providerID).Info("message sent")
@@ -321,7 +323,7 @@ func (d *Distributor) observe(ctx context.Context, msg *platform.OutgoingMessage
 	ch, _ := d.channels.Lookup(msg.Recipient.Channel)
 	if o, ok := ch.(Observer); ok {
 		if err := o.Observe(ctx, msg); err != nil && ctx.Err() == nil {
-			d.log.WithError(err).WithField("messageKey", platform.ShownKey(msg.Key)).Warn("channel's view of a message not updated; the message itself is")
+			queues.TraceLog(ctx, d.log).WithError(err).WithField("messageKey", platform.ShownKey(msg.Key)).Warn("channel's view of a message not updated; the message itself is")
 		}
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/queues"
 )
 
 // Name implements the router's PostProcessor: the concern that derives notification jobs from
@@ -38,7 +39,7 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			return err
 		}
 		if created {
-			s.d.Log.WithFields(logrus.Fields{
+			queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{
 				"EventTypeId": ev.EventTypeID, "EventKey": ev.Key(), "BusinessUnitId": ev.BusinessUnitID,
 				"NotificationEventTypeId": req.NotificationEventTypeID, "JobKey": j.Key,
 			}).Info("event-derived notification job created")

@@ -12,6 +12,7 @@ import (
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/mappings"
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 )
 
@@ -69,7 +70,7 @@ func (s *Service) dueNow(ctx context.Context, j *platform.NotificationJob) bool 
 }
 
 func (s *Service) conflict(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag, stage string) error {
-	s.d.Log.WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
+	queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
 		Error("notification job conflict: different content arrived under an existing key; automatic sending stopped for it")
 	_, _, _, err := tables.Modify(ctx, s.jobs, stored.Key, stored, etag, func(j *platform.NotificationJob) error {
 		if j.State == platform.JobConflict {

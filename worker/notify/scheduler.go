@@ -94,7 +94,7 @@ func (s *Service) updateJob(ctx context.Context, job *platform.NotificationJob, 
 func (s *Service) finish(ctx context.Context, job *platform.NotificationJob, etag tables.ETag, stage string, state platform.JobState, reason string) error {
 	job.State, job.Reason = state, reason
 	job.Trail = append(job.Trail, platform.NewStep(stage, string(state), reason))
-	s.d.Log.WithFields(logrus.Fields{"jobKey": job.Key, "state": state, "reason": reason}).Info("notification job settled without sending")
+	queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{"jobKey": job.Key, "state": state, "reason": reason}).Info("notification job settled without sending")
 	if err := s.updateJob(ctx, job, etag); err != nil {
 		return err
 	}

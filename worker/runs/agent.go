@@ -14,6 +14,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/platform/platform"
 )
 
@@ -140,6 +142,7 @@ func (h HTTPAgent) Run(ctx context.Context, r *Run) (json.RawMessage, error) {
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-runs")
 	h.Sign(req, r.ID+":"+strconv.Itoa(r.Epoch), h.Secret, body)
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header)) // traceparent: not signed (the signature covers the body)
 	resp, err := h.Client.Do(req)
 	if err != nil {
 		return nil, fmt.Errorf("http agent: %v", redactURLError(err)) // net/http's error names the URL, query and all

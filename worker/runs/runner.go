@@ -32,6 +32,11 @@ const slotWait = 2 * time.Second
 // Handle is the agent-runs queue's handler.
 func (s *Service) Handle(ctx context.Context, m *queues.Message) error {
 	id := strings.TrimSpace(string(m.Body))
+	if strings.HasPrefix(id, "{") {
+		if rm, err := queues.DecodeJSON[runMessage](m); err == nil {
+			id = rm.RunID
+		}
+	}
 	if !validID(id) {
 		return platform.Permanent(fmt.Errorf("agent-runs message %.80q is not a run id", id))
 	}
@@ -71,7 +76,7 @@ func (s *Service) step(ctx context.Context, run *Run, etag tables.ETag) error {
 			return s.enqueue(ctx, run.ID, run.NextAttemptAt.Sub(now))
 		}
 	}
-	log := s.log.WithFields(logrus.Fields{"run": run.ID, "agent": run.Agent})
+	log := queues.TraceLog(ctx, s.log).WithFields(logrus.Fields{"run": run.ID, "agent": run.Agent})
 	if run.State == Running {
 		log = log.WithFields(logrus.Fields{"lostHolder": run.LeaseHolder, "lostEpoch": run.Epoch})
 		if run.Attempts >= a.opts.MaxAttempts {

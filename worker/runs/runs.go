@@ -272,7 +272,7 @@ func (s *Service) start(ctx context.Context, r StartRequest, generation int) (*R
 		return run, created, err
 	}
 	if created {
-		s.log.WithFields(logrus.Fields{"run": run.ID, "agent": run.Agent, "rule": run.Origin.RuleID, "eventKey": run.Origin.EventKey}).Info("run queued")
+		queues.TraceLog(ctx, s.log).WithFields(logrus.Fields{"run": run.ID, "agent": run.Agent, "rule": run.Origin.RuleID, "eventKey": run.Origin.EventKey}).Info("run queued")
 	}
 	return run, created, nil
 }
@@ -283,7 +283,21 @@ func (s *Service) enqueue(ctx context.Context, id string, delay time.Duration) e
 	if delay > 0 {
 		delay = min(delay.Truncate(time.Second)+time.Second, 7*24*time.Hour-time.Second)
 	}
-	return s.queues.Enqueue(ctx, platform.QueueAgentRuns, id, delay)
+	return s.queues.EnqueueTraced(ctx, platform.QueueAgentRuns, delay, func(_ context.Context, traceparent string) (string, error) {
+		if traceparent == "" {
+			return id, nil // tracing off: the bare run id, as ever
+		}
+		b, err := json.Marshal(runMessage{Traceparent: traceparent, RunID: id})
+		return string(b), err
+	})
+}
+
+// runMessage is an agent-runs message with tracing on: the run id and the traceparent of the
+// span that sent it (queues, "Traces"). Without tracing the message is the bare run id; the
+// runner reads both.
+type runMessage struct {
+	Traceparent string `json:"traceparent"` // first, where the consumer looks for it
+	RunID       string `json:"runId"`
 }
 
 // Get reads run id with its input and output (read back from their blobs when offloaded).

@@ -7,6 +7,7 @@ import (
 
 	"github.com/sirupsen/logrus"
 
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 )
 
@@ -17,7 +18,7 @@ import (
 // fails is logged and left: the attempt's own outcome is what the distributor records.
 func (s *Service) noteOutcome(ctx context.Context, e *tables.Endpoint, sendErr error) {
 	now := time.Now().UTC()
-	log := s.log.WithField("endpointId", e.ID)
+	log := queues.TraceLog(ctx, s.log).WithField("endpointId", e.ID)
 	var err error
 	switch {
 	case sendErr == nil && e.FailingSince.IsZero():

@@ -11,6 +11,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/platform/platform"
 	"github.com/platform/platform/worker/delivery"
 )
@@ -25,6 +27,9 @@ func Post(ctx context.Context, client *http.Client, target, id string, secrets [
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-webhooks")
 	SignRequest(req, id, secrets, body)
+	// The receiver may continue the trace (W3C traceparent; nothing when tracing is off). It is
+	// not signed, as no header is: the signatures cover the id, the timestamp and the body.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 	for k, v := range headers {
 		req.Header.Set(k, v)
 	}
