@@ -27,6 +27,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/sirupsen/logrus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
@@ -176,7 +177,8 @@ type config struct {
 	httpAddr         string
 	logLevel         string
 	logFormat        string
-	roles            string // the worker command's --role; empty: every role
+	roles            string               // the worker command's --role; empty: every role
+	tracer           trace.TracerProvider // startTracing's: the worker, publish and notify commands; nil: off
 
 	acct *storage.Account // account() resolves it once
 }
@@ -244,7 +246,7 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 		return nil, usageError{err}
 	}
 	wc := worker.Config{Account: acct, Namespace: ns, Roles: roles, Logger: log, SettingsDSN: c.settingsDSN, HTTPAddr: c.httpAddr,
-		WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET")}
+		WebhookSecret: os.Getenv("PLATFORM_WEBHOOK_SECRET"), TracerProvider: c.tracer}
 	if c.httpAddr != "" {
 		// Only the worker serves the API: only it reads how callers authenticate.
 		wc.Auth = auth.Config{Mode: auth.Mode(os.Getenv("PLATFORM_AUTH")), Issuer: os.Getenv("PLATFORM_AUTH_ISSUER"),

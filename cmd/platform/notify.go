@@ -42,6 +42,12 @@ func runNotify(ctx context.Context, args []string, stdin io.Reader, stdout io.Wr
 	if err := dec.Decode(&d); err != nil {
 		return usagef("%s: %v", fs.Arg(0), err)
 	}
+	tracing, stopTracing, err := startTracing(ctx, "notify", nil)
+	if err != nil {
+		return err
+	}
+	defer stopTracingSoon(stopTracing)
+	cfg.tracer = tracing.Provider // the job's first message starts its trace
 	w, err := cfg.worker(nil)
 	if err != nil {
 		return err

@@ -48,6 +48,12 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		return err
 	}
 	client.Blobs().SetMaxPayloadBytes(maxPayload)
+	tracing, stopTracing, err := startTracing(ctx, "publish", nil)
+	if err != nil {
+		return err
+	}
+	defer stopTracingSoon(stopTracing)
+	client.SetTracerProvider(tracing.Provider) // each event's publish starts its trace
 	for _, e := range events {
 		if err := client.Blobs().CheckPayloadSize(len(e.event.Payload)); err != nil {
 			return usagef("line %d: payload: %v", e.line, err)

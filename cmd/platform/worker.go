@@ -46,6 +46,12 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	if stopTimeout == 0 {
 		stopTimeout = defaultStopTimeout
 	}
+	tracing, stopTracing, err := startTracing(ctx, cfg.roles, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracingSoon(stopTracing) // a start that failed; after a stop, a no-op
+	cfg.tracer = tracing.Provider
 	w, err := cfg.worker(log)
 	if err != nil {
 		return err
@@ -56,6 +62,7 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 		"roles":   cfg.roles,
 		"drain":   drain,
 		"smtp":    os.Getenv("PLATFORM_SMTP_ADDR") != "",
+		"tracing": tracing.Enabled(),
 	}).Info("starting")
 	if roles, _ := worker.ParseRoles(cfg.roles); roles.Has(worker.RoleNotifications) && os.Getenv("PLATFORM_SMTP_ADDR") == "" {
 		log.Warn("PLATFORM_SMTP_ADDR is not set: email is written to the log, not sent")
@@ -84,7 +91,9 @@ func runWorker(ctx context.Context, args []string, _ io.Reader, stdout io.Writer
 	defer cancel()
 	stopCtx, stopNow := signal.NotifyContext(stopCtx, os.Interrupt, syscall.SIGTERM)
 	defer stopNow()
-	if err := w.Stop(stopCtx); err != nil {
+	err = w.Stop(stopCtx)
+	stopTracing(stopCtx) // the worker flushed its spans last; this exports what its stop added
+	if err != nil {
 		return fmt.Errorf("stop: %w", err)
 	}
 	if drain && runErr != nil && ctx.Err() != nil {
