@@ -405,7 +405,11 @@ func publishTo(t *testing.T, az *azurite, ns platform.Namespace, name string, bo
 			defer wg.Done()
 			for i := int(next.Add(1)) - 1; i < len(bodies); i = int(next.Add(1)) - 1 {
 				at[i] = time.Now()
-				if err := q.Enqueue(context.Background(), name, bodies[i], 0); err != nil {
+				body := bodies[i]
+				if name == platform.QueueEntityEvents {
+					body = traced(body) // -tracing: as a traced service publishes
+				}
+				if err := q.Enqueue(context.Background(), name, body, 0); err != nil {
 					t.Error(err)
 					return
 				}
@@ -441,7 +445,7 @@ func publishPaced(t *testing.T, az *azurite, ns platform.Namespace, bodies []str
 		go func() { // a slow enqueue must not delay the next one's turn
 			defer wg.Done()
 			at := time.Now()
-			if err := q.Enqueue(context.Background(), platform.QueueEntityEvents, b, 0); err != nil {
+			if err := q.Enqueue(context.Background(), platform.QueueEntityEvents, traced(b), 0); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -486,6 +490,7 @@ func newWorker(t *testing.T, binary string, az *azurite, ns platform.Namespace, 
 	w.env = append(os.Environ(), "PLATFORM_STORAGE_CONNECTION_STRING="+az.acct.ConnectionString,
 		"PLATFORM_NAMESPACE="+string(ns), "PLATFORM_SETTINGS_DSN="+filepath.Join(dir, "settings.db"),
 		"PLATFORM_LOG_LEVEL=warn", "PLATFORM_LOG_FORMAT=json", "PLATFORM_CHAOS_COUNT_FILE="+w.counts)
+	w.env = append(w.env, tracingEnv(t)...) // -tracing
 	if smtp != nil {
 		w.env = append(w.env, "PLATFORM_SMTP_ADDR="+smtp.Addr)
 	}
