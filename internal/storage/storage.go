@@ -99,6 +99,7 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 	}
 	o.Telemetry.Disabled = true
 	o.Transport = httpClient
+	o.PerRetryPolicies = append(o.PerRetryPolicies, tracePolicy{service: s}) // trace.go: last, nearest the wire
 	return o
 }
 
