@@ -105,6 +105,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.New()
 	}
+	cfg.Account.Observe = observeStorage(cfg.Metrics, cfg.Account.Observe)
 	w := &Worker{cfg: cfg, log: cfg.Logger, settings: &settingsDB{dsn: cfg.SettingsDSN}}
 	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
@@ -163,6 +164,7 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.observeRouter(router)
 	for _, st := range []struct {
 		queue   string
 		handler queues.Handler
@@ -177,7 +179,7 @@ func New(cfg Config) (*Worker, error) {
 			continue
 		}
 		cc := cfg.Consumer
-		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
+		cc.Queue, cc.Handler, cc.Logger, cc.Observe = st.queue, st.handler, cfg.Logger, w.observeQueue(st.queue)
 		if st.queue == platform.QueueNotificationDistributor {
 			cc.MaxDequeueCount = max(cc.MaxDequeueCount, w.distributor.MaxDequeueCount())
 		}
@@ -254,6 +256,7 @@ func (w *Worker) assemble() {
 		work = append(work, c)
 	}
 	w.group.Add("consumers", append(work, w.outbox.Components()...)...)
+	w.group.Add("queue sampler", w.queueSampler())
 }
 
 // Setup creates the tables and queues the worker uses, where missing. Start calls it before
