@@ -204,9 +204,11 @@ func TestQueueSamplerReportsDepthAndAgeFromOneReplica(t *testing.T) {
 		return m.get("platform_queue_depth", "queue", q), m.get("platform_queue_oldest_message_age_seconds", "queue", q),
 			m.has("platform_queue_depth", "queue", q)
 	}
-	testenv.Eventually(t, 30*time.Second, "a sample of entity-events with its 5 messages", func() bool {
+	// A sample is whole once its time is set (after every queue was read): until then the
+	// gauges of the first queues may be set and the time not yet.
+	testenv.Eventually(t, 30*time.Second, "a whole sample of entity-events with its 5 messages", func() bool {
 		d, age, _ := depth(first, platform.QueueEntityEvents)
-		return d == n && age > 0
+		return d == n && age > 0 && scrapeMetrics(t, first).get("platform_queue_sample_timestamp_seconds") > 0
 	})
 	m := scrapeMetrics(t, first)
 	if at := m.get("platform_queue_sample_timestamp_seconds"); at < float64(began.Unix()) {
