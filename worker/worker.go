@@ -141,9 +141,8 @@ func New(cfg Config) (*Worker, error) {
 	w.notify = notify.New(cfg.Notify, notify.Deps{
 		Log: cfg.Logger, Types: types, Queues: w.queues, Blobs: w.blobs, Tables: w.tables,
 		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
-		OnSettled: w.jobSettled,
+		OnSettled: w.jobFinal, OnCreated: w.jobCreated,
 	})
-	w.distributor.OnSettled(w.messageSettled)
 	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
 	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
 	w.webhooks.KeepLogIn(w.tables.Deliveries())
@@ -189,6 +188,7 @@ func New(cfg Config) (*Worker, error) {
 		}
 		w.consumers = append(w.consumers, c)
 	}
+	w.observeNotifications(types, chans)
 	w.assemble()
 	return w, nil
 }
