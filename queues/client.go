@@ -186,6 +186,24 @@ func (c *Client) ApproximateCount(ctx context.Context, name string) (int, error)
 	return int(*props.ApproximateMessagesCount), nil
 }
 
+// OldestAge is how long the first visible message of queue name has been in it (since its first
+// enqueue: a retried message keeps its insertion time), by one peek; 0 when none is visible or
+// the queue is missing. The service gives insertion times to the second: the age may read up
+// to a second more than the truth, never less.
+func (c *Client) OldestAge(ctx context.Context, name string) (time.Duration, error) {
+	resp, err := c.queue(name).PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to.Ptr[int32](1)})
+	if err != nil {
+		if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+			return 0, nil
+		}
+		return 0, fmt.Errorf("peek %s: %w", c.ns.Queue(name), err)
+	}
+	if len(resp.Messages) == 0 || resp.Messages[0] == nil || resp.Messages[0].InsertionTime == nil {
+		return 0, nil
+	}
+	return max(time.Since(*resp.Messages[0].InsertionTime), 0), nil
+}
+
 // Ping makes one cheap request, to tell whether the queue service answers.
 func (c *Client) Ping(ctx context.Context) error {
 	pager := c.svc.NewListQueuesPager(&azqueue.ListQueuesOptions{MaxResults: to.Ptr[int32](1)})

@@ -88,6 +88,11 @@ type ConsumerConfig struct {
 	SoftStopTimeout time.Duration
 	// Logger receives the consumer's log lines. Default: logrus's standard logger.
 	Logger logrus.FieldLogger
+	// Observe, when set, is told of each message received, once it is settled (processed,
+	// retried, poisoned, or abandoned by a stop), before the consumer counts it out of flight.
+	// It runs on the message's goroutine: it must be quick. The worker records metrics with
+	// it. Default: nil, off.
+	Observe func(Settled)
 }
 
 func (c *ConsumerConfig) setDefaults() {

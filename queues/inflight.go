@@ -1,6 +1,7 @@
 package queues
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"sync"
@@ -25,6 +26,12 @@ type inflight struct {
 	mu      sync.Mutex
 	receipt string
 	deleted bool // a delete was sent: renewals stop
+
+	// What Observe is told (settled.go); written by process's goroutine only.
+	outcome  Outcome
+	handled  bool
+	took     time.Duration
+	pickedUp time.Time
 }
 
 func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessage) {
@@ -46,8 +53,9 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	}
 	handleCtx, span := c.startProcess(handleCtx, m) // trace.go: the handler's work is this span's
 	defer span.End()
-	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt,
+	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt, pickedUp: time.Now(),
 		log: TraceLog(handleCtx, c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount}))}
+	defer f.observe()
 	if forged {
 		f.log.Warn("the message carries retry progress that does not verify (not written by the worker into this message); ignoring it and running every step")
 	}
@@ -76,7 +84,9 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 		c.late.Add(1) // received after a stop's deadline: its handler sees a cancelled context
 	}
 	c.handling.Add(1)
+	began := time.Now()
 	err := c.cfg.Handler(handleCtx, m)
+	f.handled, f.took = true, time.Since(began)
 	c.handling.Add(-1)
 	failed(span, err)
 
@@ -146,6 +156,7 @@ func (f *inflight) delete(ctx context.Context) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.deleted = true
+	f.outcome = cmp.Or(f.outcome, Processed) // poison deletes too, having said so first
 	if _, err := f.c.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
 		// The work is done and idempotent. A 404 may mean the delete did happen and only its
 		// reply was lost; either way, a message that reappears is handled again, harmlessly.
@@ -158,6 +169,7 @@ func (f *inflight) retry(ctx context.Context, cause error) {
 	st := retryState{Done: f.msg.state.Done, LastError: cause.Error()}
 	f.msg.mu.Unlock()
 	delay := backoff(f.c.cfg.RetryBackoff, f.c.cfg.MaxRetryBackoff, f.msg.DequeueCount)
+	f.outcome = Retried
 	f.log.WithError(cause).WithField("retryIn", delay.Round(time.Millisecond).String()).Warn("handler failed; will retry")
 	if err := f.update(ctx, encodeWire(string(f.msg.Body), f.id, st, f.c.key), delay); err != nil {
 		f.log.WithError(err).Warn("could not set the retry backoff; the message reappears after its visibility timeout")
@@ -168,6 +180,7 @@ func (f *inflight) retry(ctx context.Context, cause error) {
 // between the two leaves it in both; the copy in the work queue is poisoned again, never lost.
 func (f *inflight) poison(ctx context.Context, reason string) {
 	c := f.c
+	f.outcome = Retried // until it is in the poison queue: left, it reappears and is handled again
 	rec := PoisonRecord{
 		Reason:     clip(reason, maxReasonLen),
 		Queue:      c.cfg.Queue,
@@ -193,6 +206,7 @@ func (f *inflight) poison(ctx context.Context, reason string) {
 		return
 	}
 	f.log.WithField("reason", rec.Reason).Error("message moved to poison queue")
+	f.outcome = Poisoned
 	f.delete(ctx)
 }
 

@@ -131,20 +131,22 @@ func (o *Outbox) Get(ctx context.Context, key string) (*platform.OutboxIntent, e
 // or discarding one that was confirmed).
 var ErrIntentSettled = errors.New("intent already settled")
 
-// Move moves intent key from Pending to Confirmed or Discarded, with a reason. Moving it where
-// it already is succeeds; moving it the other way is ErrIntentSettled.
-func (o *Outbox) Move(ctx context.Context, key string, to platform.IntentState, reason string) (*platform.OutboxIntent, error) {
-	in, err := o.Get(ctx, key)
+// Move moves intent key from Pending to Confirmed or Discarded, with a reason; moved says
+// whether this call moved it. Moving it where it already is succeeds, moved false; moving it
+// the other way is ErrIntentSettled.
+func (o *Outbox) Move(ctx context.Context, key string, to platform.IntentState, reason string) (in *platform.OutboxIntent, moved bool, err error) {
+	in, err = o.Get(ctx, key)
 	if err != nil {
-		return nil, err
+		return nil, false, err
 	}
 	switch {
 	case in.State == to || (to == platform.IntentConfirmed && in.State == platform.IntentMaterialized):
-		return in, o.cleanup(ctx, in)
+		return in, false, o.cleanup(ctx, in)
 	case in.State != platform.IntentPending:
-		return in, fmt.Errorf("%w: %s is %s", ErrIntentSettled, key, in.State)
+		return in, false, fmt.Errorf("%w: %s is %s", ErrIntentSettled, key, in.State)
 	}
-	return in, o.transition(ctx, in, to, reason)
+	err = o.transition(ctx, in, to, reason)
+	return in, err == nil, err
 }
 
 // transition writes in under state to, then deletes its row in its present state.
@@ -348,7 +350,8 @@ func (o *Outbox) AppendWithEntities(ctx context.Context, table, partitionKey str
 		}
 		return in, fmt.Errorf("transaction outcome unknown; intent %s stays Pending for the reconciler: %w", sourceKey, storage.Translate(err))
 	}
-	return o.Move(ctx, sourceKey, platform.IntentConfirmed, "transaction committed")
+	in, _, err = o.Move(ctx, sourceKey, platform.IntentConfirmed, "transaction committed")
+	return in, err
 }
 
 // RowExists reports whether row exists: the built-in probe of the reconciler.

@@ -135,6 +135,7 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 	cases := map[string]routeCase{
 		"GET /healthz": {"GET", "/healthz", "", 200, 200},
 		"GET /readyz":  {"GET", "/readyz", "", 200, 200},
+		"GET /metrics": {"GET", "/metrics", "", 200, 200}, // counts of every unit: no unit's own
 		"GET /v1/history/{entityTypeId}/{identity}": {"GET", "/v1/history/1/501", "", 200, 404},
 		"POST /v1/notification-jobs": {"POST", "/v1/notification-jobs",
 			`{"notificationEventTypeId":202,"businessUnitId":1,"eventData":{"resetUrl":"https://example.com/r/2"}}`, 201, 403},

@@ -39,6 +39,11 @@ type Config struct {
 	// MetricsAddr is a listener of its own for GET /metrics, without authentication, for a
 	// scraper beside the worker (PLATFORM_METRICS_ADDR, e.g. 127.0.0.1:9090). Default: none.
 	MetricsAddr string
+	// QueueSampleEvery is how often the replica holding the queue sampler's lease samples the
+	// depth and oldest message's age of every work and poison queue into Metrics (first after
+	// one interval). Over 40s, the lease may pass between replicas from one sample to the next.
+	// Default 30s; negative: never.
+	QueueSampleEvery time.Duration
 	// TracerProvider makes the worker trace (OpenTelemetry): every message it writes carries
 	// its publish span's traceparent, and each hop's handling is a child of it (queues,
 	// "Traces"); the host flushes it when it stops, last. The caller owns it (shuts it down).
@@ -72,7 +77,7 @@ type Config struct {
 	Automations automations.Config
 
 	// Consumer tunes the consumers of the work queues (batch, concurrency, visibility,
-	// retries); Queue, Handler and Logger are set by the worker. Defaults: queues.ConsumerConfig's.
+	// retries); Queue, Handler, Logger and Observe are set by the worker. Defaults: queues.ConsumerConfig's.
 	Consumer queues.ConsumerConfig
 	// History maps event types to timeline rows. Default: the example domain of
 	// mappings.RegisterExampleHistory.

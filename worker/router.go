@@ -45,6 +45,9 @@ type Router struct {
 	blobs      *blobs.Client
 	processors []PostProcessor
 	log        logrus.FieldLogger
+	// ran, when set, is told of each concern's run on a message: runDone, runFailed, or
+	// runSkipped (done on an earlier delivery). The host records metrics with it.
+	ran func(m *queues.Message, concern, outcome string)
 }
 
 // NewRouter returns a router over processors, which must have unique names. b resolves
@@ -96,7 +99,11 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 	// slowest concern, not the sum of them (the handler's slot is held that much less).
 	var todo []PostProcessor
 	for _, p := range r.processors {
-		if p.Accepts(ev) && !m.Done(p.Name()) {
+		switch {
+		case !p.Accepts(ev):
+		case m.Done(p.Name()):
+			r.tell(m, p.Name(), runSkipped)
+		default:
 			todo = append(todo, p)
 		}
 	}
@@ -129,9 +136,11 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 		if err := results[i]; err != nil {
 			errs = append(errs, fmt.Errorf("%s: %w", p.Name(), err))
 			allPermanent = allPermanent && platform.IsPermanent(err)
+			r.tell(m, p.Name(), runFailed)
 			continue
 		}
 		m.MarkDone(p.Name())
+		r.tell(m, p.Name(), runDone)
 	}
 	if len(errs) == 0 {
 		log.Debug("event processed")
@@ -142,6 +151,19 @@ func (r *Router) Handle(ctx context.Context, m *queues.Message) error {
 		return platform.Permanent(err)
 	}
 	return err
+}
+
+// Outcomes of a concern's run on a message, as Router.ran is told.
+const (
+	runDone    = "done"
+	runFailed  = "failed"
+	runSkipped = "skipped" // done on an earlier delivery of the message
+)
+
+func (r *Router) tell(m *queues.Message, concern, outcome string) {
+	if r.ran != nil {
+		r.ran(m, concern, outcome)
+	}
 }
 
 // resolvePayload enforces the payload limit and fetches a claim-checked payload: bounded, its

@@ -105,6 +105,7 @@ func New(cfg Config) (*Worker, error) {
 	if cfg.Metrics == nil {
 		cfg.Metrics = telemetry.New()
 	}
+	cfg.Account.Observe = observeStorage(cfg.Metrics, cfg.Account.Observe)
 	w := &Worker{cfg: cfg, log: cfg.Logger, settings: &settingsDB{dsn: cfg.SettingsDSN}}
 	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
@@ -141,9 +142,8 @@ func New(cfg Config) (*Worker, error) {
 	w.notify = notify.New(cfg.Notify, notify.Deps{
 		Log: cfg.Logger, Types: types, Queues: w.queues, Blobs: w.blobs, Tables: w.tables,
 		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
-		OnSettled: w.jobSettled,
+		OnSettled: w.jobFinal, OnCreated: w.jobCreated,
 	})
-	w.distributor.OnSettled(w.messageSettled)
 	w.realtime = realtime.New(cfg.Realtime, w.tables.Changes(), cfg.Logger.WithField("component", "realtime"))
 	w.webhooks.AnnounceOn(w.tables.Changes()) // endpoint changes reach every replica within a poll
 	w.webhooks.KeepLogIn(w.tables.Deliveries())
@@ -164,6 +164,7 @@ func New(cfg Config) (*Worker, error) {
 	if err != nil {
 		return nil, err
 	}
+	w.observeRouter(router)
 	for _, st := range []struct {
 		queue   string
 		handler queues.Handler
@@ -178,7 +179,7 @@ func New(cfg Config) (*Worker, error) {
 			continue
 		}
 		cc := cfg.Consumer
-		cc.Queue, cc.Handler, cc.Logger = st.queue, st.handler, cfg.Logger
+		cc.Queue, cc.Handler, cc.Logger, cc.Observe = st.queue, st.handler, cfg.Logger, w.observeQueue(st.queue)
 		if st.queue == platform.QueueNotificationDistributor {
 			cc.MaxDequeueCount = max(cc.MaxDequeueCount, w.distributor.MaxDequeueCount())
 		}
@@ -188,6 +189,7 @@ func New(cfg Config) (*Worker, error) {
 		}
 		w.consumers = append(w.consumers, c)
 	}
+	w.observeNotifications(types, chans)
 	w.assemble()
 	return w, nil
 }
@@ -258,6 +260,7 @@ func (w *Worker) assemble() {
 		work = append(work, c)
 	}
 	w.group.Add("consumers", append(work, w.outbox.Components()...)...)
+	w.group.Add("queue sampler", w.queueSampler())
 }
 
 // Setup creates the tables and queues the worker uses, where missing. Start calls it before

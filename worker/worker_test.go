@@ -27,10 +27,13 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// newWorker starts a worker in a fresh namespace with fast test timings; it stops when t ends.
+// newWorker starts a worker in a fresh namespace (or cfg's) with fast test timings; it stops
+// when t ends.
 func newWorker(t *testing.T, cfg worker.Config) *worker.Worker {
 	t.Helper()
-	cfg.Namespace = testenv.Namespace(t)
+	if cfg.Namespace == "" {
+		cfg.Namespace = testenv.Namespace(t)
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = testenv.Logger(t)
 	}
@@ -357,7 +360,7 @@ func TestStorageRequestsPerHistoryEvent(t *testing.T) {
 		}
 	}
 	w, err := worker.New(worker.Config{Account: acct, Namespace: ns, Logger: testenv.Logger(t), SettingsDSN: filepath.Join(t.TempDir(), "settings.db"),
-		Outbox:   outbox.Config{Disabled: true},
+		Outbox: outbox.Config{Disabled: true}, QueueSampleEvery: -1, // no background requests in the counts
 		Consumer: queues.ConsumerConfig{PollInterval: 20 * time.Millisecond, MaxPollInterval: 100 * time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)

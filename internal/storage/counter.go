@@ -69,14 +69,16 @@ func (c *Counter) add(kind string, took time.Duration) {
 	c.mu.Unlock()
 }
 
-func (c *Counter) policy(s Service) policy.Policy { return &countPolicy{c: c, service: s} }
-
-type countPolicy struct {
-	c       *Counter
+// requestPolicy sees every attempt the clients send and tells the Counter and the observer
+// (Account.Observe) of it, each by the same kind: classify's, with an empty dequeue told from
+// one that brought messages.
+type requestPolicy struct {
 	service Service
+	counter *Counter
+	observe func(service Service, kind string, status int, err error)
 }
 
-func (p *countPolicy) Do(req *policy.Request) (*http.Response, error) {
+func (p *requestPolicy) Do(req *policy.Request) (*http.Response, error) {
 	kind := classify(p.service, req.Raw())
 	start := time.Now()
 	resp, err := req.Next()
@@ -89,7 +91,16 @@ func (p *countPolicy) Do(req *policy.Request) (*http.Response, error) {
 			kind = KindDequeueEmpty
 		}
 	}
-	p.c.add(kind, time.Since(start))
+	if p.counter != nil {
+		p.counter.add(kind, time.Since(start))
+	}
+	if p.observe != nil {
+		status := 0
+		if resp != nil {
+			status = resp.StatusCode
+		}
+		p.observe(p.service, kind, status, err)
+	}
 	return resp, err
 }
 

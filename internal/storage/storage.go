@@ -54,6 +54,11 @@ type Account struct {
 	CredentialKind Credential
 	// Counter, when set, counts every request the clients send (tests, benchmarks).
 	Counter *Counter
+	// Observe, when set, is told of every request the clients send, each attempt as Counter
+	// counts it: the service, the kind (Counter's kinds), the answer's HTTP status (0 when none
+	// came) and the transport's error. It runs on the request's path: it must be quick and must
+	// not block. The worker records it as metrics. Default: nil, off.
+	Observe func(service Service, kind string, status int, err error)
 	// Policies are added to every client's pipeline after the retry policy, so they see each
 	// attempt (fault injection).
 	Policies []policy.Policy
@@ -90,8 +95,8 @@ func (a Account) Describe() string {
 // ClientOptions is the azcore pipeline configuration for a client of service s.
 func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 	var o azcore.ClientOptions
-	if a.Counter != nil {
-		o.PerRetryPolicies = append(o.PerRetryPolicies, a.Counter.policy(s))
+	if p := a.requestPolicy(s); p != nil {
+		o.PerRetryPolicies = append(o.PerRetryPolicies, p)
 	}
 	o.PerRetryPolicies = append(o.PerRetryPolicies, a.Policies...)
 	if a.Retry != nil {
@@ -101,6 +106,14 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 	o.Transport = httpClient
 	o.PerRetryPolicies = append(o.PerRetryPolicies, tracePolicy{service: s}) // trace.go: last, nearest the wire
 	return o
+}
+
+// requestPolicy counts and observes each attempt (counter.go); nil when nobody asked.
+func (a Account) requestPolicy(s Service) policy.Policy {
+	if a.Counter == nil && a.Observe == nil {
+		return nil
+	}
+	return &requestPolicy{service: s, counter: a.Counter, observe: a.Observe}
 }
 
 // httpClient is shared by every client. azcore's default keeps 10 idle connections per host;

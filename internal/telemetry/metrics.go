@@ -34,16 +34,16 @@ type Metrics struct {
 
 	// Notifications.
 	JobsCreated      *prometheus.CounterVec   // type, path: hint, mapping, direct, automation
-	JobsSettled      *prometheus.CounterVec   // type, state: Generated, Skipped, Failed, Cancelled; reason
-	MessagesSettled  *prometheus.CounterVec   // channel, state: Sent, Failed, Unknown
+	JobsSettled      *prometheus.CounterVec   // type, state: Generated, Skipped, Failed, Conflict; reason code
+	MessagesSettled  *prometheus.CounterVec   // channel, state: Sent, Failed, Unknown, Conflict
 	ProviderDuration *prometheus.HistogramVec // channel, result: ok, error
-	EffectLatency    *prometheus.HistogramVec // effect: history (from the event's enqueue), email, webhook, endpoint (from the job's creation)
+	EffectLatency    *prometheus.HistogramVec // effect: history (from the event's enqueue), email, webhook, endpoint… (a channel: from its message's creation)
 
 	// Webhooks to integrators' endpoints: each delivery attempt's answer.
 	WebhookAttempts *prometheus.CounterVec // status_class: 2xx, 3xx, 4xx, 5xx, error
 
 	// The outbox.
-	OutboxIntents *prometheus.CounterVec // transition: confirmed, discarded, materialized, settled
+	OutboxIntents *prometheus.CounterVec // transition: confirmed, discarded, materialized, parked, settled
 	OutboxLeader  prometheus.Gauge       // 1 while this replica holds the materializer's lease
 
 	// Storage: every request the clients send, by kind (storage.Counter's kinds) and status.
@@ -77,15 +77,15 @@ func New() *Metrics {
 
 		ConcernRuns: counter("concern_runs_total", "Each concern's run on an event, by concern and outcome: done, failed (the event is retried), skipped (done on an earlier delivery).", "concern", "outcome"),
 
-		JobsCreated:      counter("notification_jobs_created_total", "Notification jobs created, by notification type and path: hint (the event named the type), mapping (a registered mapping), direct (API or CLI), automation (a rule's action).", "type", "path"),
-		JobsSettled:      counter("notification_jobs_settled_total", "Notification jobs that reached a final state, by type, state (Generated, Skipped, Failed, Cancelled) and reason code (option-not-seeded, no-recipients, cancelled, …; empty for Generated).", "type", "state", "reason"),
-		MessagesSettled:  counter("outgoing_messages_settled_total", "Outgoing messages that reached a final state, by channel and state: Sent, Failed, Unknown (the provider may have it: never resent; support checks).", "channel", "state"),
+		JobsCreated:      counter("notification_jobs_created_total", "Notification jobs created, by notification type and path: hint (the event named the type), mapping (a registered mapping), direct (API or CLI), automation (a rule's action). Counted once per job, by the replica that inserted it: a redelivered event or a repeated Idempotency-Key finds its job and does not count again.", "type", "path"),
+		JobsSettled:      counter("notification_jobs_settled_total", "Notification jobs that reached a final state, by type, state (Generated, Skipped, Failed, Conflict) and reason code (option-not-seeded, disabled, cancelled, no-recipients, recipients-refused, no-enabled-channel, too-many-recipients, no-generator-handler, no-template, template-error, conflicting-content, other; empty for Generated). A cancelled job is Skipped with reason cancelled.", "type", "state", "reason"),
+		MessagesSettled:  counter("outgoing_messages_settled_total", "Outgoing messages that reached a final state, by channel and state: Sent, Failed, Unknown (the provider may have it: never resent; support checks), Conflict (different content under its key: never sent). A replayed message counts each time it settles.", "channel", "state"),
 		ProviderDuration: histogram("provider_send_seconds", "One send attempt to a channel's provider (SMTP relay, webhook receiver), by channel and result (ok, error).", "channel", "result"),
-		EffectLatency:    histogram("effect_latency_seconds", "Time to an effect: history from the event's enqueue; email, webhook and endpoint deliveries from their job's creation (an event-derived job is created when the event is handled: add platform_queue_wait_seconds of entity-events).", "effect"),
+		EffectLatency:    histogram("effect_latency_seconds", "Time to an effect: history from the event's enqueue; a message Sent on a channel (email, webhook, endpoint, …) from the message's creation: a notification's when the generator rendered it (after any delay or sendAt its job waited; add platform_queue_wait_seconds of entity-events and notification-generator for the hops before); an endpoint delivery's when its event was handled; a replayed message's still from then.", "effect"),
 
 		WebhookAttempts: counter("webhook_delivery_attempts_total", "Delivery attempts to integrators' endpoints, by the answer's status class: 2xx, 3xx, 4xx, 5xx, or error (no answer: refused, timed out, blocked by the SSRF rule).", "status_class"),
 
-		OutboxIntents: counter("outbox_intents_total", "Outbox intents by transition: confirmed, discarded, materialized (published by the materializer), settled (by the reconciler: published or discarded after going stale).", "transition"),
+		OutboxIntents: counter("outbox_intents_total", "Outbox intents by transition: confirmed, discarded (by the service: the API, the CLI, a transactional write; again is not another), materialized (published by the materializer), parked (never publishable: left for support), settled (by the reconciler: confirmed or discarded after going stale). Counted by the process that made the transition.", "transition"),
 		OutboxLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "platform", Name: "outbox_materializer_leader",
 			Help: "1 while this replica holds the outbox materializer's lease, else 0. The sum over replicas should be 1 wherever the api role runs."}),
 

@@ -55,12 +55,21 @@ type Distributor struct {
 	messages *tables.Messages
 	channels *Channels
 	settled  func(ctx context.Context, m *platform.OutgoingMessage) // OnSettled
+	sent     func(channel string, took time.Duration, err error)    // OnSend
 }
 
-// OnSettled calls f (best effort: its failure is its own to log) with each message just
-// recorded Sent or Failed. Set before the distributor runs.
+// OnSettled calls f (best effort: its failure is its own to log) with each message this
+// process just recorded in a final state: Sent, Failed, Unknown, or Conflict (different
+// content under its key: never sent). A message replayed (Rearm) settles again. Set before
+// the distributor runs.
 func (d *Distributor) OnSettled(f func(ctx context.Context, m *platform.OutgoingMessage)) {
 	d.settled = f
+}
+
+// OnSend calls f with each call of a channel's Send: the channel's name, how long the call
+// took, and its error (nil: sent). Set before the distributor runs.
+func (d *Distributor) OnSend(f func(channel string, took time.Duration, err error)) {
+	d.sent = f
 }
 
 // New returns a distributor of the messages in store, sending through channels.
@@ -100,7 +109,7 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 	if !created && stored.ContentHash() != msg.ContentHash() {
 		queues.TraceLog(ctx, d.log).WithFields(logrus.Fields{"messageKey": platform.ShownKey(stored.Key), "state": stored.State}).
 			Error("outgoing message conflict: different content under an existing key; it will not be sent automatically")
-		_, _, _, err := tables.Modify(ctx, d.messages, stored.Key, stored, etag, func(m *platform.OutgoingMessage) error {
+		conflicted, _, changed, err := tables.Modify(ctx, d.messages, stored.Key, stored, etag, func(m *platform.OutgoingMessage) error {
 			if m.State != platform.MessagePending {
 				return tables.ErrUnchanged // on its way or settled: too late to stop
 			}
@@ -108,6 +117,9 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 			m.Trail = append(m.Trail, platform.NewStep(stage, "conflict", "different content under the same key"))
 			return nil
 		})
+		if err == nil && changed {
+			d.settle(ctx, conflicted)
+		}
 		return err
 	}
 	if created {
@@ -188,6 +200,7 @@ func (d *Distributor) expire(ctx context.Context, msg *platform.OutgoingMessage,
 		return err
 	}
 	d.observe(ctx, msg)
+	d.settle(ctx, msg)
 	queues.TraceLog(ctx, d.log).WithFields(logrus.Fields{"messageKey": platform.ShownKey(msg.Key), "attempts": msg.Attempts}).
 		Error("outgoing message is Unknown: crashed inside the send window; not resent — check with the provider")
 	return nil
@@ -251,8 +264,12 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		began := time.Now()
 		providerID, err = ch.Send(sendCtx, msg)
 		endSend(span, err)
-		msg.LastLatencyMs = max(time.Since(began).Milliseconds(), 1)
+		took := time.Since(began)
+		msg.LastLatencyMs = max(took.Milliseconds(), 1)
 		cancel()
+		if d.sent != nil {
+			d.sent(msg.Recipient.Channel, took, err)
+		}
 	}
 	msg.LeaseUntil = time.Time{}
 	var ambiguous *ambiguousError
@@ -288,7 +305,7 @@ func (d *Distributor) send(ctx context.Context, msg *platform.OutgoingMessage, e
 		return fmt.Errorf("record outcome of %s (%s): %w", msg.Key, msg.State, uerr)
 	}
 	d.observe(recordCtx, msg)
-	if msg.State == platform.MessageSent || msg.State == platform.MessageFailed {
+	if msg.State.Final() {
 		d.settle(recordCtx, msg)
 	}
 	log := queues.TraceLog(ctx, d.log).WithField("messageKey", platform.ShownKey(msg.Key))

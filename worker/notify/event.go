@@ -39,6 +39,11 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			return err
 		}
 		if created {
+			path := PathMapping
+			if req.NotificationEventTypeID == ev.NotificationEventTypeID {
+				path = PathHint // the hint comes first; a mapping of the same type adds no job
+			}
+			s.created(ctx, j, path)
 			queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{
 				"EventTypeId": ev.EventTypeID, "EventKey": ev.Key(), "BusinessUnitId": ev.BusinessUnitID,
 				"NotificationEventTypeId": req.NotificationEventTypeID, "JobKey": j.Key,

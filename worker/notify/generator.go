@@ -98,7 +98,11 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 	}
 	job.State, job.Reason, job.MessageKeys = platform.JobGenerated, "", keys
 	job.Trail = append(job.Trail, platform.NewStep("generator", "generated", fmt.Sprintf("%d message(s)", len(keys))))
-	return s.updateJob(ctx, job, etag)
+	if err := s.updateJob(ctx, job, etag); err != nil {
+		return err
+	}
+	s.settled(ctx, job)
+	return nil
 }
 
 // jobData is what the templates render: the job's event data, resolved from its blob when it

@@ -72,16 +72,21 @@ func (s *Service) dueNow(ctx context.Context, j *platform.NotificationJob) bool 
 func (s *Service) conflict(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag, stage string) error {
 	queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{"jobKey": stored.Key, "state": stored.State}).
 		Error("notification job conflict: different content arrived under an existing key; automatic sending stopped for it")
-	_, _, _, err := tables.Modify(ctx, s.jobs, stored.Key, stored, etag, func(j *platform.NotificationJob) error {
+	var wasFinal bool
+	job, _, changed, err := tables.Modify(ctx, s.jobs, stored.Key, stored, etag, func(j *platform.NotificationJob) error {
 		if j.State == platform.JobConflict {
 			return tables.ErrUnchanged
 		}
+		wasFinal = j.State.Final()
 		j.State, j.Reason = platform.JobConflict, platform.ReasonConflict
 		j.Trail = append(j.Trail, platform.NewStep(stage, "conflict", "different content under the same key"))
 		return nil
 	})
 	if err != nil {
 		return fmt.Errorf("mark job %s as conflict: %w", stored.Key, err)
+	}
+	if changed && !wasFinal {
+		s.settled(ctx, job) // a job settled before (Generated, Skipped…) settled then
 	}
 	return nil
 }
@@ -169,6 +174,13 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 	}
 	if stored.State == platform.JobConflict {
 		return stored, false, fmt.Errorf("%w: job %s", ErrJobConflict, stored.Key)
+	}
+	if created {
+		path := PathDirect
+		if d.CausedByRule != "" {
+			path = PathAutomation
+		}
+		s.created(ctx, stored, path)
 	}
 	return stored, created, nil
 }

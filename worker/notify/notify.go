@@ -71,10 +71,27 @@ type Deps struct {
 	Channels    *delivery.Channels
 	// DeliveryKeys lists the webhook deliveries an event has, for Trace; nil: none.
 	DeliveryKeys func(ev *platform.EntityEvent) []string
-	// OnSettled, when set, is called (best effort) with each job just recorded Skipped or
-	// Failed by a stage: it sends nothing.
+	// OnSettled, when set, is called (best effort) with each job this process just recorded in
+	// a final state: Generated (its messages handed to the distributor), Skipped or Failed
+	// (with their reason: it sends nothing), or Conflict (different content under its key).
+	// A job settles once: a stage that finds it final, or loses the write to another replica,
+	// does not call it.
 	OnSettled func(ctx context.Context, job *platform.NotificationJob)
+	// OnCreated, when set, is called (best effort) with each job this process created, and the
+	// path it came by (PathHint, PathMapping, PathDirect, PathAutomation). A job found existing
+	// (a redelivered event, a request repeated with its idempotency key) is not created again,
+	// so it is not called: at most once per job (a crash, or a lost reply to the insert,
+	// between the insert and the call misses one).
+	OnCreated func(ctx context.Context, job *platform.NotificationJob, path string)
 }
+
+// The paths a job is created by (Deps.OnCreated).
+const (
+	PathHint       = "hint"       // the event named the type (notificationEventTypeId)
+	PathMapping    = "mapping"    // a dedicated mapping of the event's type
+	PathDirect     = "direct"     // asked for directly: the API, the CLI, the Go API
+	PathAutomation = "automation" // a direct job an automation rule's action asked for
+)
 
 // Service is the notification concern.
 type Service struct {
@@ -92,6 +109,20 @@ func New(cfg Config, d Deps) *Service {
 	return &Service{cfg: cfg, d: d,
 		jobs: d.Tables.Jobs(), cancellations: d.Tables.Cancellations(), history: d.Tables.History(),
 		templates: &templateStore{blobs: d.Blobs, ttl: cfg.TemplateCacheTTL}}
+}
+
+// created tells Deps.OnCreated of job, created by path.
+func (s *Service) created(ctx context.Context, job *platform.NotificationJob, path string) {
+	if s.d.OnCreated != nil {
+		s.d.OnCreated(ctx, job, path)
+	}
+}
+
+// settled tells Deps.OnSettled of job, just recorded in a final state.
+func (s *Service) settled(ctx context.Context, job *platform.NotificationJob) {
+	if s.d.OnSettled != nil {
+		s.d.OnSettled(ctx, job)
+	}
 }
 
 // jobMessage is the scheduler's and generator's queue message: the job key, and on the

@@ -98,8 +98,6 @@ func (s *Service) finish(ctx context.Context, job *platform.NotificationJob, eta
 	if err := s.updateJob(ctx, job, etag); err != nil {
 		return err
 	}
-	if s.d.OnSettled != nil {
-		s.d.OnSettled(ctx, job)
-	}
+	s.settled(ctx, job)
 	return nil
 }

@@ -16,6 +16,23 @@ type Client struct {
 	store    *tables.Outbox
 	eventLog *tables.EventLog
 	blobs    *blobs.Client
+	onIntent func(transition string) // Service.OnIntent; nil: nobody is told
+}
+
+// The transitions of an intent that Service.OnIntent is told of.
+const (
+	TransitionConfirmed    = "confirmed"    // by the service (ConfirmIntent, AppendWithEntities)
+	TransitionDiscarded    = "discarded"    // by the service (DiscardIntent)
+	TransitionMaterialized = "materialized" // its event published by the materializer
+	TransitionParked       = "parked"       // never publishable: left for support
+	TransitionSettled      = "settled"      // stale, confirmed or discarded by the reconciler
+)
+
+// intent tells the OnIntent hook of a transition this process made.
+func (c *Client) intent(transition string) {
+	if c.onIntent != nil {
+		c.onIntent(transition)
+	}
 }
 
 // NewClient returns the outbox client of the namespace t and b reach.
@@ -69,17 +86,31 @@ func (c *Client) AppendWithEntities(ctx context.Context, table, partitionKey str
 	if err != nil {
 		return nil, err
 	}
-	return c.store.AppendWithEntities(ctx, table, partitionKey, actions, ev)
+	in, err := c.store.AppendWithEntities(ctx, table, partitionKey, actions, ev)
+	if err == nil {
+		c.intent(TransitionConfirmed) // the transaction committed, and confirmed it
+	}
+	return in, err
 }
 
 // ConfirmIntent releases an intent's event to the materializer.
 func (c *Client) ConfirmIntent(ctx context.Context, sourceKey string) (*platform.OutboxIntent, error) {
-	return c.store.Move(ctx, sourceKey, platform.IntentConfirmed, "confirmed by the service")
+	return c.move(ctx, sourceKey, platform.IntentConfirmed, "confirmed by the service", TransitionConfirmed)
 }
 
 // DiscardIntent drops an intent whose mutation did not commit: its event is never emitted.
 func (c *Client) DiscardIntent(ctx context.Context, sourceKey string) (*platform.OutboxIntent, error) {
-	return c.store.Move(ctx, sourceKey, platform.IntentDiscarded, "discarded by the service")
+	return c.move(ctx, sourceKey, platform.IntentDiscarded, "discarded by the service", TransitionDiscarded)
+}
+
+// move moves intent sourceKey to state to, and tells of transition when this call moved it
+// (a repeated confirmation is not a second one).
+func (c *Client) move(ctx context.Context, sourceKey string, to platform.IntentState, reason, transition string) (*platform.OutboxIntent, error) {
+	in, moved, err := c.store.Move(ctx, sourceKey, to, reason)
+	if moved {
+		c.intent(transition)
+	}
+	return in, err
 }
 
 // Store is the store behind the intents, for reads.

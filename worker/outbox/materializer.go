@@ -20,11 +20,15 @@ func (s *Service) lead(ctx context.Context) {
 	var lastRenew time.Time
 	setLeader := func(v bool) {
 		s.mu.Lock()
-		if s.leader != v {
+		changed := s.leader != v
+		if changed {
 			s.log.WithField("leader", v).Info("materializer leadership changed")
 		}
 		s.leader = v
 		s.mu.Unlock()
+		if changed && s.onLeader != nil {
+			s.onLeader(v)
+		}
 	}
 	// hold campaigns for the lease, or renews it when a third of it has passed, and reports
 	// whether this replica leads with time left on its lease. It runs before every batch, so
@@ -133,10 +137,11 @@ func isRefused(err error) bool {
 	return platform.IsPermanent(err) || errors.Is(err, platform.ErrInvalidInput)
 }
 
-// logParked tells support about intents parked: an error, since their events are not emitted
-// until someone looks.
+// logParked tells support (an error, since their events are not emitted until someone looks)
+// and OnIntent about intents just parked.
 func (s *Service) logParked(parked []tables.ParkedIntent) {
 	for _, p := range parked {
+		s.intent(TransitionParked)
 		s.log.WithFields(logrus.Fields{"sourceKey": p.SourceKey, "reason": p.Reason}).
 			Error("outbox intent parked: left for support, the others go on (platform outbox discard, or append it again)")
 	}
@@ -173,5 +178,9 @@ func (s *Service) materialize(ctx context.Context, in *platform.OutboxIntent) er
 		return err
 	}
 	in.Event = ev
-	return s.store.MarkMaterialized(ctx, in)
+	if err := s.store.MarkMaterialized(ctx, in); err != nil {
+		return err
+	}
+	s.intent(TransitionMaterialized)
+	return nil
 }

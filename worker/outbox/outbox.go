@@ -77,8 +77,19 @@ type Service struct {
 
 	mu         sync.Mutex
 	leader     bool
+	onLeader   func(leader bool) // OnLeader; nil: nobody is told
 	components []lifecycle.Component
 }
+
+// OnIntent calls f with each transition of an intent this process makes: confirmed or
+// discarded by the service (the client's calls; confirming again is not a transition),
+// materialized or parked by the materializer, settled by the reconciler (the Transition
+// constants). Set before the loops start.
+func (s *Service) OnIntent(f func(transition string)) { s.onIntent = f }
+
+// OnLeader calls f with true when this replica acquires the materializer's lease, and false
+// when it loses or releases it. Set before the loops start.
+func (s *Service) OnLeader(f func(leader bool)) { s.onLeader = f }
 
 // New returns the outbox of the namespace t, q and b reach.
 func New(cfg Config, log logrus.FieldLogger, t *tables.Client, q *queues.Client, b *blobs.Client) *Service {

@@ -45,8 +45,12 @@ func (s *Service) Reconcile(ctx context.Context) (settled int, err error) {
 			if committed {
 				to, reason = platform.IntentConfirmed, "reconciler: the mutation committed"
 			}
-			if _, err := s.store.Move(ctx, in.SourceKey, to, reason); err != nil && !errors.Is(err, tables.ErrIntentSettled) {
+			_, moved, err := s.store.Move(ctx, in.SourceKey, to, reason)
+			if err != nil && !errors.Is(err, tables.ErrIntentSettled) {
 				return settled, err
+			}
+			if moved {
+				s.intent(TransitionSettled)
 			}
 			s.log.WithFields(logrus.Fields{"sourceKey": in.SourceKey, "state": to}).Info("stale outbox intent settled")
 			settled++

@@ -46,10 +46,14 @@ func (*Endpoint) CheckAddress(context.Context, string) error {
 
 // Send implements delivery.Channel. The endpoint is read as it is now: disabled or removed
 // since the delivery was created fails it for good; its URL must still pass the SSRF rule.
-// Each attempt's outcome counts toward the endpoint's health (health.go).
+// Each attempt's outcome counts toward the endpoint's health (health.go), and is told to
+// OnAttempt.
 func (c *Endpoint) Send(ctx context.Context, m *platform.OutgoingMessage) (string, error) {
-	e, id, err := c.send(ctx, m)
+	e, status, id, err := c.send(ctx, m)
 	if e != nil && !errors.Is(ctx.Err(), context.Canceled) { // a stop says nothing of the endpoint; a timeout does
+		if c.s.attempted != nil {
+			c.s.attempted(status, err)
+		}
 		hctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 10*time.Second)
 		defer cancel()
 		c.s.noteOutcome(hctx, e, err)
@@ -57,30 +61,38 @@ func (c *Endpoint) Send(ctx context.Context, m *platform.OutgoingMessage) (strin
 	return id, err
 }
 
-// send is Send, and the endpoint when an attempt reached the point of calling it.
-func (c *Endpoint) send(ctx context.Context, m *platform.OutgoingMessage) (*tables.Endpoint, string, error) {
+// send is Send, and the endpoint when an attempt reached the point of calling it, with the
+// status it answered (0: none).
+func (c *Endpoint) send(ctx context.Context, m *platform.OutgoingMessage) (*tables.Endpoint, int, string, error) {
 	s := c.s
 	e, err := s.store.Get(ctx, m.Recipient.Address)
 	if errors.Is(err, platform.ErrNotFound) {
-		return nil, "", platform.Permanent(fmt.Errorf("endpoint %s no longer exists", m.Recipient.Address))
+		return nil, 0, "", platform.Permanent(fmt.Errorf("endpoint %s no longer exists", m.Recipient.Address))
 	}
 	if err != nil {
-		return nil, "", err
+		return nil, 0, "", err
 	}
 	if !e.Enabled {
-		return nil, "", platform.Permanent(fmt.Errorf("endpoint %s is disabled", e.ID))
+		return nil, 0, "", platform.Permanent(fmt.Errorf("endpoint %s is disabled", e.ID))
 	}
 	if err := s.targets.CheckURL(ctx, e.URL); errors.Is(err, ErrForbiddenTarget) {
-		return e, "", platform.Permanent(err)
+		return e, 0, "", platform.Permanent(err)
 	} else if err != nil {
-		return e, "", err // the resolver failed for now: a retry may reach it
+		return e, 0, "", err // the resolver failed for now: a retry may reach it
 	}
 	body, err := s.blobs.Resolve(ctx, []byte(m.Text), m.BodyBlob)
 	if err != nil {
-		return nil, "", err // our storage, not the endpoint, failed
+		return nil, 0, "", err // our storage, not the endpoint, failed
 	}
 	_, eventKey, _ := platform.ParseDeliveryKey(m.Key)
-	id, err := Post(ctx, s.targets.Client(), e.URL, m.Key, e.Secrets(time.Now()), body,
+	status, id, err := post(ctx, s.targets.Client(), e.URL, m.Key, e.Secrets(time.Now()), body,
 		map[string]string{"Idempotency-Key": m.Key, "X-Platform-Event-Key": eventKey})
-	return e, id, err
+	return e, status, id, err
 }
+
+// OnAttempt calls f with each attempt to deliver to an integrator's endpoint, the same that
+// count toward its health (not one that found the endpoint gone or disabled, failed on our
+// own storage, or was cut short by a stop): the status the endpoint answered, or 0 and the
+// error when there was no answer (its URL refused by the SSRF rule, unreachable, timed out).
+// Set before deliveries run.
+func (s *Service) OnAttempt(f func(status int, err error)) { s.attempted = f }

@@ -20,9 +20,15 @@ import (
 // Post POSTs body as JSON to target as delivery id, signed with secrets (SignRequest: the
 // current one first), through client, and sorts the answer (classify).
 func Post(ctx context.Context, client *http.Client, target, id string, secrets []string, body []byte, headers map[string]string) (string, error) {
+	_, providerID, err := post(ctx, client, target, id, secrets, body, headers)
+	return providerID, err
+}
+
+// post is Post, and the receiver's status code (0: no answer).
+func post(ctx context.Context, client *http.Client, target, id string, secrets []string, body []byte, headers map[string]string) (status int, providerID string, err error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, target, bytes.NewReader(body))
 	if err != nil {
-		return "", platform.Permanent(fmt.Errorf("webhook %s: %v", RedactURL(target), redactError(err)))
+		return 0, "", platform.Permanent(fmt.Errorf("webhook %s: %v", RedactURL(target), redactError(err)))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "platform-webhooks")
@@ -37,14 +43,15 @@ func Post(ctx context.Context, client *http.Client, target, id string, secrets [
 	if err != nil {
 		err = redactError(err) // net/http's error names the URL, credentials and all
 		if errors.Is(err, ErrForbiddenTarget) {
-			return "", platform.Permanent(err)
+			return 0, "", platform.Permanent(err)
 		}
-		return "", fmt.Errorf("webhook POST: %w", err)
+		return 0, "", fmt.Errorf("webhook POST: %w", err)
 	}
 	defer resp.Body.Close()
 	// Read (a little of) the body, so that the connection can be reused.
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	return classify(resp)
+	providerID, err = classify(resp)
+	return resp.StatusCode, providerID, err
 }
 
 // classify sorts a receiver's answer: 2xx sent (the provider id is "http {code}"); 408, 429

@@ -66,8 +66,9 @@ type Service struct {
 	deliver    *delivery.Distributor
 	cache      *cache
 	refresher  lifecycle.Component
-	bus        *tables.Changes    // where changes are announced (AnnounceOn); nil: nowhere
-	deliveries *tables.Deliveries // the delivery log (KeepLogIn); nil: none
+	bus        *tables.Changes             // where changes are announced (AnnounceOn); nil: nowhere
+	deliveries *tables.Deliveries          // the delivery log (KeepLogIn); nil: none
+	attempted  func(status int, err error) // OnAttempt; nil: nobody is told
 }
 
 // New returns the webhooks concern over store; deliveries go through d, and targets decides
