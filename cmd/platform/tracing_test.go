@@ -13,7 +13,7 @@ import (
 
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, publish starts each event's trace (its message carries
 // the traceparent) and exports its span before it exits; the worker continues the trace and
-// exports its spans by the end of its stop. A protocol it cannot speak is bad usage.
+// exports its spans by the end of its stop. A protocol it cannot speak (http/json) is bad usage.
 func TestPublishAndWorkerExportTracesWhenAnEndpointIsSet(t *testing.T) {
 	recv := testenv.StartOTLPReceiver(t)
 	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", recv.Endpoint)
@@ -41,11 +41,11 @@ func TestPublishAndWorkerExportTracesWhenAnEndpointIsSet(t *testing.T) {
 		t.Fatalf("after the worker: %d exports (%d refused); want the worker's spans exported by its stop", n, refused)
 	}
 
-	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/json")
 	for _, args := range [][]string{{"publish", "--namespace", string(ns), "-"}, {"worker", "--namespace", string(ns), "--http-addr", "127.0.0.1:0"}} {
 		code, _, errOut := cli(t, ev(11, "2026-11-22T09:00:00Z"), args...)
-		if code != 2 || !strings.Contains(errOut, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
-			t.Errorf("%s with grpc: exit %d, stderr %q; want 2 and one line naming the variable", args[0], code, errOut)
+		if code != 2 || !strings.Contains(errOut, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json") || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%s with http/json: exit %d, stderr %q; want 2 and one line naming the variable", args[0], code, errOut)
 		}
 	}
 }

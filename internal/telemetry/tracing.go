@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
@@ -16,9 +17,11 @@ import (
 )
 
 // Tracing is a process's OpenTelemetry traces, configured by the standard OTEL_* variables: an
-// OTLP/HTTP exporter (protobuf) behind a batch span processor when OTEL_EXPORTER_OTLP_ENDPOINT or
-// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set, and off otherwise (or with OTEL_SDK_DISABLED=true).
-// The exporter reads the rest itself (headers, timeout, compression, certificates).
+// OTLP exporter behind a batch span processor when OTEL_EXPORTER_OTLP_ENDPOINT or
+// OTEL_EXPORTER_OTLP_TRACES_ENDPOINT is set (over HTTP with protobuf, or gRPC when
+// OTEL_EXPORTER_OTLP_PROTOCOL or _TRACES_PROTOCOL says grpc), and off otherwise (or with
+// OTEL_SDK_DISABLED=true). The exporter reads the rest itself (headers, timeout, compression,
+// certificates, insecure).
 //
 // Off, Provider is nil: the worker and the queue client make no span and write no traceparent,
 // so tracing costs nothing (the concerns' spans start from the span in their context: without
@@ -52,8 +55,8 @@ const (
 )
 
 // NewTracing builds the process's tracing from the environment. It refuses, with a one-line
-// reason, what it cannot honour rather than export elsewhere than asked: a protocol other than
-// http/protobuf (grpc, http/json), an exporter other than otlp or none.
+// reason, what it cannot honour rather than export elsewhere than asked: protocol http/json, an
+// exporter other than otlp or none.
 func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	getenv := o.Getenv
 	if getenv == nil {
@@ -72,19 +75,29 @@ func NewTracing(ctx context.Context, o TracingOptions) (*Tracing, error) {
 	if getenv(envEndpoint) == "" && getenv(envTracesEndpoint) == "" {
 		return &Tracing{}, nil
 	}
+	protocol := "http/protobuf" // the specification's default
 	for _, name := range []string{envTracesProtocol, envProtocol} {
-		p := strings.TrimSpace(getenv(name))
-		if p == "" {
-			continue
+		if p := strings.TrimSpace(getenv(name)); p != "" {
+			if p != "http/protobuf" && p != "grpc" {
+				return nil, fmt.Errorf("%s=%s: want http/protobuf or grpc (http/json is not supported)", name, p)
+			}
+			protocol = p
+			break // the traces variable, when set, overrides the general one
 		}
-		if p != "http/protobuf" {
-			return nil, fmt.Errorf("%s=%s: only http/protobuf is supported (point it at the collector's OTLP/HTTP port, usually 4318)", name, p)
-		}
-		break // the traces variable, when set, overrides the general one
 	}
-	exporter, err := otlptracehttp.New(ctx)
+	var (
+		exporter sdktrace.SpanExporter
+		err      error
+	)
+	if protocol == "grpc" {
+		// What Azure Container Apps' managed OpenTelemetry agent asks for (it sets the
+		// endpoint and OTEL_EXPORTER_OTLP_PROTOCOL=grpc in every app).
+		exporter, err = otlptracegrpc.New(ctx)
+	} else {
+		exporter, err = otlptracehttp.New(ctx)
+	}
 	if err != nil {
-		return nil, fmt.Errorf("OTLP trace exporter: %w", err)
+		return nil, fmt.Errorf("OTLP trace exporter (%s): %w", protocol, err)
 	}
 	attrs := []attribute.KeyValue{attribute.String("service.name", "platform")}
 	if o.Version != "" {

@@ -3,10 +3,14 @@ package telemetry_test
 import (
 	"cmp"
 	"context"
+	"net"
 	"strings"
+	"sync/atomic"
 	"testing"
 
+	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/grpc"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/platform/platform/internal/telemetry"
@@ -18,8 +22,8 @@ func env(vars map[string]string) func(string) string {
 }
 
 // Off is the default, and what OTEL_SDK_DISABLED or OTEL_TRACES_EXPORTER=none ask for: no
-// provider at all. A protocol or exporter it cannot honour is refused, naming the variable,
-// rather than exported somewhere else than asked.
+// provider at all. A protocol (http/json) or exporter it cannot honour is refused, naming the
+// variable, rather than exported somewhere else than asked.
 func TestTracingIsOffUnlessAnEndpointIsSetAndRefusesWhatItCannotHonour(t *testing.T) {
 	ctx := context.Background()
 	for name, vars := range map[string]map[string]string{
@@ -39,10 +43,9 @@ func TestTracingIsOffUnlessAnEndpointIsSetAndRefusesWhatItCannotHonour(t *testin
 		vars map[string]string
 		want string
 	}{
-		"grpc":             {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_PROTOCOL=grpc"},
-		"grpc for traces":  {map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4317", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "grpc"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=grpc"},
-		"http/json":        {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "only http/protobuf"},
-		"another exporter": {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER=zipkin"},
+		"http/json":             {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_PROTOCOL=http/json"},
+		"http/json, for traces": {map[string]string{"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_PROTOCOL": "grpc", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL": "http/json"}, "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL=http/json"},
+		"another exporter":      {map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_TRACES_EXPORTER": "zipkin"}, "OTEL_TRACES_EXPORTER=zipkin"},
 	} {
 		_, err := telemetry.NewTracing(ctx, telemetry.TracingOptions{Getenv: env(c.vars)})
 		if err == nil || !strings.Contains(err.Error(), c.want) || strings.Contains(err.Error(), "\n") {
@@ -93,5 +96,49 @@ func TestTracingExportsToTheOTLPEndpointOnShutdown(t *testing.T) {
 		if len(ss) != 1 || len(ss[0].Spans) != 1 || ss[0].Spans[0].Name != "work" {
 			t.Errorf("exported %v, want the one span", ss)
 		}
+	}
+}
+
+// traceService is an OTLP/gRPC collector that counts export requests and their spans.
+type traceService struct {
+	coltracepb.UnimplementedTraceServiceServer
+	requests, spans atomic.Int64
+}
+
+func (s *traceService) Export(_ context.Context, req *coltracepb.ExportTraceServiceRequest) (*coltracepb.ExportTraceServiceResponse, error) {
+	s.requests.Add(1)
+	for _, rs := range req.ResourceSpans {
+		for _, ss := range rs.ScopeSpans {
+			s.spans.Add(int64(len(ss.Spans)))
+		}
+	}
+	return &coltracepb.ExportTraceServiceResponse{}, nil
+}
+
+// OTEL_EXPORTER_OTLP_PROTOCOL=grpc (what Azure Container Apps' managed agent sets) exports over
+// gRPC to the endpoint.
+func TestTracingExportsOverGRPCWhenTheProtocolSaysSo(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, svc := grpc.NewServer(), &traceService{}
+	coltracepb.RegisterTraceServiceServer(srv, svc)
+	go func() { _ = srv.Serve(ln) }()
+	t.Cleanup(srv.Stop)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+ln.Addr().String())
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
+	ctx := context.Background()
+	tr, err := telemetry.NewTracing(ctx, telemetry.TracingOptions{Role: "events"})
+	if err != nil || !tr.Enabled() {
+		t.Fatalf("enabled %v, err %v", tr.Enabled(), err)
+	}
+	_, span := tr.Provider.Tracer("test").Start(ctx, "work")
+	span.End()
+	if err := tr.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n, spans := svc.requests.Load(), svc.spans.Load(); n != 1 || spans != 1 {
+		t.Fatalf("collector got %d exports with %d spans, want 1 with 1", n, spans)
 	}
 }
