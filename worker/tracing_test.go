@@ -268,15 +268,15 @@ func TestARedeliveredEventJoinsItsTrace(t *testing.T) {
 			case sp.Parent.SpanID() != d.SpanContext.SpanID():
 			case strings.HasPrefix(sp.Name, "concern "):
 				concerns = append(concerns, sp.Name)
-			case sp.Name == "queue.update" || sp.Name == "queue.delete":
+			case sp.Name == "queue.update" || sp.Name == "queue.delete": // the backoff (and any renewal), the delete
 				settled = append(settled, sp.Name)
 			}
 		}
 		slices.Sort(concerns)
 		switch {
-		case n == 1 && (d.Status.Code != codes.Error || strings.Join(concerns, ",") != "concern flaky,concern history,concern realtime" || strings.Join(settled, ",") != "queue.update"):
+		case n == 1 && (d.Status.Code != codes.Error || strings.Join(concerns, ",") != "concern flaky,concern history,concern realtime" || !slices.Contains(settled, "queue.update") || slices.Contains(settled, "queue.delete")):
 			t.Errorf("first delivery: status %+v, concerns %v, settled by %v; want failed, with history, realtime and flaky, and its backoff set", d.Status, concerns, settled)
-		case n == 2 && (d.Status.Code == codes.Error || strings.Join(concerns, ",") != "concern flaky" || strings.Join(settled, ",") != "queue.delete"):
+		case n == 2 && (d.Status.Code == codes.Error || strings.Join(concerns, ",") != "concern flaky" || !slices.Contains(settled, "queue.delete")):
 			t.Errorf("redelivery: status %+v, concerns %v, settled by %v; want done, running the flaky concern alone, then deleted", d.Status, concerns, settled)
 		case n != 1 && n != 2:
 			t.Errorf("dequeue count %d", n)
