@@ -283,18 +283,18 @@ func (s *Service) enqueue(ctx context.Context, id string, delay time.Duration) e
 	if delay > 0 {
 		delay = min(delay.Truncate(time.Second)+time.Second, 7*24*time.Hour-time.Second)
 	}
-	return s.queues.EnqueueTraced(ctx, platform.QueueAgentRuns, delay, func(_ context.Context, traceparent string) (string, error) {
-		if traceparent == "" {
-			return id, nil // tracing off: the bare run id, as ever
-		}
-		b, err := json.Marshal(runMessage{Traceparent: traceparent, RunID: id})
-		return string(b), err
+	// The bare run id, tracing on or off: a worker of an earlier version reads nothing else, and
+	// would poison a run message of another form during a rolling deploy or after a rollback
+	// (a delayed run waits up to 7 days). So the agent-runs hop starts a new trace: the publish
+	// span is made, but its context is not written. The runner already reads the JSON form
+	// below too; a later version may write it once every replica reads it.
+	return s.queues.EnqueueTraced(ctx, platform.QueueAgentRuns, delay, func(context.Context, string) (string, error) {
+		return id, nil
 	})
 }
 
-// runMessage is an agent-runs message with tracing on: the run id and the traceparent of the
-// span that sent it (queues, "Traces"). Without tracing the message is the bare run id; the
-// runner reads both.
+// runMessage is an agent-runs message that carries a trace: the traceparent of the span that
+// sent it and the run id. Read (Handle), not yet written: see enqueue.
 type runMessage struct {
 	Traceparent string `json:"traceparent"` // first, where the consumer looks for it
 	RunID       string `json:"runId"`
