@@ -153,6 +153,11 @@ func New(cfg Config) (*Worker, error) {
 	if !cfg.Roles.Has(RoleAPI) {
 		cfg.Outbox.Disabled = true
 	}
+	if cfg.Outbox.Disabled {
+		// Only a replica that runs the outbox loops reports their leadership: the gauge's
+		// absence then means no such replica is seen, and a sum of 0 that none leads.
+		cfg.Metrics.Registry.Unregister(cfg.Metrics.OutboxLeader)
+	}
 	w.outbox = outbox.New(cfg.Outbox, cfg.Logger.WithField("component", "outbox"), w.tables, w.queues, w.blobs)
 	if w.runs, err = newRuns(cfg, targets, w); err != nil {
 		return nil, err
@@ -238,7 +243,7 @@ func registerChannels(chans *delivery.Channels, cfg Config, targets *webhooks.Ta
 // assemble lays out the lifecycle: what is used starts first and stops last.
 func (w *Worker) assemble() {
 	if w.cfg.TracerProvider != nil {
-		w.group.Add("tracing", telemetry.Flusher{Provider: w.cfg.TracerProvider}) // stops last: every span has ended
+		w.group.Add("tracing", telemetry.Flusher{Provider: w.cfg.TracerProvider, Log: w.log}) // stops last: every span has ended
 	}
 	w.group.Add("settings database", w.settings)
 	if w.cfg.HTTPAddr != "" {

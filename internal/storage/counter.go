@@ -2,7 +2,6 @@ package storage
 
 import (
 	"bytes"
-	"io"
 	"maps"
 	"net/http"
 	"strings"
@@ -10,6 +9,7 @@ import (
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/runtime"
 )
 
 // Counter counts the requests sent to the account, by kind ("queue.enqueue", "table.write",
@@ -84,9 +84,9 @@ func (p *requestPolicy) Do(req *policy.Request) (*http.Response, error) {
 	resp, err := req.Next()
 	if kind == KindDequeue && err == nil && resp.StatusCode == http.StatusOK {
 		// Idle polling is not work: tell an empty dequeue from one that brought messages.
-		body, rerr := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		resp.Body = io.NopCloser(bytes.NewReader(body))
+		// runtime.Payload reads the body azcore has already buffered, without a copy, and leaves
+		// it for the client to read again.
+		body, rerr := runtime.Payload(resp)
 		if rerr == nil && !bytes.Contains(body, []byte("<QueueMessage>")) {
 			kind = KindDequeueEmpty
 		}

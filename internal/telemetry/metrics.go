@@ -24,7 +24,7 @@ type Metrics struct {
 	// Queues: every message a consumer settles.
 	QueueMessages   *prometheus.CounterVec   // queue, outcome: processed, retried, poisoned, abandoned
 	QueueHandler    *prometheus.HistogramVec // queue: the handler's duration
-	QueueWait       *prometheus.HistogramVec // queue: from enqueue (or a retry's release) to pick-up
+	QueueWait       *prometheus.HistogramVec // queue: from the first enqueue to pick-up
 	QueueDepth      *prometheus.GaugeVec     // queue: approximate messages (sampled by one replica)
 	QueueOldestAge  *prometheus.GaugeVec     // queue: age of the oldest visible message (sampled)
 	QueueSampleTime prometheus.Gauge         // unix time of the last sample, by whichever replica took it
@@ -73,21 +73,21 @@ func New() *Metrics {
 		QueueDepth:     gauge("queue_depth", "Approximate messages in the queue, visible or not (the service's count), poison queues included. Sampled every 30 s by the replica holding the sampler's lease.", "queue"),
 		QueueOldestAge: gauge("queue_oldest_message_age_seconds", "Age of the oldest visible message in the queue (0 when none is visible). Sampled with platform_queue_depth.", "queue"),
 		QueueSampleTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "platform", Name: "queue_sample_timestamp_seconds",
-			Help: "When this replica last sampled the queues (unix seconds); absent on replicas that never held the sampler's lease."}),
+			Help: "When this replica last sampled the queues (unix seconds); 0 on replicas that never held the sampler's lease."}),
 
-		ConcernRuns: counter("concern_runs_total", "Each concern's run on an event, by concern and outcome: done, failed (the event is retried), skipped (done on an earlier delivery).", "concern", "outcome"),
+		ConcernRuns: counter("concern_runs_total", "Each concern's run on an event, by concern and outcome: done, failed (the event is retried, or poisoned when the failure is permanent), skipped (done on an earlier delivery).", "concern", "outcome"),
 
 		JobsCreated:      counter("notification_jobs_created_total", "Notification jobs created, by notification type and path: hint (the event named the type), mapping (a registered mapping), direct (API or CLI), automation (a rule's action). Counted once per job, by the replica that inserted it: a redelivered event or a repeated Idempotency-Key finds its job and does not count again.", "type", "path"),
 		JobsSettled:      counter("notification_jobs_settled_total", "Notification jobs that reached a final state, by type, state (Generated, Skipped, Failed, Conflict) and reason code (option-not-seeded, disabled, cancelled, no-recipients, recipients-refused, no-enabled-channel, too-many-recipients, no-generator-handler, no-template, template-error, conflicting-content, other; empty for Generated). A cancelled job is Skipped with reason cancelled.", "type", "state", "reason"),
 		MessagesSettled:  counter("outgoing_messages_settled_total", "Outgoing messages that reached a final state, by channel and state: Sent, Failed, Unknown (the provider may have it: never resent; support checks), Conflict (different content under its key: never sent). A replayed message counts each time it settles.", "channel", "state"),
-		ProviderDuration: histogram("provider_send_seconds", "One send attempt to a channel's provider (SMTP relay, webhook receiver), by channel and result (ok, error).", "channel", "result"),
+		ProviderDuration: histogram("provider_send_seconds", "One send attempt to a channel's provider (SMTP relay, webhook receiver), by channel and result (ok, error). For endpoint deliveries it includes reading the endpoint, the SSRF check and recording its health, besides the POST.", "channel", "result"),
 		EffectLatency:    histogram("effect_latency_seconds", "Time to an effect: history from the event's enqueue; a message Sent on a channel (email, webhook, endpoint, …) from the message's creation: a notification's when the generator rendered it (after any delay or sendAt its job waited; add platform_queue_wait_seconds of entity-events and notification-generator for the hops before); an endpoint delivery's when its event was handled; a replayed message's still from then.", "effect"),
 
 		WebhookAttempts: counter("webhook_delivery_attempts_total", "Delivery attempts to integrators' endpoints, by the answer's status class: 2xx, 3xx, 4xx, 5xx, or error (no answer: refused, timed out, blocked by the SSRF rule).", "status_class"),
 
 		OutboxIntents: counter("outbox_intents_total", "Outbox intents by transition: confirmed, discarded (by the service: the API, the CLI, a transactional write; again is not another), materialized (published by the materializer), parked (never publishable: left for support), settled (by the reconciler: confirmed or discarded after going stale). Counted by the process that made the transition.", "transition"),
 		OutboxLeader: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "platform", Name: "outbox_materializer_leader",
-			Help: "1 while this replica holds the outbox materializer's lease, else 0. The sum over replicas should be 1 wherever the api role runs."}),
+			Help: "1 while this replica holds the outbox materializer's lease, else 0. Reported only by replicas that run the outbox loops (the api role): absent means none is seen; the sum should be 1."}),
 
 		StorageRequests: counter("storage_requests_total", "Requests sent to the storage account, by service, kind (queue.enqueue, queue.dequeue, queue.dequeue.empty, table.write, table.batch, …) and status (2xx, 3xx, 4xx, 5xx, error: no answer).", "service", "kind", "status"),
 	}

@@ -136,10 +136,19 @@ func (t *Tracing) Shutdown(ctx context.Context) error {
 }
 
 // Flusher is the lifecycle component a host adds first (so that it stops last): its Stop
-// exports the spans its provider has buffered, within the stop's deadline, once every span of
-// the work has ended. It does not shut the provider down: whoever made the provider owns it.
-// A provider without ForceFlush (nil, the no-op) makes Stop a no-op.
-type Flusher struct{ Provider trace.TracerProvider }
+// exports the spans its provider has buffered, once every span of the work has ended, for at
+// most FlushTimeout of the stop's deadline. It does not shut the provider down: whoever made
+// the provider owns it. A provider without ForceFlush (nil, the no-op) makes Stop a no-op.
+//
+// A flush that fails (the collector is down or slow) is logged and is not the stop's failure:
+// an observability outage must not turn every clean stop into an exit 1.
+type Flusher struct {
+	Provider trace.TracerProvider
+	Log      interface{ Warn(args ...any) } // a logrus.FieldLogger; nil: not logged
+}
+
+// FlushTimeout bounds the last flush of a stop.
+const FlushTimeout = 2 * time.Second
 
 // Start implements lifecycle.Component: nothing to start.
 func (Flusher) Start(context.Context) error { return nil }
@@ -150,8 +159,10 @@ func (f Flusher) Stop(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	if err := p.ForceFlush(ctx); err != nil {
-		return fmt.Errorf("tracing: flush spans: %w", err)
+	ctx, cancel := context.WithTimeout(ctx, FlushTimeout)
+	defer cancel()
+	if err := p.ForceFlush(ctx); err != nil && f.Log != nil {
+		f.Log.Warn(fmt.Sprintf("tracing: the last spans were not exported (%v); the stop goes on", err))
 	}
 	return nil
 }
