@@ -93,7 +93,7 @@ func TestMessagesCarryTheirPublishSpanOnlyWithTracingOn(t *testing.T) {
 		}
 		attrs := map[string]string{}
 		for _, a := range s.Attributes {
-			attrs[string(a.Key)] = a.Value.Emit()
+			attrs[string(a.Key)] = a.Value.String()
 		}
 		if attrs["messaging.system"] != "azure_queues" || attrs["messaging.destination.name"] != q || attrs["messaging.message.id"] == "" {
 			t.Errorf("%s publish span attributes %v", q, attrs)
