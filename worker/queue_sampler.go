@@ -114,7 +114,8 @@ func (s *queueSampler) resign() {
 	if !s.held {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	// Bounded short: with storage unreachable, a stop must not wait out the SDK's retries here.
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	if err := s.lease.Release(ctx); err != nil {
 		s.log.WithError(err).Warn("queue sampler: release lease (another replica takes it when it runs out)")
