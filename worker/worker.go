@@ -38,6 +38,7 @@ import (
 	"github.com/platform/platform/worker/api"
 	"github.com/platform/platform/worker/automations"
 	"github.com/platform/platform/worker/channels"
+	"github.com/platform/platform/worker/console"
 	"github.com/platform/platform/worker/delivery"
 	"github.com/platform/platform/worker/history"
 	"github.com/platform/platform/worker/notify"
@@ -355,11 +356,12 @@ func (w *Worker) Ready(ctx context.Context) error {
 	return nil
 }
 
-// Handler serves the HTTP API (see package api); without RoleAPI, only /healthz and /readyz. Served on a listener of the caller's own,
+// Handler serves the HTTP API (see package api) and the support console under /console/
+// (package console); without RoleAPI, only /healthz and /readyz. Served on a listener of the caller's own,
 // no check keeps it off a public address: with Config.Auth off, that is the caller's to ensure
 // (New checks Config.HTTPAddr only).
 func (w *Worker) Handler() http.Handler {
-	return api.Handler(api.Deps{
+	h := api.Handler(api.Deps{
 		Log:     w.log,
 		Ready:   w.Ready,
 		History: w.tables.History(), Blobs: w.blobs,
@@ -369,6 +371,14 @@ func (w *Worker) Handler() http.Handler {
 		ProbesOnly: !w.cfg.Roles.Has(RoleAPI),
 		Metrics:    w.cfg.Metrics.Handler(),
 	})
+	if !w.cfg.Roles.Has(RoleAPI) {
+		return h
+	}
+	mux := http.NewServeMux()
+	mux.Handle(console.Prefix, console.Handler(console.Deps{Log: w.log, API: h, Auth: w.auth,
+		Key: func(ctx context.Context) ([]byte, error) { return w.blobs.Key(ctx, "console-sessions") }}))
+	mux.Handle("/", h)
+	return mux
 }
 
 // MetricsAddr is the address the metrics listener listens on, once started ("" without one).

@@ -1,0 +1,279 @@
+package console
+
+import (
+	"context"
+	"crypto/aes"
+	"crypto/cipher"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform/auth"
+)
+
+// A session is a signed-in browser: the credential it signed in with (an API key or a bearer
+// token, sealed in an HttpOnly, SameSite=Strict cookie: the page's scripts never see it) and
+// the principal that credential is now. Every request authenticates the credential again with
+// the API's authenticator, so a revoked key or an expired token ends the session at once.
+type session struct {
+	credential string // "" when authentication is off (the anonymous principal)
+	principal  *auth.Principal
+	csrf       string
+}
+
+const cookieName = "platform_console"
+
+// sessions seal and open session cookies (AES-256-GCM under a key every replica shares) and
+// derive each session's CSRF token.
+type sessions struct {
+	key      func(ctx context.Context) ([]byte, error)
+	lifetime time.Duration
+
+	mu   sync.Mutex
+	raw  []byte
+	aead cipher.AEAD
+}
+
+func (s *sessions) load(ctx context.Context) (cipher.AEAD, []byte, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.aead != nil {
+		return s.aead, s.raw, nil
+	}
+	key, err := s.key(ctx)
+	if err != nil {
+		return nil, nil, err
+	}
+	block, err := aes.NewCipher(key)
+	if err != nil {
+		return nil, nil, err
+	}
+	if s.aead, err = cipher.NewGCM(block); err != nil {
+		return nil, nil, err
+	}
+	s.raw = key
+	return s.aead, s.raw, nil
+}
+
+// cookie is what a session cookie seals.
+type cookie struct {
+	Credential string `json:"c"`
+	Expires    int64  `json:"e"` // unix seconds
+}
+
+// open returns the credential of r's session cookie; "" when it has none, or one that is not
+// a cookie this console sealed, or expired.
+func (s *sessions) open(ctx context.Context, r *http.Request) (credential, sealed string, err error) {
+	ck, err := r.Cookie(cookieName)
+	if err != nil || ck.Value == "" {
+		return "", "", nil
+	}
+	aead, _, err := s.load(ctx)
+	if err != nil {
+		return "", "", err
+	}
+	b, err := base64.RawURLEncoding.DecodeString(ck.Value)
+	if err != nil || len(b) < aead.NonceSize()+aead.Overhead() {
+		return "", "", nil
+	}
+	plain, err := aead.Open(nil, b[:aead.NonceSize()], b[aead.NonceSize():], []byte(cookieName))
+	if err != nil {
+		return "", "", nil
+	}
+	var c cookie
+	if json.Unmarshal(plain, &c) != nil || c.Credential == "" || time.Now().Unix() >= c.Expires {
+		return "", "", nil
+	}
+	return c.Credential, ck.Value, nil
+}
+
+// set gives the browser a session cookie for credential.
+func (s *sessions) set(ctx context.Context, rw http.ResponseWriter, r *http.Request, credential string) error {
+	aead, _, err := s.load(ctx)
+	if err != nil {
+		return err
+	}
+	plain, _ := json.Marshal(cookie{Credential: credential, Expires: time.Now().Add(s.lifetime).Unix()})
+	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
+	_, _ = rand.Read(nonce)
+	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(cookieName))),
+		Path: Prefix, MaxAge: int(s.lifetime / time.Second), HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	return nil
+}
+
+// clear ends the browser's session.
+func (s *sessions) clear(rw http.ResponseWriter, r *http.Request) {
+	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+}
+
+// csrf is the token a session's forms carry: an HMAC of its sealed cookie (of "anonymous" when
+// authentication is off), which a page of another site can neither read nor make.
+func (s *sessions) csrf(ctx context.Context, sealed string) (string, error) {
+	_, key, err := s.load(ctx)
+	if err != nil {
+		return "", err
+	}
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte("console-csrf\x00"))
+	m.Write([]byte(sealed))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)), nil
+}
+
+// secure reports whether the session cookie must be Secure: always, except over plain HTTP to
+// a loopback address (make run), where not every browser would send a Secure cookie back.
+func secure(r *http.Request) bool {
+	return r.TLS != nil || !auth.IsLoopbackHost(hostOf(r))
+}
+
+func hostOf(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.Host)
+	if err != nil {
+		host = strings.Trim(r.Host, "[]")
+	}
+	return host
+}
+
+// signedIn runs next for a signed-in principal: the session's credential authenticated again
+// now (or, with authentication off, the anonymous principal on a loopback host). Without one,
+// a GET goes to the sign-in page and anything else is 401. A POST must come from a console
+// page: same origin, and the session's CSRF token.
+func (c *console) signedIn(next func(*console, http.ResponseWriter, *http.Request, *session)) http.HandlerFunc {
+	return func(rw http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		credential, sealed, err := c.sessions.open(ctx, r)
+		if err != nil {
+			c.fail(rw, r, nil, err)
+			return
+		}
+		authorization := ""
+		if credential != "" {
+			authorization = "Bearer " + credential
+		}
+		p, err := c.Auth.Authenticate(ctx, authorization)
+		switch {
+		case errors.Is(err, auth.ErrUnavailable):
+			c.fail(rw, r, nil, &apiError{Status: http.StatusServiceUnavailable, Message: "authentication unavailable"})
+			return
+		case err != nil && r.Method == http.MethodGet:
+			if credential != "" {
+				c.sessions.clear(rw, r)
+			}
+			to := "/console/login"
+			if credential != "" {
+				to += "?expired=1"
+			}
+			http.Redirect(rw, r, to, http.StatusSeeOther)
+			return
+		case err != nil:
+			http.Error(rw, "sign in first", http.StatusUnauthorized)
+			return
+		case p == auth.Anonymous && !auth.IsLoopbackHost(hostOf(r)):
+			http.Error(rw, "authentication is off: the console is served only on a loopback address", http.StatusForbidden)
+			return
+		}
+		s := &session{credential: credential, principal: p}
+		if s.csrf, err = c.sessions.csrf(ctx, sealed); err != nil {
+			c.fail(rw, r, nil, err)
+			return
+		}
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			if err := crossOrigin.Check(r); err != nil {
+				http.Error(rw, "refused: a console form must be sent from a console page", http.StatusForbidden)
+				return
+			}
+			if got := r.PostFormValue("csrf"); !hmac.Equal([]byte(got), []byte(s.csrf)) {
+				c.Log.WithFields(logrus.Fields{"principal": p.ID, "path": r.URL.Path}).Warn("console: form without its session's CSRF token refused")
+				http.Error(rw, "refused: this form's token is not this session's (reload the page and try again)", http.StatusForbidden)
+				return
+			}
+		}
+		next(c, rw, r, s)
+	}
+}
+
+// crossOrigin refuses a browser's unsafe request made by a page of another origin.
+var crossOrigin = http.NewCrossOriginProtection()
+
+// loginView is what the sign-in page says.
+type loginView struct {
+	AuthOff bool
+	Expired bool
+	Error   string
+}
+
+// serveLogin shows the sign-in form. With authentication off there is nothing to sign in to.
+func (c *console) serveLogin(rw http.ResponseWriter, r *http.Request) {
+	off := false
+	if p, err := c.Auth.Authenticate(r.Context(), ""); err == nil && p == auth.Anonymous {
+		off = true
+	}
+	c.render(rw, r, nil, http.StatusOK, "login", view{Title: "Sign in", Data: loginView{AuthOff: off, Expired: r.URL.Query().Get("expired") != ""}})
+}
+
+// maxCredential bounds a pasted credential: a JWT with many claims is a few KB.
+const maxCredential = 16 << 10
+
+// serveSignIn checks a pasted credential (an API key, or a bearer token for the API's
+// audience) with the API's authenticator and, when it is one, starts a session with it. Only
+// a principal that holds the support role (or admin) may use the console.
+func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
+	if err := crossOrigin.Check(r); err != nil {
+		http.Error(rw, "refused: sign in from the console's own page", http.StatusForbidden)
+		return
+	}
+	r.Body = http.MaxBytesReader(rw, r.Body, maxCredential+1024)
+	credential := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("credential")), "Bearer "))
+	refuse := func(status int, msg string) {
+		c.Log.WithFields(logrus.Fields{"remote": r.RemoteAddr, "reason": msg}).Info("console: sign-in refused")
+		c.render(rw, r, nil, status, "login", view{Title: "Sign in", Data: loginView{Error: msg}})
+	}
+	if credential == "" || len(credential) > maxCredential {
+		refuse(http.StatusBadRequest, "paste an API key (plk_…) or a bearer token")
+		return
+	}
+	p, err := c.Auth.Authenticate(r.Context(), "Bearer "+credential)
+	switch {
+	case errors.Is(err, auth.ErrUnavailable):
+		c.fail(rw, r, nil, &apiError{Status: http.StatusServiceUnavailable, Message: "authentication unavailable"})
+		return
+	case err != nil:
+		refuse(http.StatusUnauthorized, auth.Reason(err))
+		return
+	case !p.Has(auth.Support):
+		refuse(http.StatusForbidden, "the console needs role support (or admin) to look; this credential has "+rolesOf(p))
+		return
+	}
+	if err := c.sessions.set(r.Context(), rw, r, credential); err != nil {
+		c.fail(rw, r, nil, err)
+		return
+	}
+	c.Log.WithFields(logrus.Fields{"principal": p.ID, "remote": r.RemoteAddr}).Info("console: signed in")
+	http.Redirect(rw, r, Prefix, http.StatusSeeOther)
+}
+
+func (c *console) serveSignOut(rw http.ResponseWriter, r *http.Request, s *session) {
+	c.sessions.clear(rw, r)
+	c.Log.WithField("principal", s.principal.ID).Info("console: signed out")
+	http.Redirect(rw, r, "/console/login", http.StatusSeeOther)
+}
+
+func rolesOf(p *auth.Principal) string {
+	if len(p.Roles) == 0 {
+		return "no role"
+	}
+	rs := make([]string, len(p.Roles))
+	for i, r := range p.Roles {
+		rs[i] = string(r)
+	}
+	return strings.Join(rs, ", ")
+}
