@@ -88,11 +88,9 @@ type page struct {
 	serve   func(*console, http.ResponseWriter, *http.Request, *session)
 }
 
-// pages are the console's routes; each page's file adds its own (init).
-var pages = []page{
-	{"GET /console/{$}", (*console).serveFind},
-	{"GET /console/find", (*console).serveFindQuery},
-}
+// pages are the console's routes: each page's file adds its own, in an init function, so a
+// page is one Go file and one template.
+var pages []page
 
 // view is what every page template gets: the page's own data in Data.
 type view struct {

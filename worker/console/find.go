@@ -10,6 +10,12 @@ import (
 	"github.com/platform/platform"
 )
 
+func init() {
+	pages = append(pages,
+		page{"GET /console/{$}", (*console).serveFind},
+		page{"GET /console/find", (*console).serveFindQuery})
+}
+
 // serveFind is the console's home: one search box.
 func (c *console) serveFind(rw http.ResponseWriter, r *http.Request, s *session) {
 	c.render(rw, r, s, http.StatusOK, "find", view{Title: "Find", Nav: "find"})
