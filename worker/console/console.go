@@ -115,7 +115,7 @@ func (c *console) render(rw http.ResponseWriter, r *http.Request, s *session, st
 		v.Principal, v.CSRF = s.principal, s.csrf
 	}
 	if v.Flash == "" {
-		v.Flash = r.URL.Query().Get("done")
+		v.Flash = takeFlash(rw, r)
 	}
 	var b strings.Builder
 	if err := t.ExecuteTemplate(&b, "layout", v); err != nil {
