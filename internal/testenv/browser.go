@@ -29,7 +29,7 @@ import (
 
 // BrowserTimeout bounds one test's browser: a page that never shows what a test waits for
 // fails the test, it does not hang the run.
-const BrowserTimeout = 2 * time.Minute
+const BrowserTimeout = 3 * time.Minute
 
 // ChromiumPath is the browser the tests drive: $PLATFORM_CHROMIUM, else chromium,
 // chromium-browser or google-chrome on PATH.
