@@ -5,10 +5,10 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down image image/test clean
+.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down chromium/install image image/test clean
 
 help: ## list the targets
-	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-14s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
 build: ## build bin/platform
 	go build -ldflags "-X main.version=$(VERSION)" -o bin/platform ./cmd/platform
@@ -19,7 +19,7 @@ run: azurite/up build ## start Azurite if needed and run the worker (Ctrl-C stop
 # One package at a time (-p 1): the packages share one Azurite, and the timing tests (lease
 # renewal, stop deadlines, failover) measure what a storage slowed by three packages at once
 # cannot promise. Within a package, tests still run in parallel.
-test: azurite/up postgres/up ## start Azurite and a test PostgreSQL if needed; run every test with the race detector
+test: azurite/up postgres/up chromium/install ## start Azurite and a test PostgreSQL, install Chromium, if needed; run every test with the race detector
 	go test -race -count=1 -p 1 $(GO_TEST_FLAGS) ./...
 
 test/race: test ## same as test: the race detector is always on
@@ -58,6 +58,9 @@ postgres/up: ## start a throwaway PostgreSQL for the tests on 127.0.0.1:54329; n
 
 postgres/down: ## stop the test PostgreSQL and remove its data
 	@postgres/down.sh
+
+chromium/install: ## install headless Chromium for the browser tests (apt-get, as root); no-op if found (PLATFORM_CHROMIUM, chromium, chromium-browser, google-chrome)
+	@chromium/install.sh
 
 # INSTALL=1: install podman with apt-get first when no engine works (root, Debian/Ubuntu: CI).
 # CONTAINER_ENGINE=podman|docker picks one; IMAGE names the image (default platform).

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"strings"
@@ -39,30 +40,39 @@ type sessions struct {
 	key      func(ctx context.Context) ([]byte, error)
 	lifetime time.Duration
 
-	mu   sync.Mutex
-	raw  []byte
-	aead cipher.AEAD
+	mu      sync.Mutex
+	csrfKey []byte
+	aead    cipher.AEAD
 }
 
+// load reads the shared key once and derives from it one key to seal cookies and another to
+// sign CSRF tokens: no key serves two algorithms.
 func (s *sessions) load(ctx context.Context) (cipher.AEAD, []byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.aead != nil {
-		return s.aead, s.raw, nil
+		return s.aead, s.csrfKey, nil
 	}
 	key, err := s.key(ctx)
 	if err != nil {
 		return nil, nil, err
 	}
-	block, err := aes.NewCipher(key)
+	block, err := aes.NewCipher(derive(key, "console-session-seal"))
 	if err != nil {
 		return nil, nil, err
 	}
 	if s.aead, err = cipher.NewGCM(block); err != nil {
 		return nil, nil, err
 	}
-	s.raw = key
-	return s.aead, s.raw, nil
+	s.csrfKey = derive(key, "console-csrf")
+	return s.aead, s.csrfKey, nil
+}
+
+// derive is the 32-byte key for purpose under key (HMAC-SHA256 as a PRF).
+func derive(key []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, key)
+	m.Write([]byte(purpose))
+	return m.Sum(nil)
 }
 
 // cookie is what a session cookie seals.
@@ -97,7 +107,22 @@ func (s *sessions) open(ctx context.Context, r *http.Request) (credential, seale
 	return c.Credential, ck.Value, nil
 }
 
-// set gives the browser a session cookie for credential.
+// maxCookie bounds a cookie's name and value together: a browser drops a larger cookie
+// without a word (4096 bytes in Chromium and Firefox), and the session would end at the next
+// page with no reason given.
+const maxCookie = 4096
+
+// errTooLarge is a credential too large to keep in a cookie: an Entra ID token with many
+// group claims, say. An API key always fits.
+type errTooLarge struct{ credential, cookie int }
+
+func (e *errTooLarge) Error() string {
+	return fmt.Sprintf("this credential (%d bytes) is too large for a browser to keep in its session cookie (%d bytes, at most %d): "+
+		"sign in with an API key, or a token with fewer claims", e.credential, e.cookie, maxCookie)
+}
+
+// set gives the browser a session cookie for credential; an *errTooLarge when the browser
+// could not keep it.
 func (s *sessions) set(ctx context.Context, rw http.ResponseWriter, r *http.Request, credential string) error {
 	aead, _, err := s.load(ctx)
 	if err != nil {
@@ -106,7 +131,11 @@ func (s *sessions) set(ctx context.Context, rw http.ResponseWriter, r *http.Requ
 	plain, _ := json.Marshal(cookie{Credential: credential, Expires: time.Now().Add(s.lifetime).Unix()})
 	nonce := make([]byte, aead.NonceSize(), aead.NonceSize()+len(plain)+aead.Overhead())
 	_, _ = rand.Read(nonce)
-	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(cookieName))),
+	value := base64.RawURLEncoding.EncodeToString(aead.Seal(nonce, nonce, plain, []byte(cookieName)))
+	if n := len(cookieName) + 1 + len(value); n > maxCookie {
+		return &errTooLarge{credential: len(credential), cookie: n}
+	}
+	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: value,
 		Path: Prefix, MaxAge: int(s.lifetime / time.Second), HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 	return nil
 }
@@ -116,7 +145,7 @@ func (s *sessions) clear(rw http.ResponseWriter, r *http.Request) {
 	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
 }
 
-// csrf is the token a session's forms carry: an HMAC of its sealed cookie (of "anonymous" when
+// csrf is the token a session's forms carry: an HMAC of its sealed cookie (of "" when
 // authentication is off), which a page of another site can neither read nor make.
 func (s *sessions) csrf(ctx context.Context, sealed string) (string, error) {
 	_, key, err := s.load(ctx)
@@ -253,7 +282,11 @@ func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
 		refuse(http.StatusForbidden, "the console needs role support (or admin) to look; this credential has "+rolesOf(p))
 		return
 	}
-	if err := c.sessions.set(r.Context(), rw, r, credential); err != nil {
+	var tooLarge *errTooLarge
+	if err := c.sessions.set(r.Context(), rw, r, credential); errors.As(err, &tooLarge) {
+		refuse(http.StatusBadRequest, tooLarge.Error())
+		return
+	} else if err != nil {
 		c.fail(rw, r, nil, err)
 		return
 	}
