@@ -99,8 +99,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if err := chromedp.Do(ctx, chromedp.Navigate(w.base+"/console/"), chromedp.WaitVisible(chromedp.ID("credential"))); err != nil {
 		t.Fatal(err)
 	}
-	if got := at(t, ctx); got != "/console/login" {
-		t.Fatalf("signed out, /console/ shows %s, want /console/login", got)
+	if got, want := at(t, ctx), "/console/login?next=%2Fconsole%2F"; got != want {
+		t.Fatalf("signed out, /console/ shows %s, want %s", got, want)
 	}
 	testenv.NoProblems(t, ctx, "sign-in page")
 	testenv.Screenshot(t, ctx, "console-login")
@@ -151,8 +151,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(ctx, chromedp.Navigate(w.base+"/console/")); err != nil {
 		t.Fatal(err)
 	}
-	if got := at(t, ctx); got != "/console/login" {
-		t.Errorf("after signing out, /console/ shows %s, want /console/login", got)
+	if got, want := at(t, ctx), "/console/login?next=%2Fconsole%2F"; got != want {
+		t.Errorf("after signing out, /console/ shows %s, want %s", got, want)
 	}
 	testenv.NoProblems(t, ctx, "signing out")
 
@@ -164,8 +164,8 @@ func TestConsoleInABrowser(t *testing.T) {
 	if _, err := chromedp.RunResponse(ctx, chromedp.Navigate(w.base+"/console/")); err != nil {
 		t.Fatal(err)
 	}
-	if got := at(t, ctx); got != "/console/login?expired=1" {
-		t.Errorf("the key revoked, the next page is %s, want /console/login?expired=1", got)
+	if got, want := at(t, ctx), "/console/login?expired=1&next=%2Fconsole%2F"; got != want {
+		t.Errorf("the key revoked, the next page is %s, want %s", got, want)
 	}
 	if msg := text(t, ctx, ".flash"); !strings.Contains(msg, "revoked") {
 		t.Errorf("the key revoked, the sign-in page says %q, want that the session ended", msg)

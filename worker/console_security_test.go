@@ -3,6 +3,7 @@ package worker_test
 import (
 	"context"
 	"fmt"
+	"html"
 	"io"
 	"net/http"
 	"net/url"
@@ -282,8 +283,8 @@ func TestConsoleSessionCookieAttributes(t *testing.T) {
 		if r.status != http.StatusSeeOther || ck == nil {
 			t.Fatalf("Host %q: sign in %d, cookie %v", tc.host, r.status, ck)
 		}
-		if !ck.HttpOnly || ck.SameSite != http.SameSiteStrictMode || ck.Path != "/console/" || ck.Secure != tc.secure || ck.Domain != "" {
-			t.Errorf("Host %q: cookie HttpOnly=%v SameSite=%v Path=%q Secure=%v Domain=%q, want HttpOnly, Strict, /console/, Secure=%v, no Domain",
+		if !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/console/" || ck.Secure != tc.secure || ck.Domain != "" {
+			t.Errorf("Host %q: cookie HttpOnly=%v SameSite=%v Path=%q Secure=%v Domain=%q, want HttpOnly, Lax, /console/, Secure=%v, no Domain",
 				tc.host, ck.HttpOnly, ck.SameSite, ck.Path, ck.Secure, ck.Domain, tc.secure)
 		}
 		if strings.Contains(ck.Value, support[len(auth.KeyPrefix):]) {
@@ -293,7 +294,7 @@ func TestConsoleSessionCookieAttributes(t *testing.T) {
 		c := &consoleClient{t: t, base: w.base, cookie: ck}
 		c.csrf = c.page("/console/")
 		out := c.do("POST", "/console/logout", url.Values{"csrf": {c.csrf}}, nil)
-		if gone := out.cookie(); gone == nil || gone.MaxAge >= 0 || !gone.HttpOnly || gone.Path != "/console/" || gone.SameSite != http.SameSiteStrictMode {
+		if gone := out.cookie(); gone == nil || gone.MaxAge >= 0 || !gone.HttpOnly || gone.Path != "/console/" || gone.SameSite != http.SameSiteLaxMode {
 			t.Errorf("Host %q: sign out sets %+v, want the cookie removed (Max-Age<0) with its attributes", tc.host, gone)
 		}
 	}
@@ -322,8 +323,8 @@ func TestConsoleForgedCookiesAreNoSession(t *testing.T) {
 		"sealed by another console": sealedByA, // sent to b
 	} {
 		c := &consoleClient{t: t, base: baseB, cookie: &http.Cookie{Name: "platform_console", Value: value}}
-		if r := c.do("GET", "/console/", nil, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/console/login" {
-			t.Errorf("a cookie %s: GET /console/ %d to %q, want 303 to /console/login", name, r.status, r.header.Get("Location"))
+		if r := c.do("GET", "/console/", nil, nil); r.status != http.StatusSeeOther || r.header.Get("Location") != "/console/login?next=%2Fconsole%2F" {
+			t.Errorf("a cookie %s: GET /console/ %d to %q, want 303 to /console/login?next=%%2Fconsole%%2F", name, r.status, r.header.Get("Location"))
 		}
 		if r := c.do("POST", "/console/logout", url.Values{}, nil); r.status != http.StatusUnauthorized {
 			t.Errorf("a cookie %s: a form %d, want 401", name, r.status)
@@ -339,8 +340,8 @@ func TestConsoleSessionOfARevokedKeyEnds(t *testing.T) {
 	c := signedIn(t, w.base, support)
 	revoke()
 	r := c.do("GET", "/console/", nil, nil)
-	if r.status != http.StatusSeeOther || r.header.Get("Location") != "/console/login?expired=1" {
-		t.Fatalf("the key revoked: GET /console/ %d to %q, want 303 to /console/login?expired=1", r.status, r.header.Get("Location"))
+	if want := "/console/login?expired=1&next=%2Fconsole%2F"; r.status != http.StatusSeeOther || r.header.Get("Location") != want {
+		t.Fatalf("the key revoked: GET /console/ %d to %q, want 303 to %s", r.status, r.header.Get("Location"), want)
 	}
 	if ck := r.cookie(); ck == nil || ck.MaxAge >= 0 {
 		t.Errorf("the key revoked: the cookie is not removed (%+v)", ck)
@@ -402,5 +403,36 @@ func TestConsoleRefusesACredentialTooLargeForACookie(t *testing.T) {
 	r := anon.do("POST", "/console/login", url.Values{"credential": {big}}, nil)
 	if r.status != http.StatusBadRequest || r.cookie() != nil || !strings.Contains(r.body, "too large") {
 		t.Fatalf("a %d-byte token: %d, cookie %v, want 400 saying it is too large: %.400s", len(big), r.status, r.cookie() != nil, r.body)
+	}
+}
+
+// A link to a console page (from a ticket, a chat) opens that page: without a session it goes
+// through sign-in and on to the page; never on to another site.
+func TestConsoleDeepLinkSurvivesSignIn(t *testing.T) {
+	t.Parallel()
+	w := newConsoleWorker(t)
+	support, _ := w.key(t, auth.Support)
+	anon := &consoleClient{t: t, base: w.base}
+	page := "/console/find?q=ada%40example.com"
+	r := anon.do("GET", page, nil, map[string]string{"Origin": "", "Sec-Fetch-Site": "cross-site"})
+	want := "/console/login?next=" + url.QueryEscape(page)
+	if r.status != http.StatusSeeOther || r.header.Get("Location") != want {
+		t.Fatalf("a link without a session: %d to %q, want 303 to %s", r.status, r.header.Get("Location"), want)
+	}
+	if body := anon.do("GET", want, nil, nil).body; !strings.Contains(body, `name="next" value="`+html.EscapeString(page)+`"`) {
+		t.Fatalf("the sign-in form does not carry the page on: %.2000s", body)
+	}
+	for next, to := range map[string]string{
+		page:                     page,
+		"https://evil.example/x": "/console/",
+		"//evil.example/x":       "/console/",
+		"/\\evil.example/x":      "/console/",
+		"/console/login?next=x":  "/console/",
+		"":                       "/console/",
+	} {
+		r := anon.do("POST", "/console/login", url.Values{"credential": {support}, "next": {next}}, nil)
+		if r.status != http.StatusSeeOther || r.header.Get("Location") != to {
+			t.Errorf("signed in with next %q: %d to %q, want 303 to %s", next, r.status, r.header.Get("Location"), to)
+		}
 	}
 }

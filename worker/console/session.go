@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -23,7 +24,7 @@ import (
 )
 
 // A session is a signed-in browser: the credential it signed in with (an API key or a bearer
-// token, sealed in an HttpOnly, SameSite=Strict cookie: the page's scripts never see it) and
+// token, sealed in an HttpOnly, SameSite=Lax cookie: the page's scripts never see it) and
 // the principal that credential is now. Every request authenticates the credential again with
 // the API's authenticator, so a revoked key or an expired token ends the session at once.
 type session struct {
@@ -136,13 +137,19 @@ func (s *sessions) set(ctx context.Context, rw http.ResponseWriter, r *http.Requ
 		return &errTooLarge{credential: len(credential), cookie: n}
 	}
 	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: value,
-		Path: Prefix, MaxAge: int(s.lifetime / time.Second), HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+		Path: Prefix, MaxAge: int(s.lifetime / time.Second), HttpOnly: true, Secure: secure(r), SameSite: sessionSameSite})
 	return nil
 }
 
+// sessionSameSite is Lax, not Strict: a link to a console page in a ticket or a chat (a
+// navigation from another site) must open the page, not the sign-in form. Lax sends the
+// cookie on such a GET only; no GET acts, and every POST needs the session's CSRF token and
+// a same-origin request (signedIn).
+const sessionSameSite = http.SameSiteLaxMode
+
 // clear ends the browser's session.
 func (s *sessions) clear(rw http.ResponseWriter, r *http.Request) {
-	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})
+	http.SetCookie(rw, &http.Cookie{Name: cookieName, Value: "", Path: Prefix, MaxAge: -1, HttpOnly: true, Secure: secure(r), SameSite: sessionSameSite})
 }
 
 // csrf is the token a session's forms carry: an HMAC of its sealed cookie (of "" when
@@ -197,11 +204,11 @@ func (c *console) signedIn(next func(*console, http.ResponseWriter, *http.Reques
 			if credential != "" {
 				c.sessions.clear(rw, r)
 			}
-			to := "/console/login"
+			q := url.Values{"next": {r.URL.RequestURI()}}
 			if credential != "" {
-				to += "?expired=1"
+				q.Set("expired", "1")
 			}
-			http.Redirect(rw, r, to, http.StatusSeeOther)
+			http.Redirect(rw, r, "/console/login?"+q.Encode(), http.StatusSeeOther)
 			return
 		case err != nil:
 			http.Error(rw, "sign in first", http.StatusUnauthorized)
@@ -216,6 +223,7 @@ func (c *console) signedIn(next func(*console, http.ResponseWriter, *http.Reques
 			return
 		}
 		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			r.Body = http.MaxBytesReader(rw, r.Body, maxForm)
 			if err := crossOrigin.Check(r); err != nil {
 				http.Error(rw, "refused: a console form must be sent from a console page", http.StatusForbidden)
 				return
@@ -230,6 +238,9 @@ func (c *console) signedIn(next func(*console, http.ResponseWriter, *http.Reques
 	}
 }
 
+// maxForm bounds a console form: a key, a reason and a token.
+const maxForm = 64 << 10
+
 // crossOrigin refuses a browser's unsafe request made by a page of another origin.
 var crossOrigin = http.NewCrossOriginProtection()
 
@@ -238,6 +249,20 @@ type loginView struct {
 	AuthOff bool
 	Expired bool
 	Error   string
+	Next    string // the console page to go on to once signed in
+}
+
+// nextPage is where sign-in goes on to: the console page next names, or Find. Only a path
+// under the console's prefix is followed (never another site, "//host" or "/\\host").
+func nextPage(next string) string {
+	if !strings.HasPrefix(next, Prefix) || strings.ContainsAny(next, "\\\r\n") || strings.HasPrefix(next, "/console/login") {
+		return Prefix
+	}
+	u, err := url.Parse(next)
+	if err != nil || u.Scheme != "" || u.Host != "" || !strings.HasPrefix(u.Path, Prefix) {
+		return Prefix
+	}
+	return next
 }
 
 // serveLogin shows the sign-in form. With authentication off there is nothing to sign in to.
@@ -246,7 +271,9 @@ func (c *console) serveLogin(rw http.ResponseWriter, r *http.Request) {
 	if p, err := c.Auth.Authenticate(r.Context(), ""); err == nil && p == auth.Anonymous {
 		off = true
 	}
-	c.render(rw, r, nil, http.StatusOK, "login", view{Title: "Sign in", Data: loginView{AuthOff: off, Expired: r.URL.Query().Get("expired") != ""}})
+	q := r.URL.Query()
+	c.render(rw, r, nil, http.StatusOK, "login", view{Title: "Sign in",
+		Data: loginView{AuthOff: off, Expired: q.Get("expired") != "", Next: nextPage(q.Get("next"))}})
 }
 
 // maxCredential bounds a pasted credential: a JWT with many claims is a few KB.
@@ -264,7 +291,7 @@ func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
 	credential := strings.TrimSpace(strings.TrimPrefix(strings.TrimSpace(r.PostFormValue("credential")), "Bearer "))
 	refuse := func(status int, msg string) {
 		c.Log.WithFields(logrus.Fields{"remote": r.RemoteAddr, "reason": msg}).Info("console: sign-in refused")
-		c.render(rw, r, nil, status, "login", view{Title: "Sign in", Data: loginView{Error: msg}})
+		c.render(rw, r, nil, status, "login", view{Title: "Sign in", Data: loginView{Error: msg, Next: nextPage(r.PostFormValue("next"))}})
 	}
 	if credential == "" || len(credential) > maxCredential {
 		refuse(http.StatusBadRequest, "paste an API key (plk_…) or a bearer token")
@@ -291,7 +318,7 @@ func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c.Log.WithFields(logrus.Fields{"principal": p.ID, "remote": r.RemoteAddr}).Info("console: signed in")
-	http.Redirect(rw, r, Prefix, http.StatusSeeOther)
+	http.Redirect(rw, r, nextPage(r.PostFormValue("next")), http.StatusSeeOther)
 }
 
 func (c *console) serveSignOut(rw http.ResponseWriter, r *http.Request, s *session) {
