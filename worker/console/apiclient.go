@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"path"
 	"strings"
 )
 
@@ -36,6 +37,11 @@ func (c *console) call(r *http.Request, s *session, method, target string, body,
 	req, err := http.NewRequestWithContext(r.Context(), method, target, rd)
 	if err != nil {
 		return err
+	}
+	// A page builds target from what the user gave (a key, an address): escaped, it stays in
+	// its path segment or query value. Anything that would reach another route is a bug.
+	if !strings.HasPrefix(req.URL.Path, "/v1/") || path.Clean(req.URL.Path) != req.URL.Path || req.URL.Host != "" {
+		return fmt.Errorf("console: API target %q is not a clean /v1/ path", target)
 	}
 	req.Host, req.RemoteAddr = r.Host, r.RemoteAddr
 	for _, h := range []string{"Origin", "Sec-Fetch-Site", "User-Agent"} {
