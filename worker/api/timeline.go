@@ -116,7 +116,7 @@ func (d *server) effects(ctx context.Context, rows []platform.HistoryRecord, vis
 				cancel()
 				return
 			}
-			items[i].fill(d.Notify, t)
+			items[i].fill(t)
 		})
 	}
 	wg.Wait()
@@ -125,13 +125,12 @@ func (d *server) effects(ctx context.Context, rows []platform.HistoryRecord, vis
 
 // fill copies what a row shows of trace t: states, keys and recipients as the trace shows
 // them; never a body.
-func (row *TimelineRow) fill(n *notify.Service, t *notify.Trace) {
+func (row *TimelineRow) fill(t *notify.Trace) {
 	row.Answer = t.Answer
 	for _, tj := range t.Jobs {
-		j := TimelineJob{JobKey: tj.JobKey, State: "not created", Answer: tj.Answer}
+		j := TimelineJob{JobKey: tj.JobKey, Type: tj.Type, State: "not created", Answer: tj.Answer}
 		if tj.Job != nil {
 			j.NotificationEventTypeID, j.State, j.Reason = tj.Job.NotificationEventTypeID, string(tj.Job.State), tj.Job.Reason
-			j.Type = n.TypeName(tj.Job.NotificationEventTypeID)
 		}
 		for _, m := range tj.Messages {
 			j.Messages = append(j.Messages, timelineMessage(m))

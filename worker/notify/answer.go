@@ -34,12 +34,8 @@ func toneRank(tone string) int {
 	return slices.Index([]string{ToneOK, ToneWait, ToneWarn, ToneBad}, tone)
 }
 
-// TypeName is how an answer names notification type id: "IncidentSubmitted (102)", or "type
+// typeName is how an answer names notification type id: "IncidentSubmitted (102)", or "type
 // 102" for a type this deployment does not register.
-func (s *Service) TypeName(id int) string {
-	return typeName(s.d.Types.Lookup, id)
-}
-
 func typeName(lookup func(int) (mappings.NotificationType, bool), id int) string {
 	if t, ok := lookup(id); ok && t.Name != "" {
 		return t.Name + " (" + strconv.Itoa(id) + ")"
@@ -71,10 +67,16 @@ func (s *Service) answer(ctx context.Context, t *Trace) {
 
 // setAnswers is answer's pure part.
 func setAnswers(t *Trace, f answerFacts) {
-	if t.Kind != "message" { // a message's trace holds only that message of its job
-		for i := range t.Jobs {
-			a := jobAnswer(t.Jobs[i], f)
-			t.Jobs[i].Answer = &a
+	for i := range t.Jobs {
+		tj := &t.Jobs[i]
+		if tj.Job != nil {
+			tj.Type = typeName(f.types, tj.Job.NotificationEventTypeID)
+		} else if id, ok := jobType(tj.JobKey); ok {
+			tj.Type = typeName(f.types, id)
+		}
+		if t.Kind != "message" { // a message's trace holds only that message of its job
+			a := jobAnswer(*tj, f)
+			tj.Answer = &a
 		}
 	}
 	a := traceAnswer(t, f)

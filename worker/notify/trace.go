@@ -75,6 +75,8 @@ type TraceEvent struct {
 type TraceJob struct {
 	JobKey string                    `json:"jobKey"`
 	Job    *platform.NotificationJob `json:"job,omitempty"`
+	// Type is the job's notification type, named: "IncidentSubmitted (102)".
+	Type string `json:"type,omitempty"`
 	// Answer is the job in one sentence (not in a message's trace: that holds one message).
 	Answer   *Answer                     `json:"answer,omitempty"`
 	Messages []*platform.OutgoingMessage `json:"messages,omitempty"`
