@@ -2,15 +2,18 @@ package worker_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/platform/platform/auth"
+	"github.com/platform/platform/worker"
 )
 
 // page GETs a console page with client and returns its status and HTML.
@@ -128,5 +131,28 @@ func TestConsoleShowsTheAPIsNotFound(t *testing.T) {
 	if code, html := page(t, client, base+"/console/trace?key="+url.QueryEscape(mustKey(t, ours))); code != http.StatusOK ||
 		!strings.Contains(html, `<p class="answer tone-warn">No notification: the event carries no hint`) {
 		t.Errorf("its own unit's trace: %d, want it with its answer:\n%s", code, html)
+	}
+}
+
+// The timeline page shows 20 rows, newest first, and "Older →" follows the API's token to the
+// rest; the page after it links back to the newest.
+func TestConsoleTimelinePages(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0"})
+	const guid = "3c4d5e6f-7a8b-4c3d-8e4f-5a6b7c8d9e0f"
+	for i := range 21 {
+		send(t, w, attendeeEvent(12, guid, 42, fmt.Sprintf("2026-11-22T10:%02d:00Z", i), 0, "", `{}`))
+	}
+	drain(t, w)
+	base := "http://" + w.HTTPAddr()
+	code, html := page(t, http.DefaultClient, base+"/console/timeline?type=1&id="+guid)
+	older := regexp.MustCompile(`<a href="(/console/timeline\?[^"]+)" rel="next">Older →</a>`).FindStringSubmatch(html)
+	if code != http.StatusOK || strings.Count(html, `<td class="time">`) != 20 || !strings.Contains(html, "2026-11-22 10:20:00Z") || older == nil {
+		t.Fatalf("the first page: %d, want 20 rows from 10:20 down and an Older link:\n%s", code, html)
+	}
+	code, html = page(t, http.DefaultClient, base+strings.ReplaceAll(older[1], "&amp;", "&"))
+	if code != http.StatusOK || strings.Count(html, `<td class="time">`) != 1 || !strings.Contains(html, "2026-11-22 10:00:00Z") ||
+		strings.Contains(html, "Older →") || !strings.Contains(html, "← Newest") {
+		t.Fatalf("the second page: %d, want the oldest row alone, no Older link, a link to the newest:\n%s", code, html)
 	}
 }
