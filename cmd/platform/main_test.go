@@ -197,8 +197,9 @@ func TestNotifySeedAndTrace(t *testing.T) {
 	}
 	// Business unit 42 has no option for WelcomeEmail in this database: the trace says so.
 	code, out, errOut = cli(t, "", "trace", "--namespace", ns, jobKey)
-	if code != 0 || !strings.Contains(out, "Skipped (option-not-seeded)") {
-		t.Fatalf("trace: %d\n%s%s", code, out, errOut)
+	if code != 0 || !strings.Contains(out, "Skipped (option-not-seeded)") ||
+		!regexp.MustCompile(`^answer +Skipped: WelcomeEmail \(201\) is not turned on for business unit 42 — seed a NotificationOption row for it\.\n`).MatchString(out) {
+		t.Fatalf("trace: %d, want the answer first and the job Skipped (option-not-seeded):\n%s%s", code, out, errOut)
 	}
 	if code, out, _ := cli(t, "", "trace", "--namespace", ns, jobKey, "--json"); code != 0 || !strings.Contains(out, `"reason": "option-not-seeded"`) {
 		t.Fatalf("trace --json: %d\n%s", code, out)

@@ -227,6 +227,9 @@ func printTrace(out io.Writer, t *notify.Trace) {
 			step("    ", s)
 		}
 	}
+	if t.Answer != nil {
+		fmt.Fprintf(tw, "answer\t%s\n", clean(t.Answer.Text))
+	}
 	if e := t.Event; e != nil {
 		fmt.Fprintf(tw, "event\t%s\n", clean(e.EventKey))
 		if h := e.History; h != nil {

@@ -1,5 +1,5 @@
 // Package api is the worker's HTTP API, one file per resource: health, history, notification
-// jobs and cancellations, traces, webhook endpoints, automation rules, agent runs and the change
+// jobs and cancellations, traces, timelines with their effects, webhook endpoints, automation rules, agent runs and the change
 // stream. It decodes and
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
 // platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a

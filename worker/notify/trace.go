@@ -16,10 +16,12 @@ import (
 // reason, trail) to each outgoing message (state, attempts, provider id, last error), and the
 // event's webhook deliveries. Bodies are withheld unless asked for (TraceOptions.ShowBody).
 type Trace struct {
-	Key   string      `json:"key"`
-	Kind  string      `json:"kind"` // event, job, message or delivery
-	Event *TraceEvent `json:"event,omitempty"`
-	Jobs  []TraceJob  `json:"jobs,omitempty"`
+	Key  string `json:"key"`
+	Kind string `json:"kind"` // event, job, message or delivery
+	// Answer is the trace in one sentence: did it send, and if not, why not (answer.go).
+	Answer *Answer     `json:"answer,omitempty"`
+	Event  *TraceEvent `json:"event,omitempty"`
+	Jobs   []TraceJob  `json:"jobs,omitempty"`
 	// Deliveries are the event's webhook deliveries, one per subscribed endpoint.
 	Deliveries []*platform.OutgoingMessage `json:"deliveries,omitempty"`
 	// Automations are the decisions of the automation rules that named the event's type: one
@@ -31,6 +33,8 @@ type Trace struct {
 	BodiesWithheld bool `json:"bodiesWithheld,omitempty"`
 	// Notes are plain sentences for the reader: what is missing and what to look at.
 	Notes []string `json:"notes,omitempty"`
+
+	mappingError string // why the event's notification mapping failed, for the answer
 }
 
 // TraceOptions are what a trace shows. The zero value withholds bodies.
@@ -69,8 +73,12 @@ type TraceEvent struct {
 
 // TraceJob is one job and its messages.
 type TraceJob struct {
-	JobKey   string                      `json:"jobKey"`
-	Job      *platform.NotificationJob   `json:"job,omitempty"`
+	JobKey string                    `json:"jobKey"`
+	Job    *platform.NotificationJob `json:"job,omitempty"`
+	// Type is the job's notification type, named: "IncidentSubmitted (102)".
+	Type string `json:"type,omitempty"`
+	// Answer is the job in one sentence (not in a message's trace: that holds one message).
+	Answer   *Answer                     `json:"answer,omitempty"`
 	Messages []*platform.OutgoingMessage `json:"messages,omitempty"`
 }
 
@@ -93,6 +101,7 @@ func (s *Service) Trace(ctx context.Context, key string, o *TraceOptions) (*Trac
 	if opts.ShowBody {
 		s.d.Log.WithFields(logrus.Fields{"key": platform.ShownKey(key), "requester": opts.Requester}).Info("trace with bodies shown")
 	}
+	s.answer(ctx, t)
 	t.Key = platform.ShownKey(t.Key)
 	s.present(ctx, t, opts.ShowBody)
 	return t, nil
@@ -286,6 +295,7 @@ func (s *Service) traceEvent(ctx context.Context, t *Trace, key string, visible 
 	ev.NotificationEventTypeID, ev.ChangedFields, ev.Payload, ev.BusinessUnitID = rec.NotificationEventTypeID, rec.ChangedFields, rec.Snapshot, rec.BusinessUnitID
 	reqs, derr := s.d.Types.Derive(ev)
 	if derr != nil {
+		t.mappingError = derr.Error()
 		t.Notes = append(t.Notes, "the event's notification mapping fails: "+derr.Error())
 	}
 	var jobKeys []string
