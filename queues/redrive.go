@@ -43,30 +43,14 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 				continue
 			}
 			older++
-			rec, _ := DecodePoison(deref(m.MessageText))
-			body := rec.Body
-			if rec.BodyBlob != "" {
-				if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
-					left[*m.MessageID] = fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", *m.MessageID, rec.BodyBlob)
-					continue
-				}
-				b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
-				if err != nil {
-					return moved, fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), *m.MessageID, err)
-				}
-				if len(b) > MaxMessageBytes {
-					left[*m.MessageID] = fmt.Sprintf("message %s: bodyBlob %s is larger than a message", *m.MessageID, rec.BodyBlob)
-					continue
-				}
-				body = string(b)
+			switch why, err := c.moveBack(ctx, queue, *m.MessageID, *m.PopReceipt, deref(m.MessageText)); {
+			case err != nil:
+				return moved, err
+			case why != "":
+				left[*m.MessageID] = why
+			default:
+				moved++
 			}
-			if err := c.Enqueue(ctx, queue, body, 0); err != nil {
-				return moved, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
-			}
-			if _, err := poison.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil {
-				return moved, fmt.Errorf("redrive %s: delete moved message %s: %w", c.ns.Queue(queue), *m.MessageID, storage.Translate(err))
-			}
-			moved++
 		}
 		if older == 0 {
 			if len(left) > 0 {
@@ -77,6 +61,34 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 			return moved, nil
 		}
 	}
+}
+
+// moveBack enqueues the original body of poison record text (poison message id, dequeued with
+// receipt) on queue, then deletes it from poison. A record not written like the consumer's
+// (its bodyBlob elsewhere, or too large) is not moved: why says so.
+func (c *Client) moveBack(ctx context.Context, queue, id, receipt, text string) (why string, err error) {
+	rec, _ := DecodePoison(text)
+	body := rec.Body
+	if rec.BodyBlob != "" {
+		if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
+			return fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", id, rec.BodyBlob), nil
+		}
+		b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
+		if err != nil {
+			return "", fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), id, err)
+		}
+		if len(b) > MaxMessageBytes {
+			return fmt.Sprintf("message %s: bodyBlob %s is larger than a message", id, rec.BodyBlob), nil
+		}
+		body = string(b)
+	}
+	if err := c.Enqueue(ctx, queue, body, 0); err != nil {
+		return "", fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
+	}
+	if _, err := c.queue(platform.PoisonQueue(queue)).DeleteMessage(ctx, id, receipt, nil); err != nil {
+		return "", fmt.Errorf("redrive %s: delete moved message %s: %w", c.ns.Queue(queue), id, storage.Translate(err))
+	}
+	return "", nil
 }
 
 // Peek returns up to 32 messages of queue name without taking them (for tests and support).

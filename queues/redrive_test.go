@@ -96,3 +96,56 @@ func TestPoisonRecordKeepsAnOversizedBodyInABlob(t *testing.T) {
 		}
 	}
 }
+
+// RedriveOne moves exactly the message it names, and the others it looked at are visible
+// again at once (a peek right after sees them); an id not there is ErrNotFound, and a record
+// not written like the consumer's stays where it is.
+func TestRedriveOneMovesThatMessageAndShowsTheOthersAgain(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := newClient(t)
+	texts := []string{
+		`{"reason":"bad","queue":"entity-events","attempts":1,"body":"first"}`,
+		`{"reason":"bad","queue":"entity-events","attempts":5,"body":"second","host":"h-1"}`,
+		`not a record at all`,
+		`{"reason":"x","queue":"entity-events","bodyBlob":"bu-1/secret.json"}`,
+	}
+	for _, text := range texts {
+		if err := c.Enqueue(ctx, platform.PoisonQueue(work), text, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peeked, err := c.PeekPoison(ctx, work)
+	if err != nil || len(peeked) != 4 {
+		t.Fatalf("peeked %+v (%v), want 4", peeked, err)
+	}
+	if p := peeked[1]; p.ID == "" || !p.IsRecord || p.Record.Body != "second" || p.Record.Attempts != 5 || p.Record.Host != "h-1" || p.InsertedAt.IsZero() {
+		t.Fatalf("second peeked as %+v", p)
+	}
+	if p := peeked[2]; p.IsRecord || p.Record.Body != "not a record at all" {
+		t.Fatalf("a message that is no record peeked as %+v", p)
+	}
+
+	if err := c.RedriveOne(ctx, work+platform.PoisonSuffix, peeked[1].ID); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := c.Peek(ctx, work); err != nil || len(got) != 1 || got[0] != "second" {
+		t.Fatalf("work queue %q (%v), want only the one redriven", got, err)
+	}
+	left, err := c.PeekPoison(ctx, work)
+	if err != nil || len(left) != 3 {
+		t.Fatalf("poison visible right after: %d (%v), want the other 3 at once", len(left), err)
+	}
+	if err := c.RedriveOne(ctx, work, "no-such-id"); !errors.Is(err, platform.ErrNotFound) {
+		t.Fatalf("an id not there: %v, want ErrNotFound", err)
+	}
+	if err := c.RedriveOne(ctx, work, peeked[3].ID); err == nil || !strings.Contains(err.Error(), "bu-1/secret.json") {
+		t.Fatalf("a record naming another blob: %v, want it refused by name", err)
+	}
+	if left, err := c.PeekPoison(ctx, work); err != nil || len(left) != 3 {
+		t.Fatalf("poison visible after the refusals: %d (%v), want 3", len(left), err)
+	}
+	if got, _ := c.Peek(ctx, work); len(got) != 1 {
+		t.Fatalf("work queue %q, want still one", got)
+	}
+}
