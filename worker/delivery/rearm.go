@@ -3,6 +3,7 @@ package delivery
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/platform/platform"
@@ -17,29 +18,46 @@ import (
 // touched. A Conflict is never sent. It returns the state found and whether it re-armed;
 // platform.ErrNotFound when there is no such message.
 func (d *Distributor) Rearm(ctx context.Context, key, stage, why string) (found platform.MessageState, rearmed bool, err error) {
+	found, rearmed, _, err = d.rearm(ctx, key, rearming{stage: stage, decision: "replayed", why: why, pending: true,
+		from: []platform.MessageState{platform.MessageSent, platform.MessageFailed, platform.MessageUnknown}})
+	return found, rearmed, err
+}
+
+// rearming is what rearm does: which states it takes, and the trail step it writes.
+type rearming struct {
+	stage, decision, why string
+	from                 []platform.MessageState // the settled states re-armed; never Conflict
+	pending              bool                    // a Pending message is handed to the distributor again
+	visible              func(businessUnitID int64) bool
+}
+
+// rearm moves message key from one of r.from back to Pending and hands it to the distributor.
+// A message of a business unit r.visible refuses is errNoSuchMessage.
+func (d *Distributor) rearm(ctx context.Context, key string, r rearming) (found platform.MessageState, rearmed bool, msg *platform.OutgoingMessage, err error) {
 	msg, etag, changed, err := tables.Modify(ctx, d.messages, key, nil, "", func(m *platform.OutgoingMessage) error {
+		if r.visible != nil && !r.visible(m.BusinessUnitID) {
+			return errNoSuchMessage
+		}
 		found = m.State
-		switch m.State {
-		case platform.MessageSent, platform.MessageFailed, platform.MessageUnknown:
-		default:
+		if !slices.Contains(r.from, m.State) || m.State == platform.MessageConflict {
 			return tables.ErrUnchanged
 		}
-		m.Trail = append(m.Trail, platform.NewStep(stage, "replayed", fmt.Sprintf("%s; was %s after %d attempts", why, m.State, m.Attempts)))
+		m.Trail = append(m.Trail, platform.NewStep(r.stage, r.decision, fmt.Sprintf("%s; was %s after %d attempts", r.why, m.State, m.Attempts)))
 		m.State, m.Attempts, m.LastError, m.ProviderID, m.RetryAt = platform.MessagePending, 0, "", "", time.Time{}
 		return nil
 	})
 	if err != nil {
-		return found, false, err
+		return found, false, nil, err
 	}
-	if !changed && msg.State != platform.MessagePending {
-		return found, false, nil
+	if !changed && (msg.State != platform.MessagePending || !r.pending) {
+		return found, false, msg, nil
 	}
 	if changed {
 		d.observe(ctx, msg) // the delivery log shows it Pending again
 	}
 	if err := d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor,
 		sendMessage{MessageKey: key, Message: msg, ETag: etag}, sendMessage{MessageKey: key}, 0); err != nil {
-		return found, false, fmt.Errorf("hand %s to the distributor: %w", key, err)
+		return found, false, msg, fmt.Errorf("hand %s to the distributor: %w", key, err)
 	}
-	return found, changed, nil
+	return found, changed, msg, nil
 }

@@ -1,0 +1,95 @@
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/tables"
+)
+
+// What support does by hand to a message the distributor settled without knowing (Unknown) or
+// gave up on (Failed): say it was delivered after all, or send it once more. Each is decided
+// on the row as stored, at its version (tables.Modify), so it cannot overwrite a change it did
+// not see; and each leaves a trail step naming who and why.
+
+// Actor is who acts by hand on a message, and why.
+type Actor struct {
+	By     string // the principal's id
+	Reason string
+	// Visible, when set, says whether the actor may see a business unit's messages: another
+	// unit's message is answered as one that does not exist.
+	Visible func(businessUnitID int64) bool
+}
+
+// StateError refuses an action on a message, or a job, in a state it does not take.
+type StateError struct {
+	Key   string
+	State string // the state found
+	Want  string // what the action needs, in words
+}
+
+func (e *StateError) Error() string { return fmt.Sprintf("it is %s: %s", e.State, e.Want) }
+
+// errNoSuchMessage is the answer for a missing message and for another unit's alike.
+var errNoSuchMessage error = fmt.Errorf("no such key: %w", platform.ErrNotFound)
+
+// MarkSent records that message key, Unknown (its sender stopped inside the send window, or
+// the provider's verdict was lost), was delivered after all: support checked with the
+// provider. Unknown → Sent, with the trail step "support marked sent: REASON (by WHO)", and
+// the settled hooks called as for a send (metrics, lifecycle event). Nothing is sent. Any
+// other state is a *StateError; a missing message, or another unit's, platform.ErrNotFound.
+func (d *Distributor) MarkSent(ctx context.Context, key string, a Actor) (*platform.OutgoingMessage, error) {
+	var found platform.MessageState
+	msg, _, changed, err := tables.Modify(ctx, d.messages, key, nil, "", func(m *platform.OutgoingMessage) error {
+		if a.Visible != nil && !a.Visible(m.BusinessUnitID) {
+			return errNoSuchMessage
+		}
+		if found = m.State; m.State != platform.MessageUnknown {
+			return tables.ErrUnchanged
+		}
+		m.State, m.LastError, m.LeaseUntil, m.RetryAt = platform.MessageSent, "", time.Time{}, time.Time{}
+		m.Trail = append(m.Trail, platform.NewStep("support", "marked sent", fmt.Sprintf("%s (by %s)", a.Reason, a.By)))
+		return nil
+	})
+	switch {
+	case err != nil:
+		return nil, notFound(err)
+	case !changed:
+		return nil, &StateError{Key: key, State: string(found), Want: "only an Unknown message can be marked sent"}
+	}
+	d.observe(ctx, msg)
+	d.settle(ctx, msg)
+	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(key), "by": a.By, "reason": a.Reason}).Warn("outgoing message marked sent by support (was Unknown)")
+	return msg, nil
+}
+
+// Resend sends message key once more, deliberately: Unknown (the recipient may get it twice:
+// support decided so) or Failed goes back to Pending, with a trail step "support resent:
+// REASON (by WHO)", and is handed to the distributor, which sends it once as it sends any
+// message. Sent, a Conflict (never sent) and a message on its way are a *StateError; a
+// missing message, or another unit's, platform.ErrNotFound.
+func (d *Distributor) Resend(ctx context.Context, key string, a Actor) (*platform.OutgoingMessage, error) {
+	found, rearmed, msg, err := d.rearm(ctx, key, rearming{stage: "support", decision: "resent", why: fmt.Sprintf("%s (by %s)", a.Reason, a.By),
+		from: []platform.MessageState{platform.MessageUnknown, platform.MessageFailed}, visible: a.Visible})
+	switch {
+	case err != nil:
+		return nil, notFound(err)
+	case !rearmed:
+		return nil, &StateError{Key: key, State: string(found), Want: "only an Unknown or Failed message can be sent again"}
+	}
+	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(key), "by": a.By, "reason": a.Reason, "was": found}).Warn("outgoing message sent again by support")
+	return msg, nil
+}
+
+// notFound words a missing message as another unit's is worded: "no such key".
+func notFound(err error) error {
+	if errors.Is(err, platform.ErrNotFound) {
+		return errNoSuchMessage
+	}
+	return err
+}
