@@ -1,5 +1,6 @@
 // Package api is the worker's HTTP API, one file per resource: health, history, notification
-// jobs and cancellations, traces, timelines with their effects, webhook endpoints, automation rules, agent runs and the change
+// jobs and cancellations, traces, timelines with their effects, what needs attention and
+// support's actions on it, webhook endpoints, automation rules, agent runs and the change
 // stream. It decodes and
 // checks requests, calls the concern that owns the resource, and maps errors to statuses:
 // platform.ErrInvalidInput is 400 (404 where it names a resource that does not exist), a
@@ -28,8 +29,10 @@ import (
 
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/blobs"
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/automations"
+	"github.com/platform/platform/worker/delivery"
 	"github.com/platform/platform/worker/notify"
 	"github.com/platform/platform/worker/realtime"
 	"github.com/platform/platform/worker/runs"
@@ -40,10 +43,17 @@ import (
 type Deps struct {
 	Log logrus.FieldLogger
 	// Ready reports whether the worker runs and what it depends on answers (GET /readyz).
-	Ready    func(ctx context.Context) error
-	History  *tables.History
-	Blobs    *blobs.Client
-	Notify   *notify.Service
+	Ready   func(ctx context.Context) error
+	History *tables.History
+	Blobs   *blobs.Client
+	Notify  *notify.Service
+	// Distributor sends and settles outgoing messages: support's actions on them.
+	Distributor *delivery.Distributor
+	// Jobs, Messages and Queues are read for what needs attention (GET /v1/attention), and
+	// Queues' poison redriven.
+	Jobs     *tables.Jobs
+	Messages *tables.Messages
+	Queues   *queues.Client
 	Webhooks *webhooks.Service
 	Replay   *webhooks.Replayer
 	Changes  *realtime.Hub

@@ -97,13 +97,16 @@ func (d *server) refuse(rw http.ResponseWriter, r *http.Request, rec *auditRecor
 }
 
 // auditRecord is what the audit line of a mutating request says; the handler adds the
-// business unit it acted on (noteUnit).
+// business unit it acted on (noteUnit), and an action the key it acted on and the reason its
+// caller gave (noteAction).
 type auditRecord struct {
 	route     string
 	role      auth.Role
 	principal string
 	unit      int64
-	reason    string
+	reason    string // why the request was refused
+	key       string // the key (or queue) an action acted on
+	why       string // the reason an action's caller gave
 }
 
 type auditKey struct{}
@@ -115,8 +118,17 @@ func noteUnit(r *http.Request, unit int64) {
 	}
 }
 
+// noteAction records the key an action acts on and the reason its caller gave, for its audit
+// line.
+func noteAction(r *http.Request, key, why string) {
+	if rec, ok := r.Context().Value(auditKey{}).(*auditRecord); ok {
+		rec.key, rec.why = key, why
+	}
+}
+
 // audit writes the one line a mutating request leaves: who (a key id, a token's oid or sub;
-// never the credential), with which role, on which route and business unit, and how it ended.
+// never the credential), with which role, on which route and business unit, on which key and
+// why (an action), and how it ended.
 func (d *server) audit(sw *statusWriter, rec *auditRecord) {
 	status := sw.status
 	if status == 0 {
@@ -133,6 +145,12 @@ func (d *server) audit(sw *statusWriter, rec *auditRecord) {
 		"role": string(rec.role), "route": rec.route, "status": status, "outcome": outcome}
 	if rec.unit != 0 {
 		f["businessUnit"] = rec.unit
+	}
+	if rec.key != "" {
+		f["key"] = rec.key
+	}
+	if rec.why != "" {
+		f["why"] = rec.why
 	}
 	if rec.reason != "" && outcome != "ok" {
 		f["reason"] = rec.reason

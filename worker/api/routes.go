@@ -60,6 +60,11 @@ var routes = []Route{
 	{"GET /v1/trace", Needs(auth.Support), (*server).serveTrace},
 	// Support sees history rows through trace already: the timeline with its effects widens nothing.
 	{"GET /v1/timeline/{entityTypeId}/{identity}", Needs(auth.Support), (*server).serveTimeline},
+	{"GET /v1/attention", Needs(auth.Support), (*server).serveAttention},
+	{"POST /v1/messages/mark-sent", Needs(auth.Admin), (*server).serveMarkSent},
+	{"POST /v1/messages/resend", Needs(auth.Admin), (*server).serveResend},
+	{"POST /v1/notification-jobs/cancel", Needs(auth.Admin), (*server).serveCancelJob},
+	{"POST /v1/poison/{queue}/redrive", Needs(auth.Admin), (*server).serveRedrive},
 	{"GET /v1/changes", Needs(auth.Support), (*server).serveChanges},
 	{"POST /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveAddWebhook},
 	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},

@@ -1,0 +1,231 @@
+package api
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/queues"
+	"github.com/platform/platform/tables"
+)
+
+// Attention is what needs a person: jobs and messages stopped where no stage will move them,
+// created in the window, and what lies in the poison queues. GET /v1/attention answers it.
+type Attention struct {
+	Since    time.Time         `json:"since"`
+	Jobs     AttentionJobs     `json:"jobs"`
+	Messages AttentionMessages `json:"messages"`
+	// Poison is each work queue's poison twin, for a caller that sees every business unit
+	// only (Notes says so to another).
+	Poison []AttentionPoison `json:"poison,omitempty"`
+	Notes  []string          `json:"notes,omitempty"`
+}
+
+// AttentionJobs are the jobs in Conflict or Failed; More when there were more than Items.
+type AttentionJobs struct {
+	Items []AttentionJob `json:"items"`
+	More  bool           `json:"more"`
+}
+
+// AttentionJob is a job's summary: no event data, no trail (the trace has them).
+type AttentionJob struct {
+	JobKey                  string    `json:"jobKey"`
+	NotificationEventTypeID int       `json:"notificationEventTypeId"`
+	BusinessUnitID          int64     `json:"businessUnitId"`
+	State                   string    `json:"state"`
+	Reason                  string    `json:"reason,omitempty"`
+	CreatedAt               time.Time `json:"createdAt"`
+}
+
+// AttentionMessages are the messages Unknown, Failed or Conflict; More as for jobs.
+type AttentionMessages struct {
+	Items []AttentionMessage `json:"items"`
+	More  bool               `json:"more"`
+}
+
+// AttentionMessage is a message's summary: no subject or body. The key and recipient are
+// shown as a trace shows them (a webhook URL redacted).
+type AttentionMessage struct {
+	MessageKey     string    `json:"messageKey"`
+	JobKey         string    `json:"jobKey"`
+	BusinessUnitID int64     `json:"businessUnitId"`
+	Channel        string    `json:"channel"`
+	Recipient      string    `json:"recipient"`
+	State          string    `json:"state"`
+	Attempts       int       `json:"attempts"`
+	LastError      string    `json:"lastError,omitempty"`
+	CreatedAt      time.Time `json:"createdAt"`
+}
+
+// AttentionPoison is one work queue's poison twin: its approximate count (invisible messages
+// included) and the first visible ones.
+type AttentionPoison struct {
+	Queue string          `json:"queue"`
+	Count int             `json:"count"`
+	Items []PoisonSummary `json:"items"`
+}
+
+// PoisonSummary is one poison message: never its whole body, only what identifies it.
+type PoisonSummary struct {
+	ID         string    `json:"id"` // its id in the poison queue: redrive one by it
+	InsertedAt time.Time `json:"insertedAt"`
+	FailedAt   time.Time `json:"failedAt,omitzero"`
+	Attempts   int64     `json:"attempts"`
+	Reason     string    `json:"reason"`
+	Host       string    `json:"host,omitempty"`
+	About      string    `json:"about"`
+}
+
+// The window GET /v1/attention reads: 7 days unless asked, at most 31.
+const (
+	attentionWindow    = 7 * 24 * time.Hour
+	maxAttentionWindow = 31 * 24 * time.Hour
+)
+
+// serveAttention answers GET /v1/attention?since=DURATION|RFC3339: the jobs in Conflict or
+// Failed and the messages Unknown, Failed or Conflict created since then (of the caller's
+// business units), and, for a caller that sees every unit, the poison queues.
+//
+// Cost: the jobs and messages are two scans — the table service reads every row of each table
+// (they are keyed by job and message key, with no index by state), and answers in pages of at
+// most 101 matches, 20 pages at most each; the poison section is two requests per work queue
+// (a count and a peek). A page support opens, not a hot path.
+func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
+	since, ok := attentionSince(r.URL.Query().Get("since"), time.Now())
+	if !ok {
+		writeError(rw, http.StatusBadRequest, `since: want a duration such as "24h" or "7d", or an RFC 3339 time, within the last 31 days`)
+		return
+	}
+	p := principal(r)
+	ctx := r.Context()
+	var units []int64
+	if !p.AllUnits() {
+		units = append([]int64{}, p.Units.IDs...)
+	}
+	out := Attention{Since: since, Jobs: AttentionJobs{Items: []AttentionJob{}}, Messages: AttentionMessages{Items: []AttentionMessage{}}}
+
+	jobs, more, err := d.Jobs.ListStates(ctx, tables.StateScan{States: []string{string(platform.JobConflict), string(platform.JobFailed)}, Since: since, Units: units})
+	if err != nil {
+		d.storageError(rw, "list jobs that need attention", err)
+		return
+	}
+	out.Jobs.More = more
+	for _, j := range jobs {
+		out.Jobs.Items = append(out.Jobs.Items, AttentionJob{JobKey: j.Key, NotificationEventTypeID: j.NotificationEventTypeID,
+			BusinessUnitID: j.BusinessUnitID, State: string(j.State), Reason: j.Reason, CreatedAt: j.CreatedAt})
+	}
+	msgs, more, err := d.Messages.ListStates(ctx, tables.StateScan{Since: since, Units: units,
+		States: []string{string(platform.MessageUnknown), string(platform.MessageFailed), string(platform.MessageConflict)}})
+	if err != nil {
+		d.storageError(rw, "list messages that need attention", err)
+		return
+	}
+	out.Messages.More = more
+	for _, m := range msgs {
+		shown := m.Recipient.Shown()
+		out.Messages.Items = append(out.Messages.Items, AttentionMessage{MessageKey: platform.ShownKey(m.Key), JobKey: m.JobKey,
+			BusinessUnitID: m.BusinessUnitID, Channel: shown.Channel, Recipient: shown.Address, State: string(m.State),
+			Attempts: m.Attempts, LastError: clip(m.LastError, 500), CreatedAt: m.CreatedAt})
+	}
+	if out.Jobs.More || out.Messages.More {
+		out.Notes = append(out.Notes, "more than these need attention: narrow the window (since) or use platform trace")
+	}
+
+	if !p.AllUnits() {
+		out.Notes = append(out.Notes, "poison queues are shown only to a principal that sees every business unit: a poison message carries no dependable business unit")
+		writeJSON(rw, http.StatusOK, out)
+		return
+	}
+	for _, q := range platform.WorkQueues {
+		n, err := d.Queues.ApproximateCount(ctx, platform.PoisonQueue(q))
+		if err != nil {
+			d.storageError(rw, "count poison messages", err)
+			return
+		}
+		section := AttentionPoison{Queue: q, Count: n, Items: []PoisonSummary{}}
+		if n > 0 {
+			peeked, err := d.Queues.PeekPoison(ctx, q)
+			if err != nil {
+				d.storageError(rw, "peek poison messages", err)
+				return
+			}
+			for _, pm := range peeked {
+				section.Items = append(section.Items, PoisonSummary{ID: pm.ID, InsertedAt: pm.InsertedAt, FailedAt: pm.Record.FailedAt,
+					Attempts: pm.Record.Attempts, Reason: clip(pm.Record.Reason, 300), Host: clip(pm.Record.Host, 100), About: about(q, pm)})
+			}
+		}
+		out.Poison = append(out.Poison, section)
+	}
+	writeJSON(rw, http.StatusOK, out)
+}
+
+// attentionSince reads since: a duration back from now ("24h", "7d"), or an instant; empty is
+// the default window. It must lie within the last 31 days.
+func attentionSince(v string, now time.Time) (time.Time, bool) {
+	if v == "" {
+		return now.Add(-attentionWindow), true
+	}
+	var since time.Time
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		n, err := strconv.Atoi(days)
+		if err != nil || n <= 0 {
+			return time.Time{}, false
+		}
+		since = now.Add(-time.Duration(n) * 24 * time.Hour)
+	} else if d, err := time.ParseDuration(v); err == nil {
+		if d <= 0 {
+			return time.Time{}, false
+		}
+		since = now.Add(-d)
+	} else if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
+		since = t
+	} else {
+		return time.Time{}, false
+	}
+	if since.Before(now.Add(-maxAttentionWindow)) || since.After(now) {
+		return time.Time{}, false
+	}
+	return since.UTC(), true
+}
+
+// about identifies a poison message's body without showing it: the event key of an event,
+// the key a stage message names, else its first 120 characters.
+func about(queue string, pm queues.PoisonMessage) string {
+	body := pm.Record.Body
+	if pm.Record.BodyBlob != "" {
+		return "(its body is kept in storage: too large for a message)"
+	}
+	if queue == platform.QueueEntityEvents {
+		if ev, err := platform.DecodeEvent([]byte(body)); err == nil {
+			return "event " + ev.Key()
+		}
+	}
+	var stage struct {
+		JobKey     string `json:"jobKey"`
+		MessageKey string `json:"messageKey"`
+		RunID      string `json:"runId"`
+	}
+	if json.Unmarshal([]byte(body), &stage) == nil {
+		switch {
+		case stage.MessageKey != "":
+			return "message " + clip(platform.ShownKey(stage.MessageKey), 600)
+		case stage.JobKey != "":
+			return "job " + clip(stage.JobKey, 600)
+		case stage.RunID != "":
+			return "run " + clip(stage.RunID, 100)
+		}
+	}
+	return clip(body, 120)
+}
+
+// clip keeps the first n characters of s (whole runes), marking a cut with "…".
+func clip(s string, n int) string {
+	if utf8.RuneCountInString(s) <= n {
+		return s
+	}
+	return string([]rune(s)[:n]) + "…"
+}

@@ -1,0 +1,203 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker/delivery"
+)
+
+// The actions support takes on what needs attention (role admin): mark an Unknown message
+// sent, send a message once more, cancel a job not yet released, redrive poison. Each needs a
+// reason, which goes into the row's trail and the request's audit line with the key acted on.
+// A principal scoped to business units acts only on its units' messages and jobs (another
+// unit's is "no such key", as in a trace); poison, which carries no dependable unit, only a
+// principal that sees every unit redrives.
+
+// maxReason bounds an action's reason, in characters.
+const maxReason = 500
+
+// checkReason refuses a reason that is empty, longer than maxReason, or holds a control or
+// bidirectional-formatting character (it is written to logs and trails, where either could
+// make a line read as something else).
+func checkReason(s string) error {
+	n := utf8.RuneCountInString(s)
+	switch {
+	case strings.TrimSpace(s) == "":
+		return errors.New("reason: required (say why, for the trail and the audit log)")
+	case n > maxReason || !utf8.ValidString(s):
+		return fmt.Errorf("reason: want at most %d characters of UTF-8", maxReason)
+	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0:
+		return errors.New("reason: control characters (line breaks, tabs, bidirectional controls) are not allowed")
+	}
+	return nil
+}
+
+// actionBody is the body of an action on a message or a job.
+type actionBody struct {
+	MessageKey string `json:"messageKey,omitempty"`
+	JobKey     string `json:"jobKey,omitempty"`
+	Reason     string `json:"reason"`
+}
+
+// readAction decodes and checks an action's body, whose key is field's; it notes the key and
+// reason for the audit line. On failure it has answered 400.
+func readAction(rw http.ResponseWriter, r *http.Request, field string) (key, reason string, ok bool) {
+	var b actionBody
+	if !decode(rw, r, 16<<10, &b) {
+		return "", "", false
+	}
+	key = b.MessageKey
+	other := b.JobKey
+	if field == "jobKey" {
+		key, other = b.JobKey, b.MessageKey
+	}
+	switch {
+	case other != "":
+		writeError(rw, http.StatusBadRequest, fmt.Sprintf(`body: want {"%s":…, "reason":…}`, field))
+		return "", "", false
+	case key == "":
+		writeError(rw, http.StatusBadRequest, field+": required")
+		return "", "", false
+	}
+	if err := platform.CheckKeyLength(field, key); err != nil {
+		writeError(rw, http.StatusBadRequest, err.Error())
+		return "", "", false
+	}
+	noteAction(r, platform.ShownKey(key), "")
+	if err := checkReason(b.Reason); err != nil {
+		writeError(rw, http.StatusBadRequest, err.Error())
+		return "", "", false
+	}
+	noteAction(r, platform.ShownKey(key), b.Reason)
+	return key, b.Reason, true
+}
+
+// actionError answers an action's failure: no such key (or another unit's) 404, a state the
+// action does not take 409 naming it, storage 502.
+func (d *server) actionError(rw http.ResponseWriter, what string, err error) {
+	var se *delivery.StateError
+	switch {
+	case errors.As(err, &se):
+		writeError(rw, http.StatusConflict, se.Error())
+	case errors.Is(err, platform.ErrNotFound):
+		writeError(rw, http.StatusNotFound, "no such key")
+	case errors.Is(err, platform.ErrConflict):
+		writeError(rw, http.StatusConflict, "it kept changing while this ran: read it again, then decide")
+	default:
+		d.storageError(rw, what, err)
+	}
+}
+
+// serveMarkSent answers POST /v1/messages/mark-sent {"messageKey","reason"}: an Unknown
+// message recorded Sent (support checked with the provider); nothing is sent. 409 naming the
+// state for any other.
+func (d *server) serveMarkSent(rw http.ResponseWriter, r *http.Request) {
+	key, reason, ok := readAction(rw, r, "messageKey")
+	if !ok {
+		return
+	}
+	p := principal(r)
+	m, err := d.Distributor.MarkSent(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	if err != nil {
+		d.actionError(rw, "mark message sent", err)
+		return
+	}
+	noteUnit(r, m.BusinessUnitID)
+	writeJSON(rw, http.StatusOK, map[string]any{"messageKey": platform.ShownKey(m.Key), "state": m.State})
+}
+
+// serveResend answers POST /v1/messages/resend {"messageKey","reason"}: an Unknown or Failed
+// message sent once more. 409 naming the state for any other (Sent, Conflict, on its way).
+func (d *server) serveResend(rw http.ResponseWriter, r *http.Request) {
+	key, reason, ok := readAction(rw, r, "messageKey")
+	if !ok {
+		return
+	}
+	p := principal(r)
+	m, err := d.Distributor.Resend(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	if err != nil {
+		d.actionError(rw, "send message again", err)
+		return
+	}
+	noteUnit(r, m.BusinessUnitID)
+	writeJSON(rw, http.StatusOK, map[string]any{"messageKey": platform.ShownKey(m.Key), "state": m.State})
+}
+
+// serveCancelJob answers POST /v1/notification-jobs/cancel {"jobKey","reason"}: a job not yet
+// released to the generator (Created, Scheduled) Skipped with reason cancelled. 409 for one
+// released or settled.
+func (d *server) serveCancelJob(rw http.ResponseWriter, r *http.Request) {
+	key, reason, ok := readAction(rw, r, "jobKey")
+	if !ok {
+		return
+	}
+	p := principal(r)
+	j, err := d.Notify.CancelJob(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	if err != nil {
+		d.actionError(rw, "cancel notification job", err)
+		return
+	}
+	noteUnit(r, j.BusinessUnitID)
+	writeJSON(rw, http.StatusOK, map[string]any{"jobKey": j.Key, "state": j.State, "reason": j.Reason})
+}
+
+// serveRedrive answers POST /v1/poison/{queue}/redrive {"messageId"?,"reason"}: every poison
+// message of the work queue moved back to it, or only messageId; 200 {"moved":N}. An unknown
+// queue, or a messageId not in its poison queue, is 404; a caller that does not see every
+// business unit 403.
+func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
+	queue := strings.TrimSuffix(r.PathValue("queue"), platform.PoisonSuffix)
+	if !slices.Contains(platform.WorkQueues, queue) {
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("no work queue %.100q: want one of %s", r.PathValue("queue"), strings.Join(platform.WorkQueues, ", ")))
+		return
+	}
+	var b struct {
+		MessageID string `json:"messageId,omitempty"`
+		Reason    string `json:"reason"`
+	}
+	if !decode(rw, r, 16<<10, &b) {
+		return
+	}
+	key := queue
+	if b.MessageID != "" {
+		if len(b.MessageID) > 100 {
+			writeError(rw, http.StatusBadRequest, "messageId: want a poison message's id, as GET /v1/attention shows it")
+			return
+		}
+		key += "/" + b.MessageID
+	}
+	noteAction(r, key, "")
+	if err := checkReason(b.Reason); err != nil {
+		writeError(rw, http.StatusBadRequest, err.Error())
+		return
+	}
+	noteAction(r, key, b.Reason)
+	if !principal(r).AllUnits() {
+		writeError(rw, http.StatusForbidden, "redriving poison needs a principal that sees every business unit: a poison message carries no dependable unit")
+		return
+	}
+	if b.MessageID == "" {
+		n, err := d.Queues.Redrive(r.Context(), queue)
+		if err != nil {
+			d.serverError(rw, "redrive", fmt.Errorf("moved %d, then: %w", n, err), http.StatusBadGateway, fmt.Sprintf("moved %d, then failed", n))
+			return
+		}
+		writeJSON(rw, http.StatusOK, map[string]int{"moved": n})
+		return
+	}
+	switch err := d.Queues.RedriveOne(r.Context(), queue, b.MessageID); {
+	case errors.Is(err, platform.ErrNotFound):
+		writeError(rw, http.StatusNotFound, "no such message in "+queue+"'s poison queue (redriven already?)")
+	case err != nil:
+		d.serverError(rw, "redrive one", err, http.StatusBadGateway, "not moved")
+	default:
+		writeJSON(rw, http.StatusOK, map[string]int{"moved": 1})
+	}
+}

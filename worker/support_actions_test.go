@@ -1,0 +1,170 @@
+package worker_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/auth"
+	"github.com/platform/platform/internal/testenv"
+)
+
+// actionCall is one action request a test made, and the audit line it must leave.
+type actionCall struct {
+	route, key, why, outcome string
+}
+
+// Support's actions, through the API, on a real worker, SMTP relay and receiver: mark sent
+// sends nothing and records Sent once (the settled hooks counted it); send again sends
+// exactly one more; cancel stops a scheduled job for good and refuses a released one. Only an
+// admin acts, only on its units' keys; each request leaves one audit line naming the key and
+// the reason.
+func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
+	t.Parallel()
+	e := newAttentionEnv(t)
+	marked := e.unknown(42, "marked@example.com")
+	again := e.unknown(42, "again@example.com")
+	failed := e.failed(42)
+	admin, adminID := e.key(auth.Admin)
+	scoped, _ := e.key(auth.Admin, 43)
+	support, _ := e.key(auth.Support)
+	var calls []actionCall
+	n := 0
+	act := func(bearer, route, field, key string) (int, string) {
+		t.Helper()
+		n++
+		why := fmt.Sprintf("case %d: the provider's log says so", n)
+		body, _ := json.Marshal(map[string]string{field: key, "reason": why})
+		code, out := call(t, "POST", e.base+strings.TrimPrefix(route, "POST "), bearer, string(body))
+		outcome := "ok"
+		if code >= 400 {
+			outcome = "refused"
+		}
+		if bearer != support {
+			calls = append(calls, actionCall{route, platform.ShownKey(key), why, outcome})
+		}
+		return code, out
+	}
+	const (
+		markSent = "POST /v1/messages/mark-sent"
+		resend   = "POST /v1/messages/resend"
+		cancel   = "POST /v1/notification-jobs/cancel"
+		redrive  = "POST /v1/poison/{queue}/redrive"
+	)
+	mails := func(to string) int {
+		c := 0
+		for _, m := range e.smtp.Mails() {
+			if m.To[0] == to {
+				c++
+			}
+		}
+		return c
+	}
+	before := scrapeMetrics(t, e.w)
+
+	// A support key looks, and acts on nothing.
+	for route, field := range map[string]string{markSent: "messageKey", resend: "messageKey", cancel: "jobKey"} {
+		if code, body := act(support, route, field, marked); code != http.StatusForbidden {
+			t.Errorf("support on %s: %d %s, want 403", route, code, body)
+		}
+	}
+	if code, body := call(t, "POST", e.base+"/v1/poison/entity-events/redrive", support, `{"reason":"r"}`); code != http.StatusForbidden {
+		t.Errorf("support redriving: %d %s, want 403", code, body)
+	}
+	// An admin of unit 43 does not see unit 42's message: no such key, as in a trace.
+	if code, body := act(scoped, markSent, "messageKey", marked); code != http.StatusNotFound || !strings.Contains(body, "no such key") {
+		t.Errorf("another unit's message: %d %s, want 404 no such key", code, body)
+	}
+	if code, body := call(t, "POST", e.base+"/v1/poison/entity-events/redrive", scoped, `{"reason":"r"}`); code != http.StatusForbidden {
+		t.Errorf("a unit-scoped admin redriving: %d %s, want 403", code, body)
+	}
+	for _, body := range []string{`{"messageKey":"` + marked + `"}`, `{"messageKey":"` + marked + `","reason":"a\nb"}`,
+		`{"messageKey":"` + marked + `","reason":"` + strings.Repeat("x", 501) + `"}`, `{"messageKey":"` + marked + `","reason":"a\u202eb"}`,
+		`{"messageKey":"` + marked + `","reason":"r","extra":1}`, `{"reason":"r"}`} {
+		if code, out := call(t, "POST", e.base+"/v1/messages/mark-sent", admin, body); code != http.StatusBadRequest {
+			t.Errorf("mark-sent %s: %d %s, want 400", body, code, out)
+		}
+	}
+
+	// Mark sent: Unknown → Sent, nothing sent, the settled hooks ran; a second time is 409.
+	if code, body := act(admin, markSent, "messageKey", marked); code != http.StatusOK || !strings.Contains(body, `"Sent"`) {
+		t.Fatalf("mark sent: %d %s", code, body)
+	}
+	why := calls[len(calls)-1].why
+	drain(t, e.w)
+	m := storedMessage(t, e.ns, marked)
+	last := m.Trail[len(m.Trail)-1]
+	if m.State != platform.MessageSent || mails("marked@example.com") != 1 || last.Stage != "support" || last.Decision != "marked sent" ||
+		last.Reason != why+" (by "+adminID+")" {
+		t.Fatalf("marked: %s, %d mails, last step %+v", m.State, mails("marked@example.com"), last)
+	}
+	if code, body := act(admin, markSent, "messageKey", marked); code != http.StatusConflict || !strings.Contains(body, "Sent") {
+		t.Fatalf("marked twice: %d %s, want 409 naming Sent", code, body)
+	}
+	// Send again: exactly one more mail; then it is Sent, and a Sent message is not resent.
+	if code, body := act(admin, resend, "messageKey", again); code != http.StatusOK {
+		t.Fatalf("send again: %d %s", code, body)
+	}
+	e.waitState(again, platform.MessageSent)
+	drain(t, e.w)
+	if got := mails("again@example.com"); got != 2 {
+		t.Fatalf("sent again: the relay got %d copies, want 2 (one more)", got)
+	}
+	if code, body := act(admin, resend, "messageKey", again); code != http.StatusConflict || !strings.Contains(body, "Sent") {
+		t.Fatalf("a Sent message sent again: %d %s, want 409", code, body)
+	}
+	// A Failed one is tried once more.
+	if code, body := act(admin, resend, "messageKey", failed); code != http.StatusOK {
+		t.Fatalf("send a Failed one again: %d %s", code, body)
+	}
+	testenv.Eventually(t, 30*time.Second, "the receiver asked again", func() bool { return e.refused() == 2 })
+	e.waitState(failed, platform.MessageFailed)
+
+	// Cancel: a scheduled job never goes out, even after it was due; a released one is 409.
+	sendAt := time.Now().Add(3 * time.Second)
+	later, _ := e.job(42, platform.Recipient{Channel: "email", Address: "later@example.com"}, &sendAt)
+	testenv.Eventually(t, 30*time.Second, "the job scheduled", func() bool { return onlyJob(t, trace(t, e.w, later)).State == platform.JobScheduled })
+	if code, body := act(admin, cancel, "jobKey", later); code != http.StatusOK || !strings.Contains(body, `"Skipped"`) {
+		t.Fatalf("cancel: %d %s", code, body)
+	}
+	drain(t, e.w) // the scheduler's hold comes due, and finds the job final
+	if j := onlyJob(t, trace(t, e.w, later)); j.State != platform.JobSkipped || j.Reason != platform.ReasonCancelled || time.Now().Before(sendAt) ||
+		mails("later@example.com") != 0 || !strings.Contains(j.Trail[len(j.Trail)-1].Reason, "(by "+adminID+")") {
+		t.Fatalf("cancelled job %s (%s), %d mails, trail %+v", j.State, j.Reason, mails("later@example.com"), j.Trail)
+	}
+	markedJob, _ := platform.MessageJobKey(marked)
+	if code, body := act(admin, cancel, "jobKey", markedJob); code != http.StatusConflict || !strings.Contains(body, "already released to the generator") {
+		t.Fatalf("cancel a Generated job: %d %s, want 409", code, body)
+	}
+	if code, body := act(admin, cancel, "jobKey", "notification-job:none"); code != http.StatusNotFound {
+		t.Fatalf("cancel a job that does not exist: %d %s, want 404", code, body)
+	}
+
+	after := scrapeMetrics(t, e.w)
+	for series, want := range map[string]float64{messagesSettled("email", platform.MessageSent): 2, // marked, and again once resent
+		jobsSettled(201, platform.JobSkipped, platform.ReasonCancelled): 1} {
+		if got := after[series] - before[series]; got != want {
+			t.Errorf("%s grew by %v, want %v", series, got, want)
+		}
+	}
+
+	// One audit line per action request, naming the principal, the key and the reason.
+	for _, c := range calls {
+		var found []map[string]any
+		for _, a := range e.audits(c.route) {
+			if a["key"] == c.key && a["why"] == c.why {
+				found = append(found, a)
+			}
+		}
+		if len(found) != 1 || found[0]["outcome"] != c.outcome || found[0]["principal"] == "" {
+			t.Errorf("%s %s (%q): audit lines %v, want one, outcome %s", c.route, c.key, c.why, found, c.outcome)
+		}
+	}
+	if got := len(e.audits(markSent)) + len(e.audits(resend)) + len(e.audits(cancel)) + len(e.audits(redrive)); got != len(calls)+3+1+1+6 {
+		t.Errorf("%d audit lines on the action routes, want %d (one per request)", got, len(calls)+3+1+1+6)
+	}
+}
