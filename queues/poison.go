@@ -102,12 +102,15 @@ func (c *Client) RedriveOne(ctx context.Context, queue, id string) error {
 			}
 		}
 		if found != nil {
-			why, err := c.moveBack(ctx, queue, id, found.receipt, found.text)
+			body, why, err := c.poisonBody(ctx, queue, id, found.text)
 			if err == nil && why != "" {
-				others = append(others, *found)
 				err = fmt.Errorf("redrive %s: left in poison, not written by the worker: %s", c.ns.Queue(queue), why)
 			}
-			return err
+			if err != nil {
+				others = append(others, *found)
+				return err
+			}
+			return c.moveBack(ctx, queue, id, found.receipt, body)
 		}
 	}
 	where := "in its poison queue"

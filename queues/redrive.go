@@ -2,6 +2,7 @@ package queues
 
 import (
 	"context"
+	"crypto/sha256"
 	"fmt"
 	"maps"
 	"slices"
@@ -18,15 +19,20 @@ import (
 // Redrive moves the messages of queue's poison twin back to queue, each with its original body,
 // and returns how many it moved. queue may be named with or without the -poison suffix. Only
 // messages poisoned before Redrive started are moved, so a message that fails again while it
-// runs is not looped back forever. Each message is enqueued before it is deleted from poison:
-// a crash in between leaves a copy in both, which is harmless because every effect is keyed.
-// A record whose bodyBlob is not where the consumer puts poison bodies of this queue, or is
-// larger than a message, is not the consumer's (anyone who can enqueue can write a poison
-// queue): it is left where it is, and Redrive's error names it once the rest are moved.
+// runs is not looped back forever: one inserted after it started (by this machine's clock) is
+// left, and so is one with the body of a message it moved, inserted since its first request
+// (by the service's clock, to the second: a worker may poison a moved message again within
+// the same second, and clocks differ). Each message is enqueued before it is deleted from
+// poison: a crash in between leaves a copy in both, which is harmless because every effect is
+// keyed. A record whose bodyBlob is not where the consumer puts poison bodies of this queue,
+// or is larger than a message, is not the consumer's (anyone who can enqueue can write a
+// poison queue): it is left where it is, and Redrive's error names it once the rest are moved.
 func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
 	poison := c.queue(platform.PoisonQueue(queue))
 	started := time.Now()
+	var first time.Time                // the service's time at the first dequeue
+	movedBodies := map[[32]byte]bool{} // the bodies moved
 	moved := 0
 	left := map[string]string{} // message id → why it was left
 	for {
@@ -36,21 +42,37 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 		if err != nil {
 			return moved, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), storage.Translate(err))
 		}
+		if first.IsZero() && resp.Date != nil {
+			first = resp.Date.Truncate(time.Second)
+		}
 		older := 0
 		for _, m := range resp.Messages {
-			if m.InsertionTime != nil && m.InsertionTime.After(started) {
+			inserted := time.Time{}
+			if m.InsertionTime != nil {
+				inserted = *m.InsertionTime
+			}
+			if inserted.After(started) {
 				// Poisoned again while we run: leave it (visible again in 60s) for a later redrive.
 				continue
 			}
-			older++
-			switch why, err := c.moveBack(ctx, queue, *m.MessageID, *m.PopReceipt, deref(m.MessageText)); {
-			case err != nil:
+			body, why, err := c.poisonBody(ctx, queue, *m.MessageID, deref(m.MessageText))
+			if err != nil {
 				return moved, err
-			case why != "":
-				left[*m.MessageID] = why
-			default:
-				moved++
 			}
+			sum := sha256.Sum256([]byte(body))
+			if why == "" && movedBodies[sum] && !inserted.Before(first) {
+				continue // a message moved in this run, poisoned again already: left, as above
+			}
+			older++
+			if why != "" {
+				left[*m.MessageID] = why
+				continue
+			}
+			if err := c.moveBack(ctx, queue, *m.MessageID, *m.PopReceipt, body); err != nil {
+				return moved, err
+			}
+			movedBodies[sum] = true
+			moved++
 		}
 		if older == 0 {
 			if len(left) > 0 {
@@ -63,32 +85,36 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	}
 }
 
-// moveBack enqueues the original body of poison record text (poison message id, dequeued with
-// receipt) on queue, then deletes it from poison. A record not written like the consumer's
-// (its bodyBlob elsewhere, or too large) is not moved: why says so.
-func (c *Client) moveBack(ctx context.Context, queue, id, receipt, text string) (why string, err error) {
+// poisonBody is the original body of poison record text (poison message id of queue); or, for
+// a record not written like the consumer's (its bodyBlob elsewhere, or too large), why it is
+// not moved.
+func (c *Client) poisonBody(ctx context.Context, queue, id, text string) (body, why string, err error) {
 	rec, _ := DecodePoison(text)
-	body := rec.Body
-	if rec.BodyBlob != "" {
-		if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
-			return fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", id, rec.BodyBlob), nil
-		}
-		b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
-		if err != nil {
-			return "", fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), id, err)
-		}
-		if len(b) > MaxMessageBytes {
-			return fmt.Sprintf("message %s: bodyBlob %s is larger than a message", id, rec.BodyBlob), nil
-		}
-		body = string(b)
+	if rec.BodyBlob == "" {
+		return rec.Body, "", nil
 	}
+	if !strings.HasPrefix(rec.BodyBlob, poisonBodyPrefix(queue)) {
+		return "", fmt.Sprintf("message %s: bodyBlob %.100q is not a poison body of this queue", id, rec.BodyBlob), nil
+	}
+	b, _, err := c.blobs.GetBounded(ctx, platform.ContainerEventPayloads, rec.BodyBlob, MaxMessageBytes)
+	if err != nil {
+		return "", "", fmt.Errorf("redrive %s: message %s: %w", c.ns.Queue(queue), id, err)
+	}
+	if len(b) > MaxMessageBytes {
+		return "", fmt.Sprintf("message %s: bodyBlob %s is larger than a message", id, rec.BodyBlob), nil
+	}
+	return string(b), "", nil
+}
+
+// moveBack enqueues body on queue, then deletes poison message id (dequeued with receipt).
+func (c *Client) moveBack(ctx context.Context, queue, id, receipt, body string) error {
 	if err := c.Enqueue(ctx, queue, body, 0); err != nil {
-		return "", fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
+		return fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
 	}
 	if _, err := c.queue(platform.PoisonQueue(queue)).DeleteMessage(ctx, id, receipt, nil); err != nil {
-		return "", fmt.Errorf("redrive %s: delete moved message %s: %w", c.ns.Queue(queue), id, storage.Translate(err))
+		return fmt.Errorf("redrive %s: delete moved message %s: %w", c.ns.Queue(queue), id, storage.Translate(err))
 	}
-	return "", nil
+	return nil
 }
 
 // Peek returns up to 32 messages of queue name without taking them (for tests and support).
