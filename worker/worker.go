@@ -406,6 +406,9 @@ func (w *Worker) Queues() *queues.Client   { return w.queues }
 func (w *Worker) Blobs() *blobs.Client     { return w.blobs }
 func (w *Worker) History() *tables.History { return w.tables.History() }
 
+// Distributor sends outgoing messages: the CLI marks one sent, or sends it again.
+func (w *Worker) Distributor() *delivery.Distributor { return w.distributor }
+
 // Keys are the API keys: the CLI creates, lists and revokes them.
 func (w *Worker) Keys() *auth.Keys { return w.keys }
 

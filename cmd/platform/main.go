@@ -59,7 +59,9 @@ var commands = []command{
 	{"automations", automationsUsage, "automation rules: add and change them (checked when saved), turn them on, off or to shadow mode, test one on an event, ask why one did (not) fire, fire one again", runAutomations},
 	{"runs", "list [--agent A] [--state S] [--business-unit N] [--limit N] [--json] | show ID [--json] | cancel ID | replay ID", "agent runs: who started each, attempts, lease, timings, result or error; cancel one, or start its next generation", runRuns},
 	{"keys", "create --role ROLE [--business-units 42,43|*] [--expires 90d] [--name N] | list [--json] | revoke ID", "API keys for services and tools calling the HTTP API (shown once; only a hash is kept)", runKeys},
-	{"redrive", "QUEUE", "move a queue's poison messages back to it, bodies unchanged", runRedrive},
+	{"redrive", "QUEUE [--message ID]", "move a queue's poison messages back to it, bodies unchanged (or only the one with that id)", runRedrive},
+	{"messages", messagesUsage, "support, by hand: record an Unknown message Sent (the provider has it; nothing is sent), or send an Unknown or Failed one once more", runMessages},
+	{"jobs", jobsUsage, "support, by hand: cancel a job not yet released to the generator (Created or Scheduled): Skipped, reason cancelled", runJobs},
 	{"version", "", "print the version", runVersion},
 }
 

@@ -29,7 +29,7 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if n := 1 + btoi(len(args) > 1 && (args[0] == "outbox" || args[0] == "webhooks" || args[0] == "keys" || args[0] == "automations" || args[0] == "runs")); len(args) >= n && args[0] != "version" {
+	if n := 1 + btoi(len(args) > 1 && (args[0] == "outbox" || args[0] == "webhooks" || args[0] == "keys" || args[0] == "automations" || args[0] == "runs" || args[0] == "messages" || args[0] == "jobs")); len(args) >= n && args[0] != "version" {
 		// Every command gets its own settings database: none writes into the source tree.
 		args = append(args[:n:n], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[n:]...)...)
 	}

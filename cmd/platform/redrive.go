@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"slices"
@@ -12,18 +13,23 @@ import (
 )
 
 func runRedrive(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
-	var cfg config
-	fs := newFlagSet("redrive", "QUEUE")
+	var (
+		cfg config
+		id  string
+	)
+	fs := newFlagSet("redrive", "QUEUE [--message ID]")
 	cfg.register(fs, false)
-	if err := parseFlags(fs, args, stdout); err != nil {
+	fs.StringVar(&id, "message", "", "move only the poison message with this id (as GET /v1/attention or the console shows it)")
+	positional, err := parseInterspersed(fs, args, stdout)
+	if err != nil {
 		return err
 	}
-	if fs.NArg() != 1 {
+	if len(positional) != 1 {
 		return usagef("want one QUEUE, one of: %s", strings.Join(platform.WorkQueues, ", "))
 	}
-	queue := strings.TrimSuffix(fs.Arg(0), platform.PoisonSuffix)
+	queue := strings.TrimSuffix(positional[0], platform.PoisonSuffix)
 	if !slices.Contains(platform.WorkQueues, queue) {
-		return usagef("unknown queue %q: want one of %s", fs.Arg(0), strings.Join(platform.WorkQueues, ", "))
+		return usagef("unknown queue %q: want one of %s", positional[0], strings.Join(platform.WorkQueues, ", "))
 	}
 	ns, err := cfg.ns()
 	if err != nil {
@@ -36,6 +42,17 @@ func runRedrive(ctx context.Context, args []string, _ io.Reader, stdout io.Write
 	client, err := queues.New(acct, ns)
 	if err != nil {
 		return err
+	}
+	if id != "" {
+		err := client.RedriveOne(ctx, queue, id)
+		if errors.Is(err, platform.ErrNotFound) {
+			return usageError{err}
+		}
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "moved message %s from %s back to %s\n", clean(id), clean(platform.PoisonQueue(queue)), clean(queue))
+		return nil
 	}
 	n, err := client.Redrive(ctx, queue)
 	if err != nil {

@@ -23,10 +23,10 @@ import (
 // maxReason bounds an action's reason, in characters.
 const maxReason = 500
 
-// checkReason refuses a reason that is empty, longer than maxReason, or holds a control or
-// bidirectional-formatting character (it is written to logs and trails, where either could
-// make a line read as something else).
-func checkReason(s string) error {
+// CheckReason refuses the reason of a support action (the API's, the command line's) that is
+// empty, longer than 500 characters, or holds a control or bidirectional-formatting character
+// (it is written to logs and trails, where either could make a line read as something else).
+func CheckReason(s string) error {
 	n := utf8.RuneCountInString(s)
 	switch {
 	case strings.TrimSpace(s) == "":
@@ -71,7 +71,7 @@ func readAction(rw http.ResponseWriter, r *http.Request, field string) (key, rea
 		return "", "", false
 	}
 	noteAction(r, platform.ShownKey(key), "")
-	if err := checkReason(b.Reason); err != nil {
+	if err := CheckReason(b.Reason); err != nil {
 		writeError(rw, http.StatusBadRequest, err.Error())
 		return "", "", false
 	}
@@ -174,7 +174,7 @@ func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
 		key += "/" + b.MessageID
 	}
 	noteAction(r, key, "")
-	if err := checkReason(b.Reason); err != nil {
+	if err := CheckReason(b.Reason); err != nil {
 		writeError(rw, http.StatusBadRequest, err.Error())
 		return
 	}
