@@ -13,6 +13,7 @@ import (
 	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/worker"
 )
 
 // browser is a console session over plain HTTP: a cookie jar, and redirects shown, not
@@ -181,5 +182,35 @@ func TestConsoleAttentionPageAndItsActions(t *testing.T) {
 	cancel := url.Values{"csrf": {support.csrf(page)}, "jobKey": {"notification-job:x"}, "reason": {"r"}, "confirm": {"on"}}
 	if code, body, _ := support.post("/console/actions/cancel-job", cancel); code != http.StatusForbidden || !strings.Contains(body, "needs role admin") {
 		t.Fatalf("a support session's action: %d, want the API's 403", code)
+	}
+}
+
+// With authentication off, on a loopback address, the console is the anonymous principal's
+// (an admin of every unit): its forms still need the page's CSRF token.
+func TestConsoleActionsWithAuthenticationOffNeedTheToken(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0"})
+	send(t, w, `{"eventTypeId":11, "entityTypeId":`)
+	testenv.Eventually(t, 30*time.Second, "poisoned", func() bool { return len(poison(t, w)) == 1 })
+	jar, _ := cookiejar.New(nil) // for the flash
+	b := &browser{t: t, base: "http://" + w.HTTPAddr(), c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+	code, page := b.get("/console/attention?since=2d")
+	if code != http.StatusOK || !strings.Contains(page, `action="/console/actions/redrive"`) || !strings.Contains(page, `<option value="2d" selected>since 2d</option>`) {
+		t.Fatalf("the page with authentication off (%d) lacks its forms or its window:\n%s", code, page)
+	}
+	form := url.Values{"queue": {platform.QueueEntityEvents}, "reason": {"the parser is fixed"}, "confirm": {"on"}}
+	if code, _, _ := b.post("/console/actions/redrive", form); code != http.StatusForbidden {
+		t.Fatalf("without the token: %d, want 403", code)
+	}
+	if len(poison(t, w)) != 1 {
+		t.Fatal("a refused form moved the poison message")
+	}
+	form.Set("csrf", b.csrf(page))
+	if code, body, to := b.post("/console/actions/redrive", form); code != http.StatusSeeOther || to != "/console/attention" {
+		t.Fatalf("with the token: %d %s to %q, want 303 back to the page", code, body, to)
+	}
+	if _, page := b.get("/console/attention"); !strings.Contains(page, "Moved 1 poison message(s) of entity-events") {
+		t.Fatal("the page does not say what was done")
 	}
 }

@@ -56,9 +56,14 @@ func (c *console) serveAttention(rw http.ResponseWriter, r *http.Request, s *ses
 		return
 	}
 	v := attentionView{Attention: a, Window: since, Admin: s.principal.Has(auth.Admin)}
+	asked := true
 	for _, w := range []window{{"24h", "last 24 hours", false}, {"", "last 7 days", false}, {"31d", "last 31 days", false}} {
 		w.Current = w.Value == since
+		asked = asked && !w.Current
 		v.Windows = append(v.Windows, w)
+	}
+	if asked { // a window of the caller's own (?since=3d), which the API took
+		v.Windows = append(v.Windows, window{Value: since, Label: "since " + since, Current: true})
 	}
 	for _, n := range a.Notes {
 		if !strings.HasPrefix(n, "poison queues are shown only") {
