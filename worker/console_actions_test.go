@@ -5,7 +5,6 @@ import (
 	"net/http"
 	"net/http/cookiejar"
 	"net/url"
-	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -16,19 +15,19 @@ import (
 	"github.com/platform/platform/worker"
 )
 
-// browser is a console session over plain HTTP: a cookie jar, and redirects shown, not
-// followed.
-type browser struct {
+// formBrowser is a console session over plain HTTP with a cookie jar (the session, and an
+// action's flash), redirects shown, not followed.
+type formBrowser struct {
 	t    *testing.T
 	base string
 	c    *http.Client
 }
 
-// signIn starts a console session with an API key, as the sign-in form does.
-func signIn(t *testing.T, base, bearer string) *browser {
+// formSession starts a console session with an API key, as the sign-in form does.
+func formSession(t *testing.T, base, bearer string) *formBrowser {
 	t.Helper()
 	jar, _ := cookiejar.New(nil)
-	b := &browser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+	b := &formBrowser{t: t, base: base, c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	code, _, to := b.post("/console/login", url.Values{"credential": {strings.TrimPrefix(bearer, "Bearer ")}})
 	if code != http.StatusSeeOther || to != "/console/" {
@@ -37,7 +36,7 @@ func signIn(t *testing.T, base, bearer string) *browser {
 	return b
 }
 
-func (b *browser) do(req *http.Request) (int, string, string) {
+func (b *formBrowser) do(req *http.Request) (int, string, string) {
 	b.t.Helper()
 	resp, err := b.c.Do(req)
 	if err != nil {
@@ -48,7 +47,7 @@ func (b *browser) do(req *http.Request) (int, string, string) {
 	return resp.StatusCode, string(body), resp.Header.Get("Location")
 }
 
-func (b *browser) get(path string) (int, string) {
+func (b *formBrowser) get(path string) (int, string) {
 	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodGet, b.base+path, nil)
 	code, body, _ := b.do(req)
@@ -56,7 +55,7 @@ func (b *browser) get(path string) (int, string) {
 }
 
 // post sends a form, as a console page's form is sent: from the console's own origin.
-func (b *browser) post(path string, form url.Values) (code int, body, location string) {
+func (b *formBrowser) post(path string, form url.Values) (code int, body, location string) {
 	b.t.Helper()
 	req, _ := http.NewRequest(http.MethodPost, b.base+path, strings.NewReader(form.Encode()))
 	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
@@ -65,10 +64,8 @@ func (b *browser) post(path string, form url.Values) (code int, body, location s
 	return b.do(req)
 }
 
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
 // csrf is the token the page's forms carry.
-func (b *browser) csrf(page string) string {
+func (b *formBrowser) csrf(page string) string {
 	b.t.Helper()
 	m := csrfField.FindStringSubmatch(page)
 	if m == nil {
@@ -106,7 +103,7 @@ func TestConsoleAttentionPageAndItsActions(t *testing.T) {
 		return unregisteredIDs, hostileID
 	}
 
-	admin := signIn(t, e.base, adminKey)
+	admin := formSession(t, e.base, adminKey)
 	code, page := admin.get("/console/attention")
 	if code != http.StatusOK || !strings.Contains(strings.ToLower(page), strings.ToLower(`href="/console/trace?key=`+url.QueryEscape(unknown)+`"`)) ||
 		!strings.Contains(page, `<span class="state tone-bad">Unknown</span>`) || !strings.Contains(page, `action="/console/actions/mark-sent"`) ||
@@ -173,7 +170,7 @@ func TestConsoleAttentionPageAndItsActions(t *testing.T) {
 		t.Fatalf("redrive an unknown queue: %d, want 404", code)
 	}
 
-	support := signIn(t, e.base, supportKey)
+	support := formSession(t, e.base, supportKey)
 	code, page = support.get("/console/attention")
 	if code != http.StatusOK || strings.Contains(page, `action="/console/actions/`) || !strings.Contains(page, "needs the <strong>admin</strong> role") ||
 		!strings.Contains(page, "only a principal that sees every unit sees them") {
@@ -193,7 +190,7 @@ func TestConsoleActionsWithAuthenticationOffNeedTheToken(t *testing.T) {
 	send(t, w, `{"eventTypeId":11, "entityTypeId":`)
 	testenv.Eventually(t, 30*time.Second, "poisoned", func() bool { return len(poison(t, w)) == 1 })
 	jar, _ := cookiejar.New(nil) // for the flash
-	b := &browser{t: t, base: "http://" + w.HTTPAddr(), c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
+	b := &formBrowser{t: t, base: "http://" + w.HTTPAddr(), c: &http.Client{Jar: jar, Timeout: 20 * time.Second,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
 	code, page := b.get("/console/attention?since=2d")
 	if code != http.StatusOK || !strings.Contains(page, `action="/console/actions/redrive"`) || !strings.Contains(page, `<option value="2d" selected>since 2d</option>`) {
