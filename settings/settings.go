@@ -287,12 +287,7 @@ func (d *DB) Option(ctx context.Context, businessUnitID int64, notificationTypeI
 	if err != nil {
 		return Option{}, fmt.Errorf("read NotificationOption %d/%d: %w", businessUnitID, notificationTypeID, err)
 	}
-	for _, c := range strings.Split(channels, ",") {
-		if c = strings.ToLower(strings.TrimSpace(c)); c != "" {
-			o.Channels = append(o.Channels, c)
-		}
-	}
-	o.TemplateName = strings.TrimSpace(template.String)
+	o.Channels, o.TemplateName = splitChannels(channels), strings.TrimSpace(template.String)
 	return o, nil
 }
 
@@ -320,6 +315,87 @@ func (d *DB) Subscribers(ctx context.Context, businessUnitID int64, notification
 		out = append(out, s)
 	}
 	return out, rows.Err()
+}
+
+// UnitOption is one NotificationOption row of a business unit: the type it is for, and the option.
+type UnitOption struct {
+	NotificationTypeID int
+	Option
+}
+
+// UnitOptions lists the NotificationOption rows of businessUnitID, by type id: what support reads
+// to see which notifications a unit has turned on. The scheduler reads one option at a time
+// (Option).
+func (d *DB) UnitOptions(ctx context.Context, businessUnitID int64) ([]UnitOption, error) {
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT NotificationEventTypeId, IsEnabled, Channels, DelaySeconds, TemplateName
+		FROM NotificationOption WHERE BusinessUnitId = ? ORDER BY NotificationEventTypeId`), businessUnitID)
+	if err != nil {
+		return nil, fmt.Errorf("read NotificationOption of business unit %d: %w", businessUnitID, err)
+	}
+	defer rows.Close()
+	out := []UnitOption{}
+	for rows.Next() {
+		var (
+			o        UnitOption
+			channels string
+			template sql.NullString
+		)
+		if err := rows.Scan(&o.NotificationTypeID, &o.IsEnabled, &channels, &o.DelaySeconds, &template); err != nil {
+			return nil, fmt.Errorf("read NotificationOption of business unit %d: %w", businessUnitID, err)
+		}
+		o.Channels, o.TemplateName = splitChannels(channels), strings.TrimSpace(template.String)
+		out = append(out, o)
+	}
+	return out, rows.Err()
+}
+
+// UnitSubscriber is one NotificationSubscriber row of a business unit: the type it receives,
+// and who.
+type UnitSubscriber struct {
+	NotificationTypeID int
+	Subscriber
+}
+
+// UnitSubscribers lists at most limit NotificationSubscriber rows of businessUnitID, by type,
+// channel and address; more reports that there were more.
+func (d *DB) UnitSubscribers(ctx context.Context, businessUnitID int64, limit int) (subs []UnitSubscriber, more bool, err error) {
+	if limit < 1 {
+		return nil, false, fmt.Errorf("read NotificationSubscriber: limit %d: want > 0", limit)
+	}
+	rows, err := d.db.QueryContext(ctx, d.rebind(`SELECT NotificationEventTypeId, Channel, Address, DisplayName FROM NotificationSubscriber
+		WHERE BusinessUnitId = ? ORDER BY NotificationEventTypeId, LOWER(Channel), Address LIMIT ?`), businessUnitID, limit+1)
+	if err != nil {
+		return nil, false, fmt.Errorf("read NotificationSubscriber of business unit %d: %w", businessUnitID, err)
+	}
+	defer rows.Close()
+	subs = []UnitSubscriber{}
+	for rows.Next() {
+		var s UnitSubscriber
+		var name sql.NullString
+		if err := rows.Scan(&s.NotificationTypeID, &s.Channel, &s.Address, &name); err != nil {
+			return nil, false, fmt.Errorf("read NotificationSubscriber of business unit %d: %w", businessUnitID, err)
+		}
+		s.Channel, s.DisplayName = strings.ToLower(strings.TrimSpace(s.Channel)), name.String
+		subs = append(subs, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, err
+	}
+	if len(subs) > limit {
+		return subs[:limit], true, nil
+	}
+	return subs, false, nil
+}
+
+// splitChannels reads a Channels column: comma-separated, any case and spacing.
+func splitChannels(channels string) []string {
+	var out []string
+	for _, c := range strings.Split(channels, ",") {
+		if c = strings.ToLower(strings.TrimSpace(c)); c != "" {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 // Ping tells whether the database answers.
