@@ -181,6 +181,52 @@ func (r *NotificationRegistry) IDs(p NotificationPath) []int {
 	return ids
 }
 
+// Types lists the registered types, by id.
+func (r *NotificationRegistry) Types() []NotificationType {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	out := make([]NotificationType, 0, len(r.types))
+	for _, t := range r.types {
+		out = append(out, *t)
+	}
+	slices.SortFunc(out, func(a, b NotificationType) int { return a.ID - b.ID })
+	return out
+}
+
+// Kind is which of the dual-path guardrail's sets a type is in.
+type Kind string
+
+const (
+	// KindDirect: created directly only (Path Direct); an event's hint naming it is refused.
+	KindDirect Kind = "direct"
+	// KindHint: derived from events by their hint (notificationEventTypeId) only.
+	KindHint Kind = "hint"
+	// KindMapping: derived from events by dedicated mappings of their event types, and by a
+	// hint as well.
+	KindMapping Kind = "mapping"
+)
+
+// Kind says which of the guardrail's sets t is in.
+func (t NotificationType) Kind() Kind {
+	switch {
+	case t.Path == Direct:
+		return KindDirect
+	case len(t.Mappings) > 0:
+		return KindMapping
+	}
+	return KindHint
+}
+
+// MappingEventTypes are the event types whose dedicated mappings derive t, ascending.
+func (t NotificationType) MappingEventTypes() []int {
+	var ets []int
+	for et := range t.Mappings {
+		ets = append(ets, et)
+	}
+	slices.Sort(ets)
+	return ets
+}
+
 // Accepts reports whether ev may mean a notification: it carries a hint, or its type has a
 // dedicated mapping. Every other event is skipped: no over-fire.
 func (r *NotificationRegistry) Accepts(ev *platform.EntityEvent) bool {

@@ -153,6 +153,8 @@ func TestEveryRouteRefusesWhatItShouldAndServesWhatItShould(t *testing.T) {
 		"POST /v1/notification-jobs/cancel": {"POST", "/v1/notification-jobs/cancel", `{"jobKey":"` + job.Key + `","reason":"auth test"}`, 409, 404},
 		"POST /v1/poison/{queue}/redrive":   {"POST", "/v1/poison/entity-events/redrive", `{"reason":"auth test"}`, 200, 403},
 		"GET /v1/changes":                   {"GET", "/v1/changes?businessUnitId=1", "", 200, 404},
+		"GET /v1/settings/{businessUnitId}": {"GET", "/v1/settings/1", "", 200, 404},
+		"GET /v1/messages":                  {"GET", "/v1/messages?address=ada@example.com", "", 200, 200}, // another unit's: none of its messages
 		"POST /v1/webhooks":                 {"POST", "/v1/webhooks", `{"url":"http://127.0.0.1:9/new","businessUnitId":1,"eventTypes":[12]}`, 201, 403},
 		"GET /v1/webhooks":                  {"GET", "/v1/webhooks", "", 200, 200},
 		"POST /v1/webhooks/{id}/disable":    {"POST", "/v1/webhooks/" + ep.ID + "/disable", "", 200, 404},

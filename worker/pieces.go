@@ -72,6 +72,22 @@ func (s *settingsDB) Subscribers(ctx context.Context, businessUnitID int64, noti
 	return db.Subscribers(ctx, businessUnitID, notificationTypeID)
 }
 
+func (s *settingsDB) UnitOptions(ctx context.Context, businessUnitID int64) ([]settings.UnitOption, error) {
+	db, err := s.open()
+	if err != nil {
+		return nil, err
+	}
+	return db.UnitOptions(ctx, businessUnitID)
+}
+
+func (s *settingsDB) UnitSubscribers(ctx context.Context, businessUnitID int64, limit int) ([]settings.UnitSubscriber, bool, error) {
+	db, err := s.open()
+	if err != nil {
+		return nil, false, err
+	}
+	return db.UnitSubscribers(ctx, businessUnitID, limit)
+}
+
 func (s *settingsDB) Ping(ctx context.Context) error {
 	db, err := s.open()
 	if err != nil {

@@ -66,6 +66,8 @@ var routes = []Route{
 	{"POST /v1/notification-jobs/cancel", Needs(auth.Admin), (*server).serveCancelJob},
 	{"POST /v1/poison/{queue}/redrive", Needs(auth.Admin), (*server).serveRedrive},
 	{"GET /v1/changes", Needs(auth.Support), (*server).serveChanges},
+	{"GET /v1/settings/{businessUnitId}", Needs(auth.Support), (*server).serveSettings},
+	{"GET /v1/messages", Needs(auth.Support), (*server).serveMessages},
 	{"POST /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveAddWebhook},
 	{"GET /v1/webhooks", Needs(auth.WebhooksManage), (*server).serveListWebhooks},
 	{"POST /v1/webhooks/{id}/disable", Needs(auth.WebhooksManage), (*server).serveDisableWebhook},

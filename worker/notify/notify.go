@@ -57,6 +57,9 @@ func (c *Config) setDefaults() {
 type Settings interface {
 	Option(ctx context.Context, businessUnitID int64, notificationTypeID int) (settings.Option, error)
 	Subscribers(ctx context.Context, businessUnitID int64, notificationTypeID int) ([]settings.Subscriber, error)
+	// UnitOptions and UnitSubscribers list a business unit's rows, for support (UnitSettings).
+	UnitOptions(ctx context.Context, businessUnitID int64) ([]settings.UnitOption, error)
+	UnitSubscribers(ctx context.Context, businessUnitID int64, limit int) ([]settings.UnitSubscriber, bool, error)
 }
 
 // Deps are the notification concern's parts, wired by the host.

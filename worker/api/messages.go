@@ -1,0 +1,54 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/platform/platform"
+	"github.com/platform/platform/worker/notify"
+)
+
+// messagesScanTimeout bounds the scan of one GET /v1/messages, within the server's 30 s.
+const messagesScanTimeout = 20 * time.Second
+
+// serveMessages answers GET /v1/messages?address=A&since=T&until=T: the messages to an email
+// address created in [since, until) (RFC 3339; until defaults to now, since to 7 days before
+// it, at most 31 days apart), newest first, at most 200, and the groups of two or more of one
+// notification type with why there are two (notify.WhyTwo). A principal scoped to business
+// units gets only its units' messages. Never a body.
+func (d *server) serveMessages(rw http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	p := principal(r)
+	opts := &notify.MessagesOptions{}
+	for _, f := range []struct {
+		name string
+		into *time.Time
+	}{{"since", &opts.Since}, {"until", &opts.Until}} {
+		if v := q.Get(f.name); v != "" {
+			t, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				writeError(rw, http.StatusBadRequest, f.name+": want an RFC 3339 time (2026-11-22T09:00:00Z)")
+				return
+			}
+			*f.into = t
+		}
+	}
+	if !p.AllUnits() {
+		opts.Visible, opts.Units = p.Sees, p.Units.IDs
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), messagesScanTimeout)
+	defer cancel()
+	out, err := d.Notify.MessagesTo(ctx, q.Get("address"), opts)
+	switch {
+	case errors.Is(err, platform.ErrInvalidInput):
+		writeError(rw, http.StatusBadRequest, err.Error())
+	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
+		d.serverError(rw, "messages to an address", err, http.StatusGatewayTimeout, "the scan took too long: narrow the window")
+	case err != nil:
+		d.storageError(rw, "messages to an address", err)
+	default:
+		writeJSON(rw, http.StatusOK, out)
+	}
+}
