@@ -34,23 +34,9 @@ func (c *console) call(r *http.Request, s *session, method, target string, body,
 		}
 		rd = bytes.NewReader(b)
 	}
-	req, err := http.NewRequestWithContext(r.Context(), method, target, rd)
+	req, err := apiRequest(r, s, method, target, rd)
 	if err != nil {
 		return err
-	}
-	// A page builds target from what the user gave (a key, an address): escaped, it stays in
-	// its path segment or query value. Anything that would reach another route is a bug.
-	if !strings.HasPrefix(req.URL.Path, "/v1/") || path.Clean(req.URL.Path) != req.URL.Path || req.URL.Host != "" {
-		return fmt.Errorf("console: API target %q is not a clean /v1/ path", target)
-	}
-	req.Host, req.RemoteAddr = r.Host, r.RemoteAddr
-	for _, h := range []string{"Origin", "Sec-Fetch-Site", "User-Agent"} {
-		if v := r.Header.Get(h); v != "" {
-			req.Header.Set(h, v)
-		}
-	}
-	if s.credential != "" {
-		req.Header.Set("Authorization", "Bearer "+s.credential)
 	}
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
@@ -78,6 +64,30 @@ func (c *console) call(r *http.Request, s *session, method, target string, body,
 		return fmt.Errorf("%s %s: decode the API's answer: %w", method, req.URL.Path, err)
 	}
 	return nil
+}
+
+// apiRequest is a request to the API, in process, on behalf of r's principal: the session's
+// credential, and r's address, Host, Origin, Sec-Fetch-Site and User-Agent.
+func apiRequest(r *http.Request, s *session, method, target string, body io.Reader) (*http.Request, error) {
+	req, err := http.NewRequestWithContext(r.Context(), method, target, body)
+	if err != nil {
+		return nil, err
+	}
+	// A page builds target from what the user gave (a key, an address): escaped, it stays in
+	// its path segment or query value. Anything that would reach another route is a bug.
+	if !strings.HasPrefix(req.URL.Path, "/v1/") || path.Clean(req.URL.Path) != req.URL.Path || req.URL.Host != "" {
+		return nil, fmt.Errorf("console: API target %q is not a clean /v1/ path", target)
+	}
+	req.Host, req.RemoteAddr = r.Host, r.RemoteAddr
+	for _, h := range []string{"Origin", "Sec-Fetch-Site", "User-Agent"} {
+		if v := r.Header.Get(h); v != "" {
+			req.Header.Set(h, v)
+		}
+	}
+	if s.credential != "" {
+		req.Header.Set("Authorization", "Bearer "+s.credential)
+	}
+	return req, nil
 }
 
 // recorder is the response of an in-process API request.
