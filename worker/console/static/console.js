@@ -36,11 +36,17 @@
     return isNaN(t.getTime()) ? "" : t.toISOString().replace("T", " ").slice(0, 19) + "Z";
   }
 
+  // The column names, for a narrow window, where each change is a card (console.css).
+  var labels = Array.prototype.map.call(root.querySelectorAll("thead th"), function (th) {
+    return th.textContent;
+  });
+
   function cell(tr, text, cls) {
     var td = document.createElement("td");
     if (cls) {
       td.className = cls;
     }
+    td.dataset.label = labels[tr.children.length] || "";
     td.textContent = text;
     tr.appendChild(td);
     return td;
@@ -69,6 +75,7 @@
     var tr = document.createElement("tr");
     tr.className = "note";
     var td = cell(tr, text, "hint");
+    td.removeAttribute("data-label");
     td.colSpan = 5;
     prepend(tr);
   }
