@@ -32,7 +32,8 @@ func hintedAttendee(guid, createdOn, guardianEmail string) string {
 //   - paths@: an attendee's creation (101, derived from the event) and a job of 101 created
 //     directly by a worker of an earlier release, in which 101 was a direct type (two paths);
 //   - direct@: two WelcomeEmails created directly without an Idempotency-Key, one to a
-//     recipient named with a script tag.
+//     recipient named with a script tag;
+//   - o'brien@: one WelcomeEmail.
 func duplicatesWorld(t *testing.T, cfg func(*worker.Config)) (*worker.Worker, *notifyEnv) {
 	t.Helper()
 	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0), option(42, 201, true, "email", 0))
@@ -56,6 +57,7 @@ func duplicatesWorld(t *testing.T, cfg func(*worker.Config)) (*worker.Worker, *n
 	direct(w, 201, "twice@example.com", "")
 	direct(w, 201, "direct@example.com", hostileName)
 	direct(w, 201, "direct@example.com", "")
+	direct(w, 201, "o'brien@example.com", "") // a quote, in an OData string literal
 	// The earlier release: the same storage, 101 registered as a direct type. A deploy that
 	// moves a type from one path to the other leaves both in storage.
 	earlier := env.config()
@@ -72,8 +74,8 @@ func duplicatesWorld(t *testing.T, cfg func(*worker.Config)) (*worker.Worker, *n
 	}
 	direct(old, 101, "paths@example.com", "")
 	drain(t, w)
-	if n := len(env.smtp.Mails()); n != 7 { // 2 + 1 to twice@, 2 to paths@, 2 to direct@
-		t.Fatalf("%d mails, want 7", n)
+	if n := len(env.smtp.Mails()); n != 8 { // 2 + 1 to twice@, 2 to paths@, 2 to direct@, 1 to o'brien@
+		t.Fatalf("%d mails, want 8", n)
 	}
 	return w, env
 }
@@ -140,6 +142,11 @@ func TestMessagesToAnAddressAndWhyTwo(t *testing.T) {
 	if len(direct.Messages) != 2 || len(direct.Duplicates) != 1 || direct.Duplicates[0].Case != notify.WhyDirect ||
 		!slices.ContainsFunc(direct.Messages, func(m notify.AddressMessage) bool { return m.Recipient.Name == hostileName }) {
 		t.Errorf("direct@: %s", body)
+	}
+
+	if code, quoted, body := get(of42, "address="+url.QueryEscape("O'Brien@example.com")); code != http.StatusOK || len(quoted.Messages) != 1 ||
+		len(quoted.Duplicates) != 0 {
+		t.Errorf("messages to o'brien@: %d %s", code, body)
 	}
 
 	// The window: one that ends before the messages finds none; so does a key of another unit.
