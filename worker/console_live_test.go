@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/platform/platform/auth"
+	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/api"
 )
 
 // The Live page's stream is the API's change stream served through the console: a change
@@ -137,5 +139,19 @@ func TestConsoleLiveStreamIsTheSessionsOwn(t *testing.T) {
 	stranger := &http.Client{CheckRedirect: browser.CheckRedirect}
 	if code, _ := stream(stranger, "businessUnitId=7"); code != http.StatusSeeOther {
 		t.Errorf("without a session: %d, want 303 to the sign-in page", code)
+	}
+}
+
+// Through the console, too, a stream outlives the server's request timeout: the API's handler
+// reaches the connection's deadlines through the console's writer.
+func TestConsoleLiveStreamOutlivesTheRequestTimeout(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", HTTPTimeout: 500 * time.Millisecond,
+		APILimits: api.Limits{StreamHeartbeat: 200 * time.Millisecond}})
+	c := connect(t, "http://"+w.HTTPAddr()+"/console/live/stream?businessUnitId=42", "")
+	<-time.After(1500 * time.Millisecond) // three timeouts: a stream still under the server's deadline would be cut by now
+	send(t, w, changeEvent(42, 8, "2026-11-22T10:00:00Z"))
+	if _, ch := c.next(t); ch.EntityIdentity != "8" {
+		t.Fatalf("the stream delivered %+v", ch)
 	}
 }
