@@ -86,6 +86,9 @@ func text(t *testing.T, ctx context.Context, css string) string {
 // A new page adds a row.
 var consolePages = []struct{ name, path, visible string }{
 	{"find", "/console/", "form.find #q"},
+	{"settings", "/console/settings?bu=42", "#bu"},
+	{"live", "/console/live?bu=42", "#live-status"},
+	{"messages", "/console/messages?address=ada%40example.com", "#address"},
 }
 
 // The console in a real browser: signing in and out, the pages, Find, hostile input.
