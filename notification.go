@@ -53,6 +53,9 @@ const (
 	ReasonOptionNotSeeded    = "option-not-seeded"
 	ReasonDisabled           = "disabled"
 	ReasonCancelled          = "cancelled"
+	// ReasonCancelledBySupport: a person cancelled the job by hand (the console, the API, the
+	// CLI) before it was released; the trail's support step names who and why.
+	ReasonCancelledBySupport = "cancelled-by-support"
 	ReasonNoRecipients       = "no-recipients"
 	ReasonRecipientsRefused  = "recipients-refused" // every recipient refused; the trail says why, one by one
 	ReasonTooManyRecipients  = "too-many-recipients"

@@ -23,7 +23,7 @@ import (
 // is expected) is "other". A Failed job's reason may carry a detail after the code
 // ("no-template: name"): the label keeps the code.
 var jobReasons = []string{
-	platform.ReasonOptionNotSeeded, platform.ReasonDisabled, platform.ReasonCancelled, platform.ReasonNoRecipients,
+	platform.ReasonOptionNotSeeded, platform.ReasonDisabled, platform.ReasonCancelled, platform.ReasonCancelledBySupport, platform.ReasonNoRecipients,
 	platform.ReasonRecipientsRefused, platform.ReasonNoChannel, platform.ReasonTooManyRecipients,
 	platform.ReasonNoGeneratorHandler, platform.ReasonNoTemplate, platform.ReasonTemplateError, platform.ReasonConflict,
 }
@@ -48,7 +48,8 @@ var settledJobs = []struct {
 }{
 	{platform.JobGenerated, ""},
 	{platform.JobSkipped, platform.ReasonOptionNotSeeded}, {platform.JobSkipped, platform.ReasonDisabled},
-	{platform.JobSkipped, platform.ReasonCancelled}, {platform.JobSkipped, platform.ReasonNoRecipients},
+	{platform.JobSkipped, platform.ReasonCancelled}, {platform.JobSkipped, platform.ReasonCancelledBySupport},
+	{platform.JobSkipped, platform.ReasonNoRecipients},
 	{platform.JobSkipped, platform.ReasonRecipientsRefused}, {platform.JobSkipped, platform.ReasonNoChannel},
 	{platform.JobFailed, platform.ReasonTooManyRecipients}, {platform.JobFailed, platform.ReasonNoTemplate},
 	{platform.JobFailed, platform.ReasonTemplateError}, {platform.JobConflict, platform.ReasonConflict},

@@ -132,7 +132,7 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 		t.Fatalf("cancel: %d %s", code, body)
 	}
 	drain(t, e.w) // the scheduler's hold comes due, and finds the job final
-	if j := onlyJob(t, trace(t, e.w, later)); j.State != platform.JobSkipped || j.Reason != platform.ReasonCancelled || time.Now().Before(sendAt) ||
+	if j := onlyJob(t, trace(t, e.w, later)); j.State != platform.JobSkipped || j.Reason != platform.ReasonCancelledBySupport || time.Now().Before(sendAt) ||
 		mails("later@example.com") != 0 || !strings.Contains(j.Trail[len(j.Trail)-1].Reason, "(by "+adminID+")") {
 		t.Fatalf("cancelled job %s (%s), %d mails, trail %+v", j.State, j.Reason, mails("later@example.com"), j.Trail)
 	}
@@ -146,7 +146,7 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 
 	after := scrapeMetrics(t, e.w)
 	for series, want := range map[string]float64{messagesSettled("email", platform.MessageSent): 2, // marked, and again once resent
-		jobsSettled(201, platform.JobSkipped, platform.ReasonCancelled): 1} {
+		jobsSettled(201, platform.JobSkipped, platform.ReasonCancelledBySupport): 1} {
 		if got := after[series] - before[series]; got != want {
 			t.Errorf("%s grew by %v, want %v", series, got, want)
 		}

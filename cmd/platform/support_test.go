@@ -63,7 +63,7 @@ func TestSupportCommands(t *testing.T) {
 	ok("Pending again", "messages", "resend", "--namespace", n, failed, "--reason", "the receiver is fixed")
 	refused("it is Sent", "messages", "resend", "--namespace", n, unknown, "--reason", "twice")
 	refused("mark-sent or resend", "messages", "forget", unknown)
-	ok("Skipped (cancelled)", "jobs", "cancel", "--namespace", n, scheduled.Key, "--reason", "the customer asked")
+	ok("Skipped (cancelled-by-support)", "jobs", "cancel", "--namespace", n, scheduled.Key, "--reason", "the customer asked")
 	refused("settled already", "jobs", "cancel", "--namespace", n, scheduled.Key, "--reason", "again")
 	refused("no such key", "jobs", "cancel", "--namespace", n, "notification-job:none", "--reason", "r")
 	for key, want := range map[string]platform.MessageState{unknown: platform.MessageSent, failed: platform.MessagePending} {

@@ -120,6 +120,7 @@ var reasonWords = map[string]string{
 	platform.ReasonOptionNotSeeded:    "the type is not turned on for the business unit (no NotificationOption row)",
 	platform.ReasonDisabled:           "the type is turned off for the business unit (IsEnabled = 0)",
 	platform.ReasonCancelled:          "its cancellation key was cancelled before it was generated",
+	platform.ReasonCancelledBySupport: "cancelled by hand before it was released (the trail says who and why)",
 	platform.ReasonNoRecipients:       "nobody to send to",
 	platform.ReasonRecipientsRefused:  "every recipient was refused (the trail says why)",
 	platform.ReasonTooManyRecipients:  "more recipients than one notification may have",

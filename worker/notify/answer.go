@@ -254,6 +254,15 @@ var reasons = map[string]struct {
 		}
 		return fmt.Sprintf("Cancelled: cancellation key %s was cancelled at %s, after the job was created at %s.", r.job.CancellationKey, at(r.at), at(r.job.CreatedAt))
 	}},
+	platform.ReasonCancelledBySupport: {ToneWarn, func(r reasonFacts) string {
+		for i := len(r.job.Trail) - 1; i >= 0; i-- {
+			if st := r.job.Trail[i]; st.Stage == "support" {
+				why := strings.TrimPrefix(st.Reason, platform.ReasonCancelledBySupport+": ")
+				return fmt.Sprintf("Cancelled by hand at %s, before it was released: %s.", at(st.At), why)
+			}
+		}
+		return "Cancelled by hand, before it was released (the trail says who and why)."
+	}},
 	platform.ReasonNoRecipients: {ToneWarn, func(r reasonFacts) string {
 		switch {
 		case r.render != nil && r.render.Recipients != nil:

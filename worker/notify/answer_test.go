@@ -74,6 +74,18 @@ func TestAnswerCancelledWithAndWithoutTimes(t *testing.T) {
 	wants(t, jobAnswer(TraceJob{Job: j}, f), ToneWarn, "cancelled at 2026-11-22T10:01:30Z, after the job was created at 2026-11-22T10:00:00Z")
 }
 
+func TestAnswerCancelledBySupportSaysWhenAndWhy(t *testing.T) {
+	j := job(platform.JobSkipped, platform.ReasonCancelledBySupport)
+	j.CancellationKey = "reminder-7" // not the cause: the sentence must not blame it
+	j.Trail = append(j.Trail, platform.Step{At: later, Stage: "support", Decision: "Skipped",
+		Reason: "cancelled-by-support: the customer asked (by key:01ABC)"})
+	a := jobAnswer(TraceJob{Job: j}, facts(t))
+	wants(t, a, ToneWarn, "Cancelled by hand at 2026-11-22T10:01:30Z", "the customer asked (by key:01ABC)")
+	if strings.Contains(a.Text, "reminder-7") {
+		t.Errorf("a job cancelled by hand is blamed on its cancellation key: %q", a.Text)
+	}
+}
+
 func TestAnswerNoRecipientsSaysWhereRecipientsComeFrom(t *testing.T) {
 	f := facts(t)
 	wants(t, jobAnswer(TraceJob{Job: job(platform.JobSkipped, platform.ReasonNoRecipients)}, f), ToneWarn,

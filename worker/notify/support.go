@@ -13,8 +13,8 @@ import (
 )
 
 // CancelJob stops job key before it is released to the generator, by hand: Created or
-// Scheduled → Skipped with reason cancelled, a trail step "support Skipped: cancelled: REASON
-// (by WHO)", and the job-settled hook called (metrics, lifecycle event). A job the scheduler
+// Scheduled → Skipped with reason cancelled-by-support, a trail step "support Skipped:
+// cancelled-by-support: REASON (by WHO)", and the job-settled hook called (metrics, lifecycle event). A job the scheduler
 // released (Generating, Generated) or that settled otherwise is a *delivery.StateError; a missing job, or one of a
 // business unit a.Visible refuses, is ErrNoSuchKey.
 //
@@ -32,8 +32,8 @@ func (s *Service) CancelJob(ctx context.Context, key string, a delivery.Actor) (
 		if found = j.State; j.State != platform.JobCreated && j.State != platform.JobScheduled {
 			return tables.ErrUnchanged
 		}
-		j.State, j.Reason = platform.JobSkipped, platform.ReasonCancelled
-		j.Trail = append(j.Trail, platform.NewStep("support", string(platform.JobSkipped), fmt.Sprintf("%s: %s (by %s)", platform.ReasonCancelled, a.Reason, a.By)))
+		j.State, j.Reason = platform.JobSkipped, platform.ReasonCancelledBySupport
+		j.Trail = append(j.Trail, platform.NewStep("support", string(platform.JobSkipped), fmt.Sprintf("%s: %s (by %s)", platform.ReasonCancelledBySupport, a.Reason, a.By)))
 		return nil
 	})
 	switch {
