@@ -12,9 +12,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/worker"
+	"github.com/platform/platform/worker/notify"
 )
 
 // The console's sessions, forms and headers over plain HTTP: what a browser would send, and
@@ -180,9 +182,50 @@ func TestConsoleRefusesForgedForms(t *testing.T) {
 	t.Parallel()
 	w := newConsoleWorker(t)
 	support, _ := w.key(t, auth.Support)
-	// Until the console has actions, signing out is the form to forge: a forged sign-out that
-	// worked would end the session, which refusesForgedForms checks it did not.
+	// A forged sign-out that worked would end the session, which refusesForgedForms checks it
+	// did not.
 	refusesForgedForms(t, w.base, support, "/console/logout", url.Values{}, nil)
+
+	// Every action, forged by an admin's page: none is done. A job that would be cancelled, a
+	// poison message that would be redriven; the message actions on keys that do not exist
+	// (refused before the API is asked at all).
+	ctx := context.Background()
+	admin, _, err := w.Keys().Create(ctx, auth.NewKey{Role: auth.Admin, Name: "forged forms"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sendAt := time.Now().Add(time.Hour)
+	job, _, err := w.Notify().CreateJob(ctx, notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, SendAt: &sendAt,
+		Recipients: []platform.Recipient{{Channel: "email", Address: "ada@example.com"}}}, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	poisoned := `{"reason":"forged-forms test","queue":"entity-events","attempts":1,"messageId":"m1","insertedAt":"2026-11-29T00:00:00Z","failedAt":"2026-11-29T00:00:00Z","body":"{}"}`
+	if err := w.Queues().Enqueue(ctx, platform.PoisonQueue(platform.QueueEntityEvents), poisoned, 0); err != nil {
+		t.Fatal(err)
+	}
+	act := url.Values{"reason": {"forged"}, "confirm": {"on"}}
+	with := func(k, v string) url.Values {
+		f := url.Values{k: {v}}
+		for k, vs := range act {
+			f[k] = vs
+		}
+		return f
+	}
+	refusesForgedForms(t, w.base, admin, "/console/actions/cancel-job", with("jobKey", job.Key), func() {
+		tr, err := w.Notify().Trace(ctx, job.Key, nil)
+		if err != nil || len(tr.Jobs) != 1 || tr.Jobs[0].Job == nil || tr.Jobs[0].Job.Reason == platform.ReasonCancelledBySupport {
+			t.Errorf("a forged cancel: the trace is %+v (%v), want the job not cancelled", tr, err)
+		}
+	})
+	refusesForgedForms(t, w.base, admin, "/console/actions/redrive", with("queue", platform.QueueEntityEvents), func() {
+		if left, err := w.Queues().Peek(ctx, platform.PoisonQueue(platform.QueueEntityEvents)); err != nil || len(left) != 1 {
+			t.Errorf("a forged redrive: %d poison messages left (%v), want 1", len(left), err)
+		}
+	})
+	for _, path := range []string{"/console/actions/mark-sent", "/console/actions/resend"} {
+		refusesForgedForms(t, w.base, admin, path, with("messageKey", job.Key+"|email|ada@example.com"), nil)
+	}
 
 	// The real form signs out.
 	c := signedIn(t, w.base, support)
@@ -277,6 +320,14 @@ func TestConsoleSessionCookieAttributes(t *testing.T) {
 		h := map[string]string{"Origin": ""}
 		if tc.host != "" {
 			h["Host"] = tc.host
+		}
+		if tc.secure {
+			// Over plain HTTP the browser would drop the Secure cookie: sign-in says so.
+			r := anon.do("POST", "/console/login", url.Values{"credential": {support}}, h)
+			if r.status != http.StatusBadRequest || r.cookie() != nil || !strings.Contains(r.body, "needs HTTPS") {
+				t.Errorf("Host %q over plain HTTP: sign in %d, cookie %v, want 400 saying HTTPS is needed", tc.host, r.status, r.cookie() != nil)
+			}
+			h["X-Forwarded-Proto"] = "https" // a proxy that terminates TLS
 		}
 		r := anon.do("POST", "/console/login", url.Values{"credential": {support}}, h)
 		ck := r.cookie()

@@ -3,6 +3,7 @@ package console
 import (
 	"encoding/base64"
 	"net/http"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -14,7 +15,7 @@ const flashCookie = "platform_console_flash"
 // done redirects (303) to the console page to, which will say msg once.
 func (c *console) done(rw http.ResponseWriter, r *http.Request, to, msg string) {
 	if len(msg) > 500 {
-		msg = msg[:500]
+		msg = strings.ToValidUTF8(msg[:500], "") // cut on a character: a cut one would void the flash
 	}
 	http.SetCookie(rw, &http.Cookie{Name: flashCookie, Value: base64.RawURLEncoding.EncodeToString([]byte(msg)), Path: Prefix,
 		MaxAge: 60, HttpOnly: true, Secure: secure(r), SameSite: http.SameSiteStrictMode})

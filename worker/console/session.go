@@ -293,6 +293,12 @@ func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
 		c.Log.WithFields(logrus.Fields{"remote": r.RemoteAddr, "reason": msg}).Info("console: sign-in refused")
 		c.render(rw, r, nil, status, "login", view{Title: "Sign in", Data: loginView{Error: msg, Next: nextPage(r.PostFormValue("next"))}})
 	}
+	if secure(r) && r.TLS == nil && r.Header.Get("X-Forwarded-Proto") != "https" {
+		// The session cookie is Secure here: over plain HTTP the browser would drop it, and
+		// every page would come back to this form without a word.
+		refuse(http.StatusBadRequest, "the console needs HTTPS on an address other than loopback: put TLS in front of the worker (Container Apps' ingress does), or open it on 127.0.0.1")
+		return
+	}
 	if credential == "" || len(credential) > maxCredential {
 		refuse(http.StatusBadRequest, "paste an API key (plk_…) or a bearer token")
 		return

@@ -3,6 +3,7 @@ package console
 import (
 	"net/http"
 	"net/url"
+	"strconv"
 	"strings"
 
 	"github.com/platform/platform/worker/api"
@@ -35,10 +36,12 @@ type timelineRowView struct {
 func (c *console) serveTimeline(rw http.ResponseWriter, r *http.Request, s *session) {
 	q := r.URL.Query()
 	typ, id, after, row := strings.TrimSpace(q.Get("type")), strings.TrimSpace(q.Get("id")), q.Get("after"), q.Get("row")
-	if typ == "" || id == "" {
-		c.fail(rw, r, s, &apiError{Status: http.StatusBadRequest, Message: "type and id: want an entity type and the entity's GUID or id"})
+	n, id, ok := entity(typ, id)
+	if !ok {
+		c.fail(rw, r, s, &apiError{Status: http.StatusBadRequest, Message: "type and id: want a positive entity type and the entity's GUID or positive id"})
 		return
 	}
+	typ = strconv.Itoa(n)
 	target := "/v1/timeline/" + url.PathEscape(typ) + "/" + url.PathEscape(id)
 	if after != "" {
 		target += "?after=" + url.QueryEscape(after)
