@@ -50,9 +50,9 @@ func (s MessageState) Final() bool {
 
 // Reason codes a support engineer reads in a trace: why a job or message stopped where it did.
 const (
-	ReasonOptionNotSeeded    = "option-not-seeded"
-	ReasonDisabled           = "disabled"
-	ReasonCancelled          = "cancelled"
+	ReasonOptionNotSeeded = "option-not-seeded"
+	ReasonDisabled        = "disabled"
+	ReasonCancelled       = "cancelled"
 	// ReasonCancelledBySupport: a person cancelled the job by hand (the console, the API, the
 	// CLI) before it was released; the trail's support step names who and why.
 	ReasonCancelledBySupport = "cancelled-by-support"
