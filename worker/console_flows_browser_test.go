@@ -96,6 +96,28 @@ func TestConsoleSupportFlowsInABrowser(t *testing.T) {
 	testenv.NoProblems(t, ctx, "messages to an address")
 	testenv.Screenshot(t, ctx, "console-flow-messages")
 
+	// Live: the unit's changes as the worker handles them, through the session's own stream
+	// (EventSource, the cookie), field names only — never a value, and markup as text.
+	if err := chromedp.Do(ctx, chromedp.Navigate(w.base+"/console/live?bu=42"), chromedp.WaitVisible(chromedp.ID("live-status"))); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 20*time.Second, "the live stream connected", func() bool {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-status")))
+		return err == nil && strings.Contains(s, "Live")
+	})
+	send(t, w.Worker, `{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":"`+guid+`","businessUnitId":42,`+
+		`"createdOn":"2026-11-22T11:00:00Z","changedFields":["allergies","`+script+`"],"payload":{"allergies":"peanuts-secret-value"}}`)
+	testenv.Eventually(t, 30*time.Second, "the change on the Live page", func() bool {
+		s, err := chromedp.Run(ctx, chromedp.Text(chromedp.ID("live-rows")))
+		return err == nil && strings.Contains(s, "allergies")
+	})
+	if rows := text(t, ctx, "#live-rows"); strings.Contains(rows, "peanuts-secret-value") || !strings.Contains(rows, script) {
+		t.Errorf("the Live page shows %q: want the field names (markup as text), never a value", rows)
+	}
+	shownAsText(t, ctx, "the Live page", script)
+	testenv.NoProblems(t, ctx, "the Live page")
+	testenv.Screenshot(t, ctx, "console-flow-live")
+
 	// An event poisoned by an outage (its retries ran out while storage was down, say): an
 	// admin redrives it from Needs attention, and the worker processes it.
 	const lost = "1d2e3f40-5a6b-4c7d-8e9f-a0b1c2d3e4f5"
@@ -146,7 +168,7 @@ func shownAsText(t *testing.T, ctx context.Context, where string, markup ...stri
 			t.Errorf("%s: %q is not shown as text", where, m)
 		}
 	}
-	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main script, main img').length`)); err != nil || n != 0 {
+	if n, err := chromedp.Run(ctx, chromedp.Evaluate[int](`document.querySelectorAll('main script:not([src="/console/static/console.js"]), main img').length`)); err != nil || n != 0 {
 		t.Errorf("%s: %d script or img elements in the page (%v): the data's markup became markup", where, n, err)
 	}
 }
