@@ -39,8 +39,11 @@ func TestConsoleMessagesPage(t *testing.T) {
 			t.Errorf("the page for twice@ lacks %q", want)
 		}
 	}
-	if n := strings.Count(page, `<tr class="highlight">`); n != 2 {
-		t.Errorf("%d rows marked as in a group, want 2 (the WelcomeEmail is alone)", n)
+	if n := strings.Count(page, `<tr class="highlight">`); n != 3 {
+		t.Errorf("%d rows marked as in a group, want 3 (the WelcomeEmail is in the group across types)", n)
+	}
+	if !strings.Contains(page, "Two types by two paths") {
+		t.Errorf("the page for twice@ lacks the answer across types:\n%s", page)
 	}
 
 	_, page = get("address=paths%40example.com")

@@ -28,7 +28,7 @@ func hintedAttendee(guid, createdOn, guardianEmail string) string {
 // duplicatesWorld seeds the ways one address gets two messages of one type, in business unit
 // 42, and returns the running worker:
 //   - twice@: one attendee's creation published twice, createdOn differing (two occurrences),
-//     and a WelcomeEmail (201) created directly (another type: no duplicate);
+//     and a WelcomeEmail (201) created directly the same minute (two types by two paths);
 //   - paths@: an attendee's creation (101, derived from the event) and a job of 101 created
 //     directly by a worker of an earlier release, in which 101 was a direct type (two paths);
 //   - direct@: two WelcomeEmails created directly without an Idempotency-Key, one to a
@@ -122,8 +122,13 @@ func TestMessagesToAnAddressAndWhyTwo(t *testing.T) {
 			t.Errorf("message %d: %+v (want Sent, newest first)", i, m)
 		}
 	}
-	if len(twice.Duplicates) != 1 {
-		t.Fatalf("duplicates of twice@: %+v, want one group (101; the WelcomeEmail is another type)", twice.Duplicates)
+	if len(twice.Duplicates) != 2 {
+		t.Fatalf("duplicates of twice@: %+v, want two groups (101 twice; 101 from events and 201 directly, minutes apart)", twice.Duplicates)
+	}
+	if x := twice.Duplicates[1]; x.Case != notify.WhyPathsAcrossTypes || x.NotificationEventTypeID != 0 || len(x.MessageKeys) != 3 ||
+		!strings.Contains(x.NotificationType, "AttendeeNewProfile (101)") || !strings.Contains(x.NotificationType, "WelcomeEmail (201)") ||
+		!strings.Contains(x.Explanation, "WelcomeEmail (201) created directly") || !strings.Contains(x.Explanation, "AttendeeNewProfile (101) derived from event 11:1:") {
+		t.Errorf("twice@, across types: %+v", x)
 	}
 	d := twice.Duplicates[0]
 	if d.NotificationEventTypeID != 101 || d.NotificationType != "AttendeeNewProfile" || len(d.MessageKeys) != 2 || d.Case != notify.WhyOccurrences ||

@@ -34,11 +34,12 @@ type whyPanel struct {
 // whyTitles head the panels, by case, with the tone of what support should make of it: by
 // design, worth a look, or a misconfiguration to fix.
 var whyTitles = map[string][2]string{
-	notify.WhyOccurrences: {"Separate occurrences of one change — by design", "tone-wait"},
-	notify.WhyEvents:      {"Separate events asked for it", "tone-warn"},
-	notify.WhyPaths:       {"Two paths — the dual-path case", "tone-bad"},
-	notify.WhyDirect:      {"Separate direct requests", "tone-warn"},
-	notify.WhyOneJob:      {"One job", "tone-none"},
+	notify.WhyOccurrences:      {"Separate occurrences of one change — by design", "tone-wait"},
+	notify.WhyEvents:           {"Separate events asked for it", "tone-warn"},
+	notify.WhyPaths:            {"Two paths — the dual-path case", "tone-bad"},
+	notify.WhyPathsAcrossTypes: {"Two types by two paths — the dual-path case, if they say the same thing", "tone-bad"},
+	notify.WhyDirect:           {"Separate direct requests", "tone-warn"},
+	notify.WhyOneJob:           {"One job", "tone-none"},
 }
 
 // serveMessages shows the messages sent to an email address in a window (dates, UTC; the last
@@ -89,7 +90,10 @@ func (c *console) serveMessages(rw http.ResponseWriter, r *http.Request, s *sess
 	}
 	for _, d := range found.Duplicates {
 		t := whyTitles[d.Case]
-		p := whyPanel{Type: typeLabel(d.NotificationEventTypeID, d.NotificationType), Title: t[0], Tone: t[1], Explanation: d.Explanation}
+		p := whyPanel{Type: d.NotificationType, Title: t[0], Tone: t[1], Explanation: d.Explanation}
+		if d.NotificationEventTypeID != 0 { // one type; 0: several, named in NotificationType
+			p.Type = typeLabel(d.NotificationEventTypeID, d.NotificationType)
+		}
 		if p.Title == "" {
 			p.Title, p.Tone = "More than one", "tone-none"
 		}

@@ -67,7 +67,8 @@ type AddressMessage struct {
 }
 
 // Duplicate is a group of messages to the address of one notification type, and why there
-// is more than one.
+// is more than one; or (case paths-types) of several types close together that came by two
+// paths: NotificationEventTypeID is then 0 and NotificationType names them all.
 type Duplicate struct {
 	NotificationEventTypeID int      `json:"notificationEventTypeId"`
 	NotificationType        string   `json:"notificationType,omitempty"`
@@ -120,8 +121,39 @@ func (s *Service) MessagesTo(ctx context.Context, address string, o *MessagesOpt
 }
 
 // duplicates groups ms (newest first) by notification type and explains each group of two or
-// more, oldest message first; the groups come in the order of their newest message.
+// more, oldest message first; the groups come in the order of their newest message. Then, for
+// messages of different types created within AcrossTypesWindow of each other, it explains
+// those that came by two paths (WhyTwoAcrossTypes): the dual-path case across types.
 func (s *Service) duplicates(ctx context.Context, ms []*platform.OutgoingMessage) ([]Duplicate, error) {
+	jobs := map[string]*platform.NotificationJob{}
+	reads := 0
+	// read reads the jobs of g's messages, once each and at most maxWhyTwoJobs in all; a job
+	// not read is explained from its key.
+	read := func(g []*platform.OutgoingMessage) error {
+		for _, m := range g {
+			if _, done := jobs[m.JobKey]; done || reads == maxWhyTwoJobs {
+				continue
+			}
+			reads++
+			job, _, err := s.jobs.Get(ctx, m.JobKey)
+			switch {
+			case errors.Is(err, platform.ErrNotFound):
+				jobs[m.JobKey] = nil
+			case err != nil:
+				return err
+			default:
+				jobs[m.JobKey] = job
+			}
+		}
+		return nil
+	}
+	keys := func(g []*platform.OutgoingMessage) []string {
+		out := make([]string, len(g))
+		for i, m := range g {
+			out[i] = platform.ShownKey(m.Key)
+		}
+		return out
+	}
 	groups := map[int][]*platform.OutgoingMessage{}
 	var order []int
 	for _, m := range ms {
@@ -131,35 +163,66 @@ func (s *Service) duplicates(ctx context.Context, ms []*platform.OutgoingMessage
 		groups[m.NotificationEventTypeID] = append(groups[m.NotificationEventTypeID], m)
 	}
 	out := []Duplicate{}
-	jobs := map[string]*platform.NotificationJob{}
-	reads := 0
 	for _, typ := range order {
-		g := groups[typ]
+		g := slices.Clone(groups[typ])
 		if len(g) < 2 {
 			continue
 		}
 		slices.Reverse(g)
-		d := Duplicate{NotificationEventTypeID: typ, NotificationType: s.typeName(typ)}
-		for _, m := range g {
-			d.MessageKeys = append(d.MessageKeys, platform.ShownKey(m.Key))
-			if _, read := jobs[m.JobKey]; read || reads == maxWhyTwoJobs {
-				continue
-			}
-			reads++
-			job, _, err := s.jobs.Get(ctx, m.JobKey)
-			switch {
-			case errors.Is(err, platform.ErrNotFound):
-				jobs[m.JobKey] = nil // explained from its key
-			case err != nil:
-				return nil, err
-			default:
-				jobs[m.JobKey] = job
-			}
+		if err := read(g); err != nil {
+			return nil, err
 		}
-		d.Why = WhyTwo(g, jobs)
-		out = append(out, d)
+		out = append(out, Duplicate{NotificationEventTypeID: typ, NotificationType: s.typeName(typ), MessageKeys: keys(g), Why: WhyTwo(g, jobs)})
+	}
+	// Across types: runs of messages (oldest first) each created within AcrossTypesWindow of
+	// the run's first, of two types or more.
+	asc := slices.Clone(ms)
+	slices.Reverse(asc)
+	for i := 0; i < len(asc); {
+		j := i + 1
+		for j < len(asc) && asc[j].CreatedAt.Sub(asc[i].CreatedAt) <= AcrossTypesWindow {
+			j++
+		}
+		run := asc[i:j]
+		i = j
+		types := map[int]bool{}
+		for _, m := range run {
+			types[m.NotificationEventTypeID] = true
+		}
+		if len(types) < 2 {
+			continue
+		}
+		if err := read(run); err != nil {
+			return nil, err
+		}
+		if why, ok := WhyTwoAcrossTypes(run, jobs, s.typeLabel); ok {
+			out = append(out, Duplicate{NotificationType: s.typeLabels(run), MessageKeys: keys(run), Why: why})
+		}
 	}
 	return out, nil
+}
+
+// typeLabel names type id as support reads it: "WelcomeEmail (201)", or "type 201".
+func (s *Service) typeLabel(id int) string {
+	if n := s.typeName(id); n != "" {
+		return fmt.Sprintf("%s (%d)", n, id)
+	}
+	return fmt.Sprintf("type %d", id)
+}
+
+// typeLabels names the types of ms, in order of first appearance, joined with "and".
+func (s *Service) typeLabels(ms []*platform.OutgoingMessage) string {
+	var ids []int
+	for _, m := range ms {
+		if !slices.Contains(ids, m.NotificationEventTypeID) {
+			ids = append(ids, m.NotificationEventTypeID)
+		}
+	}
+	names := make([]string, len(ids))
+	for i, id := range ids {
+		names[i] = s.typeLabel(id)
+	}
+	return list(names)
 }
 
 func (s *Service) typeName(id int) string {

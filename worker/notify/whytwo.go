@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/platform/platform"
 )
@@ -30,6 +31,13 @@ const (
 	// WhyDirect: direct jobs only, created by requests that shared no Idempotency-Key (or by
 	// automation rules).
 	WhyDirect = "direct"
+	// WhyPathsAcrossTypes: messages of different notification types created close together
+	// (AcrossTypesWindow), one derived from an event and another created directly or by an
+	// automation rule. The guardrail keeps each type on one path, so this is not one
+	// notification sent twice; but two types telling the recipient one thing is the dual-path
+	// case still ("welcome" sent directly by the signup service and "new profile" derived from
+	// its event).
+	WhyPathsAcrossTypes = "paths-types"
 	// WhyOneJob: the messages are of one job; one key is one message per channel and address,
 	// so two such rows cannot exist. Said rather than guessed at.
 	WhyOneJob = "one-job"
@@ -155,6 +163,50 @@ func WhyTwo(msgs []*platform.OutgoingMessage, jobs map[string]*platform.Notifica
 	}
 	return Why{WhyDirect, fmt.Sprintf("%s direct requests (no shared Idempotency-Key): %s — direct notifications are at-least-once: a caller that retries must send the same Idempotency-Key to get one job.",
 		capital(n), list(each))}
+}
+
+// AcrossTypesWindow is how close together messages of different types to one address must be
+// created to be read as one occasion by WhyTwoAcrossTypes.
+const AcrossTypesWindow = 10 * time.Minute
+
+// WhyTwoAcrossTypes explains msgs — to one address, of two or more notification types, created
+// within AcrossTypesWindow — when they came by two paths: some derived from events, some
+// created directly or by an automation rule. ok is false otherwise (events only, or direct
+// only: different notifications, each on its own path). name names a type ("WelcomeEmail
+// (201)").
+func WhyTwoAcrossTypes(msgs []*platform.OutgoingMessage, jobs map[string]*platform.NotificationJob, name func(int) string) (Why, bool) {
+	var derived, other bool
+	var each []string
+	var first, last time.Time
+	for _, m := range msgs {
+		if first.IsZero() || m.CreatedAt.Before(first) {
+			first = m.CreatedAt
+		}
+		if m.CreatedAt.After(last) {
+			last = m.CreatedAt
+		}
+		o := originOf(m, jobs[m.JobKey])
+		switch {
+		case o.rule != "":
+			other = true
+			each = append(each, fmt.Sprintf("%s by automation rule %s (job %s)", name(m.NotificationEventTypeID), o.rule, o.jobKey))
+		case o.event != nil:
+			derived = true
+			each = append(each, fmt.Sprintf("%s derived from event %s", name(m.NotificationEventTypeID), o.event.Key()))
+		default:
+			other = true
+			each = append(each, fmt.Sprintf("%s created directly (job %s)", name(m.NotificationEventTypeID), o.jobKey))
+		}
+	}
+	if !derived || !other {
+		return Why{}, false
+	}
+	within := "within " + last.Sub(first).Round(time.Second).String()
+	if last.Sub(first) < time.Second {
+		within = "within a second"
+	}
+	return Why{WhyPathsAcrossTypes, fmt.Sprintf("%s notifications of different types %s: %s — each type keeps to one path (the guardrail), so no notification went twice; but if they tell the recipient the same thing, this is the dual-path case across types: stop one of the two paths.",
+		capital(count(len(msgs))), within, list(each))}, true
 }
 
 // oneEntityChange reports whether the events are one entity's change (event type, entity,

@@ -84,3 +84,31 @@ func TestWhyTwo(t *testing.T) {
 		})
 	}
 }
+
+// Messages of different types close together are a duplicate only when they came by two
+// paths: an event's and a direct request's (or a rule's).
+func TestWhyTwoAcrossTypes(t *testing.T) {
+	name := func(id int) string {
+		return map[int]string{101: "AttendeeNewProfile (101)", 201: "WelcomeEmail (201)"}[id]
+	}
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	derived := &platform.OutgoingMessage{Key: "a", NotificationEventTypeID: 101, CreatedAt: at,
+		JobKey: "notification-job:101:11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.0000000Z:1"}
+	direct := &platform.OutgoingMessage{Key: "b", NotificationEventTypeID: 201, CreatedAt: at.Add(3 * time.Second),
+		JobKey: "3b241101-e2bb-4255-8caf-4136c566a962"}
+	byRule := &platform.OutgoingMessage{Key: "c", NotificationEventTypeID: 201, CreatedAt: at.Add(time.Minute),
+		JobKey: "notification-job:direct:00112233445566778899aabbccddeeff", CausedByRule: "rul01"}
+	other := &platform.OutgoingMessage{Key: "d", NotificationEventTypeID: 201, CreatedAt: at,
+		JobKey: "notification-job:201:12:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.0000000Z:2"}
+	why, ok := notify.WhyTwoAcrossTypes([]*platform.OutgoingMessage{derived, direct}, nil, name)
+	if !ok || why.Case != notify.WhyPathsAcrossTypes || !strings.Contains(why.Explanation, "Two notifications of different types within 3s") ||
+		!strings.Contains(why.Explanation, "AttendeeNewProfile (101) derived from event 11:1:") || !strings.Contains(why.Explanation, "WelcomeEmail (201) created directly (job 3b241101") {
+		t.Errorf("event and direct: %v %+v", ok, why)
+	}
+	if why, ok := notify.WhyTwoAcrossTypes([]*platform.OutgoingMessage{derived, byRule}, nil, name); !ok || !strings.Contains(why.Explanation, "by automation rule rul01") {
+		t.Errorf("event and rule: %v %+v", ok, why)
+	}
+	if why, ok := notify.WhyTwoAcrossTypes([]*platform.OutgoingMessage{derived, other}, nil, name); ok {
+		t.Errorf("two events, each its own type: explained as %+v, want no duplicate", why)
+	}
+}
