@@ -34,6 +34,8 @@ type attentionEnv struct {
 	base  string
 	logs  *syncBuffer
 	fault *failPuts
+	// handoff fails the next enqueues to notification-distributor (handoff.n of them).
+	handoff *failEnqueues
 	// lose holds the addresses whose next mail's Sent is lost: the row's write fails once
 	// after the relay took the mail, so the message ends Unknown.
 	lose     sync.Map
@@ -43,7 +45,7 @@ type attentionEnv struct {
 
 func newAttentionEnv(t *testing.T) *attentionEnv {
 	t.Helper()
-	e := &attentionEnv{t: t, fault: &failPuts{},
+	e := &attentionEnv{t: t, fault: &failPuts{}, handoff: &failEnqueues{queue: platform.QueueNotificationDistributor},
 		notifyEnv: newNotifyEnv(t, "", option(42, 201, true, "email,webhook", 0), option(43, 201, true, "email,webhook", 0))}
 	e.smtp.OnMail = func(m testenv.Mail) {
 		if _, ok := e.lose.LoadAndDelete(m.To[0]); ok {
@@ -66,7 +68,7 @@ func newAttentionEnv(t *testing.T) *attentionEnv {
 	cfg.Logger, e.logs = log, logs
 	cfg.HTTPAddr, cfg.MetricsAddr = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Auth = auth.Config{Mode: auth.ModeKeys}
-	cfg.Account = storage.Account{Policies: []policy.Policy{e.fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
+	cfg.Account = storage.Account{Policies: []policy.Policy{e.fault, e.handoff}, Retry: &policy.RetryOptions{MaxRetries: -1}}
 	e.w = e.start(cfg)
 	e.base = "http://" + e.w.HTTPAddr()
 	return e

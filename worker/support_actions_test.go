@@ -2,11 +2,15 @@ package worker_test
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/auth"
@@ -166,5 +170,73 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 	}
 	if got := len(e.audits(markSent)) + len(e.audits(resend)) + len(e.audits(cancel)) + len(e.audits(redrive)); got != len(calls)+3+1+1+6 {
 		t.Errorf("%d audit lines on the action routes, want %d (one per request)", got, len(calls)+3+1+1+6)
+	}
+}
+
+// failEnqueues fails the next n enqueues to queue before they reach storage: to the caller,
+// storage failed (or it crashed) after its row was written and before its message was sent.
+type failEnqueues struct {
+	queue string
+	n     atomic.Int32
+}
+
+func (f *failEnqueues) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "-"+f.queue+"/messages") && f.n.Add(-1) >= 0 {
+		return nil, errors.New("injected: the enqueue failed after the row was written")
+	}
+	return req.Next()
+}
+
+// A resend that wrote Pending and then failed to hand the message to the distributor (502)
+// is finished by asking again: the second resend hands the Pending message over, and the
+// recipient gets exactly one more mail.
+func TestResendWhoseHandOffFailedIsFinishedByAskingAgain(t *testing.T) {
+	t.Parallel()
+	e := newAttentionEnv(t)
+	key := e.unknown(42, "stuck@example.com")
+	admin, _ := e.key(auth.Admin)
+	resend := func() (int, string) {
+		return call(t, "POST", e.base+"/v1/messages/resend", admin, `{"messageKey":"`+key+`","reason":"the customer asked"}`)
+	}
+	mails := func() int {
+		n := 0
+		for _, m := range e.smtp.Mails() {
+			if m.To[0] == "stuck@example.com" {
+				n++
+			}
+		}
+		return n
+	}
+
+	e.handoff.n.Store(1)
+	if code, body := resend(); code != http.StatusBadGateway {
+		t.Fatalf("resend whose enqueue fails: %d %s, want 502", code, body)
+	}
+	if m := storedMessage(t, e.ns, key); m.State != platform.MessagePending || m.Attempts != 0 {
+		t.Fatalf("after the failed hand-off: %s after %d attempts, want Pending, not yet sent", m.State, m.Attempts)
+	}
+	drain(t, e.w)
+	if m := storedMessage(t, e.ns, key); m.State != platform.MessagePending || mails() != 1 {
+		t.Fatalf("nothing on the queue: %s, %d mails; want it still Pending (nothing sweeps Pending), 1 mail", m.State, mails())
+	}
+
+	if code, body := resend(); code != http.StatusOK || !strings.Contains(body, `"Pending"`) {
+		t.Fatalf("resend again: %d %s, want 200 and Pending (handed over)", code, body)
+	}
+	e.waitState(key, platform.MessageSent)
+	drain(t, e.w)
+	if got := mails(); got != 2 {
+		t.Fatalf("the relay got %d mails to stuck@, want 2 (exactly one more)", got)
+	}
+	m := storedMessage(t, e.ns, key)
+	resent := 0
+	for _, s := range m.Trail {
+		if s.Stage == "support" && s.Decision == "resent" {
+			resent++
+		}
+	}
+	if resent != 1 || m.Attempts != 1 {
+		t.Fatalf("trail %+v, %d attempts: want one support step and one attempt", m.Trail, m.Attempts)
 	}
 }

@@ -71,18 +71,27 @@ func (d *Distributor) MarkSent(ctx context.Context, key string, a Actor) (*platf
 // Resend sends message key once more, deliberately: Unknown (the recipient may get it twice:
 // support decided so) or Failed goes back to Pending, with a trail step "support resent:
 // REASON (by WHO)", and is handed to the distributor, which sends it once as it sends any
-// message. Sent, a Conflict (never sent) and a message on its way are a *StateError; a
-// missing message, or another unit's, platform.ErrNotFound.
+// message. A Pending message is handed to the distributor again, unchanged: that is how a
+// resend that wrote Pending and then failed to reach the queue (a storage error, a crash) is
+// finished by asking again, and a duplicate queue message is harmless (the distributor claims
+// a message at its version: one sends, the other leaves). Sent, a Conflict (never sent) and a
+// message being sent (Sending) are a *StateError; a missing message, or another unit's,
+// platform.ErrNotFound.
 func (d *Distributor) Resend(ctx context.Context, key string, a Actor) (*platform.OutgoingMessage, error) {
 	found, rearmed, msg, err := d.rearm(ctx, key, rearming{stage: "support", decision: "resent", why: fmt.Sprintf("%s (by %s)", a.Reason, a.By),
-		from: []platform.MessageState{platform.MessageUnknown, platform.MessageFailed}, visible: a.Visible})
+		from: []platform.MessageState{platform.MessageUnknown, platform.MessageFailed}, pending: true, visible: a.Visible})
 	switch {
 	case err != nil:
 		return nil, notFound(err)
-	case !rearmed:
+	case !rearmed && found != platform.MessagePending:
 		return nil, &StateError{Key: key, State: string(found), Want: "only an Unknown or Failed message can be sent again"}
 	}
-	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(key), "by": a.By, "reason": a.Reason, "was": found}).Warn("outgoing message sent again by support")
+	log := d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(key), "by": a.By, "reason": a.Reason, "was": found})
+	if rearmed {
+		log.Warn("outgoing message sent again by support")
+	} else {
+		log.Warn("outgoing message handed to the distributor again by support (it was Pending)")
+	}
 	return msg, nil
 }
 
