@@ -1,6 +1,7 @@
 package tables
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -23,19 +24,21 @@ import (
 // Both tables are keyed by the row's own key, one partition per row, with no index by state
 // or time: a StateScan is a scan. The table service reads every row of the table to answer
 // it (it filters on its side, so only the rows that match, and only their selected columns,
-// come back), and it answers in pages: one request each, at most MaxPages of them. It is for
-// a support page that someone opens, not for a hot path.
+// come back), and it answers in pages of at most 1000 matches: one request each, at most
+// MaxPages of them. It is for a support page that someone opens, not for a hot path.
 type StateScan struct {
 	States []string
 	Since  time.Time
 	// Units, when not nil, are the only business units whose rows are read (a principal scoped
 	// to units); nil: every unit.
 	Units []int64
-	// Limit is the most rows returned (1-100, default 100).
+	// Limit is the most rows returned, the newest by creation time (1-100, default 100).
 	Limit int
 	// MaxPages bounds the requests a scan makes (default 20): a table too large to be read in
 	// that many answers "more", as one with more than Limit matches does.
 	MaxPages int
+
+	pageSize int // matches per page; 0: the service's most (tests make it small)
 }
 
 // MaxStateScan is the most rows a StateScan returns.
@@ -85,26 +88,32 @@ func (o *StateScan) filter() (filter string, units bool) {
 }
 
 // scan runs o over t, selecting columns, and decodes each row that matches with decode, which
-// returns the row's business unit and creation time. It returns at most o.Limit rows, newest
-// first, and whether there were more (or the page bound cut the scan short).
+// returns the row's business unit and creation time. It reads every page the table service
+// gives, up to o.MaxPages, and returns the newest o.Limit matches, newest first: the table is
+// in key order, not creation order, so stopping at the first o.Limit matches would miss newer
+// ones further on. more says that more matched than are returned, or that the page bound cut
+// the scan short.
 func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateScan, columns []string, decode func([]byte) (*T, int64, time.Time, error)) ([]*T, bool, error) {
 	if err := o.check(); err != nil {
 		return nil, false, err
 	}
 	filter, unitsFiltered := o.filter()
 	pager := t.NewListEntitiesPager(&aztables.ListEntitiesOptions{
-		Filter: &filter, Select: to.Ptr(strings.Join(columns, ",")), Top: to.Ptr(int32(o.Limit + 1)),
+		Filter: &filter, Select: to.Ptr(strings.Join(columns, ",")), Top: to.Ptr(int32(cmp.Or(o.pageSize, maxPageEntities))),
 	})
 	type row struct {
 		v  *T
 		at time.Time
 	}
 	var rows []row
-	pages := 0
-	for pager.More() && len(rows) <= o.Limit {
-		if pages == o.MaxPages {
-			break
-		}
+	// newest keeps the newest o.Limit rows, newest first; among rows of one time, the first
+	// read (key order), so that the answer is stable.
+	newest := func() {
+		slices.SortStableFunc(rows, func(a, b row) int { return b.at.Compare(a.at) })
+		rows = rows[:min(len(rows), o.Limit)]
+	}
+	matched, pages := 0, 0
+	for pager.More() && pages < o.MaxPages {
 		pages++
 		page, err := pager.NextPage(ctx)
 		if err != nil {
@@ -121,18 +130,22 @@ func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateSc
 			if !unitsFiltered && o.Units != nil && !slices.Contains(o.Units, unit) {
 				continue
 			}
-			rows = append(rows, row{v, at})
+			matched++
+			if rows = append(rows, row{v, at}); len(rows) >= 4*o.Limit {
+				newest() // memory stays a few times Limit, however many match
+			}
 		}
 	}
-	more := len(rows) > o.Limit || pager.More()
-	rows = rows[:min(len(rows), o.Limit)]
-	slices.SortStableFunc(rows, func(a, b row) int { return b.at.Compare(a.at) })
+	newest()
 	out := make([]*T, len(rows))
 	for i, r := range rows {
 		out[i] = r.v
 	}
-	return out, more, nil
+	return out, matched > o.Limit || pager.More(), nil
 }
+
+// maxPageEntities is the most entities the table service returns in one page.
+const maxPageEntities = 1000
 
 // ListStates reads the jobs o selects (see StateScan: a scan of the table), newest first, and
 // whether there were more. Only the key, type, business unit, state, reason and creation

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -108,5 +109,47 @@ func TestStateScansFindWhatNeedsAPerson(t *testing.T) {
 	}
 	if _, _, err := messages.ListStates(ctx, tables.StateScan{Since: since}); err == nil {
 		t.Fatal("a scan of no state: want an error")
+	}
+}
+
+// A scan keeps the newest matches by creation time, wherever they lie in the table: the rows
+// are in key order, and here the newest have the last keys, on the last pages.
+func TestStateScanKeepsTheNewestWhereverTheyLie(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	tc, err := tables.New(storage.Account{}, testenv.Namespace(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.CreateTables(ctx, tables.TableNotificationJobs); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	var all []string // newest first
+	for i := range 7 {
+		key := "j-" + strconv.Itoa(i) // key order is creation order: the newest come last
+		j := &platform.NotificationJob{Key: key, NotificationEventTypeID: 201, BusinessUnitID: 1, State: platform.JobFailed,
+			CreatedAt: now.Add(time.Duration(i-10) * time.Minute)}
+		if _, _, _, err := tc.Jobs().Ensure(ctx, j); err != nil {
+			t.Fatal(err)
+		}
+		all = append([]string{key}, all...)
+	}
+	o := tables.StateScan{States: []string{string(platform.JobFailed)}, Since: now.Add(-time.Hour)}
+	for _, c := range []struct {
+		limit, pageSize int
+	}{{3, 0}, {3, 2}, {1, 1}, {7, 3}} {
+		o.Limit = c.limit
+		got, more, err := tc.Jobs().ListStates(ctx, tables.WithPageSize(o, c.pageSize))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var keys []string
+		for _, j := range got {
+			keys = append(keys, j.Key)
+		}
+		if want := all[:c.limit]; !slices.Equal(keys, want) || more != (c.limit < len(all)) {
+			t.Errorf("limit %d, pages of %d: %v (more %v), want the newest %v", c.limit, c.pageSize, keys, more, want)
+		}
 	}
 }

@@ -90,9 +90,11 @@ const (
 // Failed and the messages Unknown, Failed or Conflict created since then (of the caller's
 // business units), and, for a caller that sees every unit, the poison queues.
 //
+// Each list is the newest 100 of what matched, by creation time.
+//
 // Cost: the jobs and messages are two scans — the table service reads every row of each table
 // (they are keyed by job and message key, with no index by state), and answers in pages of at
-// most 101 matches, 20 pages at most each; the poison section is two requests per work queue
+// most 1000 matches, 20 pages at most each; the poison section is two requests per work queue
 // (a count and a peek). A page support opens, not a hot path.
 func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	since, ok := attentionSince(r.URL.Query().Get("since"), time.Now())
