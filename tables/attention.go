@@ -35,10 +35,22 @@ type StateScan struct {
 	// Limit is the most rows returned, the newest by creation time (1-100, default 100).
 	Limit int
 	// MaxPages bounds the requests a scan makes (default 20): a table too large to be read in
-	// that many answers "more", as one with more than Limit matches does.
+	// that many ends Incomplete.
 	MaxPages int
 
 	pageSize int // matches per page; 0: the service's most (tests make it small)
+}
+
+// ScanEnd says how a StateScan ended.
+type ScanEnd struct {
+	// More: more rows matched than were returned (the newest are).
+	More bool
+	// Incomplete: the scan stopped at MaxPages before the end of the table. More rows may
+	// match, and those returned are the newest of the rows read, not of the table. CreatedAt is
+	// not a key: a later Since does not make the scan read less.
+	Incomplete bool
+	// Pages is how many requests the scan made.
+	Pages int
 }
 
 // MaxStateScan is the most rows a StateScan returns.
@@ -91,11 +103,11 @@ func (o *StateScan) filter() (filter string, units bool) {
 // returns the row's business unit and creation time. It reads every page the table service
 // gives, up to o.MaxPages, and returns the newest o.Limit matches, newest first: the table is
 // in key order, not creation order, so stopping at the first o.Limit matches would miss newer
-// ones further on. more says that more matched than are returned, or that the page bound cut
-// the scan short.
-func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateScan, columns []string, decode func([]byte) (*T, int64, time.Time, error)) ([]*T, bool, error) {
+// ones further on.
+func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateScan, columns []string, decode func([]byte) (*T, int64, time.Time, error)) ([]*T, ScanEnd, error) {
+	var end ScanEnd
 	if err := o.check(); err != nil {
-		return nil, false, err
+		return nil, end, err
 	}
 	filter, unitsFiltered := o.filter()
 	pager := t.NewListEntitiesPager(&aztables.ListEntitiesOptions{
@@ -112,20 +124,24 @@ func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateSc
 		slices.SortStableFunc(rows, func(a, b row) int { return b.at.Compare(a.at) })
 		rows = rows[:min(len(rows), o.Limit)]
 	}
-	matched, pages := 0, 0
-	for pager.More() && pages < o.MaxPages {
-		pages++
+	matched := 0
+	for pager.More() {
+		if end.Pages == o.MaxPages {
+			end.Incomplete = true
+			break
+		}
+		end.Pages++
 		page, err := pager.NextPage(ctx)
 		if err != nil {
 			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-				return nil, false, nil
+				return nil, ScanEnd{Pages: end.Pages}, nil // no table yet: no row
 			}
-			return nil, false, fmt.Errorf("scan %s by state: %w", what, err)
+			return nil, end, fmt.Errorf("scan %s by state: %w", what, err)
 		}
 		for _, raw := range page.Entities {
 			v, unit, at, err := decode(raw)
 			if err != nil {
-				return nil, false, fmt.Errorf("scan %s by state: %w", what, err)
+				return nil, end, fmt.Errorf("scan %s by state: %w", what, err)
 			}
 			if !unitsFiltered && o.Units != nil && !slices.Contains(o.Units, unit) {
 				continue
@@ -141,16 +157,17 @@ func scan[T any](ctx context.Context, t *aztables.Client, what string, o StateSc
 	for i, r := range rows {
 		out[i] = r.v
 	}
-	return out, matched > o.Limit || pager.More(), nil
+	end.More = matched > o.Limit
+	return out, end, nil
 }
 
 // maxPageEntities is the most entities the table service returns in one page.
 const maxPageEntities = 1000
 
 // ListStates reads the jobs o selects (see StateScan: a scan of the table), newest first, and
-// whether there were more. Only the key, type, business unit, state, reason and creation
+// how the scan ended. Only the key, type, business unit, state, reason and creation
 // time are read: no event data, recipients or trail.
-func (s *Jobs) ListStates(ctx context.Context, o StateScan) ([]*platform.NotificationJob, bool, error) {
+func (s *Jobs) ListStates(ctx context.Context, o StateScan) ([]*platform.NotificationJob, ScanEnd, error) {
 	columns := []string{"JobKey", "NotificationEventTypeId", "BusinessUnitId", "State", "Reason", "CreatedAt"}
 	return scan(ctx, s.t, "notification jobs", o, columns, func(raw []byte) (*platform.NotificationJob, int64, time.Time, error) {
 		var e jobEntity
@@ -166,11 +183,11 @@ func (s *Jobs) ListStates(ctx context.Context, o StateScan) ([]*platform.Notific
 }
 
 // ListStates reads the outgoing messages o selects (see StateScan: a scan of the table),
-// newest first, and whether there were more. Only the key, job key, type, business unit,
+// newest first, and how the scan ended. Only the key, job key, type, business unit,
 // recipient's channel and address, state, attempts, last error and creation time are read: no
 // subject, body or trail. A message stored without a creation time (by a version before it was
 // kept) is not found.
-func (s *Messages) ListStates(ctx context.Context, o StateScan) ([]*platform.OutgoingMessage, bool, error) {
+func (s *Messages) ListStates(ctx context.Context, o StateScan) ([]*platform.OutgoingMessage, ScanEnd, error) {
 	columns := []string{"MessageKey", "JobKey", "NotificationEventTypeId", "BusinessUnitId", "Channel", "Address", "State", "Attempts", "LastError", "CreatedAt"}
 	return scan(ctx, s.t, "outgoing messages", o, columns, func(raw []byte) (*platform.OutgoingMessage, int64, time.Time, error) {
 		var e messageEntity

@@ -16,7 +16,7 @@ import (
 
 // A state scan finds the rows in the asked states, created in the window, of the asked units
 // (in the filter, or in memory past the service's 15 comparisons), newest first, with no body;
-// more says when the limit cut it.
+// More says when the limit cut it.
 func TestStateScansFindWhatNeedsAPerson(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -74,9 +74,13 @@ func TestStateScansFindWhatNeedsAPerson(t *testing.T) {
 		{"no unit", []int64{}, 0, nil, false},
 		{"cut by the limit", nil, 2, nil, true},
 	} {
-		got, more, err := jobs.ListStates(ctx, tables.StateScan{States: states, Since: since, Units: c.units, Limit: c.limit})
+		got, end, err := jobs.ListStates(ctx, tables.StateScan{States: states, Since: since, Units: c.units, Limit: c.limit})
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
+		}
+		more := end.More
+		if end.Incomplete {
+			t.Errorf("%s: incomplete after %d pages, want the whole table read", c.name, end.Pages)
 		}
 		if c.limit != 0 {
 			if len(got) != c.limit || more != c.more {
@@ -98,9 +102,9 @@ func TestStateScansFindWhatNeedsAPerson(t *testing.T) {
 		t.Fatalf("a quoted state: %v (%v), want nothing", keys(got), err)
 	}
 
-	ms, more, err := messages.ListStates(ctx, tables.StateScan{States: []string{string(platform.MessageFailed)}, Since: since, Units: []int64{1}})
-	if err != nil || more || len(ms) != 1 {
-		t.Fatalf("messages: %d (more %v): %v", len(ms), more, err)
+	ms, end, err := messages.ListStates(ctx, tables.StateScan{States: []string{string(platform.MessageFailed)}, Since: since, Units: []int64{1}})
+	if err != nil || end.More || end.Incomplete || len(ms) != 1 {
+		t.Fatalf("messages: %d (%+v): %v", len(ms), end, err)
 	}
 	m := ms[0]
 	if m.Key != "j-3|email|a@example.com" || m.JobKey != "j-3" || m.Recipient.Address != "a@example.com" || m.Attempts != 2 ||
@@ -113,7 +117,9 @@ func TestStateScansFindWhatNeedsAPerson(t *testing.T) {
 }
 
 // A scan keeps the newest matches by creation time, wherever they lie in the table: the rows
-// are in key order, and here the newest have the last keys, on the last pages.
+// are in key order, and here the newest have the last keys, on the last pages. More says that
+// more matched than are returned; Incomplete, apart, that the page bound stopped the scan
+// before the table's end (what is returned is then the newest of what was read).
 func TestStateScanKeepsTheNewestWhereverTheyLie(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -140,16 +146,33 @@ func TestStateScanKeepsTheNewestWhereverTheyLie(t *testing.T) {
 		limit, pageSize int
 	}{{3, 0}, {3, 2}, {1, 1}, {7, 3}} {
 		o.Limit = c.limit
-		got, more, err := tc.Jobs().ListStates(ctx, tables.WithPageSize(o, c.pageSize))
+		got, end, err := tc.Jobs().ListStates(ctx, tables.WithPageSize(o, c.pageSize))
 		if err != nil {
 			t.Fatal(err)
 		}
-		var keys []string
-		for _, j := range got {
-			keys = append(keys, j.Key)
-		}
-		if want := all[:c.limit]; !slices.Equal(keys, want) || more != (c.limit < len(all)) {
-			t.Errorf("limit %d, pages of %d: %v (more %v), want the newest %v", c.limit, c.pageSize, keys, more, want)
+		if want := all[:c.limit]; !slices.Equal(jobKeys(got), want) || end.More != (c.limit < len(all)) || end.Incomplete {
+			t.Errorf("limit %d, pages of %d: %v (%+v), want the newest %v, complete", c.limit, c.pageSize, jobKeys(got), end, want)
 		}
 	}
+
+	o.Limit, o.MaxPages = 3, 2
+	got, end, err := tc.Jobs().ListStates(ctx, tables.WithPageSize(o, 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"j-1", "j-0"}; !slices.Equal(jobKeys(got), want) || end.More || !end.Incomplete || end.Pages != 2 {
+		t.Errorf("two pages of one: %v (%+v), want %v (all it read), incomplete after 2 pages, not more", jobKeys(got), end, want)
+	}
+	o.Limit = 1
+	if got, end, err = tc.Jobs().ListStates(ctx, tables.WithPageSize(o, 1)); err != nil || !slices.Equal(jobKeys(got), []string{"j-1"}) || !end.More || !end.Incomplete {
+		t.Errorf("two pages of one, limit 1: %v (%+v, %v), want [j-1], more and incomplete", jobKeys(got), end, err)
+	}
+}
+
+func jobKeys(js []*platform.NotificationJob) []string {
+	var out []string
+	for _, j := range js {
+		out = append(out, j.Key)
+	}
+	return out
 }

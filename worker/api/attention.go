@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -25,10 +26,13 @@ type Attention struct {
 	Notes  []string          `json:"notes,omitempty"`
 }
 
-// AttentionJobs are the jobs in Conflict or Failed; More when there were more than Items.
+// AttentionJobs are the newest jobs in Conflict or Failed. More: more matched than Items
+// holds. Incomplete: the scan stopped at its bound of requests before the end of the table, so
+// more may match, and Items are the newest of the rows it read.
 type AttentionJobs struct {
-	Items []AttentionJob `json:"items"`
-	More  bool           `json:"more"`
+	Items      []AttentionJob `json:"items"`
+	More       bool           `json:"more"`
+	Incomplete bool           `json:"incomplete,omitempty"`
 }
 
 // AttentionJob is a job's summary: no event data, no trail (the trace has them).
@@ -41,10 +45,12 @@ type AttentionJob struct {
 	CreatedAt               time.Time `json:"createdAt"`
 }
 
-// AttentionMessages are the messages Unknown, Failed or Conflict; More as for jobs.
+// AttentionMessages are the newest messages Unknown, Failed or Conflict; More and Incomplete
+// as for jobs.
 type AttentionMessages struct {
-	Items []AttentionMessage `json:"items"`
-	More  bool               `json:"more"`
+	Items      []AttentionMessage `json:"items"`
+	More       bool               `json:"more"`
+	Incomplete bool               `json:"incomplete,omitempty"`
 }
 
 // AttentionMessage is a message's summary: no subject or body. The key and recipient are
@@ -110,31 +116,30 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	}
 	out := Attention{Since: since, Jobs: AttentionJobs{Items: []AttentionJob{}}, Messages: AttentionMessages{Items: []AttentionMessage{}}}
 
-	jobs, more, err := d.Jobs.ListStates(ctx, tables.StateScan{States: []string{string(platform.JobConflict), string(platform.JobFailed)}, Since: since, Units: units})
+	jobs, end, err := d.Jobs.ListStates(ctx, tables.StateScan{States: []string{string(platform.JobConflict), string(platform.JobFailed)}, Since: since, Units: units})
 	if err != nil {
 		d.storageError(rw, "list jobs that need attention", err)
 		return
 	}
-	out.Jobs.More = more
+	out.Jobs.More, out.Jobs.Incomplete = end.More, end.Incomplete
+	out.Notes = append(out.Notes, scanNotes("jobs", tables.TableNotificationJobs, len(jobs), end)...)
 	for _, j := range jobs {
 		out.Jobs.Items = append(out.Jobs.Items, AttentionJob{JobKey: j.Key, NotificationEventTypeID: j.NotificationEventTypeID,
 			BusinessUnitID: j.BusinessUnitID, State: string(j.State), Reason: j.Reason, CreatedAt: j.CreatedAt})
 	}
-	msgs, more, err := d.Messages.ListStates(ctx, tables.StateScan{Since: since, Units: units,
+	msgs, end, err := d.Messages.ListStates(ctx, tables.StateScan{Since: since, Units: units,
 		States: []string{string(platform.MessageUnknown), string(platform.MessageFailed), string(platform.MessageConflict)}})
 	if err != nil {
 		d.storageError(rw, "list messages that need attention", err)
 		return
 	}
-	out.Messages.More = more
+	out.Messages.More, out.Messages.Incomplete = end.More, end.Incomplete
+	out.Notes = append(out.Notes, scanNotes("messages", tables.TableOutgoingMessages, len(msgs), end)...)
 	for _, m := range msgs {
 		shown := m.Recipient.Shown()
 		out.Messages.Items = append(out.Messages.Items, AttentionMessage{MessageKey: platform.ShownKey(m.Key), JobKey: m.JobKey,
 			BusinessUnitID: m.BusinessUnitID, Channel: shown.Channel, Recipient: shown.Address, State: string(m.State),
 			Attempts: m.Attempts, LastError: clip(m.LastError, 500), CreatedAt: m.CreatedAt})
-	}
-	if out.Jobs.More || out.Messages.More {
-		out.Notes = append(out.Notes, "more than these need attention: narrow the window (since) or use platform trace")
 	}
 
 	if !p.AllUnits() {
@@ -163,6 +168,21 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 		out.Poison = append(out.Poison, section)
 	}
 	writeJSON(rw, http.StatusOK, out)
+}
+
+// scanNotes word how the scan of table for what (jobs, messages) ended, when it was cut: more
+// matched than the n listed, or the scan stopped at its bound before the table's end. Neither
+// is helped by a narrower window: CreatedAt is not a key, so the scan reads as much.
+func scanNotes(what, table string, n int, end tables.ScanEnd) []string {
+	var notes []string
+	if end.More {
+		notes = append(notes, fmt.Sprintf("more %s need attention than the %d listed: these are the newest", what, n))
+	}
+	if end.Incomplete {
+		notes = append(notes, fmt.Sprintf("the scan of %s read its bound of %d requests and the table is larger: more %s may need attention, "+
+			"and those listed are the newest of the rows it read (creation time is not a key: a shorter window reads as much)", table, end.Pages, what))
+	}
+	return notes
 }
 
 // attentionSince reads since: a duration back from now ("24h", "7d"), or an instant; empty is

@@ -45,7 +45,7 @@ func (d *server) serveMessages(rw http.ResponseWriter, r *http.Request) {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())
 	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		d.serverError(rw, "messages to an address", err, http.StatusGatewayTimeout, "the scan took too long: narrow the window")
+		d.serverError(rw, "messages to an address", err, http.StatusGatewayTimeout, "the scan of the message table took longer than "+messagesScanTimeout.String()+": it is larger than one look reads")
 	case err != nil:
 		d.storageError(rw, "messages to an address", err)
 	default:

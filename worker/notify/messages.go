@@ -44,7 +44,9 @@ type AddressMessages struct {
 	Messages []AddressMessage `json:"messages"`
 	// More: more messages matched than are listed (the newest MaxAddressMessages are).
 	More bool `json:"more,omitempty"`
-	// Incomplete: the scan stopped before the end of the table; narrow the window.
+	// Incomplete: the scan read its bound of requests and the table is larger: more messages
+	// may match. A narrower window does not help: CreatedAt is not a key, so the scan reads
+	// as much.
 	Incomplete bool `json:"incomplete,omitempty"`
 	// Duplicates are the groups of two or more listed messages of one notification type.
 	Duplicates []Duplicate `json:"duplicates"`
