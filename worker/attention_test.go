@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -209,7 +210,9 @@ func TestAttentionShowsWhatNeedsAPersonToWhoMaySeeIt(t *testing.T) {
 	failed := e.failed(43)
 	conflict := e.conflict()
 	long := `{"note":"` + strings.Repeat("a", 200) + `TAIL-NOT-SHOWN"}`
-	e.poison(platform.QueueEntityEvents, `{"eventTypeId":11, "entityTypeId":`, long)
+	// JSON that is no event: its payload's values are personal data, which poison must not show.
+	personal := `{"eventTypeId":"eleven","payload":{"ssn":"123-45-6789"},"name":"Ada Lovelace"}`
+	e.poison(platform.QueueEntityEvents, `{"eventTypeId":11, "entityTypeId":`, long, personal)
 	e.poison(platform.QueueNotificationScheduler, `{"jobKey":"notification-job:nope"}`)
 	admin, _ := e.key(auth.Admin)
 	support42, _ := e.key(auth.Support, 42)
@@ -245,14 +248,15 @@ func TestAttentionShowsWhatNeedsAPersonToWhoMaySeeIt(t *testing.T) {
 			t.Errorf("poison record %+v: want its id, reason, attempts, times and host", it)
 		}
 	}
-	if !abouts[`{"eventTypeId":11, "entityTypeId":`] || !abouts[long[:120]+"…"] || poison[platform.QueueEntityEvents].Count < 2 {
-		t.Errorf("entity-events poison %+v: want both identified by their first 120 characters", poison[platform.QueueEntityEvents])
+	if !abouts["34 bytes, not JSON"] || !abouts[fmt.Sprintf("a JSON object of %d bytes, fields note", len(long))] ||
+		!abouts[fmt.Sprintf("a JSON object of %d bytes, fields eventTypeId, name, payload", len(personal))] || poison[platform.QueueEntityEvents].Count < 3 {
+		t.Errorf("entity-events poison %+v: want each described by its shape only (size, top-level field names)", poison[platform.QueueEntityEvents])
 	}
 	if items := poison[platform.QueueNotificationScheduler].Items; len(items) < 1 || items[0].About != "job notification-job:nope" {
 		t.Errorf("scheduler poison %+v: want the job its message names", items)
 	}
 	_, raw := call(t, "GET", e.base+"/v1/attention", admin, "")
-	for _, secret := range []string{"s3cret", "TAIL-NOT-SHOWN", "Subject"} {
+	for _, secret := range []string{"s3cret", "TAIL-NOT-SHOWN", "Subject", "aaaa", "123-45-6789", "Lovelace", "eleven", `"entityTypeId":`} {
 		if strings.Contains(raw, secret) {
 			t.Errorf("the answer shows %q", secret)
 		}

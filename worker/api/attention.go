@@ -3,10 +3,13 @@ package api
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/platform/platform"
@@ -214,8 +217,10 @@ func attentionSince(v string, now time.Time) (time.Time, bool) {
 	return since.UTC(), true
 }
 
-// about identifies a poison message's body without showing it: the event key of an event,
-// the key a stage message names, else its first 120 characters.
+// about identifies a poison message's body without showing it: on entity-events the key of the
+// event it is, on a stage's queue the job, message or run key its message names; anything else
+// only by its shape (shape). Never the body's text: an event that fails to decode still
+// carries its payload's values, personal data support need not see here.
 func about(queue string, pm queues.PoisonMessage) string {
 	body := pm.Record.Body
 	if pm.Record.BodyBlob != "" {
@@ -225,6 +230,7 @@ func about(queue string, pm queues.PoisonMessage) string {
 		if ev, err := platform.DecodeEvent([]byte(body)); err == nil {
 			return "event " + ev.Key()
 		}
+		return shape(body)
 	}
 	var stage struct {
 		JobKey     string `json:"jobKey"`
@@ -241,7 +247,39 @@ func about(queue string, pm queues.PoisonMessage) string {
 			return "run " + clip(stage.RunID, 100)
 		}
 	}
-	return clip(body, 120)
+	return shape(body)
+}
+
+// The most field names shape lists, and the most characters of each.
+const (
+	shapeFields    = 12
+	shapeFieldName = 40
+)
+
+// shape describes a body by its form alone: a JSON object's top-level field names (sorted,
+// each clipped, at most 12) and its size; else its size and whether it is JSON.
+func shape(body string) string {
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(body), &fields); err != nil || fields == nil {
+		if json.Valid([]byte(body)) {
+			return fmt.Sprintf("%d bytes of JSON, not an object", len(body))
+		}
+		return fmt.Sprintf("%d bytes, not JSON", len(body))
+	}
+	if len(fields) == 0 {
+		return fmt.Sprintf("a JSON object of %d bytes, no fields", len(body))
+	}
+	names := slices.Sorted(maps.Keys(fields))
+	for i, n := range names {
+		if n = clip(n, shapeFieldName); strings.IndexFunc(n, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
+			n = strconv.QuoteToGraphic(n)
+		}
+		names[i] = n
+	}
+	if len(names) > shapeFields {
+		names = append(names[:shapeFields], fmt.Sprintf("and %d more", len(fields)-shapeFields))
+	}
+	return fmt.Sprintf("a JSON object of %d bytes, fields %s", len(body), strings.Join(names, ", "))
 }
 
 // clip keeps the first n characters of s (whole runes), marking a cut with "…".
