@@ -279,3 +279,22 @@ func TestAttentionShowsWhatNeedsAPersonToWhoMaySeeIt(t *testing.T) {
 		t.Error("since ten minutes ago (RFC 3339): nothing, want what was just made")
 	}
 }
+
+// The support reads whose cost grows with a table — Needs attention, messages to an address,
+// a timeline — stop at their time limit and answer 504 naming what took too long, instead of
+// running on after the server's write timeout has given up on the caller.
+func TestSupportReadsPastTheirTimeLimitAnswer504(t *testing.T) {
+	t.Parallel()
+	w := newWorker(t, worker.Config{HTTPAddr: "127.0.0.1:0", APILimits: api.Limits{SupportReadTimeout: time.Nanosecond}})
+	base := "http://" + w.HTTPAddr()
+	for path, what := range map[string]string{
+		"/v1/attention":                        "the jobs that need attention",
+		"/v1/messages?address=ada@example.com": "messages to an address",
+		"/v1/timeline/1/" + attendee:           "read the timeline",
+	} {
+		code, body := call(t, "GET", base+path, "", "")
+		if code != http.StatusGatewayTimeout || !strings.Contains(body, "took longer than 1ns") || !strings.Contains(body, what) {
+			t.Errorf("GET %s past its time limit: %d %s, want 504 naming %q", path, code, body, what)
+		}
+	}
+}

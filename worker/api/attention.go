@@ -104,7 +104,8 @@ const (
 // Cost: the jobs and messages are two scans — the table service reads every row of each table
 // (they are keyed by job and message key, with no index by state), and answers in pages of at
 // most 1000 matches, 20 pages at most each; the poison section is two requests per work queue
-// (a count and a peek). A page support opens, not a hot path.
+// (a count and a peek). A page support opens, not a hot path; bounded by
+// Limits.SupportReadTimeout (504 past it).
 func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	since, ok := attentionSince(r.URL.Query().Get("since"), time.Now())
 	if !ok {
@@ -112,7 +113,14 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p := principal(r)
-	ctx := r.Context()
+	bounded, cancel := d.supportRead(r)
+	defer cancel()
+	ctx := bounded.Context()
+	fail := func(what string, err error) {
+		if !d.timedOut(rw, r, what, err) {
+			d.storageError(rw, what, err)
+		}
+	}
 	var units []int64
 	if !p.AllUnits() {
 		units = append([]int64{}, p.Units.IDs...)
@@ -121,7 +129,7 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 
 	jobs, end, err := d.Jobs.ListStates(ctx, tables.StateScan{States: []string{string(platform.JobConflict), string(platform.JobFailed)}, Since: since, Units: units})
 	if err != nil {
-		d.storageError(rw, "list jobs that need attention", err)
+		fail("scan the jobs that need attention", err)
 		return
 	}
 	out.Jobs.More, out.Jobs.Incomplete = end.More, end.Incomplete
@@ -133,7 +141,7 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	msgs, end, err := d.Messages.ListStates(ctx, tables.StateScan{Since: since, Units: units,
 		States: []string{string(platform.MessageUnknown), string(platform.MessageFailed), string(platform.MessageConflict)}})
 	if err != nil {
-		d.storageError(rw, "list messages that need attention", err)
+		fail("scan the messages that need attention", err)
 		return
 	}
 	out.Messages.More, out.Messages.Incomplete = end.More, end.Incomplete
@@ -153,14 +161,14 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	for _, q := range platform.WorkQueues {
 		n, err := d.Queues.ApproximateCount(ctx, platform.PoisonQueue(q))
 		if err != nil {
-			d.storageError(rw, "count poison messages", err)
+			fail("count poison messages", err)
 			return
 		}
 		section := AttentionPoison{Queue: q, Count: n, Items: []PoisonSummary{}}
 		if n > 0 {
 			peeked, err := d.Queues.PeekPoison(ctx, q)
 			if err != nil {
-				d.storageError(rw, "peek poison messages", err)
+				fail("peek poison messages", err)
 				return
 			}
 			for _, pm := range peeked {

@@ -2,6 +2,8 @@ package api
 
 import (
 	"cmp"
+	"context"
+	"errors"
 	"math"
 	"net/http"
 	"strconv"
@@ -25,6 +27,11 @@ type Limits struct {
 	// StreamHeartbeat is how often a change stream sends a keep-alive and checks its
 	// credentials again (a revoked key or an expired token ends it). Default 15 s.
 	StreamHeartbeat time.Duration
+	// SupportReadTimeout bounds the support reads whose cost grows with a table, not with the
+	// answer — GET /v1/attention and /v1/messages (scans), GET /v1/timeline (a trace per row) —
+	// within the server's 30 s write timeout, which does not end a request's work; past it, 504
+	// naming what took too long. Default 20 s.
+	SupportReadTimeout time.Duration
 }
 
 func (l Limits) withDefaults() Limits {
@@ -32,7 +39,26 @@ func (l Limits) withDefaults() Limits {
 	l.Streams = cmp.Or(l.Streams, 1000)
 	l.StreamsPerPrincipal = cmp.Or(l.StreamsPerPrincipal, 10)
 	l.StreamHeartbeat = cmp.Or(l.StreamHeartbeat, 15*time.Second)
+	l.SupportReadTimeout = cmp.Or(l.SupportReadTimeout, 20*time.Second)
 	return l
+}
+
+// supportRead bounds request r's work by Limits.SupportReadTimeout: the request to serve it
+// with, and the cancel to defer.
+func (d *server) supportRead(r *http.Request) (*http.Request, context.CancelFunc) {
+	ctx, cancel := context.WithTimeout(r.Context(), d.Limits.SupportReadTimeout)
+	return r.WithContext(ctx), cancel
+}
+
+// timedOut answers 504 naming what, when err is the end of a support read's time
+// (supportRead) and not of its caller (r, the request as it came, has not ended); it reports
+// whether it answered.
+func (d *server) timedOut(rw http.ResponseWriter, r *http.Request, what string, err error) bool {
+	if !errors.Is(err, context.DeadlineExceeded) || r.Context().Err() != nil {
+		return false
+	}
+	d.serverError(rw, what, err, http.StatusGatewayTimeout, "took longer than "+d.Limits.SupportReadTimeout.String())
+	return true
 }
 
 // rateLimits is a token bucket per principal. Buckets idle long enough to be full again are

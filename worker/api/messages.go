@@ -1,7 +1,6 @@
 package api
 
 import (
-	"context"
 	"errors"
 	"net/http"
 	"time"
@@ -9,9 +8,6 @@ import (
 	"github.com/platform/platform"
 	"github.com/platform/platform/worker/notify"
 )
-
-// messagesScanTimeout bounds the scan of one GET /v1/messages, within the server's 30 s.
-const messagesScanTimeout = 20 * time.Second
 
 // serveMessages answers GET /v1/messages?address=A&since=T&until=T: the messages to an email
 // address created in [since, until) (RFC 3339; until defaults to now, since to 7 days before
@@ -38,14 +34,13 @@ func (d *server) serveMessages(rw http.ResponseWriter, r *http.Request) {
 	if !p.AllUnits() {
 		opts.Visible, opts.Units = p.Sees, p.Units.IDs
 	}
-	ctx, cancel := context.WithTimeout(r.Context(), messagesScanTimeout)
+	bounded, cancel := d.supportRead(r)
 	defer cancel()
-	out, err := d.Notify.MessagesTo(ctx, q.Get("address"), opts)
+	out, err := d.Notify.MessagesTo(bounded.Context(), q.Get("address"), opts)
 	switch {
 	case errors.Is(err, platform.ErrInvalidInput):
 		writeError(rw, http.StatusBadRequest, err.Error())
-	case errors.Is(err, context.DeadlineExceeded) && r.Context().Err() == nil:
-		d.serverError(rw, "messages to an address", err, http.StatusGatewayTimeout, "the scan of the message table took longer than "+messagesScanTimeout.String()+": it is larger than one look reads")
+	case d.timedOut(rw, r, "scan the message table for messages to an address", err): // answered 504
 	case err != nil:
 		d.storageError(rw, "messages to an address", err)
 	default:

@@ -67,8 +67,11 @@ const (
 // units are skipped), then per row its event's trace: 2 (the rules' decisions, the history
 // row) + per notification job 1 + 1 per message + 1 per webhook endpoint subscribed to the
 // event type + 1 per job cancelled (when its key was cancelled). A page of 20 rows each with
-// one job of one message is about 81 requests, read 8 traces at a time.
-func (d *server) serveTimeline(rw http.ResponseWriter, r *http.Request) {
+// one job of one message is about 81 requests, read 8 traces at a time. All of it is bounded by
+// Limits.SupportReadTimeout (504 past it).
+func (d *server) serveTimeline(rw http.ResponseWriter, asked *http.Request) {
+	r, cancel := d.supportRead(asked)
+	defer cancel()
 	q, ok := d.timelineQuery(rw, r, timelineMaxLimit)
 	if !ok {
 		return
@@ -79,12 +82,17 @@ func (d *server) serveTimeline(rw http.ResponseWriter, r *http.Request) {
 	// The table read is bounded as history's is: the snapshots are read, then dropped.
 	q.opts.MaxBytes = history.PagePayloads * d.Blobs.MaxPayloadBytes()
 	rows, next, err := d.History.Timeline(r.Context(), q.entityTypeID, q.identity, &q.opts)
+	if d.timedOut(rw, asked, "read the timeline", err) {
+		return
+	}
 	if rows, next, ok = d.timelineEnd(rw, r, q, rows, next, err); !ok {
 		return
 	}
 	items, err := d.effects(r.Context(), rows, principal(r).Visible())
 	if err != nil {
-		d.storageError(rw, "trace the timeline's events", err)
+		if !d.timedOut(rw, asked, "trace the timeline's events", err) {
+			d.storageError(rw, "trace the timeline's events", err)
+		}
 		return
 	}
 	writeJSON(rw, http.StatusOK, TimelinePage{Items: items, Next: next})
