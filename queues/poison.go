@@ -62,7 +62,7 @@ const redriveHide = 30 * time.Second
 
 // RedriveOne moves message id of queue's poison twin back to queue, as Redrive moves each:
 // its original body, enqueued before the poison copy is deleted, and not at all for a record
-// the consumer did not write (the error says why). A queue has no lookup by id, so it takes
+// the consumer did not write (a *LeftError says why). A queue has no lookup by id, so it takes
 // the poison messages in batches, hidden for a short while, until it meets id, and then makes
 // the others it took visible again at once (best effort: one it could not show again
 // reappears after 30 s). It looks at no more than the first 1024; platform.ErrNotFound when id
@@ -104,7 +104,7 @@ func (c *Client) RedriveOne(ctx context.Context, queue, id string) error {
 		if found != nil {
 			body, why, err := c.poisonBody(ctx, queue, id, found.text)
 			if err == nil && why != "" {
-				err = fmt.Errorf("redrive %s: left in poison, not written by the worker: %s", c.ns.Queue(queue), why)
+				err = &LeftError{Queue: c.ns.Queue(queue), Why: []string{why}}
 			}
 			if err != nil {
 				others = append(others, *found)

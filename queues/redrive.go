@@ -26,7 +26,8 @@ import (
 // poison: a crash in between leaves a copy in both, which is harmless because every effect is
 // keyed. A record whose bodyBlob is not where the consumer puts poison bodies of this queue,
 // or is larger than a message, is not the consumer's (anyone who can enqueue can write a
-// poison queue): it is left where it is, and Redrive's error names it once the rest are moved.
+// poison queue): it is left where it is, and Redrive's error, a *LeftError, names it once the
+// rest are moved.
 func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
 	poison := c.queue(platform.PoisonQueue(queue))
@@ -76,13 +77,23 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 		}
 		if older == 0 {
 			if len(left) > 0 {
-				why := slices.Sorted(maps.Values(left))
-				return moved, fmt.Errorf("redrive %s: %d message(s) left in poison, not written by the worker: %s",
-					c.ns.Queue(queue), len(left), strings.Join(why, "; "))
+				return moved, &LeftError{Queue: c.ns.Queue(queue), Why: slices.Sorted(maps.Values(left))}
 			}
 			return moved, nil
 		}
 	}
+}
+
+// LeftError is Redrive's and RedriveOne's refusal of poison records the consumer did not write
+// (anyone who can enqueue can write a poison queue): they are left where they are. It is not
+// a failure of storage: asking again gives the same answer until someone removes them.
+type LeftError struct {
+	Queue string   // the poison queue's work queue, namespaced
+	Why   []string // per message left: "message ID: why", sorted
+}
+
+func (e *LeftError) Error() string {
+	return fmt.Sprintf("redrive %s: %d message(s) left in poison, not written by the worker: %s", e.Queue, len(e.Why), strings.Join(e.Why, "; "))
 }
 
 // poisonBody is the original body of poison record text (poison message id of queue); or, for

@@ -57,8 +57,9 @@ func TestRedriveRefusesAPoisonRecordNamingAnotherBlob(t *testing.T) {
 		}
 	}
 	n, err := c.Redrive(context.Background(), work)
-	if n != 1 || err == nil || !strings.Contains(err.Error(), "bu-1/secret.json") {
-		t.Fatalf("redrive moved %d: %v; want 1 moved and the other named", n, err)
+	var left *queues.LeftError
+	if n != 1 || !errors.As(err, &left) || len(left.Why) != 1 || !strings.Contains(err.Error(), "bu-1/secret.json") {
+		t.Fatalf("redrive moved %d: %v; want 1 moved and the other named (a LeftError)", n, err)
 	}
 	texts, err := c.Peek(context.Background(), work)
 	if err != nil || len(texts) != 1 || texts[0] != "fine" {
@@ -139,8 +140,10 @@ func TestRedriveOneMovesThatMessageAndShowsTheOthersAgain(t *testing.T) {
 	if err := c.RedriveOne(ctx, work, "no-such-id"); !errors.Is(err, platform.ErrNotFound) {
 		t.Fatalf("an id not there: %v, want ErrNotFound", err)
 	}
-	if err := c.RedriveOne(ctx, work, peeked[3].ID); err == nil || !strings.Contains(err.Error(), "bu-1/secret.json") {
-		t.Fatalf("a record naming another blob: %v, want it refused by name", err)
+	var refused *queues.LeftError
+	if err := c.RedriveOne(ctx, work, peeked[3].ID); !errors.As(err, &refused) || !strings.Contains(err.Error(), "bu-1/secret.json") ||
+		!strings.Contains(err.Error(), peeked[3].ID) {
+		t.Fatalf("a record naming another blob: %v, want it refused by id and name (a LeftError)", err)
 	}
 	if left, err := c.PeekPoison(ctx, work); err != nil || len(left) != 3 {
 		t.Fatalf("poison visible after the refusals: %d (%v), want 3", len(left), err)

@@ -1,6 +1,7 @@
 package worker_test
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -238,5 +239,51 @@ func TestResendWhoseHandOffFailedIsFinishedByAskingAgain(t *testing.T) {
 	}
 	if resent != 1 || m.Attempts != 1 {
 		t.Fatalf("trail %+v, %d attempts: want one support step and one attempt", m.Trail, m.Attempts)
+	}
+}
+
+// A poison record the worker did not write (its bodyBlob names a tenant's payload) is left
+// where it is: redriving it, alone or with the rest, is 409 naming it and why — a refusal,
+// not a failure of storage — and the others are moved.
+func TestRedriveRefusesAPoisonRecordNotTheWorkersWith409(t *testing.T) {
+	t.Parallel()
+	e := newAttentionEnv(t)
+	admin, _ := e.key(auth.Admin)
+	ctx := context.Background()
+	poisonQueue := platform.PoisonQueue(platform.QueueEntityEvents)
+	for _, rec := range []string{`{"reason":"x","queue":"entity-events","bodyBlob":"bu-1/secret.json"}`, `{"reason":"x","queue":"entity-events","body":"fine"}`} {
+		if err := e.w.Queues().Enqueue(ctx, poisonQueue, rec, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	peeked, err := e.w.Queues().PeekPoison(ctx, platform.QueueEntityEvents)
+	if err != nil || len(peeked) != 2 || peeked[0].Record.BodyBlob == "" {
+		t.Fatalf("peeked %+v (%v), want the foreign record first", peeked, err)
+	}
+	foreign := peeked[0].ID
+	redrive := func(body string) (int, string) {
+		return call(t, "POST", e.base+"/v1/poison/entity-events/redrive", admin, body)
+	}
+
+	code, body := redrive(`{"messageId":"` + foreign + `","reason":"try it"}`)
+	if code != http.StatusConflict || !strings.Contains(body, foreign) || !strings.Contains(body, "bu-1/secret.json") || !strings.Contains(body, "not written by the worker") {
+		t.Fatalf("redrive the foreign record: %d %s, want 409 naming it and why", code, body)
+	}
+	code, body = redrive(`{"reason":"all of them"}`)
+	var out struct {
+		Error string `json:"error"`
+		Moved int    `json:"moved"`
+	}
+	if json.Unmarshal([]byte(body), &out) != nil || code != http.StatusConflict || out.Moved != 1 || !strings.Contains(out.Error, foreign) ||
+		!strings.Contains(out.Error, "moved 1") {
+		t.Fatalf("redrive all: %d %s, want 409 naming the foreign record, the other moved", code, body)
+	}
+	if n, err := e.w.Queues().ApproximateCount(ctx, poisonQueue); err != nil || n < 1 { // hidden for a while by the redrive
+		t.Fatalf("poison after: %d (%v), want the foreign record still there", n, err)
+	}
+	for _, a := range e.audits("POST /v1/poison/{queue}/redrive") {
+		if a["outcome"] != "refused" || a["status"] != float64(http.StatusConflict) {
+			t.Errorf("audit line %v: want refused, 409", a)
+		}
 	}
 }

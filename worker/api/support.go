@@ -10,6 +10,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker/delivery"
 )
 
@@ -151,7 +152,8 @@ func (d *server) serveCancelJob(rw http.ResponseWriter, r *http.Request) {
 // serveRedrive answers POST /v1/poison/{queue}/redrive {"messageId"?,"reason"}: every poison
 // message of the work queue moved back to it, or only messageId; 200 {"moved":N}. An unknown
 // queue, or a messageId not in its poison queue, is 404; a caller that does not see every
-// business unit 403.
+// business unit 403; a poison record the worker did not write (queues.LeftError), left where it
+// is, 409 naming it and why, with {"moved":N} of the others when all were asked.
 func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
 	queue := strings.TrimSuffix(r.PathValue("queue"), platform.PoisonSuffix)
 	if !slices.Contains(platform.WorkQueues, queue) {
@@ -183,18 +185,24 @@ func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
 		writeError(rw, http.StatusForbidden, "redriving poison needs a principal that sees every business unit: a poison message carries no dependable unit")
 		return
 	}
+	var left *queues.LeftError
 	if b.MessageID == "" {
 		n, err := d.Queues.Redrive(r.Context(), queue)
-		if err != nil {
+		switch {
+		case errors.As(err, &left):
+			writeJSON(rw, http.StatusConflict, map[string]any{"error": fmt.Sprintf("moved %d, then: %v", n, left), "moved": n})
+		case err != nil:
 			d.serverError(rw, "redrive", fmt.Errorf("moved %d, then: %w", n, err), http.StatusBadGateway, fmt.Sprintf("moved %d, then failed", n))
-			return
+		default:
+			writeJSON(rw, http.StatusOK, map[string]int{"moved": n})
 		}
-		writeJSON(rw, http.StatusOK, map[string]int{"moved": n})
 		return
 	}
 	switch err := d.Queues.RedriveOne(r.Context(), queue, b.MessageID); {
 	case errors.Is(err, platform.ErrNotFound):
 		writeError(rw, http.StatusNotFound, "no such message in "+queue+"'s poison queue (redriven already?)")
+	case errors.As(err, &left):
+		writeError(rw, http.StatusConflict, left.Error())
 	case err != nil:
 		d.serverError(rw, "redrive one", err, http.StatusBadGateway, "not moved")
 	default:
