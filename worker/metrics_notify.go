@@ -69,7 +69,9 @@ func (w *Worker) observeNotifications(types *mappings.NotificationRegistry, chan
 	w.distributor.OnSettled(func(ctx context.Context, msg *platform.OutgoingMessage) {
 		ch := channel(msg.Recipient.Channel)
 		m.MessagesSettled.WithLabelValues(ch, string(msg.State)).Inc()
-		if msg.State == platform.MessageSent && !msg.CreatedAt.IsZero() {
+		// A message marked sent by support counts as settled Sent (it was settled Unknown
+		// before): two settlements of one message. Its latency would be support's, not a send's.
+		if msg.State == platform.MessageSent && !msg.CreatedAt.IsZero() && !delivery.MarkedSent(msg) {
 			m.EffectLatency.WithLabelValues(ch).Observe(time.Since(msg.CreatedAt).Seconds())
 		}
 		if msg.State == platform.MessageSent || msg.State == platform.MessageFailed {

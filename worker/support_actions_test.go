@@ -110,6 +110,8 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 	if code, body := act(admin, markSent, "messageKey", marked); code != http.StatusConflict || !strings.Contains(body, "Sent") {
 		t.Fatalf("marked twice: %d %s, want 409 naming Sent", code, body)
 	}
+	// Settled Sent (it was settled Unknown before), but no send latency: the moment is support's.
+	checkDeltas(t, before, scrapeMetrics(t, e.w), map[string]float64{messagesSettled("email", platform.MessageSent): 1, effects("email"): 0})
 	// Send again: exactly one more mail; then it is Sent, and a Sent message is not resent.
 	if code, body := act(admin, resend, "messageKey", again); code != http.StatusOK {
 		t.Fatalf("send again: %d %s", code, body)
@@ -151,6 +153,7 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 
 	after := scrapeMetrics(t, e.w)
 	for series, want := range map[string]float64{messagesSettled("email", platform.MessageSent): 2, // marked, and again once resent
+		effects("email"): 1, // again, once resent; not the one marked
 		jobsSettled(201, platform.JobSkipped, platform.ReasonCancelledBySupport): 1} {
 		if got := after[series] - before[series]; got != want {
 			t.Errorf("%s grew by %v, want %v", series, got, want)

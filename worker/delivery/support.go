@@ -41,8 +41,9 @@ var errNoSuchMessage error = fmt.Errorf("no such key: %w", platform.ErrNotFound)
 // MarkSent records that message key, Unknown (its sender stopped inside the send window, or
 // the provider's verdict was lost), was delivered after all: support checked with the
 // provider. Unknown → Sent, with the trail step "support marked sent: REASON (by WHO)", and
-// the settled hooks called as for a send (metrics, lifecycle event). Nothing is sent. Any
-// other state is a *StateError; a missing message, or another unit's, platform.ErrNotFound.
+// the settled hooks called as for a send (metrics, lifecycle event; MarkedSent tells them
+// apart). Nothing is sent. Any other state is a *StateError; a missing message, or another
+// unit's, platform.ErrNotFound.
 func (d *Distributor) MarkSent(ctx context.Context, key string, a Actor) (*platform.OutgoingMessage, error) {
 	var found platform.MessageState
 	msg, _, changed, err := tables.Modify(ctx, d.messages, key, nil, "", func(m *platform.OutgoingMessage) error {
@@ -53,7 +54,7 @@ func (d *Distributor) MarkSent(ctx context.Context, key string, a Actor) (*platf
 			return tables.ErrUnchanged
 		}
 		m.State, m.LastError, m.LeaseUntil, m.RetryAt = platform.MessageSent, "", time.Time{}, time.Time{}
-		m.Trail = append(m.Trail, platform.NewStep("support", "marked sent", fmt.Sprintf("%s (by %s)", a.Reason, a.By)))
+		m.Trail = append(m.Trail, platform.NewStep(markedStage, markedDecision, fmt.Sprintf("%s (by %s)", a.Reason, a.By)))
 		return nil
 	})
 	switch {
@@ -66,6 +67,23 @@ func (d *Distributor) MarkSent(ctx context.Context, key string, a Actor) (*platf
 	d.settle(ctx, msg)
 	d.log.WithFields(logrus.Fields{"messageKey": platform.ShownKey(key), "by": a.By, "reason": a.Reason}).Warn("outgoing message marked sent by support (was Unknown)")
 	return msg, nil
+}
+
+// The trail step MarkSent writes.
+const (
+	markedStage    = "support"
+	markedDecision = "marked sent"
+)
+
+// MarkedSent reports whether msg is Sent because support said so (MarkSent), not because a
+// send succeeded just now: its last trail step is MarkSent's. A settled hook measures no
+// latency for it, since the moment is support's, possibly days after the send.
+func MarkedSent(msg *platform.OutgoingMessage) bool {
+	if msg.State != platform.MessageSent || len(msg.Trail) == 0 {
+		return false
+	}
+	last := msg.Trail[len(msg.Trail)-1]
+	return last.Stage == markedStage && last.Decision == markedDecision
 }
 
 // Resend sends message key once more, deliberately: Unknown (the recipient may get it twice:
