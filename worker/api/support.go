@@ -25,19 +25,32 @@ import (
 const maxReason = 500
 
 // CheckReason refuses the reason of a support action (the API's, the command line's) that is
-// empty, longer than 500 characters, or holds a control or bidirectional-formatting character
-// (it is written to logs and trails, where either could make a line read as something else).
+// not UTF-8, empty, longer than 500 characters, or holds a character that is not printable:
+// a control (a line break, a tab), a bidirectional control, or an invisible or formatting one
+// (U+200B, U+FEFF, a soft hyphen, a line separator). It is written to logs and trails, where
+// any of them could make a line read as something other than what it says.
 func CheckReason(s string) error {
-	n := utf8.RuneCountInString(s)
-	switch {
-	case strings.TrimSpace(s) == "":
-		return errors.New("reason: required (say why, for the trail and the audit log)")
-	case n > maxReason || !utf8.ValidString(s):
-		return fmt.Errorf("reason: want at most %d characters of UTF-8", maxReason)
-	case strings.IndexFunc(s, func(r rune) bool { return unicode.IsControl(r) || unicode.Is(unicode.Bidi_Control, r) }) >= 0:
-		return errors.New("reason: control characters (line breaks, tabs, bidirectional controls) are not allowed")
+	if !utf8.ValidString(s) {
+		return errors.New("reason: not valid UTF-8")
 	}
-	return nil
+	if strings.TrimSpace(s) == "" {
+		return errors.New("reason: required (say why, for the trail and the audit log)")
+	}
+	if n := utf8.RuneCountInString(s); n > maxReason {
+		return fmt.Errorf("reason: %d characters: want at most %d", n, maxReason)
+	}
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' })
+	if i < 0 {
+		return nil
+	}
+	switch r, _ := utf8.DecodeRuneInString(s[i:]); {
+	case unicode.IsControl(r):
+		return fmt.Errorf("reason: control character %U (a line break, a tab…) is not allowed: one line of text", r)
+	case unicode.Is(unicode.Bidi_Control, r):
+		return fmt.Errorf("reason: bidirectional control %U is not allowed: it reorders how the line reads", r)
+	default:
+		return fmt.Errorf("reason: character %U is not allowed: only visible characters and the ordinary space", r)
+	}
 }
 
 // actionBody is the body of an action on a message or a job.
