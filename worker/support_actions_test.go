@@ -290,3 +290,27 @@ func TestRedriveRefusesAPoisonRecordNotTheWorkersWith409(t *testing.T) {
 		}
 	}
 }
+
+// A redrive's messageId is a queue message's id, a GUID, or 400: nothing else reaches the
+// audit line or an error. A GUID not in the poison queue is 404.
+func TestRedriveTakesOnlyAGUIDAsMessageID(t *testing.T) {
+	t.Parallel()
+	e := newAttentionEnv(t)
+	admin, _ := e.key(auth.Admin)
+	for _, id := range []string{"no-such-id", "<script>alert(1)</script>", "0a1b2c3d-4e5f-6789-abcd-ef012345678\u202e",
+		"0a1b2c3d-4e5f-6789-abcd-ef012345678g", "0a1b2c3d04e5f-6789-abcd-ef0123456789", "0a1b2c3d-4e5f-6789-abcd-ef0123456789\n", strings.Repeat("a", 36)} {
+		body, _ := json.Marshal(map[string]string{"messageId": id, "reason": "try"})
+		if code, out := call(t, "POST", e.base+"/v1/poison/entity-events/redrive", admin, string(body)); code != http.StatusBadRequest || !strings.Contains(out, "GUID") {
+			t.Errorf("messageId %q: %d %s, want 400 asking for a GUID", id, code, out)
+		}
+	}
+	for _, a := range e.audits("POST /v1/poison/{queue}/redrive") {
+		if a["key"] != nil || a["outcome"] != "refused" {
+			t.Errorf("audit line %v: want a refusal without the bad id", a)
+		}
+	}
+	code, out := call(t, "POST", e.base+"/v1/poison/entity-events/redrive", admin, `{"messageId":"0A1B2C3D-4E5F-6789-ABCD-EF0123456789","reason":"try"}`)
+	if code != http.StatusNotFound || !strings.Contains(out, "no such message") {
+		t.Errorf("a GUID not in poison: %d %s, want 404", code, out)
+	}
+}

@@ -53,6 +53,27 @@ func CheckReason(s string) error {
 	}
 }
 
+// isGUID reports whether s is a GUID in its 8-4-4-4-12 hexadecimal form, as Azure Storage
+// (and Azurite) name queue messages.
+func isGUID(s string) bool {
+	if len(s) != 36 {
+		return false
+	}
+	for i, c := range []byte(s) {
+		switch i {
+		case 8, 13, 18, 23:
+			if c != '-' {
+				return false
+			}
+		default:
+			if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+				return false
+			}
+		}
+	}
+	return true
+}
+
 // actionBody is the body of an action on a message or a job.
 type actionBody struct {
 	MessageKey string `json:"messageKey,omitempty"`
@@ -182,8 +203,8 @@ func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
 	}
 	key := queue
 	if b.MessageID != "" {
-		if len(b.MessageID) > 100 {
-			writeError(rw, http.StatusBadRequest, "messageId: want a poison message's id, as GET /v1/attention shows it")
+		if !isGUID(b.MessageID) { // nor does anything else reach the audit line or an error
+			writeError(rw, http.StatusBadRequest, "messageId: want a poison message's id, a GUID as GET /v1/attention shows it")
 			return
 		}
 		key += "/" + b.MessageID
