@@ -21,6 +21,7 @@ import (
 // actionCall is one action request a test made, and the audit line it must leave.
 type actionCall struct {
 	route, key, why, outcome string
+	code                     int
 }
 
 // Support's actions, through the API, on a real worker, SMTP relay and receiver: mark sent
@@ -50,7 +51,7 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 			outcome = "refused"
 		}
 		if bearer != support {
-			calls = append(calls, actionCall{route, platform.ShownKey(key), why, outcome})
+			calls = append(calls, actionCall{route, platform.ShownKey(key), why, outcome, code})
 		}
 		return code, out
 	}
@@ -160,7 +161,9 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 		}
 	}
 
-	// One audit line per action request, naming the principal, the key and the reason.
+	// One audit line per action request, naming the principal, the key and the reason, and the
+	// business unit of a row the caller could see, whether the action was taken or refused by
+	// its state (409); none for another unit's row or a missing one (404).
 	for _, c := range calls {
 		var found []map[string]any
 		for _, a := range e.audits(c.route) {
@@ -170,6 +173,14 @@ func TestSupportActionsMarkSentSendAgainAndCancel(t *testing.T) {
 		}
 		if len(found) != 1 || found[0]["outcome"] != c.outcome || found[0]["principal"] == "" {
 			t.Errorf("%s %s (%q): audit lines %v, want one, outcome %s", c.route, c.key, c.why, found, c.outcome)
+			continue
+		}
+		var unit any // absent
+		if c.code == http.StatusOK || c.code == http.StatusConflict {
+			unit = float64(42)
+		}
+		if found[0]["businessUnit"] != unit {
+			t.Errorf("%s %s answered %d: audit line's businessUnit %v, want %v", c.route, c.key, c.code, found[0]["businessUnit"], unit)
 		}
 	}
 	if got := len(e.audits(markSent)) + len(e.audits(resend)) + len(e.audits(cancel)) + len(e.audits(redrive)); got != len(calls)+3+1+1+6 {

@@ -114,6 +114,21 @@ func readAction(rw http.ResponseWriter, r *http.Request, field string) (key, rea
 	return key, b.Reason, true
 }
 
+// actor is request r's principal acting for reason. Its Visible notes, for the audit line, the
+// business unit of a row the principal may see, when the row is read: before the action
+// decides, so that a refusal (409) names the unit as a success does; another unit's row, "no
+// such key", leaves none.
+func actor(r *http.Request, reason string) delivery.Actor {
+	p := principal(r)
+	return delivery.Actor{By: p.ID, Reason: reason, Visible: func(unit int64) bool {
+		if !p.Sees(unit) {
+			return false
+		}
+		noteUnit(r, unit)
+		return true
+	}}
+}
+
 // actionError answers an action's failure: no such key (or another unit's) 404, a state the
 // action does not take 409 naming it, storage 502.
 func (d *server) actionError(rw http.ResponseWriter, what string, err error) {
@@ -138,13 +153,11 @@ func (d *server) serveMarkSent(rw http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := principal(r)
-	m, err := d.Distributor.MarkSent(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	m, err := d.Distributor.MarkSent(r.Context(), key, actor(r, reason))
 	if err != nil {
 		d.actionError(rw, "mark message sent", err)
 		return
 	}
-	noteUnit(r, m.BusinessUnitID)
 	writeJSON(rw, http.StatusOK, map[string]any{"messageKey": platform.ShownKey(m.Key), "state": m.State})
 }
 
@@ -155,13 +168,11 @@ func (d *server) serveResend(rw http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := principal(r)
-	m, err := d.Distributor.Resend(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	m, err := d.Distributor.Resend(r.Context(), key, actor(r, reason))
 	if err != nil {
 		d.actionError(rw, "send message again", err)
 		return
 	}
-	noteUnit(r, m.BusinessUnitID)
 	writeJSON(rw, http.StatusOK, map[string]any{"messageKey": platform.ShownKey(m.Key), "state": m.State})
 }
 
@@ -173,13 +184,11 @@ func (d *server) serveCancelJob(rw http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	p := principal(r)
-	j, err := d.Notify.CancelJob(r.Context(), key, delivery.Actor{By: p.ID, Reason: reason, Visible: p.Visible()})
+	j, err := d.Notify.CancelJob(r.Context(), key, actor(r, reason))
 	if err != nil {
 		d.actionError(rw, "cancel notification job", err)
 		return
 	}
-	noteUnit(r, j.BusinessUnitID)
 	writeJSON(rw, http.StatusOK, map[string]any{"jobKey": j.Key, "state": j.State, "reason": j.Reason})
 }
 
