@@ -19,20 +19,19 @@ import (
 // Redrive moves the messages of queue's poison twin back to queue, each with its original body,
 // and returns how many it moved. queue may be named with or without the -poison suffix. Only
 // messages poisoned before Redrive started are moved, so a message that fails again while it
-// runs is not looped back forever: one inserted after it started (by this machine's clock) is
-// left, and so is one with the body of a message it moved, inserted since its first request
-// (by the service's clock, to the second: a worker may poison a moved message again within
-// the same second, and clocks differ). Each message is enqueued before it is deleted from
-// poison: a crash in between leaves a copy in both, which is harmless because every effect is
-// keyed. A record whose bodyBlob is not where the consumer puts poison bodies of this queue,
-// or is larger than a message, is not the consumer's (anyone who can enqueue can write a
-// poison queue): it is left where it is, and Redrive's error, a *LeftError, names it once the
-// rest are moved.
+// runs is not looped back forever. Both sides of that comparison are the service's clock (this
+// machine's may be behind or ahead): a message inserted after the second of Redrive's first
+// request is left, and so is one inserted in that second with the body of a message it moved
+// (insertion times are to the second, and a worker may poison a moved message again within
+// it). Each message is enqueued before it is deleted from poison: a crash in between leaves a
+// copy in both, which is harmless because every effect is keyed. A record whose bodyBlob is
+// not where the consumer puts poison bodies of this queue, or is larger than a message, is not
+// the consumer's (anyone who can enqueue can write a poison queue): it is left where it is,
+// and Redrive's error, a *LeftError, names it once the rest are moved.
 func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
 	poison := c.queue(platform.PoisonQueue(queue))
-	started := time.Now()
-	var first time.Time                // the service's time at the first dequeue
+	var first time.Time                // the service's time at the first dequeue, to the second
 	movedBodies := map[[32]byte]bool{} // the bodies moved
 	moved := 0
 	left := map[string]string{} // message id → why it was left
@@ -43,8 +42,12 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 		if err != nil {
 			return moved, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), storage.Translate(err))
 		}
-		if first.IsZero() && resp.Date != nil {
-			first = resp.Date.Truncate(time.Second)
+		if first.IsZero() {
+			first = time.Now() // no Date in the answer (the service always sends one): this clock
+			if resp.Date != nil {
+				first = *resp.Date
+			}
+			first = first.Truncate(time.Second)
 		}
 		older := 0
 		for _, m := range resp.Messages {
@@ -52,7 +55,7 @@ func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 			if m.InsertionTime != nil {
 				inserted = *m.InsertionTime
 			}
-			if inserted.After(started) {
+			if inserted.After(first) {
 				// Poisoned again while we run: leave it (visible again in 60s) for a later redrive.
 				continue
 			}
