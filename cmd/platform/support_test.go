@@ -59,7 +59,7 @@ func TestSupportCommands(t *testing.T) {
 	ok("marked Sent", "messages", "mark-sent", "--namespace", n, unknown, "--reason", "the provider has it")
 	refused("it is Sent", "messages", "mark-sent", "--namespace", n, unknown, "--reason", "again")
 	refused("reason: required", "messages", "mark-sent", "--namespace", n, unknown)
-	refused("control characters", "messages", "resend", "--namespace", n, failed, "--reason", "a\nb")
+	refused("control character U+000A", "messages", "resend", "--namespace", n, failed, "--reason", "a\nb")
 	ok("Pending again", "messages", "resend", "--namespace", n, failed, "--reason", "the receiver is fixed")
 	refused("it is Sent", "messages", "resend", "--namespace", n, unknown, "--reason", "twice")
 	refused("mark-sent or resend", "messages", "forget", unknown)
