@@ -61,7 +61,7 @@ var commands = []command{
 	{"keys", "create --role ROLE [--business-units 42,43|*] [--expires 90d] [--name N] | list [--json] | revoke ID", "API keys for services and tools calling the HTTP API (shown once; only a hash is kept)", runKeys},
 	{"redrive", "QUEUE [--message ID]", "move a queue's poison messages back to it, bodies unchanged (or only the one with that id)", runRedrive},
 	{"messages", messagesUsage, "support, by hand: record an Unknown message Sent (the provider has it; nothing is sent), or send an Unknown or Failed one once more", runMessages},
-	{"jobs", jobsUsage, "support, by hand: cancel a job not yet released to the generator (Created or Scheduled): Skipped, reason cancelled", runJobs},
+	{"jobs", jobsUsage, "support, by hand: cancel a job not yet released to the generator (Created or Scheduled): Skipped, reason cancelled-by-support", runJobs},
 	{"version", "", "print the version", runVersion},
 }
 

@@ -39,7 +39,9 @@ func CheckReason(s string) error {
 	if n := utf8.RuneCountInString(s); n > maxReason {
 		return fmt.Errorf("reason: %d characters: want at most %d", n, maxReason)
 	}
-	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && r != ' ' })
+	// Spaces of every kind (a no-break space pasted from a ticket) are spaces; line and
+	// paragraph separators, zero-width and formatting characters are not.
+	i := strings.IndexFunc(s, func(r rune) bool { return !unicode.IsPrint(r) && !unicode.Is(unicode.Zs, r) })
 	if i < 0 {
 		return nil
 	}
@@ -49,7 +51,7 @@ func CheckReason(s string) error {
 	case unicode.Is(unicode.Bidi_Control, r):
 		return fmt.Errorf("reason: bidirectional control %U is not allowed: it reorders how the line reads", r)
 	default:
-		return fmt.Errorf("reason: character %U is not allowed: only visible characters and the ordinary space", r)
+		return fmt.Errorf("reason: character %U is not allowed: only visible characters and spaces", r)
 	}
 }
 
@@ -177,7 +179,7 @@ func (d *server) serveResend(rw http.ResponseWriter, r *http.Request) {
 }
 
 // serveCancelJob answers POST /v1/notification-jobs/cancel {"jobKey","reason"}: a job not yet
-// released to the generator (Created, Scheduled) Skipped with reason cancelled. 409 for one
+// released to the generator (Created, Scheduled) Skipped with reason cancelled-by-support. 409 for one
 // released or settled.
 func (d *server) serveCancelJob(rw http.ResponseWriter, r *http.Request) {
 	key, reason, ok := readAction(rw, r, "jobKey")

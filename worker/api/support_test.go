@@ -29,7 +29,8 @@ func TestCheckReason(t *testing.T) {
 		{"a\u200bb", "character U+200B is not allowed"},
 		{"\ufeffa", "character U+FEFF is not allowed"},
 		{"a\u00adb", "character U+00AD is not allowed"},
-		{"a\u00a0b", "character U+00A0 is not allowed"},
+		{"a\u00a0b", ""},     // a no-break space pasted from a ticket: a space
+		{"« a\u202fb »", ""}, // a narrow no-break space, as French writes around guillemets
 	} {
 		err := CheckReason(c.reason)
 		switch {

@@ -63,3 +63,23 @@ func TestSecure(t *testing.T) {
 		}
 	}
 }
+
+// A proxy that terminated TLS says so in more than one way; sign-in believes any of them.
+func TestForwardedHTTPS(t *testing.T) {
+	for h, want := range map[[2]string]bool{
+		{"X-Forwarded-Proto", "https"}:                  true,
+		{"X-Forwarded-Proto", "HTTPS"}:                  true,
+		{"X-Forwarded-Proto", "https, http"}:            true,
+		{"X-Forwarded-Proto", "http"}:                   false,
+		{"Forwarded", `for=1.2.3.4;proto=https`}:        true,
+		{"Forwarded", `proto="HTTPS";by=x, proto=http`}: true,
+		{"Forwarded", `proto=http`}:                     false,
+		{"X-Other", "https"}:                            false,
+	} {
+		r := httptest.NewRequest("POST", "http://console.example.com/console/login", nil)
+		r.Header.Set(h[0], h[1])
+		if got := forwardedHTTPS(r); got != want {
+			t.Errorf("%s: %s → %v, want %v", h[0], h[1], got, want)
+		}
+	}
+}

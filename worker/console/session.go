@@ -179,6 +179,22 @@ func hostOf(r *http.Request) string {
 	return host
 }
 
+// forwardedHTTPS reports whether a proxy in front says the browser spoke HTTPS to it: the
+// first X-Forwarded-Proto, or the first Forwarded element's proto, is https (any case). Only
+// a hint for sign-in's advice: the cookie is Secure off loopback whatever it says.
+func forwardedHTTPS(r *http.Request) bool {
+	first := func(v string) string { f, _, _ := strings.Cut(v, ","); return strings.TrimSpace(f) }
+	if strings.EqualFold(first(r.Header.Get("X-Forwarded-Proto")), "https") {
+		return true
+	}
+	for _, pair := range strings.Split(first(r.Header.Get("Forwarded")), ";") {
+		if k, v, ok := strings.Cut(strings.TrimSpace(pair), "="); ok && strings.EqualFold(k, "proto") && strings.EqualFold(strings.Trim(v, `"`), "https") {
+			return true
+		}
+	}
+	return false
+}
+
 // signedIn runs next for a signed-in principal: the session's credential authenticated again
 // now (or, with authentication off, the anonymous principal on a loopback host). Without one,
 // a GET goes to the sign-in page and anything else is 401. A POST must come from a console
@@ -293,7 +309,7 @@ func (c *console) serveSignIn(rw http.ResponseWriter, r *http.Request) {
 		c.Log.WithFields(logrus.Fields{"remote": r.RemoteAddr, "reason": msg}).Info("console: sign-in refused")
 		c.render(rw, r, nil, status, "login", view{Title: "Sign in", Data: loginView{Error: msg, Next: nextPage(r.PostFormValue("next"))}})
 	}
-	if secure(r) && r.TLS == nil && r.Header.Get("X-Forwarded-Proto") != "https" {
+	if secure(r) && r.TLS == nil && !forwardedHTTPS(r) {
 		// The session cookie is Secure here: over plain HTTP the browser would drop it, and
 		// every page would come back to this form without a word.
 		refuse(http.StatusBadRequest, "the console needs HTTPS on an address other than loopback: put TLS in front of the worker (Container Apps' ingress does), or open it on 127.0.0.1")

@@ -18,7 +18,7 @@ import (
 // touched. A Conflict is never sent. It returns the state found and whether it re-armed;
 // platform.ErrNotFound when there is no such message.
 func (d *Distributor) Rearm(ctx context.Context, key, stage, why string) (found platform.MessageState, rearmed bool, err error) {
-	found, rearmed, _, err = d.rearm(ctx, key, rearming{stage: stage, decision: "replayed", why: why, pending: true,
+	found, rearmed, _, err = d.rearm(ctx, key, rearming{stage: stage, decision: "replayed", why: why, pending: func(*platform.OutgoingMessage) bool { return true },
 		from: []platform.MessageState{platform.MessageSent, platform.MessageFailed, platform.MessageUnknown}})
 	return found, rearmed, err
 }
@@ -27,7 +27,8 @@ func (d *Distributor) Rearm(ctx context.Context, key, stage, why string) (found 
 type rearming struct {
 	stage, decision, why string
 	from                 []platform.MessageState // the settled states re-armed; never Conflict
-	pending              bool                    // a Pending message is handed to the distributor again
+	// pending says whether a Pending message is handed to the distributor again (nil: never).
+	pending func(m *platform.OutgoingMessage) bool
 	visible              func(businessUnitID int64) bool
 }
 
@@ -49,7 +50,7 @@ func (d *Distributor) rearm(ctx context.Context, key string, r rearming) (found 
 	if err != nil {
 		return found, false, nil, err
 	}
-	if !changed && (msg.State != platform.MessagePending || !r.pending) {
+	if !changed && (msg.State != platform.MessagePending || r.pending == nil || !r.pending(msg)) {
 		return found, false, msg, nil
 	}
 	if changed {

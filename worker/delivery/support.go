@@ -86,21 +86,36 @@ func MarkedSent(msg *platform.OutgoingMessage) bool {
 	return last.Stage == markedStage && last.Decision == markedDecision
 }
 
+// rearmedNotClaimed reports whether Pending message m was put back by a resend or a replay and
+// not claimed since: the state a resend leaves when its hand-off to the distributor failed.
+// Any other Pending message is on its way already: handing it over again would only spend
+// its attempts faster.
+func rearmedNotClaimed(m *platform.OutgoingMessage) bool {
+	if m.Attempts != 0 || len(m.Trail) == 0 {
+		return false
+	}
+	last := m.Trail[len(m.Trail)-1]
+	return last.Decision == "resent" || last.Decision == "replayed"
+}
+
 // Resend sends message key once more, deliberately: Unknown (the recipient may get it twice:
 // support decided so) or Failed goes back to Pending, with a trail step "support resent:
 // REASON (by WHO)", and is handed to the distributor, which sends it once as it sends any
-// message. A Pending message is handed to the distributor again, unchanged: that is how a
-// resend that wrote Pending and then failed to reach the queue (a storage error, a crash) is
-// finished by asking again, and a duplicate queue message is harmless (the distributor claims
+// message. A Pending message that a resend or replay put back and nothing has claimed since is
+// handed to the distributor again, unchanged: that is how a resend that wrote Pending and then
+// failed to reach the queue (a storage error, a crash) is finished by asking again; any other
+// Pending message is on its way (a *StateError), and a duplicate queue message is harmless (the distributor claims
 // a message at its version: one sends, the other leaves). Sent, a Conflict (never sent) and a
 // message being sent (Sending) are a *StateError; a missing message, or another unit's,
 // platform.ErrNotFound.
 func (d *Distributor) Resend(ctx context.Context, key string, a Actor) (*platform.OutgoingMessage, error) {
 	found, rearmed, msg, err := d.rearm(ctx, key, rearming{stage: "support", decision: "resent", why: fmt.Sprintf("%s (by %s)", a.Reason, a.By),
-		from: []platform.MessageState{platform.MessageUnknown, platform.MessageFailed}, pending: true, visible: a.Visible})
+		from: []platform.MessageState{platform.MessageUnknown, platform.MessageFailed}, pending: rearmedNotClaimed, visible: a.Visible})
 	switch {
 	case err != nil:
 		return nil, notFound(err)
+	case !rearmed && found == platform.MessagePending && !rearmedNotClaimed(msg):
+		return nil, &StateError{Key: key, State: string(found), Want: "it is on its way: the distributor has it"}
 	case !rearmed && found != platform.MessagePending:
 		return nil, &StateError{Key: key, State: string(found), Want: "only an Unknown or Failed message can be sent again"}
 	}

@@ -123,9 +123,9 @@ func (s *Service) MessagesTo(ctx context.Context, address string, o *MessagesOpt
 }
 
 // duplicates groups ms (newest first) by notification type and explains each group of two or
-// more, oldest message first; the groups come in the order of their newest message. Then, for
-// messages of different types created within AcrossTypesWindow of each other, it explains
-// those that came by two paths (WhyTwoAcrossTypes): the dual-path case across types.
+// more, oldest message first; the groups come in the order of their newest message. Then it
+// explains messages of different types that came by two paths within AcrossTypesWindow of each
+// other (WhyTwoAcrossTypes): the dual-path case across types.
 func (s *Service) duplicates(ctx context.Context, ms []*platform.OutgoingMessage) ([]Duplicate, error) {
 	jobs := map[string]*platform.NotificationJob{}
 	reads := 0
@@ -176,24 +176,9 @@ func (s *Service) duplicates(ctx context.Context, ms []*platform.OutgoingMessage
 		}
 		out = append(out, Duplicate{NotificationEventTypeID: typ, NotificationType: s.typeName(typ), MessageKeys: keys(g), Why: WhyTwo(g, jobs)})
 	}
-	// Across types: runs of messages (oldest first) each created within AcrossTypesWindow of
-	// the run's first, of two types or more.
 	asc := slices.Clone(ms)
 	slices.Reverse(asc)
-	for i := 0; i < len(asc); {
-		j := i + 1
-		for j < len(asc) && asc[j].CreatedAt.Sub(asc[i].CreatedAt) <= AcrossTypesWindow {
-			j++
-		}
-		run := asc[i:j]
-		i = j
-		types := map[int]bool{}
-		for _, m := range run {
-			types[m.NotificationEventTypeID] = true
-		}
-		if len(types) < 2 {
-			continue
-		}
+	for _, run := range AcrossTypes(asc) {
 		if err := read(run); err != nil {
 			return nil, err
 		}

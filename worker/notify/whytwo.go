@@ -169,6 +169,53 @@ func WhyTwo(msgs []*platform.OutgoingMessage, jobs map[string]*platform.Notifica
 // created to be read as one occasion by WhyTwoAcrossTypes.
 const AcrossTypesWindow = 10 * time.Minute
 
+// AcrossTypes groups asc (messages to one address, oldest first) into the occasions
+// WhyTwoAcrossTypes explains: a message that did not come from an event (created directly, or
+// by a rule) and one of another type that did, created within AcrossTypesWindow of each
+// other, are one occasion; occasions that share a message are one group. Groups of one are
+// left out; each group is oldest first.
+func AcrossTypes(asc []*platform.OutgoingMessage) [][]*platform.OutgoingMessage {
+	derived := make([]bool, len(asc))
+	for i, m := range asc {
+		o := originOf(m, nil)
+		derived[i] = o.event != nil && o.rule == ""
+	}
+	group := make([]int, len(asc)) // union-find over asc's indexes
+	for i := range group {
+		group[i] = i
+	}
+	root := func(i int) int {
+		for group[i] != i {
+			group[i] = group[group[i]]
+			i = group[i]
+		}
+		return i
+	}
+	for i := range asc {
+		for j := i + 1; j < len(asc) && asc[j].CreatedAt.Sub(asc[i].CreatedAt) <= AcrossTypesWindow; j++ {
+			if derived[i] != derived[j] && asc[i].NotificationEventTypeID != asc[j].NotificationEventTypeID {
+				group[root(j)] = root(i)
+			}
+		}
+	}
+	runs := map[int][]*platform.OutgoingMessage{}
+	var roots []int
+	for i, m := range asc {
+		r := root(i)
+		if _, ok := runs[r]; !ok {
+			roots = append(roots, r)
+		}
+		runs[r] = append(runs[r], m)
+	}
+	var out [][]*platform.OutgoingMessage
+	for _, r := range roots {
+		if len(runs[r]) > 1 {
+			out = append(out, runs[r])
+		}
+	}
+	return out
+}
+
 // WhyTwoAcrossTypes explains msgs — to one address, of two or more notification types, created
 // within AcrossTypesWindow — when they came by two paths: some derived from events, some
 // created directly or by an automation rule. ok is false otherwise (events only, or direct

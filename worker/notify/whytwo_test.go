@@ -1,6 +1,7 @@
 package notify_test
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -110,5 +111,33 @@ func TestWhyTwoAcrossTypes(t *testing.T) {
 	}
 	if why, ok := notify.WhyTwoAcrossTypes([]*platform.OutgoingMessage{derived, other}, nil, name); ok {
 		t.Errorf("two events, each its own type: explained as %+v, want no duplicate", why)
+	}
+}
+
+// Occasions are found pair by pair, not in runs from a first message: two event-derived
+// messages of two types 9 minutes apart, then a direct one 2 minutes after the second, group
+// the second with the direct one; the first (10+ minutes before the direct) stays alone.
+func TestAcrossTypesPairsAnEventsMessageWithADirectOneNearIt(t *testing.T) {
+	at := time.Date(2026, 11, 22, 10, 0, 0, 0, time.UTC)
+	ev := func(key string, typ int, after time.Duration) *platform.OutgoingMessage {
+		return &platform.OutgoingMessage{Key: key, NotificationEventTypeID: typ, CreatedAt: at.Add(after),
+			JobKey: fmt.Sprintf("notification-job:%d:11:1:7c9e6679-7425-40de-944b-e07fc1f90ae7:2026-11-22T09:00:00.0000000Z:1", typ)}
+	}
+	a, b := ev("a", 101, 0), ev("b", 102, 9*time.Minute)
+	c := &platform.OutgoingMessage{Key: "c", NotificationEventTypeID: 201, CreatedAt: at.Add(11 * time.Minute), JobKey: "3b241101-e2bb-4255-8caf-4136c566a962"}
+	groups := notify.AcrossTypes([]*platform.OutgoingMessage{a, b, c})
+	if len(groups) != 1 || len(groups[0]) != 2 || groups[0][0] != b || groups[0][1] != c {
+		var got [][]string
+		for _, g := range groups {
+			var keys []string
+			for _, m := range g {
+				keys = append(keys, m.Key)
+			}
+			got = append(got, keys)
+		}
+		t.Fatalf("groups %v, want [[b c]]", got)
+	}
+	if groups := notify.AcrossTypes([]*platform.OutgoingMessage{a, b}); len(groups) != 0 {
+		t.Errorf("two events' messages of two types: %d groups, want none (each type on its own path)", len(groups))
 	}
 }
