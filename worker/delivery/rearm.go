@@ -29,7 +29,7 @@ type rearming struct {
 	from                 []platform.MessageState // the settled states re-armed; never Conflict
 	// pending says whether a Pending message is handed to the distributor again (nil: never).
 	pending func(m *platform.OutgoingMessage) bool
-	visible              func(businessUnitID int64) bool
+	visible func(businessUnitID int64) bool
 }
 
 // rearm moves message key from one of r.from back to Pending and hands it to the distributor.
