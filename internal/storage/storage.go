@@ -99,6 +99,9 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 		o.PerRetryPolicies = append(o.PerRetryPolicies, p)
 	}
 	o.PerRetryPolicies = append(o.PerRetryPolicies, a.Policies...)
+	if s == Table {
+		o.PerCallPolicies = append(o.PerCallPolicies, noEchoPolicy{}) // prefer.go
+	}
 	if a.Retry != nil {
 		o.Retry = *a.Retry
 	}
