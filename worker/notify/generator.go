@@ -10,6 +10,7 @@ import (
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/tables"
 )
 
 // Generate is the queues.Handler of notification-generator. It turns a due job into one
@@ -21,6 +22,29 @@ func (s *Service) Generate(ctx context.Context, m *queues.Message) error {
 	if err != nil {
 		return err
 	}
+	return s.generate(ctx, job, etag)
+}
+
+// generateHere generates job, as stored at etag, in the handler that released it
+// (Config.GenerateInHandler): the same steps as the generator's, without the hop through its
+// queue. A crash here redelivers the event, whose handler finds the job Generating and
+// generates it again, as a redelivered generator message would. On any error the job is handed
+// to the generator's queue, as it was before this shortcut, and the generator does what it
+// always did: retries what may pass, poisons with its reason what cannot (a job it settled
+// Failed here it finds final); the event is not retried for it.
+func (s *Service) generateHere(ctx context.Context, stored *platform.NotificationJob, etag tables.ETag) error {
+	job := *stored // the caller's row stays as created
+	job.Trail = slices.Clone(stored.Trail)
+	err := s.generate(ctx, &job, etag)
+	if err == nil {
+		return nil
+	}
+	queues.TraceLog(ctx, s.d.Log).WithError(err).WithField("jobKey", job.Key).Info("generation handed to notification-generator")
+	return s.next(ctx, platform.QueueNotificationGenerator, stored, "", 0)
+}
+
+// generate is the generator's work on a job read at etag.
+func (s *Service) generate(ctx context.Context, job *platform.NotificationJob, etag tables.ETag) error {
 	if job.State.Final() {
 		return nil
 	}
