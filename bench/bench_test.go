@@ -177,7 +177,7 @@ type scenario struct {
 	// changeStream: the worker writes the change stream (every scenario but history-only), so
 	// the floor writes change rows too.
 	changeStream bool
-	seed   []string // SQL for the worker's settings
+	seed         []string // SQL for the worker's settings
 	// prepare, when set, finishes the worker's settings before it first starts.
 	prepare func(t *testing.T, w *workerProc)
 	smtp    bool
