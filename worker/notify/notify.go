@@ -12,6 +12,11 @@
 //   - Each stage moves the job's row first and sends the next step after: a crash in between
 //     leaves the message to be redelivered, and the redelivery, finding the row moved on, sends
 //     the next step again (harmless downstream). No job is ever stranded.
+//   - An event's job released at once, on a replica that runs the generator, is generated in
+//     the event's handler before it is written: the job is created Generated (or Skipped or
+//     Failed) and its messages are ensured after; a redelivered event that finds it Generated
+//     ensures them again. A generation that fails there writes the job Generating and hands it
+//     to the generator.
 //   - A type is derived from events or created directly, never both (the dual-path
 //     guardrail): the registry refuses it, and CreateJob refuses an event-derived type.
 //   - Every decision is appended to the job's Trail, in the write the stage makes anyway:
