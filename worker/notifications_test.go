@@ -278,12 +278,13 @@ func TestTwoDistributorsRacingOnOneMessageCallTheProviderOnce(t *testing.T) {
 	}
 }
 
-// failPuts fails the next n updates of OutgoingMessages rows before they reach storage.
+// failPuts fails the next n updates of OutgoingMessages rows (a replace, PUT, or a merge,
+// PATCH) before they reach storage.
 type failPuts struct{ n atomic.Int32 }
 
 func (f *failPuts) Do(req *policy.Request) (*http.Response, error) {
 	r := req.Raw()
-	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "OutgoingMessages(") && f.n.Add(-1) >= 0 {
+	if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && strings.Contains(r.URL.Path, "OutgoingMessages(") && f.n.Add(-1) >= 0 {
 		return nil, errors.New("injected: the worker died after the provider call, before recording Sent")
 	}
 	return req.Next()
