@@ -62,6 +62,7 @@ type Worker struct {
 	notify      *notify.Service
 	webhooks    *webhooks.Service
 	realtime    *realtime.Service
+	channels    []lifecycle.Component // the delivery channels that keep connections
 	automations *automations.Service
 	outbox      *outbox.Service
 	runs        *runs.Service
@@ -201,6 +202,15 @@ func New(cfg Config) (*Worker, error) {
 		w.consumers = append(w.consumers, c)
 	}
 	w.observeNotifications(types, chans)
+	for _, name := range chans.Names() {
+		// A channel that keeps connections (SMTP sessions) ends them when the worker stops,
+		// after the consumers that send through it.
+		if ch, _ := chans.Lookup(name); ch != nil {
+			if c, ok := ch.(lifecycle.Component); ok {
+				w.channels = append(w.channels, c)
+			}
+		}
+	}
 	w.assemble()
 	return w, nil
 }
@@ -261,6 +271,9 @@ func (w *Worker) assemble() {
 		w.metricsHTTP = &httpServer{addr: w.cfg.MetricsAddr, handler: w.cfg.Metrics.Handler(), log: w.log,
 			shutdown: time.Second, timeout: 30 * time.Second}
 		w.group.Add("metrics server", w.metricsHTTP)
+	}
+	if len(w.channels) > 0 {
+		w.group.Add("channels", w.channels...)
 	}
 	w.group.Add("buses", w.realtime.Writer(), w.realtime.Poller(), w.webhooks.Refresher(), w.automations.Refresher())
 	if len(w.cfg.Components) > 0 {

@@ -42,6 +42,31 @@ type SMTPServer struct {
 	ln        net.Listener
 	mu        sync.Mutex
 	mails     []Mail
+	sessions  int                   // connections accepted
+	open      map[net.Conn]struct{} // sessions not ended
+}
+
+// Sessions is how many connections the server has accepted.
+func (s *SMTPServer) Sessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.sessions
+}
+
+// OpenSessions is how many sessions are open now.
+func (s *SMTPServer) OpenSessions() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.open)
+}
+
+// HangUp closes every open session without a word, as a relay ends sessions idle too long.
+func (s *SMTPServer) HangUp() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for c := range s.open {
+		c.Close()
+	}
 }
 
 // StartSMTP starts a server that offers STARTTLS; it stops when t ends.
@@ -82,6 +107,13 @@ func (s *SMTPServer) serve() {
 		if err != nil {
 			return
 		}
+		s.mu.Lock()
+		s.sessions++
+		if s.open == nil {
+			s.open = map[net.Conn]struct{}{}
+		}
+		s.open[conn] = struct{}{}
+		s.mu.Unlock()
 		go s.session(conn)
 	}
 }
@@ -93,7 +125,13 @@ func (s *SMTPServer) offersTLS() bool {
 }
 
 func (s *SMTPServer) session(conn net.Conn) {
-	defer func() { conn.Close() }()
+	raw := conn
+	defer func() {
+		conn.Close()
+		s.mu.Lock()
+		delete(s.open, raw)
+		s.mu.Unlock()
+	}()
 	_ = conn.SetDeadline(time.Now().Add(time.Minute))
 	r, w := bufio.NewReader(conn), bufio.NewWriter(conn)
 	reply := func(line string) { w.WriteString(line + "\r\n"); w.Flush() }

@@ -21,6 +21,7 @@ import (
 	"net/smtp"
 	"net/textproto"
 	"strings"
+	"sync"
 	"time"
 	"unicode"
 
@@ -39,8 +40,16 @@ type SMTPConfig struct {
 	TLS *tls.Config
 }
 
-// SMTP is the email channel over an SMTP relay.
-type SMTP struct{ cfg SMTPConfig }
+// SMTP is the email channel over an SMTP relay. It keeps up to 16 sessions open between
+// messages (each ended after 30 s idle, and all when the worker stops): a message costs its
+// MAIL, RCPT and DATA, not a connection, greeting, EHLO, STARTTLS and AUTH each.
+type SMTP struct {
+	cfg SMTPConfig
+
+	mu      sync.Mutex
+	idle    []*smtpSession // kept between messages, most recently used last
+	stopped bool
+}
 
 // NewSMTP returns the email channel that sends through the relay cfg names.
 func NewSMTP(cfg SMTPConfig) *SMTP { return &SMTP{cfg: cfg} }
@@ -128,25 +137,113 @@ func (p *SMTP) Send(ctx context.Context, m *platform.OutgoingMessage) (string, e
 		return "", platform.Permanent(err)
 	}
 
+	for attempt := 0; ; attempt++ {
+		sess, reused, err := p.session(ctx, host)
+		if err != nil {
+			return "", err
+		}
+		// net/smtp does not watch ctx: a cancel (a stop cut short) unblocks the conversation by
+		// expiring the connection's deadline.
+		if deadline, ok := ctx.Deadline(); ok {
+			_ = sess.conn.SetDeadline(deadline)
+		}
+		stop := context.AfterFunc(ctx, func() { _ = sess.conn.SetDeadline(time.Now()) })
+		err = transaction(sess.c, from.Address, to.Address, body)
+		if !stop() || err != nil {
+			sess.close()
+			if reused && attempt == 0 && errors.Is(err, errStaleSession) {
+				continue // the relay ended the kept session: nothing of this message was sent
+			}
+			return "", err
+		}
+		p.release(sess)
+		return messageID, nil
+	}
+}
+
+// errStaleSession: a kept session failed at MAIL FROM, before anything of the message was
+// sent (the relay closed it while it was idle, or said 421: closing).
+var errStaleSession = errors.New("smtp: the kept session was closed by the relay")
+
+// transaction sends one message on an open session: MAIL FROM, RCPT TO, DATA.
+func transaction(c *smtp.Client, from, to string, body []byte) error {
+	if err := c.Mail(from); err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) || te.Code == 421 {
+			return fmt.Errorf("%w: %w", errStaleSession, smtpError("MAIL FROM", err))
+		}
+		return smtpError("MAIL FROM", err)
+	}
+	if err := c.Rcpt(to); err != nil {
+		return smtpError("RCPT TO", err)
+	}
+	w, err := c.Data()
+	if err != nil {
+		return smtpError("DATA", err)
+	}
+	if _, err := w.Write(body); err != nil {
+		return smtpError("DATA", err)
+	}
+	if err := w.Close(); err != nil {
+		var te *textproto.Error
+		if !errors.As(err, &te) {
+			// The whole message went out and the server's verdict was lost: it may have it.
+			return delivery.Ambiguous(fmt.Errorf("smtp end of DATA: %w", err))
+		}
+		return smtpError("end of DATA", err)
+	}
+	return nil
+}
+
+// smtpSession is a connection to the relay past its greeting, EHLO, STARTTLS and AUTH: it
+// carries one message after another, as relays expect of a client that sends many.
+type smtpSession struct {
+	conn net.Conn
+	c    *smtp.Client
+	used time.Time
+}
+
+func (s *smtpSession) close() { _ = s.c.Close() }
+
+const (
+	smtpMaxIdle = 16
+	// smtpIdleTimeout: a session idle longer is ended, not reused; relays end idle sessions
+	// themselves after a minute or more (RFC 5321 gives the server 5 minutes).
+	smtpIdleTimeout = 30 * time.Second
+)
+
+// session is a kept session (reused), or a new one.
+func (p *SMTP) session(ctx context.Context, host string) (s *smtpSession, reused bool, err error) {
+	p.mu.Lock()
+	for len(p.idle) > 0 {
+		s = p.idle[len(p.idle)-1]
+		p.idle = p.idle[:len(p.idle)-1]
+		if time.Since(s.used) < smtpIdleTimeout {
+			p.mu.Unlock()
+			return s, true, nil
+		}
+		go s.quit()
+	}
+	p.mu.Unlock()
+
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "tcp", p.cfg.Addr)
 	if err != nil {
-		return "", fmt.Errorf("smtp dial: %w", err)
+		return nil, false, fmt.Errorf("smtp dial: %w", err)
 	}
 	if deadline, ok := ctx.Deadline(); ok {
 		_ = conn.SetDeadline(deadline)
 	}
-	// net/smtp does not watch ctx: a cancel (a stop cut short) unblocks the conversation by
-	// expiring the connection's deadline.
 	defer context.AfterFunc(ctx, func() { _ = conn.SetDeadline(time.Now()) })()
 	c, err := smtp.NewClient(conn, host)
 	if err != nil {
 		conn.Close()
-		return "", smtpError("greeting", err)
+		return nil, false, smtpError("greeting", err)
 	}
-	defer c.Close()
+	s = &smtpSession{conn: conn, c: c}
 	if err := c.Hello("platform"); err != nil {
-		return "", smtpError("EHLO", err)
+		s.close()
+		return nil, false, smtpError("EHLO", err)
 	}
 	if ok, _ := c.Extension("STARTTLS"); ok {
 		cfg := &tls.Config{ServerName: host, MinVersion: tls.VersionTLS12}
@@ -157,37 +254,54 @@ func (p *SMTP) Send(ctx context.Context, m *platform.OutgoingMessage) (string, e
 			}
 		}
 		if err := c.StartTLS(cfg); err != nil {
-			return "", smtpError("STARTTLS", err)
+			s.close()
+			return nil, false, smtpError("STARTTLS", err)
 		}
 	}
 	if p.cfg.Username != "" {
 		if err := c.Auth(smtp.PlainAuth("", p.cfg.Username, p.cfg.Password, host)); err != nil {
-			return "", smtpError("AUTH", err)
+			s.close()
+			return nil, false, smtpError("AUTH", err)
 		}
 	}
-	if err := c.Mail(from.Address); err != nil {
-		return "", smtpError("MAIL FROM", err)
+	return s, false, nil
+}
+
+// release keeps a session that ended its message cleanly for the next one.
+func (p *SMTP) release(s *smtpSession) {
+	_ = s.conn.SetDeadline(time.Time{})
+	s.used = time.Now()
+	p.mu.Lock()
+	if !p.stopped && len(p.idle) < smtpMaxIdle {
+		p.idle = append(p.idle, s)
+		s = nil
 	}
-	if err := c.Rcpt(to.Address); err != nil {
-		return "", smtpError("RCPT TO", err)
+	p.mu.Unlock()
+	if s != nil {
+		s.quit()
 	}
-	w, err := c.Data()
-	if err != nil {
-		return "", smtpError("DATA", err)
+}
+
+// quit ends a session politely, within a second.
+func (s *smtpSession) quit() {
+	_ = s.conn.SetDeadline(time.Now().Add(time.Second))
+	_ = s.c.Quit()
+	s.close()
+}
+
+// Start implements lifecycle.Component: nothing to start.
+func (p *SMTP) Start(context.Context) error { return nil }
+
+// Stop ends the kept sessions; a send still under way ends its own.
+func (p *SMTP) Stop(context.Context) error {
+	p.mu.Lock()
+	idle := p.idle
+	p.idle, p.stopped = nil, true
+	p.mu.Unlock()
+	for _, s := range idle {
+		s.quit()
 	}
-	if _, err := w.Write(body); err != nil {
-		return "", smtpError("DATA", err)
-	}
-	if err := w.Close(); err != nil {
-		var te *textproto.Error
-		if !errors.As(err, &te) {
-			// The whole message went out and the server's verdict was lost: it may have it.
-			return "", delivery.Ambiguous(fmt.Errorf("smtp end of DATA: %w", err))
-		}
-		return "", smtpError("end of DATA", err)
-	}
-	_ = c.Quit()
-	return messageID, nil
+	return nil
 }
 
 // smtpError: a 5xx reply is permanent (the server refused), a 4xx or a network error is not.
