@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -31,7 +32,7 @@ import (
 // When the worker wrote the change stream (scenario.changeStream), the floor writes each
 // event's change row as the worker does: group-committed, the handlers that finish within the
 // same 10 ms sharing one entity group transaction per minute partition.
-func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64, azuriteMSPerRequest float64) {
+func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64, azuriteMSPerRequest, clientMSPerEvent float64) {
 	az, ns := startAzurite(t), testenv.NewNamespace()
 	counter := &storage.Counter{}
 	stages := max(1, int(math.Round(r.perEvent[storage.KindEnqueue])))
@@ -94,7 +95,7 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 	// The backlog first, as the worker's, then the clock starts with the consumers.
 	floor := &result{}
 	publishTo(t, az, ns, fmt.Sprintf("floor-%d", 0), r.bodies, floor)
-	start, cpu := time.Now(), cpuSeconds(t, az.pid())
+	start, cpu, own := time.Now(), cpuSeconds(t, az.pid()), cpuSeconds(t, os.Getpid())
 	var wg sync.WaitGroup
 	for i := range stages {
 		wg.Add(1)
@@ -141,7 +142,7 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 		}()
 	}
 	testenv.Eventually(t, 5*time.Minute, "the floor's events through every stage", func() bool { return done.Load() >= int64(r.events) })
-	cpu = cpuSeconds(t, az.pid()) - cpu
+	cpu, own = cpuSeconds(t, az.pid())-cpu, cpuSeconds(t, os.Getpid())-own
 	cancel()
 	wg.Wait()
 	span := time.Unix(0, last.Load()).Sub(start)
@@ -151,9 +152,9 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 			requests += n
 		}
 	}
-	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, change rows %v, published in %s, drained in %s, %d deletes after the visibility ran out; requests %v; Azurite CPU %.2fs (%.2f ms per request)",
-		stages, reads, writes, r.changeStream, floor.publishSpan, span, lateDeletes.Load(), counter.Snapshot(), cpu, 1000*cpu/float64(requests))
-	return float64(r.events) / span.Seconds(), meanMS(counter.Snapshot(), counter.Elapsed()), 1000 * cpu / float64(requests)
+	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, change rows %v, published in %s, drained in %s, %d deletes after the visibility ran out; requests %v; Azurite CPU %.2fs (%.2f ms per request); the floor's own CPU %.2fs (%.2f ms per event)",
+		stages, reads, writes, r.changeStream, floor.publishSpan, span, lateDeletes.Load(), counter.Snapshot(), cpu, 1000*cpu/float64(requests), own, 1000*own/float64(r.events))
+	return float64(r.events) / span.Seconds(), meanMS(counter.Snapshot(), counter.Elapsed()), 1000 * cpu / float64(requests), 1000 * own / float64(r.events)
 }
 
 // changeBatcher is the worker's change writer without the stream (worker/realtime): a
