@@ -111,15 +111,15 @@ func TestPublishSendsAnEntityToItsShard(t *testing.T) {
 	}
 }
 
-// One busy shard and three idle ones: the busy one is read as fast as the handlers allow, each
-// idle one costs at most one dequeue per MaxPollInterval (after its backoff has grown).
-func TestAConsumerReadsEveryShardFairly(t *testing.T) {
-	t.Parallel()
-	dequeues := &dequeueCounter{}
+// drainBusy puts n messages on physical queue busy of a fresh namespace whose client has
+// shards shards, and drains them with one consumer of the work queue (two handlers of 5 ms
+// each, the production idle backoff); it returns how long that took and the dequeues each
+// queue of the namespace saw.
+func drainBusy(t *testing.T, shards, n int, busy string) (took time.Duration, dequeues func(name string) int) {
+	t.Helper()
+	counter := &dequeueCounter{}
 	ns := testenv.Namespace(t)
-	c := shardedClient(t, ns, 4, dequeues)
-	busy := platform.ShardQueue(work, 2)
-	const n = 200
+	c := shardedClient(t, ns, shards, counter)
 	var wg sync.WaitGroup
 	for i := range 8 {
 		wg.Go(func() {
@@ -147,20 +147,35 @@ func TestAConsumerReadsEveryShardFairly(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer cons.Stop(context.Background())
-	testenv.Eventually(t, 60*time.Second, "every message of the busy shard handled", func() bool { return handled.Load() == n })
-	took := time.Since(began)
+	testenv.Eventually(t, 60*time.Second, "every message of the busy queue handled", func() bool { return handled.Load() == int32(n) })
+	return time.Since(began), func(name string) int { return counter.get(ns.Queue(name)) }
+}
+
+// One busy shard and three idle ones: the busy one is read as fast as the handlers allow (as
+// fast as one unsharded queue), each idle one costs at most one dequeue per MaxPollInterval
+// (after its backoff has grown).
+func TestAConsumerReadsEveryShardFairly(t *testing.T) {
+	t.Parallel()
+	const n = 200
+	alone, _ := drainBusy(t, 1, n, work)
+	busy := platform.ShardQueue(work, 2)
+	took, dequeues := drainBusy(t, 4, n, busy)
+	t.Logf("%d messages: %s on one queue, %s on one shard of 4", n, alone.Round(time.Millisecond), took.Round(time.Millisecond))
+	if took > alone*3/2+500*time.Millisecond {
+		t.Errorf("the busy shard took %s, one queue alone %s: the idle shards slowed it down", took.Round(time.Millisecond), alone.Round(time.Millisecond))
+	}
 	// Ramp-up: 0.1 + 0.2 + 0.4 + 0.8 s, ±20 % each, then one per second ±20 %.
 	bound := 5 + int(took/(800*time.Millisecond))
 	all := 0
 	for i := range 4 {
-		all += dequeues.get(ns.Queue(platform.ShardQueue(work, i)))
+		all += dequeues(platform.ShardQueue(work, i))
 	}
-	if share := float64(dequeues.get(ns.Queue(busy))) / float64(all); share < 0.8 {
+	if share := float64(dequeues(busy)) / float64(all); share < 0.8 {
 		t.Errorf("the busy shard had %.0f %% of the %d dequeues: the idle ones took its turns", 100*share, all)
 	}
 	for i := range 4 {
 		shard := platform.ShardQueue(work, i)
-		got := dequeues.get(ns.Queue(shard))
+		got := dequeues(shard)
 		t.Logf("%s: %d dequeues in %s (%.2f/s)", shard, got, took.Round(time.Millisecond), float64(got)/took.Seconds())
 		if shard == busy {
 			if got < n/2 {
