@@ -222,39 +222,6 @@ func TestAnIdleShardCostsOnePollPerSecond(t *testing.T) {
 	}
 }
 
-// A message this process sends to one shard wakes its consumer at once, whatever the shard.
-func TestAnIdleShardIsNudgedByItsOwnProcess(t *testing.T) {
-	t.Parallel()
-	counter := &storage.Counter{}
-	c, err := queues.New(storage.Account{Counter: counter}, testenv.Namespace(t))
-	if err == nil {
-		err = c.SetShards(4)
-	}
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	cons, err := c.NewConsumer(queues.ConsumerConfig{Queue: work, Logger: testenv.Logger(t),
-		PollInterval: time.Minute, MaxPollInterval: time.Minute, // asleep for a minute after an empty poll
-		Handler: func(context.Context, *queues.Message) error { close(done); return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Stop(context.Background())
-	testenv.Eventually(t, 10*time.Second, "a first, empty poll of each shard", func() bool { return counter.Snapshot()[storage.KindDequeueEmpty] >= 4 })
-	if _, err := c.Publish(context.Background(), attendeeEvent(t, 7, 0)); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the consumer slept through a message its own process sent to a shard")
-	}
-}
-
 // Changing the shard count loses nothing: a consumer with 2 shards drains what was published
 // unsharded and to 4 shards, each message once, and keeps draining the retired queues.
 func TestReshardingLosesNothing(t *testing.T) {
