@@ -221,3 +221,36 @@ func TestAttentionAndRedriveNameTheShard(t *testing.T) {
 		}
 	}
 }
+
+// With shards, every stage's messages go to the shards of their keys and are read there: a
+// hinted event's mail goes out, and no unsharded queue is ever made.
+func TestNotificationsFlowThroughShards(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0))
+	cfg := env.config()
+	cfg.QueueShards = 3
+	w := env.start(cfg)
+	const n = 6
+	for i := range n {
+		ev, err := platform.DecodeEvent([]byte(hinted(fmt.Sprintf("00000000-0000-4000-8000-%012d", i+1))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := w.Queues().Publish(context.Background(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	drain(t, w)
+	if mails := env.smtp.Mails(); len(mails) != n {
+		t.Fatalf("%d mails, want %d", len(mails), n)
+	}
+	set, err := w.Queues().WorkQueues(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, work := range platform.WorkQueues {
+		if got, want := set[work].Queues, platform.QueueShards(work, 3); !slices.Equal(got, want) {
+			t.Errorf("%s: physical queues %v, want the 3 shards only", work, got)
+		}
+	}
+}
