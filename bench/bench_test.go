@@ -36,7 +36,7 @@ import (
 )
 
 var (
-	flagScenario       = flag.String("scenario", "history,notify,automations", "scenarios to run, comma-separated")
+	flagScenario       = flag.String("scenario", "history,history-only,notify,automations", "scenarios to run, comma-separated (history-only: the history scenario with the change stream off, against a floor without change rows)")
 	flagHistory        = flag.Int("history", 5000, "events in the history scenario")
 	flagNotify         = flag.Int("notify", 1000, "events in the notify scenario")
 	flagRounds         = flag.Int("rounds", 1, "measure each scenario this many times (worker, floor, worker, ...) and report the round with the median ratio")
@@ -59,6 +59,8 @@ type result struct {
 	publisherCounts       map[string]int64
 	txPerEvent            float64
 	workerCPU, azuriteCPU float64 // seconds
+	floorAzuriteMS        float64 // the floor's Azurite CPU per request, ms
+	changeStream          bool    // the worker wrote the change stream; the floor writes change rows too
 	startCPU              float64 // seconds a fresh worker takes to be ready, with nothing to do
 	p50, p99              time.Duration
 	paced                 float64 // events/s of the latency phase
@@ -89,6 +91,9 @@ func TestBench(t *testing.T) {
 		switch name {
 		case "history":
 			sc = historyScenario(*flagHistory)
+		case "history-only":
+			sc = historyScenario(*flagHistory)
+			sc.name, sc.changeStream, sc.env = name, false, []string{"PLATFORM_CHAOS_NO_CHANGE_STREAM=1"}
 		case "notify":
 			sc = notifyScenario(*flagNotify)
 		case "automations":
@@ -96,7 +101,7 @@ func TestBench(t *testing.T) {
 			lines = append(lines, runAutomations(t, binary, *flagAutomations))
 			continue
 		default:
-			t.Fatalf("scenario %q: want history, notify or automations", name)
+			t.Fatalf("scenario %q: want history, history-only, notify or automations", name)
 		}
 		// Rounds alternate worker and floor, so each ratio compares two runs minutes apart
 		// on a noisy machine; the round with the median ratio is the one reported.
@@ -108,7 +113,7 @@ func TestBench(t *testing.T) {
 				t.FailNow()
 			}
 			var floorMS map[string]float64
-			if !t.Run(fmt.Sprintf("%s-floor-%d", name, round+1), func(t *testing.T) { r.floor, floorMS = runFloor(t, r) }) {
+			if !t.Run(fmt.Sprintf("%s-floor-%d", name, round+1), func(t *testing.T) { r.floor, floorMS, r.floorAzuriteMS = runFloor(t, r) }) {
 				t.FailNow()
 			}
 			r.log(t, floorMS)
@@ -133,8 +138,9 @@ func (r *result) ratio() float64 { return r.throughput / r.floor }
 
 // line is the scenario's summary, in the form the issue fixed.
 func (r *result) line() string {
-	return fmt.Sprintf("bench scenario=%s events=%d throughput=%.0f/s floor=%.0f/s ratio=%.2f tx_per_event=%.2f cpu_ratio=%.2f p50_ms=%.0f p99_ms=%.0f rss_mb=%.0f",
-		r.scenario, r.events, r.throughput, r.floor, r.ratio(), r.txPerEvent, r.workerCPU/r.azuriteCPU, ms(r.p50), ms(r.p99), r.rssMB)
+	return fmt.Sprintf("bench scenario=%s events=%d throughput=%.0f/s floor=%.0f/s ratio=%.2f tx_per_event=%.2f cpu_ratio=%.2f worker_cpu_ms_per_event=%.2f azurite_ms_per_req=%.2f/%.2f p50_ms=%.0f p99_ms=%.0f rss_mb=%.0f",
+		r.scenario, r.events, r.throughput, r.floor, r.ratio(), r.txPerEvent, r.workerCPU/r.azuriteCPU, 1000*(r.workerCPU-r.startCPU)/float64(r.events),
+		1000*r.azuriteCPU/float64(r.drainRequests), r.floorAzuriteMS, ms(r.p50), ms(r.p99), r.rssMB)
 }
 
 // log writes the detail behind the summary: requests by kind and their mean times, the idle
@@ -167,7 +173,11 @@ type scenario struct {
 	name   string
 	events int
 	body   func(i int) string
-	seed   []string // SQL for the worker's settings
+	env    []string // the worker's environment, besides the bench's
+	// changeStream: the worker writes the change stream (every scenario but history-only), so
+	// the floor writes change rows too.
+	changeStream bool
+	seed         []string // SQL for the worker's settings
 	// prepare, when set, finishes the worker's settings before it first starts.
 	prepare func(t *testing.T, w *workerProc)
 	smtp    bool
@@ -182,7 +192,7 @@ type scenario struct {
 
 func historyScenario(n int) scenario {
 	return scenario{
-		name: "history", events: n,
+		name: "history", events: n, changeStream: true,
 		body: func(i int) string {
 			return fmt.Sprintf(`{"eventTypeId":12,"entityTypeId":1,"actionTypeId":2,"entityGuid":"b0000000-0000-4000-8000-%012d","businessUnitId":42,`+
 				`"createdOn":%q,"changedFields":["firstName"],"payload":{"firstName":"Ada","lastName":"Lovelace"}}`, i, createdOn(i))
@@ -206,7 +216,7 @@ func historyScenario(n int) scenario {
 
 func notifyScenario(n int) scenario {
 	return scenario{
-		name: "notify", events: n, smtp: true,
+		name: "notify", events: n, smtp: true, changeStream: true,
 		body: func(i int) string {
 			return fmt.Sprintf(`{"eventTypeId":31,"entityTypeId":3,"actionTypeId":1,"entityGuid":"c0000000-0000-4000-8000-%012d","businessUnitId":42,`+
 				`"createdOn":%q,"notificationEventTypeId":102,"payload":{"summary":"Incident %d"}}`, i, createdOn(i), i)
@@ -250,6 +260,7 @@ func run(t *testing.T, binary string, sc scenario) *result {
 		smtp = testenv.StartPlainSMTP(t)
 	}
 	w := newWorker(t, binary, az, ns, smtp, sc.seed...)
+	w.env = append(w.env, sc.env...)
 	if sc.prepare != nil {
 		sc.prepare(t, w)
 	}
@@ -274,7 +285,7 @@ func run(t *testing.T, binary string, sc scenario) *result {
 	w.start(t)
 	startCPU := cpuSeconds(t, w.cmd.Process.Pid)
 	until(30*time.Second, "the warm-up event", publishAll(t, az, ns, []string{sc.body(sc.events + 1)}, nil))
-	r := &result{scenario: sc.name, events: sc.events, bodies: seq(sc.events, sc.body), keys: sc.keys, startCPU: startCPU}
+	r := &result{scenario: sc.name, events: sc.events, bodies: seq(sc.events, sc.body), keys: sc.keys, startCPU: startCPU, changeStream: sc.changeStream}
 	r.idle = w.idleRate(t, 5*time.Second)
 	w.stop(t)
 	backlog := publishAll(t, az, ns, r.bodies, r)

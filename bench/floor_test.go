@@ -18,6 +18,7 @@ import (
 	"github.com/platform/platform"
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
+	"github.com/platform/platform/tables"
 )
 
 // runFloor measures the storage floor of a scenario on a fresh Azurite: the same backlog of
@@ -26,7 +27,11 @@ import (
 // when half of 64 slots are free) and its share of the table reads and writes the worker made
 // per event, on rows keyed as the worker's — and no logic at all. Its throughput is what
 // storage allows this mix at this concurrency; the worker's divided by it is the ratio.
-func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64) {
+//
+// When the worker wrote the change stream (scenario.changeStream), the floor writes each
+// event's change row as the worker does: group-committed, the handlers that finish within the
+// same 10 ms sharing one entity group transaction per minute partition.
+func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[string]float64, azuriteMSPerRequest float64) {
 	az, ns := startAzurite(t), testenv.NewNamespace()
 	counter := &storage.Counter{}
 	stages := max(1, int(math.Round(r.perEvent[storage.KindEnqueue])))
@@ -55,6 +60,7 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 	}
 	// Each event's rows are keyed as the worker keys its rows.
 	keys := make(map[string][2]string, len(r.bodies))
+	changeOf := make(map[string]*platform.Change, len(r.bodies))
 	for _, b := range r.bodies {
 		ev, err := platform.DecodeEvent([]byte(b))
 		if err != nil {
@@ -62,6 +68,7 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 		}
 		pk, rk := r.keys(ev)
 		keys[b] = [2]string{pk, rk}
+		changeOf[b] = ev.Change()
 	}
 	// A message handled twice (a delete that failed, a visibility that ran out) counts once:
 	// the clock stops when every distinct event is through.
@@ -70,6 +77,17 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 	var done, last, lateDeletes atomic.Int64
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
+	var changes *changeBatcher
+	if r.changeStream {
+		tc, err := tables.New(az.counted(counter), ns)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tc.CreateTables(ctx, tables.TableChanges); err != nil {
+			t.Fatal(err)
+		}
+		changes = newChangeBatcher(ctx, tc.Changes())
+	}
 	// The backlog first, as the worker's, then the clock starts with the consumers.
 	floor := &result{}
 	publishTo(t, az, ns, fmt.Sprintf("floor-%d", 0), r.bodies, floor)
@@ -90,6 +108,12 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 				}
 				for range share(i, reads, seq) {
 					_, _ = table.GetEntity(ctx, k[0], k[1], nil) // found or not: one read either way
+				}
+				if i == 0 && changes != nil {
+					ch := *changeOf[*m.MessageText]
+					if err := changes.write(ctx, tables.ChangeRow{ID: platform.NewSourceKey(), Change: &ch, Writer: "floor"}); err != nil && ctx.Err() == nil {
+						t.Error(err)
+					}
 				}
 				if i+1 < stages {
 					if _, err := qs[i+1][shard].EnqueueMessage(ctx, *m.MessageText, &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr(int32(-1))}); err != nil && ctx.Err() == nil {
@@ -124,7 +148,73 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 			requests += n
 		}
 	}
-	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, published in %s, drained in %s, %d deletes after the visibility ran out; Azurite CPU %.2fs (%.2f ms per request)",
-		stages, reads, writes, floor.publishSpan, span, lateDeletes.Load(), cpu, 1000*cpu/float64(requests))
-	return float64(r.events) / span.Seconds(), meanMS(counter.Snapshot(), counter.Elapsed())
+	t.Logf("floor: %d stages, %.2f reads and %.2f writes per event, change rows %v, published in %s, drained in %s, %d deletes after the visibility ran out; requests %v; Azurite CPU %.2fs (%.2f ms per request)",
+		stages, reads, writes, r.changeStream, floor.publishSpan, span, lateDeletes.Load(), counter.Snapshot(), cpu, 1000*cpu/float64(requests))
+	return float64(r.events) / span.Seconds(), meanMS(counter.Snapshot(), counter.Elapsed()), 1000 * cpu / float64(requests)
+}
+
+// changeBatcher is the worker's change writer without the stream (worker/realtime): a
+// change waits up to 10 ms for others to share its transaction, at most
+// tables.MaxBatchOperations of one minute partition in each.
+type changeBatcher struct{ in chan changeReq }
+
+type changeReq struct {
+	row  tables.ChangeRow
+	done chan error
+}
+
+func newChangeBatcher(ctx context.Context, store *tables.Changes) *changeBatcher {
+	b := &changeBatcher{in: make(chan changeReq)}
+	go func() {
+		for {
+			var batch []changeReq
+			select {
+			case <-ctx.Done():
+				return
+			case r := <-b.in:
+				batch = append(batch, r)
+			}
+			linger := time.After(10 * time.Millisecond)
+		collect:
+			for len(batch) < tables.MaxBatchOperations {
+				select {
+				case r := <-b.in:
+					batch = append(batch, r)
+				case <-linger:
+					break collect
+				}
+			}
+			byPartition := map[string][]changeReq{}
+			for _, r := range batch {
+				pk := tables.ChangePartition(r.row.ID)
+				byPartition[pk] = append(byPartition[pk], r)
+			}
+			for _, reqs := range byPartition {
+				rows := make([]tables.ChangeRow, len(reqs))
+				for i, r := range reqs {
+					rows[i] = r.row
+				}
+				err := store.PutBatch(context.WithoutCancel(ctx), rows)
+				for _, r := range reqs {
+					r.done <- err
+				}
+			}
+		}
+	}()
+	return b
+}
+
+func (b *changeBatcher) write(ctx context.Context, row tables.ChangeRow) error {
+	r := changeReq{row: row, done: make(chan error, 1)}
+	select {
+	case b.in <- r:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	select {
+	case err := <-r.done:
+		return err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }

@@ -29,6 +29,9 @@ type changeEntity struct {
 	PartitionKey, RowKey string
 	Change               string // the projection's JSON
 	Signal               string `json:",omitempty"` // a signal's topic (PutSignal): Change is then no event's
+	// Writer is the replica that wrote the row (ChangeRow.Writer), "" for a signal: a poll's
+	// fresh read leaves out its own replica's rows (Poll).
+	Writer string
 }
 
 func changePartition(t time.Time) string { return t.UTC().Format("2006-01-02T15:04") }
@@ -40,6 +43,9 @@ type ChangeRow struct {
 	// Signal is the topic of a signal row (PutSignal), empty for a change: replicas act on it,
 	// streams never show it.
 	Signal string
+	// Writer names the replica that wrote a change (any string it picks, unique among the
+	// replicas); empty for a signal, which every replica reads, its writer too.
+	Writer string
 }
 
 // ChangePartition is the partition a change of id goes to; rows of one partition can be
@@ -66,7 +72,7 @@ func (s *Changes) PutBatch(ctx context.Context, rows []ChangeRow) error {
 		if err != nil {
 			return err
 		}
-		body, _ := json.Marshal(changeEntity{PartitionKey: pk, RowKey: r.ID, Change: string(b)})
+		body, _ := json.Marshal(changeEntity{PartitionKey: pk, RowKey: r.ID, Change: string(b), Writer: r.Writer})
 		actions = append(actions, aztables.TransactionAction{ActionType: aztables.TransactionTypeInsertReplace, Entity: body})
 	}
 	groups, err := splitBatch(actions)
@@ -110,36 +116,86 @@ func changeJSON(ch *platform.Change) ([]byte, error) {
 	return json.Marshal(&c)
 }
 
+// PollRange is what one poll of the change bus reads: the fresh rows of other writers, and the
+// rows of every writer that have become old enough to be swept once.
+type PollRange struct {
+	// Fresh: rows with an id above it, except those Writer wrote (its own, which it has).
+	Fresh string
+	// Writer is the reader's own writer name: its rows are left out of the fresh read.
+	Writer string
+	// SweepFrom and SweepTo: rows of every writer with an id in (SweepFrom, SweepTo], read
+	// once when no row of them can still be on its way (a row commits after its id was taken:
+	// one that committed late, below ids already read fresh, is read here). SweepTo <=
+	// SweepFrom: no sweep.
+	SweepFrom, SweepTo string
+}
+
+// Poll reads what r names, in the minute partitions from the oldest id it names to now: a
+// request per minute, usually one or two. A row can come back in both parts (a row of another
+// writer, fresh and then swept): readers drop what they have.
+func (s *Changes) Poll(ctx context.Context, r PollRange) ([]ChangeRow, error) {
+	from := r.Fresh
+	sweep := r.SweepTo > r.SweepFrom
+	if sweep {
+		from = min(from, r.SweepFrom)
+	}
+	since, _ := platform.SourceKeyTime(from)
+	part := "(RowKey gt " + odataQuote(r.Fresh) + " and Writer ne " + odataQuote(r.Writer) + ")"
+	if sweep {
+		part = "(" + part + " or (RowKey gt " + odataQuote(r.SweepFrom) + " and RowKey le " + odataQuote(r.SweepTo) + "))"
+	}
+	var out []ChangeRow
+	for m := since.UTC().Truncate(time.Minute); !m.After(time.Now().UTC()); m = m.Add(time.Minute) {
+		filter := "PartitionKey eq " + odataQuote(changePartition(m)) + " and " + part
+		rows, err := s.list(ctx, filter)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
 // Since reads the changes and signals with an id above after, written in the minutes from
 // since to now.
 func (s *Changes) Since(ctx context.Context, since time.Time, after string) ([]ChangeRow, error) {
 	var out []ChangeRow
 	for m := since.UTC().Truncate(time.Minute); !m.After(time.Now().UTC()); m = m.Add(time.Minute) {
-		filter := "PartitionKey eq " + odataQuote(changePartition(m)) + " and RowKey gt " + odataQuote(after)
-		pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
-		for pager.More() {
-			page, err := pager.NextPage(ctx)
-			if err != nil {
-				if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
-					return nil, nil
-				}
+		rows, err := s.list(ctx, "PartitionKey eq "+odataQuote(changePartition(m))+" and RowKey gt "+odataQuote(after))
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, rows...)
+	}
+	return out, nil
+}
+
+// list reads the rows filter selects; none when the table does not exist yet.
+func (s *Changes) list(ctx context.Context, filter string) ([]ChangeRow, error) {
+	var out []ChangeRow
+	pager := s.t.NewListEntitiesPager(&aztables.ListEntitiesOptions{Filter: &filter})
+	for pager.More() {
+		page, err := pager.NextPage(ctx)
+		if err != nil {
+			if err = storage.Translate(err); errors.Is(err, platform.ErrNotFound) {
+				return nil, nil
+			}
+			return nil, err
+		}
+		for _, raw := range page.Entities {
+			var e changeEntity
+			if err := json.Unmarshal(raw, &e); err != nil {
 				return nil, err
 			}
-			for _, raw := range page.Entities {
-				var e changeEntity
-				if err := json.Unmarshal(raw, &e); err != nil {
-					return nil, err
-				}
-				if e.Signal != "" {
-					out = append(out, ChangeRow{ID: e.RowKey, Signal: e.Signal})
-					continue
-				}
-				var ch platform.Change
-				if err := json.Unmarshal([]byte(e.Change), &ch); err != nil {
-					return nil, err
-				}
-				out = append(out, ChangeRow{ID: e.RowKey, Change: &ch})
+			if e.Signal != "" {
+				out = append(out, ChangeRow{ID: e.RowKey, Signal: e.Signal})
+				continue
 			}
+			var ch platform.Change
+			if err := json.Unmarshal([]byte(e.Change), &ch); err != nil {
+				return nil, err
+			}
+			out = append(out, ChangeRow{ID: e.RowKey, Change: &ch, Writer: e.Writer})
 		}
 	}
 	return out, nil

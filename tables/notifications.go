@@ -235,16 +235,41 @@ func (s *Messages) Get(ctx context.Context, key string) (*platform.OutgoingMessa
 	return m, etagOf(resp.ETag), err
 }
 
-// Update replaces message m if it is still at version etag: platform.ErrConflict when another
-// writer got there first (the claim of claim-before-send).
+// messageStateEntity is the part of a message row that changes after it is written: its state,
+// attempts, lease, claim, outcome and trail. A message's content (recipient, subject, body,
+// content hash) is written once, by Ensure, and never again. A field without a value is written
+// empty, not left out, so that a merge clears it.
+type messageStateEntity struct {
+	PartitionKey, RowKey string
+	State                string
+	Attempts             int32
+	LastError            string
+	ProviderId           string
+	LeaseUntil           string
+	LeaseUntilType       string `json:"LeaseUntil@odata.type,omitempty"`
+	Claim                string
+	Trail                string
+	RetryAt              string
+	RetryAtType          string `json:"RetryAt@odata.type,omitempty"`
+	LastLatencyMs        int32
+}
+
+// Update writes message m's state (messageStateEntity) if the row is still at version etag:
+// platform.ErrConflict when another writer got there first (the claim of claim-before-send).
+// It merges: the content, written once by Ensure, is not sent again.
 func (s *Messages) Update(ctx context.Context, m *platform.OutgoingMessage, etag ETag) (ETag, error) {
 	m.Trail = lastSteps(m.Trail)
-	body, err := json.Marshal(toMessageEntity(m))
+	e := messageStateEntity{PartitionKey: platform.EscapeKey(m.Key), RowKey: singleRowKey,
+		State: string(m.State), Attempts: int32(m.Attempts), LastError: m.LastError, ProviderId: m.ProviderID,
+		Claim: m.Claim, Trail: jsonString(m.Trail), LastLatencyMs: int32(min(m.LastLatencyMs, math.MaxInt32))}
+	e.LeaseUntil, e.LeaseUntilType = optionalTime(m.LeaseUntil)
+	e.RetryAt, e.RetryAtType = optionalTime(m.RetryAt)
+	body, err := json.Marshal(&e)
 	if err != nil {
 		return "", err
 	}
 	tag := azcore.ETag(etag)
-	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
+	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeMerge})
 	if err != nil {
 		return "", fmt.Errorf("update outgoing message %s: %w", m.Key, storage.Translate(err))
 	}

@@ -108,6 +108,11 @@ type Config struct {
 	// SettingsDSN is the notification settings database: a SQLite file, or postgres://….
 	// Default: settings.DefaultDSN.
 	SettingsDSN string
+	// SettingsCacheTTL is how long a replica keeps a notification option and its subscribers
+	// once read (settings.Cache): a change made in the database is seen within it, or at once
+	// after `platform settings changed` (settings.SignalTopic, within a change-bus poll).
+	// PLATFORM_SETTINGS_CACHE_TTL. Default settings.DefaultCacheTTL (5s); negative: no cache.
+	SettingsCacheTTL time.Duration
 	// Notify tunes the notification stages (holds, template cache).
 	Notify notify.Config
 	// Delivery tunes the distributor (send lease, attempts).

@@ -57,7 +57,7 @@ func (f *replyLost) Do(req *policy.Request) (*http.Response, error) {
 func TestClaimWhoseReplyIsLostStillSends(t *testing.T) {
 	t.Parallel()
 	env := newNotifyEnv(t, "", option(42, 201, true, "email", 0))
-	fault := &replyLost{method: http.MethodPut, path: "OutgoingMessages(", body: `"State":"Sending"`}
+	fault := &replyLost{method: http.MethodPatch, path: "OutgoingMessages(", body: `"State":"Sending"`}
 	cfg := env.config()
 	cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{RetryDelay: 10e6}}
 	w := env.start(cfg)

@@ -278,12 +278,13 @@ func TestTwoDistributorsRacingOnOneMessageCallTheProviderOnce(t *testing.T) {
 	}
 }
 
-// failPuts fails the next n updates of OutgoingMessages rows before they reach storage.
+// failPuts fails the next n updates of OutgoingMessages rows (a replace, PUT, or a merge,
+// PATCH) before they reach storage.
 type failPuts struct{ n atomic.Int32 }
 
 func (f *failPuts) Do(req *policy.Request) (*http.Response, error) {
 	r := req.Raw()
-	if r.Method == http.MethodPut && strings.Contains(r.URL.Path, "OutgoingMessages(") && f.n.Add(-1) >= 0 {
+	if (r.Method == http.MethodPut || r.Method == http.MethodPatch) && strings.Contains(r.URL.Path, "OutgoingMessages(") && f.n.Add(-1) >= 0 {
 		return nil, errors.New("injected: the worker died after the provider call, before recording Sent")
 	}
 	return req.Next()
@@ -551,10 +552,12 @@ func TestStorageRequestsPerDeliveredEmail(t *testing.T) {
 		work += c[k]
 		parts = append(parts, fmt.Sprintf("%s %.2f", k, float64(c[k])/n))
 	}
-	t.Logf("per delivered email (hinted event → history → job, released at once → generator → distributor → SMTP, n=%d): %s → %.2f requests (plus %d empty polls)",
+	t.Logf("per delivered email (hinted event → history → job, released and generated at once → distributor → SMTP, n=%d): %s → %.2f requests (plus %d empty polls)",
 		n, strings.Join(parts, ", "), float64(work)/n, c[storage.KindDequeueEmpty])
-	if c[storage.KindTableWrite] == 0 || c[storage.KindEnqueue] != 3*n { // publish, generator, distributor: no scheduler hop
-		t.Fatalf("counts look wrong: %v", c)
+	// publish and distributor: no scheduler hop, and the job is generated in its event's
+	// handler, not through notification-generator.
+	if c[storage.KindTableWrite] == 0 || c[storage.KindEnqueue] != 2*n {
+		t.Fatalf("counts look wrong (want %d enqueues): %v", 2*n, c)
 	}
 	// The generator and the distributor take the row their message carries: without it they
 	// read the job and the message, 2 reads per email.
@@ -578,6 +581,62 @@ func (f *failFirstEnqueue) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
+// failFirstMessageInsert fails the first insert of an outgoing message before it reaches
+// storage, and counts the messages sent to notification-generator.
+type failFirstMessageInsert struct {
+	failed         atomic.Bool
+	generatorSends atomic.Int32
+}
+
+func (f *failFirstMessageInsert) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, tables.TableOutgoingMessages) && f.failed.CompareAndSwap(false, true) {
+		return nil, errors.New("injected: the message row was not written")
+	}
+	if r.Method == http.MethodPost && strings.HasSuffix(r.URL.Path, "-"+platform.QueueNotificationGenerator+"/messages") {
+		f.generatorSends.Add(1)
+	}
+	return req.Next()
+}
+
+// An event's job released at once is generated in the event's handler and written Generated,
+// its messages after: when writing a message fails (a crash there), the event is redelivered,
+// finds the job Generated and makes sure of its messages; the mail goes out once, and nothing
+// goes through notification-generator.
+func TestFailureBetweenAGeneratedJobAndItsMessagesSendsOnce(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0))
+	fault := &failFirstMessageInsert{}
+	cfg := env.config()
+	cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
+	w := env.start(cfg)
+	send(t, w, hinted(attendee))
+	drain(t, w)
+	ev, err := platform.DecodeEvent([]byte(hinted(attendee)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !fault.failed.Load() {
+		t.Fatal("the fault was never injected")
+	}
+	if n := len(env.smtp.Mails()); n != 1 {
+		t.Fatalf("%d mails, want 1", n)
+	}
+	if n := fault.generatorSends.Load(); n != 0 {
+		t.Fatalf("%d messages to notification-generator, want 0", n)
+	}
+	job := onlyJob(t, trace(t, w, ev.Key()))
+	var generated int
+	for _, st := range job.Trail {
+		if st.Stage == "generator" && st.Decision == "generated" {
+			generated++
+		}
+	}
+	if job.State != platform.JobGenerated || generated != 1 || len(job.MessageKeys) != 1 {
+		t.Fatalf("job %s with %d generated steps and message keys %v, want Generated once with one message", job.State, generated, job.MessageKeys)
+	}
+}
+
 func TestCrashBetweenRowAndNextStepDoesNotStrandTheJob(t *testing.T) {
 	t.Parallel()
 	for _, q := range []string{platform.QueueNotificationScheduler, platform.QueueNotificationGenerator, platform.QueueNotificationDistributor} {
@@ -587,12 +646,26 @@ func TestCrashBetweenRowAndNextStepDoesNotStrandTheJob(t *testing.T) {
 			if q == platform.QueueNotificationScheduler {
 				delay = 1 // a job due at once skips the scheduler
 			}
-			env := newNotifyEnv(t, "", option(42, 101, true, "email", delay))
+			env := newNotifyEnv(t, "", option(42, 101, true, "email", delay), option(42, 201, true, "email", 0))
 			fault := &failFirstEnqueue{queue: q}
 			cfg := env.config()
 			cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
 			w := env.start(cfg)
-			send(t, w, hinted(attendee))
+			if q == platform.QueueNotificationGenerator {
+				// An event's job due at once is generated in the event's handler; a direct job
+				// still goes through notification-generator. Its creation fails with the lost
+				// message, and the caller repeats it with its idempotency key, which finds the
+				// job written and sends it on.
+				job := notify.DirectJob{NotificationEventTypeID: 201, BusinessUnitID: 42, Recipients: []platform.Recipient{{Channel: "email", Address: "direct@example.com"}}}
+				if _, _, err := w.Notify().CreateJob(context.Background(), job, "crash-before-generator"); err == nil {
+					t.Fatal("the job was created although its generator message was lost")
+				}
+				if _, _, err := w.Notify().CreateJob(context.Background(), job, "crash-before-generator"); err != nil {
+					t.Fatal(err)
+				}
+			} else {
+				send(t, w, hinted(attendee))
+			}
 			drain(t, w)
 			if !fault.done.Load() {
 				t.Fatal("the fault was never injected")

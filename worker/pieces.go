@@ -16,11 +16,38 @@ import (
 )
 
 // settingsDB is the settings database as a lifecycle piece: opened at start, closed at stop,
-// and read by the notification stages in between.
+// and read by the notification stages in between, through a cache of options and subscribers
+// (settings.Cache: Config.SettingsCacheTTL, dropped on settings.SignalTopic).
 type settingsDB struct {
-	dsn string
-	mu  sync.RWMutex
-	db  *settings.DB
+	dsn   string
+	mu    sync.RWMutex
+	db    *settings.DB
+	cache *settings.Cache
+}
+
+func newSettingsDB(dsn string, ttl time.Duration) *settingsDB {
+	s := &settingsDB{dsn: dsn}
+	s.cache = settings.NewCache(uncachedSettings{s}, ttl)
+	return s
+}
+
+// uncachedSettings reads the open database itself: the cache's source.
+type uncachedSettings struct{ s *settingsDB }
+
+func (u uncachedSettings) Option(ctx context.Context, businessUnitID int64, notificationTypeID int) (settings.Option, error) {
+	db, err := u.s.open()
+	if err != nil {
+		return settings.Option{}, err
+	}
+	return db.Option(ctx, businessUnitID, notificationTypeID)
+}
+
+func (u uncachedSettings) Subscribers(ctx context.Context, businessUnitID int64, notificationTypeID int) ([]settings.Subscriber, error) {
+	db, err := u.s.open()
+	if err != nil {
+		return nil, err
+	}
+	return db.Subscribers(ctx, businessUnitID, notificationTypeID)
 }
 
 var errSettingsClosed = errors.New("settings database not open (the worker is not running)")
@@ -41,6 +68,7 @@ func (s *settingsDB) Stop(context.Context) error {
 	db := s.db
 	s.db = nil
 	s.mu.Unlock()
+	s.cache.Invalidate() // what a database that is no longer open said
 	if db == nil {
 		return nil
 	}
@@ -57,20 +85,15 @@ func (s *settingsDB) open() (*settings.DB, error) {
 }
 
 func (s *settingsDB) Option(ctx context.Context, businessUnitID int64, notificationTypeID int) (settings.Option, error) {
-	db, err := s.open()
-	if err != nil {
-		return settings.Option{}, err
-	}
-	return db.Option(ctx, businessUnitID, notificationTypeID)
+	return s.cache.Option(ctx, businessUnitID, notificationTypeID)
 }
 
 func (s *settingsDB) Subscribers(ctx context.Context, businessUnitID int64, notificationTypeID int) ([]settings.Subscriber, error) {
-	db, err := s.open()
-	if err != nil {
-		return nil, err
-	}
-	return db.Subscribers(ctx, businessUnitID, notificationTypeID)
+	return s.cache.Subscribers(ctx, businessUnitID, notificationTypeID)
 }
+
+// changed drops the cached settings: the database changed (settings.SignalTopic).
+func (s *settingsDB) changed(context.Context) { s.cache.Invalidate() }
 
 func (s *settingsDB) UnitOptions(ctx context.Context, businessUnitID int64) ([]settings.UnitOption, error) {
 	db, err := s.open()

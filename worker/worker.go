@@ -34,6 +34,7 @@ import (
 	"github.com/platform/platform/internal/telemetry"
 	"github.com/platform/platform/mappings"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/settings"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/api"
 	"github.com/platform/platform/worker/automations"
@@ -107,7 +108,8 @@ func New(cfg Config) (*Worker, error) {
 		cfg.Metrics = telemetry.New()
 	}
 	cfg.Account.Observe = observeStorage(cfg.Metrics, cfg.Account.Observe)
-	w := &Worker{cfg: cfg, log: cfg.Logger, settings: &settingsDB{dsn: cfg.SettingsDSN}}
+	cfg.SettingsCacheTTL = cmp.Or(cfg.SettingsCacheTTL, settings.DefaultCacheTTL)
+	w := &Worker{cfg: cfg, log: cfg.Logger, settings: newSettingsDB(cfg.SettingsDSN, cfg.SettingsCacheTTL)}
 	if w.queues, err = queues.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
 	}
@@ -143,6 +145,8 @@ func New(cfg Config) (*Worker, error) {
 	if err := registerChannels(chans, cfg, targets, w.webhooks); err != nil {
 		return nil, err
 	}
+	// A replica that runs the generator generates a job released at once in its event's handler.
+	cfg.Notify.GenerateInHandler = cfg.Roles.Has(RoleNotifications)
 	w.notify = notify.New(cfg.Notify, notify.Deps{
 		Log: cfg.Logger, Types: types, Queues: w.queues, Blobs: w.blobs, Tables: w.tables,
 		Settings: w.settings, Distributor: w.distributor, Channels: chans, DeliveryKeys: w.webhooks.DeliveryKeys,
@@ -154,6 +158,7 @@ func New(cfg Config) (*Worker, error) {
 	w.realtime.Hub().OnSignal(webhooks.SignalTopic, w.webhooks.EndpointsChanged)
 	w.automations = automations.New(cfg.Automations, w.automationDeps(types))
 	w.realtime.Hub().OnSignal(automations.SignalTopic, w.automations.RulesChanged)
+	w.realtime.Hub().OnSignal(settings.SignalTopic, w.settings.changed)
 	if !cfg.Roles.Has(RoleAPI) {
 		cfg.Outbox.Disabled = true
 	}

@@ -36,6 +36,8 @@ import (
 //	PLATFORM_CHAOS_COUNT_FILE   count the storage requests by kind and time them; write
 //	                            {"counts":{kind:n},"elapsed_ns":{kind:ns}} there every 500 ms
 //	                            (make bench reads it)
+//	PLATFORM_CHAOS_NO_CHANGE_STREAM  1: the change stream off (realtime.Config.Disabled), so
+//	                            that make bench measures the history concern alone
 //	PLATFORM_CHAOS_CPU_PROFILE  on SIGUSR1 start a CPU profile, on the next SIGUSR1 write it
 //	                            there (make bench profiles exactly its measured window)
 func init() {
@@ -87,6 +89,9 @@ func init() {
 				}
 				*d = v
 			}
+		}
+		if os.Getenv("PLATFORM_CHAOS_NO_CHANGE_STREAM") == "1" {
+			cfg.Realtime.Disabled = true
 		}
 		if s := os.Getenv("PLATFORM_CHAOS_RUN_ATTEMPTS"); s != "" {
 			n, err := strconv.Atoi(s)

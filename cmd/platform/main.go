@@ -52,7 +52,8 @@ var commands = []command{
 	{"notify", "FILE|-", "create a direct notification job; prints its key", runNotify},
 	{"cancel", "CANCELLATION_KEY [--business-unit N]", "cancel the not yet generated notifications that carry this cancellation key (in one business unit, or every one)", runCancel},
 	{"trace", "KEY [--json]", "why did this (not) send: an event, job or message key's chain", runTrace},
-	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts", runSeed},
+	{"seed", "FILE...", "apply the settings schema and run idempotent seed scripts; running workers are told (settings changed)", runSeed},
+	{"settings", "changed", "tell every running worker that the settings database changed: cached options and subscribers are dropped within a second (else within PLATFORM_SETTINGS_CACHE_TTL)", runSettings},
 	{"outbox", "append [FILE|-] | confirm KEY | discard KEY", "guaranteed events: reserve an event before its mutation, then confirm or discard it", runOutbox},
 	{"reconcile", "[--provider NAME] [--since T]", "settle stale outbox intents and run scan-repair (re-publish what may have been missed)", runReconcile},
 	{"webhooks", "add --url URL --business-unit N --event-types 11,12 [--secret S] | list [--json] | disable ID | enable ID | rotate-secret ID [--expire-old-after 24h] | deliveries ID [--failed] [--limit N] [--json] | replay ID --since T [--until T] [--after CURSOR] [--max N] | recipient-secret --url URL", "integrators' signed webhook subscriptions: their secrets, delivery log and replays; a webhook-channel recipient's secret", runWebhooks},
@@ -280,6 +281,11 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	}
 	if wc.Agents, err = agentsFromEnv(roles.Has(worker.RoleRuns)); err != nil {
 		return nil, err
+	}
+	if wc.SettingsCacheTTL, err = durationEnv("PLATFORM_SETTINGS_CACHE_TTL", "5s"); err != nil {
+		return nil, err
+	} else if wc.SettingsCacheTTL == 0 && os.Getenv("PLATFORM_SETTINGS_CACHE_TTL") != "" {
+		wc.SettingsCacheTTL = -1 // "0": no cache
 	}
 	if wc.MaxPayloadBytes, err = positiveEnv("PLATFORM_MAX_PAYLOAD_BYTES"); err != nil {
 		return nil, err

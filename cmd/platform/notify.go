@@ -15,6 +15,7 @@ import (
 
 	"github.com/platform/platform"
 	"github.com/platform/platform/settings"
+	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/notify"
 )
 
@@ -151,7 +152,50 @@ func runSeed(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) 
 		}
 		fmt.Fprintf(stdout, "applied %s\n", clean(fs.Arg(i)))
 	}
+	if err := announceSettings(ctx, &cfg); err != nil {
+		fmt.Fprintf(stdout, "running workers were not told (%v): they see the change within PLATFORM_SETTINGS_CACHE_TTL\n", err)
+	}
 	return nil
+}
+
+// runSettings: settings changed tells every running worker that the settings database changed
+// (an edit made in SQL by hand or by the business application): each drops its cached options
+// and subscribers within a change-bus poll, instead of within PLATFORM_SETTINGS_CACHE_TTL.
+func runSettings(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {
+	if len(args) == 0 || args[0] != "changed" {
+		return usagef("want the subcommand changed")
+	}
+	var cfg config
+	fs := newFlagSet("settings changed", "")
+	cfg.register(fs, false)
+	if err := parseFlags(fs, args[1:], stdout); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("settings changed takes no argument, got %q", fs.Arg(0))
+	}
+	if err := announceSettings(ctx, &cfg); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "told every running worker: cached settings dropped within a second")
+	return nil
+}
+
+// announceSettings writes settings.SignalTopic on the change bus.
+func announceSettings(ctx context.Context, cfg *config) error {
+	ns, err := cfg.ns()
+	if err != nil {
+		return err
+	}
+	acct, err := cfg.account()
+	if err != nil {
+		return err
+	}
+	tc, err := tables.New(acct, ns)
+	if err != nil {
+		return err
+	}
+	return tc.Changes().PutSignal(ctx, settings.SignalTopic)
 }
 
 func runTrace(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) error {

@@ -99,11 +99,17 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 		o.PerRetryPolicies = append(o.PerRetryPolicies, p)
 	}
 	o.PerRetryPolicies = append(o.PerRetryPolicies, a.Policies...)
+	if s == Table {
+		o.PerCallPolicies = append(o.PerCallPolicies, noEchoPolicy{}) // prefer.go
+	}
 	if a.Retry != nil {
 		o.Retry = *a.Retry
 	}
 	o.Telemetry.Disabled = true
 	o.Transport = httpClient
+	if s != Blob {
+		o.Transport = syncClient // transport.go: small answers, read whole on the caller's goroutine
+	}
 	o.PerRetryPolicies = append(o.PerRetryPolicies, tracePolicy{service: s}) // trace.go: last, nearest the wire
 	return o
 }
@@ -115,6 +121,9 @@ func (a Account) requestPolicy(s Service) policy.Policy {
 	}
 	return &requestPolicy{service: s, counter: a.Counter, observe: a.Observe}
 }
+
+// syncClient sends the queue and table requests of every client (transport.go).
+var syncClient = newSyncTransport(httpClient)
 
 // httpClient is shared by every client. azcore's default keeps 10 idle connections per host;
 // the consumer runs up to 64 requests at once against one host, and every connection above

@@ -53,6 +53,10 @@ func (d *server) serveChanges(rw http.ResponseWriter, r *http.Request) {
 	defer release()
 	last := cmp.Or(r.Header.Get("Last-Event-ID"), q.Get("lastEventId"))
 	backlog, gap, sub, err := d.Changes.Subscribe(last, want)
+	if errors.Is(err, realtime.ErrDisabled) {
+		writeError(rw, http.StatusNotFound, err.Error())
+		return
+	}
 	if err != nil {
 		rw.Header().Set("Retry-After", "1")
 		writeJSON(rw, http.StatusServiceUnavailable, map[string]string{"error": "the worker is stopping: reconnect, to another replica, with Last-Event-ID",

@@ -34,7 +34,7 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			CausedByRule: ev.CausedByRule,
 			ChainDepth:   ev.ChainDepth,
 		}
-		_, created, err := s.ensureJob(ctx, j, "event")
+		_, created, err := s.ensureJob(ctx, j, "event", s.cfg.GenerateInHandler)
 		if err != nil {
 			return err
 		}

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -19,7 +20,14 @@ import (
 // ensureJob creates j unless its key exists, then makes sure the next step happens: a job that
 // was written but whose next message was lost (a crash between the two) is sent on again.
 // Different content under the key is a conflict: the job stops, support is told.
-func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, stage string) (*platform.NotificationJob, bool, error) {
+//
+// With generateHere, a job released at once is generated before it is written (generated
+// below): it is created Generated with its message keys (or Skipped or Failed with its
+// reason), and its messages are ensured after, so a job and its messages cost one write each.
+// A crash between the two redelivers the event, which finds the job Generated and ensures its
+// messages again. A generation that fails writes the job Generating and hands it to the
+// generator, as before.
+func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, stage string, generateHere bool) (*platform.NotificationJob, bool, error) {
 	var err error
 	if j.EventData, j.EventDataBlob, err = s.d.Blobs.Offload(ctx, j.EventData, tables.MaxInlineSnapshot); err != nil {
 		return nil, false, err
@@ -28,11 +36,18 @@ func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, st
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().UTC()
 	}
+	var (
+		gen       *generation
+		genFailed error // why generating j here failed
+	)
 	if s.dueNow(ctx, j) {
 		// The scheduler would release it at once: write it released, and skip the hop (one
 		// enqueue, dequeue, delete, read and write fewer per job).
 		j.State, j.DueAt = platform.JobGenerating, j.CreatedAt
 		j.Trail = append(j.Trail, platform.NewStep("scheduler", "released to generator", "at creation: enabled, no delay, no cancellation key"))
+		if generateHere {
+			gen, genFailed = s.generated(ctx, j)
+		}
 	}
 	stored, etag, created, err := s.jobs.Ensure(ctx, j)
 	if err != nil {
@@ -47,15 +62,66 @@ func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, st
 	case platform.JobCreated:
 		err = s.next(ctx, platform.QueueNotificationScheduler, stored, "", 0)
 	case platform.JobGenerating:
+		if generateHere {
+			err = s.generateHere(ctx, stored, etag)
+			break
+		}
 		if !created {
 			etag = "" // a redelivery's row may be moving on: the generator reads it
 		}
 		err = s.next(ctx, platform.QueueNotificationGenerator, stored, etag, 0)
+	case platform.JobGenerated, platform.JobSkipped, platform.JobFailed:
+		switch {
+		case gen != nil:
+			err = s.handOver(ctx, stored, gen, created)
+		case genFailed != nil && stored.State == platform.JobGenerated:
+			// Its messages may not all be there (the first delivery may have died before them),
+			// and only a generation makes them: the event is retried until one works.
+			err = fmt.Errorf("job %s is generated; making sure of its messages: %v", stored.Key, genFailed)
+		}
 	}
 	if err != nil {
 		return nil, false, err
 	}
 	return stored, created, nil
+}
+
+// generated generates j before it is written (ensureJob, generateHere) and records the
+// outcome on it. When generating fails (err) or comes to a poison (a type no longer
+// registered), it is nil and j is as it was: written Generating, the generator does it.
+func (s *Service) generated(ctx context.Context, j *platform.NotificationJob) (*generation, error) {
+	g, err := s.decide(ctx, j)
+	if err != nil {
+		queues.TraceLog(ctx, s.d.Log).WithError(err).WithField("jobKey", j.Key).Info("generation left to notification-generator")
+		return nil, err
+	}
+	if g.poison != nil {
+		return nil, nil
+	}
+	g.apply(ctx, s, j)
+	return g, nil
+}
+
+// handOver ensures the messages of a job written generated (ensureJob): on its creation, and
+// again on a redelivery of its event, whose first delivery may have died in between (each is
+// then found, and sent on if it still waits). A job settles when it was just created.
+func (s *Service) handOver(ctx context.Context, stored *platform.NotificationJob, g *generation, created bool) error {
+	for _, msg := range g.messages {
+		if !slices.Contains(stored.MessageKeys, msg.Key) {
+			// Generated again with other settings than the stored job's: its own messages are
+			// the ones to make sure of, and only the first generation knew them whole.
+			queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{"jobKey": stored.Key, "messageKey": platform.ShownKey(msg.Key)}).
+				Warn("a redelivered event's job was generated with other recipients than before; the stored job's are kept")
+			continue
+		}
+		if err := s.d.Distributor.Ensure(ctx, msg, "generator"); err != nil {
+			return err
+		}
+	}
+	if created {
+		s.settled(ctx, stored)
+	}
+	return nil
 }
 
 // dueNow reports whether the scheduler would release job j at once: its option is enabled
@@ -168,7 +234,7 @@ func (s *Service) CreateJob(ctx context.Context, d DirectJob, idempotencyKey str
 		}
 		j.Recipients = append(j.Recipients, r)
 	}
-	stored, created, err := s.ensureJob(ctx, j, "direct")
+	stored, created, err := s.ensureJob(ctx, j, "direct", false)
 	if err != nil {
 		return nil, false, err
 	}

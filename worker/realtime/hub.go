@@ -29,9 +29,11 @@ type Hub struct {
 	evicted string          // the largest id dropped from the buffer
 	subs    map[*Subscription]struct{}
 	closed  bool   // the worker is stopping: streams ended, none taken
+	writer  string // this replica's name on the rows it writes (tables.ChangeRow.Writer)
 	polled  string // the largest id read from the table
+	swept   string // every replica's rows up to this id have been read (poll's sweep)
 
-	signalled map[string]bool                        // signal ids acted on (the poll rereads the last 5 s)
+	signalled map[string]bool                        // signal ids acted on (a signal is read fresh, then swept)
 	listeners map[string][]func(ctx context.Context) // by topic (OnSignal)
 }
 
@@ -52,9 +54,13 @@ type Subscription struct {
 // ErrClosed: the worker is stopping and takes no new stream.
 var ErrClosed = errors.New("realtime: the worker is stopping")
 
+// ErrDisabled: the change stream is off (Config.Disabled).
+var ErrDisabled = errors.New("realtime: the change stream is off in this deployment")
+
 func newHub(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Hub {
+	start := platform.SourceKeyAt(time.Now().Add(-time.Minute)) // the last minute fills the buffer
 	return &Hub{cfg: cfg, store: store, log: log, ids: map[string]bool{}, keys: map[string]bool{}, subs: map[*Subscription]struct{}{},
-		polled:    platform.SourceKeyAt(time.Now().Add(-time.Minute)),
+		writer: platform.NewSourceKey(), polled: start, swept: start,
 		signalled: map[string]bool{}, listeners: map[string][]func(context.Context){}}
 }
 
@@ -95,7 +101,10 @@ func (h *Hub) add(id string, ch platform.Change) {
 func (h *Hub) Subscribe(lastID string, want func(*platform.Change) bool) (backlog []Entry, gap bool, s *Subscription, err error) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	if h.closed {
+	switch {
+	case h.cfg.Disabled:
+		return nil, false, nil, ErrDisabled
+	case h.closed:
 		return nil, false, nil, ErrClosed
 	}
 	c := make(chan Entry, 256)
@@ -136,16 +145,20 @@ func (h *Hub) Unsubscribe(s *Subscription) {
 	}
 }
 
-// poll reads the changes other replicas wrote. It rereads the last 5 s each time, so a row
-// that committed late (its id older than one already seen) is still picked up; the buffer
-// drops what it has.
+// poll reads the changes other replicas wrote and the signals any wrote. A change commits a
+// little after its id was taken, so a row can appear below ids already read: each poll reads
+// the rows of other replicas above the newest it read (fresh, streamed within a poll), and
+// sweeps once, for every replica's rows, the ids that have since become older than
+// Config.Lateness, which catches a row that committed late. So each row is read at most twice
+// (once by its own replica), whatever the poll interval: the bus costs its readers a request
+// per poll and a few entities per change, not Lateness/PollInterval times every change.
 func (h *Hub) poll(ctx context.Context) {
 	h.mu.Lock()
-	after := h.polled
+	fresh, swept := h.polled, h.swept
 	h.mu.Unlock()
-	at, _ := platform.SourceKeyTime(after)
-	from := platform.SourceKeyAt(at.Add(-5 * time.Second))
-	rows, err := h.store.Since(ctx, at.Add(-5*time.Second), from)
+	horizon := platform.SourceKeyAt(time.Now().Add(-h.cfg.Lateness))
+	fresh = max(fresh, horizon) // below the horizon is the sweep's
+	rows, err := h.store.Poll(ctx, tables.PollRange{Fresh: fresh, Writer: h.writer, SweepFrom: swept, SweepTo: horizon})
 	if err != nil {
 		if ctx.Err() == nil {
 			h.log.WithError(err).Warn("realtime: reading the change bus failed; next poll retries")
@@ -167,7 +180,10 @@ func (h *Hub) poll(ctx context.Context) {
 		h.polled = max(h.polled, r.ID)
 		h.mu.Unlock()
 	}
-	h.forgetSignals(from)
+	h.mu.Lock()
+	h.swept = max(h.swept, horizon)
+	h.mu.Unlock()
+	h.forgetSignals(horizon)
 	for topic := range topics { // each topic once per poll, however many signals it got
 		h.mu.Lock()
 		fns := h.listeners[topic]
@@ -186,8 +202,8 @@ func (h *Hub) OnSignal(topic string, fn func(ctx context.Context)) {
 	h.listeners[topic] = append(h.listeners[topic], fn)
 }
 
-// forgetSignals drops the signal ids older than the window the poll rereads: they are not
-// read again.
+// forgetSignals drops the signal ids up to from, which the sweep has read: they are not read
+// again.
 func (h *Hub) forgetSignals(from string) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

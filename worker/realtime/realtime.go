@@ -28,6 +28,15 @@ type Config struct {
 	BufferSize int
 	// PollInterval is how often a replica reads the changes other replicas wrote. Default 1s.
 	PollInterval time.Duration
+	// Lateness is how late after its id was taken a change may commit and still reach the
+	// other replicas' streams: each poll sweeps, once, the rows that have become this old.
+	// Default 5s.
+	Lateness time.Duration
+	// Disabled turns the change stream off: events leave no Changes row and GET /v1/changes
+	// answers 404. The bus still carries signals (tables.Changes.PutSignal), and the poll that
+	// reads them. For a deployment that serves no stream client (and for make bench, which
+	// measures the worker with the history concern alone). Default false.
+	Disabled bool
 	// Linger is how long the change writer waits for more changes to put in one transaction
 	// (group commit: handlers that finish together share one). Each event's handler waits at
 	// most this long for its change to be durable. Default 10ms.
@@ -37,12 +46,14 @@ type Config struct {
 func (c *Config) setDefaults() {
 	c.BufferSize = cmp.Or(c.BufferSize, 10_000)
 	c.PollInterval = cmp.Or(c.PollInterval, time.Second)
+	c.Lateness = cmp.Or(c.Lateness, 5*time.Second)
 	c.Linger = cmp.Or(c.Linger, 10*time.Millisecond)
 }
 
 // Service is the realtime concern: the post-processor that writes changes, the writer that
 // group-commits them, the hub that serves them, and the poller that reads other replicas'.
 type Service struct {
+	off    bool // Config.Disabled
 	hub    *Hub
 	writer *writer
 	tasks  struct{ writer, poller *lifecycle.Task }
@@ -51,7 +62,7 @@ type Service struct {
 // New returns the change stream over store.
 func New(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Service {
 	cfg.setDefaults()
-	s := &Service{hub: newHub(cfg, store, log),
+	s := &Service{off: cfg.Disabled, hub: newHub(cfg, store, log),
 		writer: &writer{store: store, linger: cfg.Linger, in: make(chan changeReq), stopped: make(chan struct{})}}
 	s.tasks.writer = lifecycle.Go("change writer", s.writer.run)
 	s.tasks.poller = lifecycle.Every("change bus poll", cfg.PollInterval, s.hub.poll)
@@ -70,8 +81,9 @@ func (s *Service) Poller() lifecycle.Component { return s.tasks.poller }
 // Name implements the router's PostProcessor.
 func (*Service) Name() string { return "realtime" }
 
-// Accepts implements PostProcessor: every event another concern knows.
-func (*Service) Accepts(*platform.EntityEvent) bool { return true }
+// Accepts implements PostProcessor: every event another concern knows, unless the stream is
+// off (Config.Disabled).
+func (s *Service) Accepts(*platform.EntityEvent) bool { return !s.off }
 
 // Observer marks a concern that sees every event but does not make an event type known.
 func (*Service) Observer() bool { return true }
@@ -83,7 +95,7 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	id := platform.NewSourceKey()
 	ch := ev.Change()
 	tables.FitChange(ch) // what this replica streams is what the others read back
-	if err := s.writer.write(ctx, tables.ChangeRow{ID: id, Change: ch}); err != nil {
+	if err := s.writer.write(ctx, tables.ChangeRow{ID: id, Change: ch, Writer: s.hub.writer}); err != nil {
 		return err
 	}
 	s.hub.add(id, *ch)

@@ -1,0 +1,213 @@
+package storage
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// syncTransport sends a request and reads its whole answer on the caller's goroutine, over
+// HTTP/1.1 connections it keeps alive. net/http's Transport hands each request to a writer
+// goroutine of its connection and the answer back from a reader goroutine: two handoffs and
+// their scheduler wake-ups per request, which were a third of the worker's CPU on storage calls.
+// Queue and table answers are small and the SDK reads them whole anyway; blob downloads keep
+// net/http's streaming (ClientOptions).
+//
+// A request through a proxy (HTTP(S)_PROXY) goes to net/http, which knows proxies. A kept
+// connection that the service closed while idle fails before the request was read: the request
+// is sent once more on a new connection, as net/http does. Any other failure is the caller's
+// (the SDK's retry policy).
+type syncTransport struct {
+	fallback *http.Client
+	dialer   net.Dialer
+	tls      *tls.Config
+
+	mu   sync.Mutex
+	idle map[string][]*syncConn // by scheme and host, most recently used last
+}
+
+// syncConn is one kept-alive connection.
+type syncConn struct {
+	net.Conn
+	key  string // scheme and host, as asked for: its idle list
+	br   *bufio.Reader
+	bw   *bufio.Writer
+	used time.Time
+}
+
+const (
+	syncMaxIdlePerHost = 256              // as httpClient's MaxIdleConnsPerHost
+	syncIdleTimeout    = 30 * time.Second // a connection idle longer is closed, not reused
+)
+
+func newSyncTransport(fallback *http.Client) *syncTransport {
+	return &syncTransport{fallback: fallback, dialer: net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second},
+		tls: &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}, idle: map[string][]*syncConn{}}
+}
+
+// Do implements azcore's policy.Transporter.
+func (t *syncTransport) Do(req *http.Request) (*http.Response, error) {
+	if req.URL.Scheme != "http" && req.URL.Scheme != "https" {
+		return t.fallback.Do(req)
+	}
+	if p, err := http.ProxyFromEnvironment(req); err != nil || p != nil {
+		return t.fallback.Do(req)
+	}
+	key := req.URL.Scheme + "://" + canonicalHost(req.URL.Scheme, req.URL.Host)
+	for attempt := 0; ; attempt++ {
+		c, reused, err := t.conn(req.Context(), key, req.URL.Scheme, req.URL.Host)
+		if err != nil {
+			return nil, err
+		}
+		resp, unanswered, err := t.exchange(req, c)
+		if err == nil {
+			return resp, nil
+		}
+		c.Close()
+		if !reused || attempt > 0 || !unanswered || !rewind(req) {
+			return nil, err
+		}
+	}
+}
+
+// exchange writes req on c and reads the whole answer; c goes back to the idle list unless
+// either side asked to close it, and on an error it is the caller's to close. unanswered: the
+// connection ended before a byte of an answer came (the service closed it while it was idle).
+func (t *syncTransport) exchange(req *http.Request, c *syncConn) (resp *http.Response, unanswered bool, err error) {
+	ctx := req.Context()
+	if d, ok := ctx.Deadline(); ok {
+		_ = c.SetDeadline(d)
+	}
+	// A cancel (a stop cut short) unblocks the exchange by expiring the connection's deadline.
+	stop := context.AfterFunc(ctx, func() { _ = c.SetDeadline(time.Unix(1, 0)) })
+	resp, unanswered, err = roundTrip(req, c)
+	if !stop() || err != nil {
+		if err == nil {
+			c.Close() // the deadline fired: the connection is not fit to keep
+		}
+		return resp, unanswered, ctxErr(ctx, err)
+	}
+	if resp.Close || req.Close {
+		c.Close()
+		return resp, false, nil
+	}
+	_ = c.SetDeadline(time.Time{})
+	c.used = time.Now()
+	t.mu.Lock()
+	if len(t.idle[c.key]) < syncMaxIdlePerHost {
+		t.idle[c.key] = append(t.idle[c.key], c)
+		c = nil
+	}
+	t.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	return resp, false, nil
+}
+
+func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
+	if err := req.Write(c.bw); err != nil {
+		return nil, false, err
+	}
+	if err := c.bw.Flush(); err != nil {
+		return nil, closedWhileIdle(err), err
+	}
+	if _, err := c.br.Peek(1); err != nil {
+		return nil, closedWhileIdle(err), err
+	}
+	resp, err := http.ReadResponse(c.br, req)
+	if err != nil {
+		return nil, false, err
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, false, err
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(body))
+	resp.ContentLength = int64(len(body))
+	return resp, false, nil
+}
+
+// conn is a kept connection to host, or a new one (reused false).
+func (t *syncTransport) conn(ctx context.Context, key, scheme, host string) (*syncConn, bool, error) {
+	t.mu.Lock()
+	for list := t.idle[key]; len(list) > 0; list = t.idle[key] {
+		c := list[len(list)-1]
+		t.idle[key] = list[:len(list)-1]
+		if time.Since(c.used) < syncIdleTimeout {
+			t.mu.Unlock()
+			return c, true, nil
+		}
+		go c.Close() // idle too long: the service may be closing it as we speak
+	}
+	t.mu.Unlock()
+	addr := canonicalHost(scheme, host)
+	raw, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, false, err
+	}
+	conn := raw
+	if scheme == "https" {
+		cfg := t.tls.Clone()
+		cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		tc := tls.Client(raw, cfg)
+		if err := tc.HandshakeContext(ctx); err != nil {
+			raw.Close()
+			return nil, false, err
+		}
+		conn = tc
+	}
+	return &syncConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10), used: time.Now()}, false, nil
+}
+
+// canonicalHost is host with its port, the scheme's default when it has none.
+func canonicalHost(scheme, host string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	if scheme == "https" {
+		return net.JoinHostPort(host, "443")
+	}
+	return net.JoinHostPort(host, "80")
+}
+
+// closedWhileIdle tells a connection that the other side had closed: on a kept connection
+// before a byte of an answer came, the service closed it while it was idle, before it read the
+// request.
+func closedWhileIdle(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// rewind makes req's body readable again from its start, for a second send.
+func rewind(req *http.Request) bool {
+	if req.Body == nil || req.Body == http.NoBody {
+		return true
+	}
+	if req.GetBody == nil {
+		return false
+	}
+	body, err := req.GetBody()
+	if err != nil {
+		return false
+	}
+	req.Body = body
+	return true
+}
+
+// ctxErr is the context's error when it ended the exchange, else err.
+func ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	return err
+}
