@@ -400,12 +400,17 @@ func publishAll(t *testing.T, az *azurite, ns platform.Namespace, bodies []strin
 	return out
 }
 
-// publishTo enqueues bodies to queue name and returns when each was published.
+// publishTo enqueues bodies to queue name (each to its entity's shard of it, with -shards)
+// and returns when each was published.
 func publishTo(t *testing.T, az *azurite, ns platform.Namespace, name string, bodies []string, r *result) []time.Time {
 	counter := &storage.Counter{}
 	q, err := queues.New(az.counted(counter), ns)
 	if err != nil {
 		t.Fatal(err)
+	}
+	dest := make([]string, len(bodies))
+	for i, b := range bodies {
+		dest[i] = shardOf(t, name, b)
 	}
 	at := make([]time.Time, len(bodies))
 	var next atomic.Int64
@@ -421,7 +426,7 @@ func publishTo(t *testing.T, az *azurite, ns platform.Namespace, name string, bo
 				if name == platform.QueueEntityEvents {
 					body = traced(body) // -tracing: as a traced service publishes
 				}
-				if err := q.Enqueue(context.Background(), name, body, 0); err != nil {
+				if err := q.Enqueue(context.Background(), dest[i], body, 0); err != nil {
 					t.Error(err)
 					return
 				}
@@ -457,7 +462,7 @@ func publishPaced(t *testing.T, az *azurite, ns platform.Namespace, bodies []str
 		go func() { // a slow enqueue must not delay the next one's turn
 			defer wg.Done()
 			at := time.Now()
-			if err := q.Enqueue(context.Background(), platform.QueueEntityEvents, traced(b), 0); err != nil {
+			if err := q.Enqueue(context.Background(), shardOf(t, platform.QueueEntityEvents, b), traced(b), 0); err != nil {
 				t.Error(err)
 			}
 			mu.Lock()
@@ -469,15 +474,18 @@ func publishPaced(t *testing.T, az *azurite, ns platform.Namespace, bodies []str
 	return out
 }
 
-// drained tells whether the work queues are empty.
+// drained tells whether the work queues are empty: every shard of each.
 func drained(t *testing.T, az *azurite, ns platform.Namespace) bool {
-	q, err := queues.New(az.acct, ns)
+	q := shardedClient(t, az.acct, ns)
+	set, err := q.WorkQueues(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		return false
 	}
-	for _, name := range platform.WorkQueues {
-		if n, err := q.ApproximateCount(context.Background(), name); err != nil || n > 0 {
-			return false
+	for _, work := range platform.WorkQueues {
+		for _, name := range set[work].Queues {
+			if n, err := q.ApproximateCount(context.Background(), name); err != nil || n > 0 {
+				return false
+			}
 		}
 	}
 	return true
@@ -502,6 +510,7 @@ func newWorker(t *testing.T, binary string, az *azurite, ns platform.Namespace, 
 	w.env = append(os.Environ(), "PLATFORM_STORAGE_CONNECTION_STRING="+az.acct.ConnectionString,
 		"PLATFORM_NAMESPACE="+string(ns), "PLATFORM_SETTINGS_DSN="+filepath.Join(dir, "settings.db"),
 		"PLATFORM_LOG_LEVEL=warn", "PLATFORM_LOG_FORMAT=json", "PLATFORM_CHAOS_COUNT_FILE="+w.counts)
+	w.env = append(w.env, shardsEnv()...)   // -shards
 	w.env = append(w.env, tracingEnv(t)...) // -tracing
 	if smtp != nil {
 		w.env = append(w.env, "PLATFORM_SMTP_ADDR="+smtp.Addr)

@@ -41,16 +41,13 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 	// A table and a queue per stage, as the worker's stages write their own tables (Azurite
 	// slows down as one table grows).
 	tabs := make([]*aztables.Client, stages)
-	qs := make([]*azqueue.QueueClient, stages)
+	qs := make([][]*azqueue.QueueClient, stages) // each stage's queues: its shards, with -shards
 	for i := range qs {
 		tabs[i] = tableClient(t, az.counted(counter), ns.Table(fmt.Sprintf("Floor%d", i)))
 		if _, err := tabs[i].CreateTable(context.Background(), nil); err != nil {
 			t.Fatal(err)
 		}
-		qs[i] = queueClient(t, az.counted(counter), ns.Queue(fmt.Sprintf("floor-%d", i)))
-		if _, err := qs[i].Create(context.Background(), nil); err != nil {
-			t.Fatal(err)
-		}
+		qs[i] = floorShards(t, az.counted(counter), ns, i)
 	}
 	// share(i, total) spreads a per-event count over the stages: stage i's whole share, with
 	// the fractions carried by a per-message draw so the totals match.
@@ -102,7 +99,7 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 		go func() {
 			defer wg.Done()
 			table := tabs[i]
-			consume(ctx, qs[i], func(m *azqueue.DequeuedMessage, seq int64) {
+			consume(ctx, qs[i], func(q *azqueue.QueueClient, shard int, m *azqueue.DequeuedMessage, seq int64) {
 				k := keys[*m.MessageText]
 				entity := fmt.Sprintf(`{"PartitionKey":%q,"RowKey":%q,"Body":%q}`, k[0], k[1], *m.MessageText)
 				for range share(i, writes, seq) {
@@ -120,11 +117,11 @@ func runFloor(t *testing.T, r *result) (throughput float64, meanRequestMS map[st
 					}
 				}
 				if i+1 < stages {
-					if _, err := qs[i+1].EnqueueMessage(ctx, *m.MessageText, &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr(int32(-1))}); err != nil && ctx.Err() == nil {
+					if _, err := qs[i+1][shard].EnqueueMessage(ctx, *m.MessageText, &azqueue.EnqueueMessageOptions{TimeToLive: to.Ptr(int32(-1))}); err != nil && ctx.Err() == nil {
 						t.Error(err)
 					}
 				}
-				if _, err := qs[i].DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil && ctx.Err() == nil {
+				if _, err := q.DeleteMessage(ctx, *m.MessageID, *m.PopReceipt, nil); err != nil && ctx.Err() == nil {
 					lateDeletes.Add(1) // its visibility ran out first: another copy is handled too (counted once)
 				}
 				if i+1 == stages {
@@ -220,35 +217,5 @@ func (b *changeBatcher) write(ctx context.Context, row tables.ChangeRow) error {
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
-	}
-}
-
-// consume is the worker's consumer shape without its logic: batches of 32, fetched when half
-// of 64 slots are free, idle polls from 100 ms doubling to 1 s.
-func consume(ctx context.Context, q *azqueue.QueueClient, handle func(*azqueue.DequeuedMessage, int64)) {
-	slots := make(chan struct{}, 64)
-	var seq atomic.Int64
-	poll := 100 * time.Millisecond
-	for ctx.Err() == nil {
-		for len(slots) > 32 {
-			time.Sleep(time.Millisecond)
-		}
-		resp, err := q.DequeueMessages(ctx, &azqueue.DequeueMessagesOptions{NumberOfMessages: to.Ptr(int32(32)), VisibilityTimeout: to.Ptr(int32(300))})
-		if err != nil || len(resp.Messages) == 0 {
-			select {
-			case <-ctx.Done():
-			case <-time.After(poll):
-			}
-			poll = min(2*poll, time.Second)
-			continue
-		}
-		poll = 100 * time.Millisecond
-		for _, m := range resp.Messages {
-			slots <- struct{}{}
-			go func() {
-				defer func() { <-slots }()
-				handle(m, seq.Add(1))
-			}()
-		}
 	}
 }

@@ -41,6 +41,7 @@ var (
 	flagReplicas = flag.Int("replicas", 3, "worker processes")
 	flagFaults   = flag.Float64("faults", 0, "share of the workers' storage requests to fail (0 to 1)")
 	flagLoad     = flag.Duration("load", 30*time.Second, "how long publishing takes")
+	flagShards   = flag.Int("shards", 1, "PLATFORM_QUEUE_SHARDS of the workers and of the harness's publisher")
 	flagBinary   = flag.String("platform", "../bin/platform-chaos", "the chaos build of the worker (go build -tags chaos)")
 	flagSeed     = flag.Uint64("seed", 0, "random seed; 0 draws one (printed)")
 	flagLogs     = flag.String("logs", "", "folder for the replicas' logs; default a new temporary folder (printed)")
@@ -103,6 +104,7 @@ func TestChaos(t *testing.T) {
 		"PLATFORM_CHAOS_SEND_LEASE=10s",
 		"PLATFORM_CHAOS_VISIBILITY=10s",
 		"PLATFORM_OUTBOX_STALE_AFTER=1m",
+		fmt.Sprintf("PLATFORM_QUEUE_SHARDS=%d", *flagShards),
 	}
 	env = append(env, agent.env()...)
 	seedFile := filepath.Join(t.TempDir(), "seed.sql")
@@ -132,12 +134,15 @@ func TestChaos(t *testing.T) {
 	// The service side: a publisher (as any service would be) and a library handle for the
 	// outbox calls a service makes.
 	publisher, err := queues.New(storage.Account{}, ns)
+	if err == nil {
+		err = publisher.SetShards(*flagShards)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
 	quiet := logrus.New()
 	quiet.SetOutput(io.Discard)
-	service, err := worker.New(worker.Config{Namespace: ns, Logger: quiet, SettingsDSN: dsn})
+	service, err := worker.New(worker.Config{Namespace: ns, Logger: quiet, SettingsDSN: dsn, QueueShards: *flagShards})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -218,7 +223,11 @@ func buildPlan(t *testing.T, rng *rand.Rand, want *expected, endpoint string, pu
 			want.mu.Lock()
 			want.published++
 			want.mu.Unlock()
-			return publisher.Enqueue(ctx, platform.QueueEntityEvents, body, 0)
+			shardKey := body // a hostile input has no entity: any shard
+			if ev, err := platform.DecodeEvent([]byte(body)); err == nil {
+				shardKey = ev.ShardKey()
+			}
+			return publisher.Enqueue(ctx, publisher.Route(platform.QueueEntityEvents, shardKey), body, 0)
 		}
 	}
 	keyOf := func(body string) string {
@@ -591,25 +600,36 @@ func check(t *testing.T, ns platform.Namespace, want *expected, smtp *testenv.SM
 
 	// Queues drained; poison holds the hostile inputs and nothing else.
 	q, err := queues.New(storage.Account{}, ns)
+	if err == nil {
+		err = q.SetShards(*flagShards)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, name := range platform.WorkQueues {
-		if n, err := q.ApproximateCount(ctx, name); err != nil || n != 0 {
-			v.lost++
-			v.problem("queue %s holds %d messages (%v)", name, n, err)
+	set, err := q.WorkQueues(ctx) // every shard of every work queue, and their poison twins
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, work := range platform.WorkQueues {
+		for _, name := range set[work].Queues {
+			if n, err := q.ApproximateCount(ctx, name); err != nil || n != 0 {
+				v.lost++
+				v.problem("queue %s holds %d messages (%v)", name, n, err)
+			}
 		}
 	}
 	poisoned := map[string]bool{}
-	for _, name := range platform.WorkQueues {
-		for _, rec := range drainPoison(t, ns, platform.PoisonQueue(name)) {
-			body := strings.TrimSpace(rec.Body)
-			if _, ok := want.hostile[body]; ok && name == platform.QueueEntityEvents {
-				poisoned[body] = true
-				continue
+	for _, work := range platform.WorkQueues {
+		for _, name := range set[work].Poisoned {
+			for _, rec := range drainPoison(t, ns, platform.PoisonQueue(name)) {
+				body := strings.TrimSpace(rec.Body)
+				if _, ok := want.hostile[body]; ok && work == platform.QueueEntityEvents {
+					poisoned[body] = true
+					continue
+				}
+				v.lost++
+				v.problem("%s poisoned a message that is not hostile: %s: %.200s", name, rec.Reason, rec.Body)
 			}
-			v.lost++
-			v.problem("%s poisoned a message that is not hostile: %s: %.200s", name, rec.Reason, rec.Body)
 		}
 	}
 	v.poison = len(poisoned)

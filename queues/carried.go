@@ -16,11 +16,12 @@ import (
 // instead (a queue message holds 64 KiB).
 const MaxCarried = 48 << 10
 
-// EnqueueCarrying enqueues full as JSON on queue, or bare (the same message without its row)
-// when full is over MaxCarried. With tracing on, the message carries its publish span's
+// EnqueueCarrying enqueues full as JSON on work queue queue, on the shard of shard key key
+// (the job or message key the message names: Route), or bare (the same message without its
+// row) when full is over MaxCarried. With tracing on, the message carries its publish span's
 // traceparent first (trace.go); full and bare must not have a traceparent field of their own.
-func (c *Client) EnqueueCarrying(ctx context.Context, queue string, full, bare any, delay time.Duration) error {
-	return c.EnqueueTraced(ctx, queue, delay, func(_ context.Context, tp string) (string, error) {
+func (c *Client) EnqueueCarrying(ctx context.Context, queue, key string, full, bare any, delay time.Duration) error {
+	return c.EnqueueTraced(ctx, queue, key, delay, func(_ context.Context, tp string) (string, error) {
 		b, err := json.Marshal(full)
 		if err == nil && len(b) > MaxCarried {
 			b, err = json.Marshal(bare)

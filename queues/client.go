@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/Azure/azure-sdk-for-go/sdk/azcore/to"
@@ -33,9 +34,10 @@ type Client struct {
 	ns      platform.Namespace
 	blobs   *blobs.Client
 	created sync.Map // full queue name → struct{}: known to exist
+	shards  int      // shards per work queue (shards.go); 0 is 1
 
 	wakeMu sync.Mutex
-	wake   map[string][]chan struct{} // queue name → idle consumers of this process to nudge
+	wake   map[string][]waker // physical queue name → idle consumers of this process to nudge
 
 	keyMu sync.Mutex
 	key   []byte // signs retry progress (envelope.go); loaded by the first consumer to start
@@ -110,9 +112,10 @@ func (c *Client) create(ctx context.Context, full string) error {
 	return nil
 }
 
-// Enqueue sends text to queue name, hidden for delay (0: visible at once). Messages never
-// expire: a worker that is down for a week must not lose events. The queue is created on first
-// use: the first send to a missing queue pays for creating it, later ones ask nothing.
+// Enqueue sends text to physical queue name (a work queue's shard is Route's), hidden for delay
+// (0: visible at once). Messages never expire: a worker that is down for a week must not lose
+// events. The queue is created on first use: the first send to a missing queue pays for
+// creating it, later ones ask nothing.
 func (c *Client) Enqueue(ctx context.Context, name, text string, delay time.Duration) error {
 	_, err := c.enqueue(ctx, name, text, delay)
 	return err
@@ -146,28 +149,36 @@ func (c *Client) enqueue(ctx context.Context, name, text string, delay time.Dura
 	return id, nil
 }
 
-// nudge wakes this process's idle consumers of queue name: a message this process just sent is
-// picked up at once instead of after the idle poll interval. Other replicas poll as usual.
+// waker is how a consumer of this process hears of a message sent to one of its physical
+// queues: the queue's flag is set, and the consumer's channel told.
+type waker struct {
+	flag *atomic.Bool
+	ch   chan struct{}
+}
+
+// nudge wakes this process's idle consumers of physical queue name: a message this process just
+// sent is picked up at once instead of after the idle poll interval. Other replicas poll as
+// usual.
 func (c *Client) nudge(name string) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
-	for _, ch := range c.wake[name] {
+	for _, w := range c.wake[name] {
+		w.flag.Store(true)
 		select {
-		case ch <- struct{}{}:
+		case w.ch <- struct{}{}:
 		default:
 		}
 	}
 }
 
-func (c *Client) subscribe(name string) chan struct{} {
-	ch := make(chan struct{}, 1)
+// subscribe has nudges of physical queue name set flag and tell ch (buffered).
+func (c *Client) subscribe(name string, flag *atomic.Bool, ch chan struct{}) {
 	c.wakeMu.Lock()
 	defer c.wakeMu.Unlock()
 	if c.wake == nil {
-		c.wake = map[string][]chan struct{}{}
+		c.wake = map[string][]waker{}
 	}
-	c.wake[name] = append(c.wake[name], ch)
-	return ch
+	c.wake[name] = append(c.wake[name], waker{flag, ch})
 }
 
 // ApproximateCount is the service's count of messages in queue name, invisible ones (in flight,

@@ -83,6 +83,10 @@ type ConsumerConfig struct {
 	// PollInterval is the wait after an empty dequeue; it doubles while the queue stays empty,
 	// up to MaxPollInterval. Defaults 100ms and 1s.
 	PollInterval, MaxPollInterval time.Duration
+	// DiscoverEvery is how often the consumer lists the namespace's queues for physical queues
+	// of its work queue outside the current shards (sources.go), to drain them; the first time
+	// at Start. Default 1m.
+	DiscoverEvery time.Duration
 	// SoftStopTimeout is how long Stop lets in-flight handlers finish when its context has no
 	// deadline of its own. Default 30s.
 	SoftStopTimeout time.Duration
@@ -105,6 +109,7 @@ func (c *ConsumerConfig) setDefaults() {
 	c.MaxRetryBackoff = cmp.Or(c.MaxRetryBackoff, 5*time.Minute)
 	c.PollInterval = cmp.Or(c.PollInterval, 100*time.Millisecond)
 	c.MaxPollInterval = cmp.Or(c.MaxPollInterval, time.Second)
+	c.DiscoverEvery = cmp.Or(c.DiscoverEvery, time.Minute)
 	c.SoftStopTimeout = cmp.Or(c.SoftStopTimeout, 30*time.Second)
 	if c.Logger == nil {
 		c.Logger = logrus.StandardLogger()
@@ -131,16 +136,20 @@ func (c *ConsumerConfig) validate() error {
 	return nil
 }
 
-// Consumer fetches messages from one queue and runs a handler on each. Start it once; Stop it
-// once or more (Stop before Start is a no-op).
+// Consumer fetches messages from one work queue, all of its physical queues (sources.go), and
+// runs a handler on each. Start it once; Stop it once or more (Stop before Start is a no-op).
 type Consumer struct {
 	cfg    ConsumerConfig
 	client *Client
-	q      *azqueue.QueueClient
 	log    logrus.FieldLogger
 	host   string
 
-	wake    chan struct{} // a message was just sent to this queue by this process
+	srcMu      sync.Mutex // guards sources; only the fetch loop (and Start, before it) changes them
+	sources    []*source
+	next       int       // round-robin: the source after the last picked (fetch loop only)
+	discoverAt time.Time // the next discovery (fetch loop only)
+
+	wake    chan struct{} // a message was just sent to one of the sources by this process
 	slots   chan struct{} // one token per running handler
 	fetchAt int           // free slots that make a dequeue worth its request
 	wg      sync.WaitGroup
@@ -167,20 +176,24 @@ func (c *Client) NewConsumer(cfg ConsumerConfig) (*Consumer, error) {
 		return nil, err
 	}
 	host, _ := os.Hostname()
-	return &Consumer{
+	cons := &Consumer{
 		cfg:     cfg,
 		client:  c,
-		q:       c.queue(cfg.Queue),
 		log:     cfg.Logger.WithField("queue", c.ns.Queue(cfg.Queue)),
 		host:    host,
-		wake:    c.subscribe(cfg.Queue),
+		wake:    make(chan struct{}, 1),
 		slots:   make(chan struct{}, cfg.Concurrency),
 		fetchAt: min(cfg.BatchSize, max(1, cfg.Concurrency/2)),
-	}, nil
+	}
+	for _, name := range c.Current(cfg.Queue) {
+		cons.sources = append(cons.sources, cons.newSource(name, false))
+	}
+	return cons, nil
 }
 
-// Start creates the queue and its poison twin if missing and starts fetching. It does not
-// block. A consumer runs once: Start after Start or after Stop is an error.
+// Start creates the current shards of the queue and their poison twins where missing, finds
+// the queue's other physical queues (to drain them), and starts fetching. It does not block. A
+// consumer runs once: Start after Start or after Stop is an error.
 func (c *Consumer) Start(ctx context.Context) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -190,8 +203,13 @@ func (c *Consumer) Start(ctx context.Context) error {
 	case c.started:
 		return fmt.Errorf("consumer %s: already started", c.cfg.Queue)
 	}
-	if err := c.client.Create(ctx, c.cfg.Queue, platform.PoisonQueue(c.cfg.Queue)); err != nil {
-		return err
+	for _, name := range c.client.Current(c.cfg.Queue) {
+		if err := c.client.Create(ctx, name, platform.PoisonQueue(name)); err != nil {
+			return err
+		}
+	}
+	if err := c.discover(ctx); err != nil {
+		return fmt.Errorf("consumer %s: %w", c.cfg.Queue, err)
 	}
 	key, err := c.client.progressKey(ctx)
 	if err != nil {
@@ -300,18 +318,18 @@ func (c *Consumer) Stop(ctx context.Context) error {
 	return errors.Join(err, fetchErr)
 }
 
-// Idle reports whether the consumer has no message in hand and no dequeue in progress, and how
-// many messages it has received since Start. Drain uses both to tell "empty" from "between".
-// Queue is the name of the queue c consumes, before the namespace prefix.
+// Queue is the name of the work queue c consumes, before the namespace prefix (Queues are its
+// physical queues).
 func (c *Consumer) Queue() string { return c.cfg.Queue }
 
+// Idle reports whether the consumer has no message in hand and no dequeue in progress, and how
+// many messages it has received since Start. Drain uses both to tell "empty" from "between".
 func (c *Consumer) Idle() (idle bool, received int64) {
 	received = c.received.Load()
 	return c.fetching.Load() == 0 && c.inFlight.Load() == 0, received
 }
 
 func (c *Consumer) fetchLoop(fetchCtx, dequeueCtx, handleCtx context.Context) {
-	poll := c.cfg.PollInterval
 	for {
 		// Fetch when enough slots are free for a good batch, then take every free slot up to a
 		// batch. Waiting for half the slots (with Concurrency at twice the batch, a whole batch)
@@ -329,6 +347,13 @@ func (c *Consumer) fetchLoop(fetchCtx, dequeueCtx, handleCtx context.Context) {
 				return
 			}
 		}
+		src := c.due(fetchCtx)
+		if src == nil {
+			for range n {
+				<-c.slots
+			}
+			return
+		}
 	fill:
 		for n < c.cfg.BatchSize {
 			select {
@@ -338,7 +363,7 @@ func (c *Consumer) fetchLoop(fetchCtx, dequeueCtx, handleCtx context.Context) {
 				break fill
 			}
 		}
-		msgs, err := c.dequeue(fetchCtx, dequeueCtx, n)
+		msgs, err := c.dequeue(fetchCtx, dequeueCtx, src, n)
 		for range n - len(msgs) {
 			<-c.slots
 		}
@@ -346,32 +371,47 @@ func (c *Consumer) fetchLoop(fetchCtx, dequeueCtx, handleCtx context.Context) {
 			if fetchCtx.Err() != nil {
 				return
 			}
-			c.log.WithError(err).Warn("dequeue failed; retrying")
-			poll = min(poll*2, c.cfg.MaxPollInterval)
+			c.log.WithError(err).WithField("physicalQueue", c.client.ns.Queue(src.name)).Warn("dequeue failed; retrying")
 		}
 		for _, m := range msgs {
 			c.wg.Add(1)
-			go c.process(handleCtx, m)
+			go c.process(handleCtx, src, m)
 		}
-		if len(msgs) > 0 {
-			poll = c.cfg.PollInterval
-			continue
+		c.dequeued(src, len(msgs), err)
+	}
+}
+
+// due waits for a source to be due (sources.go) and returns it; nil when fetching stops. It
+// discovers the work queue's physical queues again when their time comes.
+func (c *Consumer) due(fetchCtx context.Context) *source {
+	for {
+		now := time.Now()
+		if !now.Before(c.discoverAt) {
+			if err := c.discover(fetchCtx); err != nil && fetchCtx.Err() == nil {
+				c.log.WithError(err).Warn("consumer: could not list the queues to find retired shards; trying again later")
+			}
+			now = time.Now()
 		}
+		src, wait := c.pick(now)
+		if src != nil {
+			return src
+		}
+		t := time.NewTimer(wait)
 		select {
-		case <-time.After(lifecycle.Jitter(poll)):
-			poll = min(poll*2, c.cfg.MaxPollInterval)
+		case <-t.C:
 		case <-c.wake:
-			poll = c.cfg.PollInterval
+			t.Stop()
 		case <-fetchCtx.Done():
-			return
+			t.Stop()
+			return nil
 		}
 	}
 }
 
-// dequeue fetches up to n messages. The request is not cancelled when fetching stops: messages
-// the service hands out are in flight from that moment and are handled, not dropped on the
-// floor. Only a hard stop that it outlives cancels it (dequeueCtx).
-func (c *Consumer) dequeue(fetchCtx, dequeueCtx context.Context, n int) ([]*azqueue.DequeuedMessage, error) {
+// dequeue fetches up to n messages from src. The request is not cancelled when fetching stops:
+// messages the service hands out are in flight from that moment and are handled, not dropped
+// on the floor. Only a hard stop that it outlives cancels it (dequeueCtx).
+func (c *Consumer) dequeue(fetchCtx, dequeueCtx context.Context, src *source, n int) ([]*azqueue.DequeuedMessage, error) {
 	if fetchCtx.Err() != nil {
 		return nil, fetchCtx.Err()
 	}
@@ -379,7 +419,7 @@ func (c *Consumer) dequeue(fetchCtx, dequeueCtx context.Context, n int) ([]*azqu
 	defer c.fetching.Add(-1)
 	reqCtx, cancel := context.WithTimeout(dequeueCtx, 30*time.Second)
 	defer cancel()
-	resp, err := c.q.DequeueMessages(reqCtx, &azqueue.DequeueMessagesOptions{
+	resp, err := src.q.DequeueMessages(reqCtx, &azqueue.DequeueMessagesOptions{
 		NumberOfMessages:  to.Ptr(int32(n)),
 		VisibilityTimeout: to.Ptr(seconds(c.cfg.VisibilityTimeout)),
 	})

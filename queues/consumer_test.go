@@ -396,30 +396,42 @@ func TestPublishClaimChecksLargePayloads(t *testing.T) {
 	}
 }
 
+// A message this process sends wakes its idle consumer at once; with shards, the consumer of
+// the shard it is sent to.
 func TestAnIdleConsumerIsNudgedByItsOwnProcess(t *testing.T) {
 	t.Parallel()
-	counter := &storage.Counter{}
-	c, err := queues.New(storage.Account{Counter: counter}, testenv.Namespace(t))
-	if err != nil {
-		t.Fatal(err)
-	}
-	done := make(chan struct{})
-	cons, err := c.NewConsumer(queues.ConsumerConfig{Queue: work, Logger: testenv.Logger(t),
-		PollInterval: time.Minute, MaxPollInterval: time.Minute, // asleep for a minute after an empty poll
-		Handler: func(context.Context, *queues.Message) error { close(done); return nil }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cons.Start(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	defer cons.Stop(context.Background())
-	testenv.Eventually(t, 10*time.Second, "the first, empty poll", func() bool { return counter.Snapshot()[storage.KindDequeueEmpty] >= 1 })
-	enqueue(t, c, "wake up")
-	select {
-	case <-done:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the consumer slept through a message its own process sent")
+	for _, shards := range []int{1, 4} {
+		t.Run(fmt.Sprintf("%d shards", shards), func(t *testing.T) {
+			t.Parallel()
+			counter := &storage.Counter{}
+			c, err := queues.New(storage.Account{Counter: counter}, testenv.Namespace(t))
+			if err == nil {
+				err = c.SetShards(shards)
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			done := make(chan struct{})
+			cons, err := c.NewConsumer(queues.ConsumerConfig{Queue: work, Logger: testenv.Logger(t),
+				PollInterval: time.Minute, MaxPollInterval: time.Minute, // asleep for a minute after an empty poll
+				Handler: func(context.Context, *queues.Message) error { close(done); return nil }})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := cons.Start(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			defer cons.Stop(context.Background())
+			testenv.Eventually(t, 10*time.Second, "a first, empty poll of each queue", func() bool { return counter.Snapshot()[storage.KindDequeueEmpty] >= int64(shards) })
+			if _, err := c.Publish(context.Background(), attendeeEvent(t, 7, 0)); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case <-done:
+			case <-time.After(10 * time.Second):
+				t.Fatal("the consumer slept through a message its own process sent")
+			}
+		})
 	}
 }
 

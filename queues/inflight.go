@@ -16,9 +16,11 @@ import (
 	"github.com/platform/platform/internal/storage"
 )
 
-// inflight is one received message and the lease on it.
+// inflight is one received message and the lease on it. Every request about it goes to the
+// physical queue it came from, src, and a poison to src's poison twin.
 type inflight struct {
 	c       *Consumer
+	src     *source
 	id      string
 	wire    string // the text the queue holds now
 	msg     *Message
@@ -34,7 +36,7 @@ type inflight struct {
 	pickedUp time.Time
 }
 
-func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessage) {
+func (c *Consumer) process(handleCtx context.Context, src *source, dm *azqueue.DequeuedMessage) {
 	defer c.wg.Done()
 	defer func() { <-c.slots }()
 	defer c.inFlight.Add(-1)
@@ -51,10 +53,14 @@ func (c *Consumer) process(handleCtx context.Context, dm *azqueue.DequeuedMessag
 	if dm.InsertionTime != nil {
 		m.InsertedAt = *dm.InsertionTime
 	}
-	handleCtx, span := c.startProcess(handleCtx, m) // trace.go: the handler's work is this span's
+	handleCtx, span := c.startProcess(handleCtx, src.name, m) // trace.go: the handler's work is this span's
 	defer span.End()
-	f := &inflight{c: c, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt, pickedUp: time.Now(),
-		log: TraceLog(handleCtx, c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount}))}
+	log := c.log.WithFields(logrus.Fields{"messageId": m.ID, "dequeueCount": m.DequeueCount})
+	if src.name != c.cfg.Queue {
+		log = log.WithField("physicalQueue", c.client.ns.Queue(src.name))
+	}
+	f := &inflight{c: c, src: src, id: m.ID, wire: wire, msg: m, receipt: *dm.PopReceipt, pickedUp: time.Now(),
+		log: TraceLog(handleCtx, log)}
 	defer f.observe()
 	if forged {
 		f.log.Warn("the message carries retry progress that does not verify (not written by the worker into this message); ignoring it and running every step")
@@ -139,7 +145,7 @@ func (f *inflight) update(ctx context.Context, text string, visibility time.Dura
 	if f.deleted {
 		return nil // settled: nothing left to hide
 	}
-	resp, err := f.c.q.UpdateMessage(ctx, f.id, f.receipt, text, &azqueue.UpdateMessageOptions{
+	resp, err := f.src.q.UpdateMessage(ctx, f.id, f.receipt, text, &azqueue.UpdateMessageOptions{
 		VisibilityTimeout: to.Ptr(seconds(visibility)),
 	})
 	if err != nil {
@@ -157,7 +163,7 @@ func (f *inflight) delete(ctx context.Context) {
 	defer f.mu.Unlock()
 	f.deleted = true
 	f.outcome = cmp.Or(f.outcome, Processed) // poison deletes too, having said so first
-	if _, err := f.c.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
+	if _, err := f.src.q.DeleteMessage(ctx, f.id, f.receipt, nil); err != nil {
 		// The work is done and idempotent. A 404 may mean the delete did happen and only its
 		// reply was lost; either way, a message that reappears is handled again, harmlessly.
 		f.log.WithError(storage.Translate(err)).Warn("delete after success failed; if the message reappears, handling it again is harmless")
@@ -176,14 +182,15 @@ func (f *inflight) retry(ctx context.Context, cause error) {
 	}
 }
 
-// poison moves the message to the poison queue with its reason, then deletes it. A crash
-// between the two leaves it in both; the copy in the work queue is poisoned again, never lost.
+// poison moves the message to the poison twin of the physical queue it came from, with its
+// reason, then deletes it. A crash between the two leaves it in both; the copy in the work
+// queue is poisoned again, never lost.
 func (f *inflight) poison(ctx context.Context, reason string) {
 	c := f.c
 	f.outcome = Retried // until it is in the poison queue: left, it reappears and is handled again
 	rec := PoisonRecord{
 		Reason:     clip(reason, maxReasonLen),
-		Queue:      c.cfg.Queue,
+		Queue:      f.src.name,
 		Attempts:   f.msg.DequeueCount,
 		MessageID:  f.id,
 		InsertedAt: f.msg.InsertedAt.UTC(),
@@ -193,7 +200,7 @@ func (f *inflight) poison(ctx context.Context, reason string) {
 	}
 	text := marshalCompact(rec)
 	if len(text) > MaxMessageBytes {
-		name := poisonBodyPrefix(c.cfg.Queue) + f.id
+		name := poisonBodyPrefix(f.src.name) + f.id
 		if err := c.client.blobs.Put(ctx, platform.ContainerEventPayloads, name, f.msg.Body); err != nil {
 			f.log.WithError(err).Error("could not store the poison body; leaving the message to reappear")
 			return
@@ -201,7 +208,7 @@ func (f *inflight) poison(ctx context.Context, reason string) {
 		rec.Body, rec.BodyBlob = "", name
 		text = marshalCompact(rec)
 	}
-	if err := c.client.Enqueue(ctx, platform.PoisonQueue(c.cfg.Queue), text, 0); err != nil {
+	if err := c.client.Enqueue(ctx, platform.PoisonQueue(f.src.name), text, 0); err != nil {
 		f.log.WithError(err).Error("could not poison the message; leaving it to reappear")
 		return
 	}

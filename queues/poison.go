@@ -26,9 +26,9 @@ type PoisonMessage struct {
 	IsRecord bool
 }
 
-// PeekPoison returns up to 32 of the visible messages of queue's poison twin (queue named with
-// or without the -poison suffix), oldest first, without taking them: one request. A missing
-// queue has none.
+// PeekPoison returns up to 32 of the visible messages of queue's poison twin (a physical queue:
+// a shard's name with shards; named with or without the -poison suffix), oldest first, without
+// taking them: one request. A missing queue has none.
 func (c *Client) PeekPoison(ctx context.Context, queue string) ([]PoisonMessage, error) {
 	name := platform.PoisonQueue(strings.TrimSuffix(queue, platform.PoisonSuffix))
 	resp, err := c.queue(name).PeekMessages(ctx, &azqueue.PeekMessagesOptions{NumberOfMessages: to.Ptr[int32](32)})
@@ -60,7 +60,8 @@ const maxRedriveScan = 1024
 // shows them again, they reappear by themselves after it.
 const redriveHide = 30 * time.Second
 
-// RedriveOne moves message id of queue's poison twin back to queue, as Redrive moves each:
+// RedriveOne moves message id of queue's poison twin back to queue, as Redrive moves each
+// (a work queue's logical name looks in each poison twin of it that exists, in turn):
 // its original body, enqueued before the poison copy is deleted, and not at all for a record
 // the consumer did not write (a *LeftError says why). A queue has no lookup by id, so it takes
 // the poison messages in batches, hidden for a short while, until it meets id, and then makes
@@ -69,6 +70,26 @@ const redriveHide = 30 * time.Second
 // is not among them.
 func (c *Client) RedriveOne(ctx context.Context, queue, id string) error {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
+	targets, err := c.redriveTargets(ctx, queue)
+	if err != nil {
+		return fmt.Errorf("redrive %s message %s: %w", c.ns.Queue(queue), id, err)
+	}
+	notFound := fmt.Errorf("redrive %s: message %s is not in its poison queue: %w", c.ns.Queue(queue), id, platform.ErrNotFound)
+	for _, q := range targets {
+		err := c.redriveOne(ctx, q, id)
+		if !errors.Is(err, platform.ErrNotFound) {
+			return err
+		}
+		notFound = err
+	}
+	if len(targets) > 1 {
+		return fmt.Errorf("redrive %s: message %s is in none of its %d poison queues: %w", c.ns.Queue(queue), id, len(targets), platform.ErrNotFound)
+	}
+	return notFound
+}
+
+// redriveOne is RedriveOne of one physical queue.
+func (c *Client) redriveOne(ctx context.Context, queue, id string) error {
 	poison := c.queue(platform.PoisonQueue(queue))
 	type taken struct{ id, receipt, text string }
 	var others []taken

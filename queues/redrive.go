@@ -3,6 +3,7 @@ package queues
 import (
 	"context"
 	"crypto/sha256"
+	"errors"
 	"fmt"
 	"maps"
 	"slices"
@@ -17,7 +18,10 @@ import (
 )
 
 // Redrive moves the messages of queue's poison twin back to queue, each with its original body,
-// and returns how many it moved. queue may be named with or without the -poison suffix. Only
+// and returns how many it moved. queue may be named with or without the -poison suffix. A work
+// queue's logical name ("entity-events") redrives every poison twin of it that exists (each
+// shard's, and any of a shard count before), each back to the queue it came from; a shard's
+// name ("entity-events-3") that shard's only. Only
 // messages poisoned before Redrive started are moved, so a message that fails again while it
 // runs is not looped back forever. Both sides of that comparison are the service's clock (this
 // machine's may be behind or ahead): a message inserted after the second of Redrive's first
@@ -30,6 +34,51 @@ import (
 // and Redrive's error, a *LeftError, names it once the rest are moved.
 func (c *Client) Redrive(ctx context.Context, queue string) (int, error) {
 	queue = strings.TrimSuffix(queue, platform.PoisonSuffix)
+	targets, err := c.redriveTargets(ctx, queue)
+	if err != nil {
+		return 0, fmt.Errorf("redrive %s: %w", c.ns.Queue(queue), err)
+	}
+	moved := 0
+	var left []string
+	for _, q := range targets {
+		n, err := c.redrive(ctx, q)
+		moved += n
+		var l *LeftError
+		switch {
+		case errors.As(err, &l) && len(targets) > 1:
+			for _, why := range l.Why {
+				left = append(left, q+": "+why)
+			}
+		case errors.As(err, &l):
+			left = append(left, l.Why...)
+		case err != nil:
+			return moved, err
+		}
+	}
+	if len(left) > 0 {
+		slices.Sort(left)
+		return moved, &LeftError{Queue: c.ns.Queue(queue), Why: left}
+	}
+	return moved, nil
+}
+
+// redriveTargets are the physical queues whose poison Redrive of queue moves: for a work
+// queue's logical name, each of its queues whose poison twin exists (one listing); for anything
+// else, queue itself.
+func (c *Client) redriveTargets(ctx context.Context, queue string) ([]string, error) {
+	work, shard, ok := platform.SplitQueue(queue)
+	if !ok || shard >= 0 {
+		return []string{queue}, nil
+	}
+	found, err := c.listWork(ctx, c.ns.Queue(work))
+	if err != nil {
+		return nil, err
+	}
+	return found[work].poison, nil
+}
+
+// redrive is Redrive of one physical queue.
+func (c *Client) redrive(ctx context.Context, queue string) (int, error) {
 	poison := c.queue(platform.PoisonQueue(queue))
 	var first time.Time                // the service's time at the first dequeue, to the second
 	movedBodies := map[[32]byte]bool{} // the bodies moved

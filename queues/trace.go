@@ -40,29 +40,31 @@ func (c *Client) SetTracerProvider(tp trace.TracerProvider) {
 	}
 }
 
-// EnqueueTraced enqueues on queue, visible after delay, the text encode makes given the
-// traceparent of the message's publish span: "" when tracing is off, and then the text must be
-// what the message is without tracing. Publish and EnqueueCarrying put it first in their JSON;
-// a queue whose messages are not JSON (agent-runs) chooses its own form.
-func (c *Client) EnqueueTraced(ctx context.Context, queue string, delay time.Duration, encode func(ctx context.Context, traceparent string) (string, error)) error {
+// EnqueueTraced enqueues on work queue queue, on the shard of shard key key (Route), visible
+// after delay, the text encode makes given the traceparent of the message's publish span: ""
+// when tracing is off, and then the text must be what the message is without tracing. Publish
+// and EnqueueCarrying put it first in their JSON; a queue whose messages are not JSON
+// (agent-runs) chooses its own form.
+func (c *Client) EnqueueTraced(ctx context.Context, queue, key string, delay time.Duration, encode func(ctx context.Context, traceparent string) (string, error)) error {
+	physical := c.Route(queue, key)
 	if c.tracer == nil {
 		text, err := encode(ctx, "")
 		if err != nil {
 			return err
 		}
-		_, err = c.enqueue(ctx, queue, text, delay)
+		_, err = c.enqueue(ctx, physical, text, delay)
 		return err
 	}
 	ctx, span := c.tracer.Start(ctx, queue+" publish", trace.WithSpanKind(trace.SpanKindProducer), trace.WithAttributes(
 		attribute.String("messaging.system", "azure_queues"),
 		attribute.String("messaging.operation.type", "send"),
-		attribute.String("messaging.destination.name", queue),
+		attribute.String("messaging.destination.name", physical),
 	))
 	defer span.End()
 	text, err := encode(ctx, traceparent(span.SpanContext()))
 	var id string
 	if err == nil {
-		id, err = c.enqueue(ctx, queue, text, delay)
+		id, err = c.enqueue(ctx, physical, text, delay)
 	}
 	if id != "" {
 		span.SetAttributes(attribute.String("messaging.message.id", id))
@@ -71,10 +73,10 @@ func (c *Client) EnqueueTraced(ctx context.Context, queue string, delay time.Dur
 	return err
 }
 
-// startProcess starts the "{queue} process" span of a received message: the child of the span
-// that published it, or a new trace's root. Without a tracer it returns ctx and its (no-op)
-// span, at no cost.
-func (c *Consumer) startProcess(ctx context.Context, m *Message) (context.Context, trace.Span) {
+// startProcess starts the "{queue} process" span of a message received from physical queue
+// physical: the child of the span that published it, or a new trace's root. Without a tracer
+// it returns ctx and its (no-op) span, at no cost.
+func (c *Consumer) startProcess(ctx context.Context, physical string, m *Message) (context.Context, trace.Span) {
 	t := c.client.tracer
 	if t == nil {
 		return ctx, trace.SpanFromContext(ctx)
@@ -82,7 +84,7 @@ func (c *Consumer) startProcess(ctx context.Context, m *Message) (context.Contex
 	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindConsumer), trace.WithAttributes(
 		attribute.String("messaging.system", "azure_queues"),
 		attribute.String("messaging.operation.type", "process"),
-		attribute.String("messaging.destination.name", c.cfg.Queue),
+		attribute.String("messaging.destination.name", physical),
 		attribute.String("messaging.message.id", m.ID),
 		attribute.Int64("messaging.azure_queues.message.dequeue_count", m.DequeueCount),
 	)}

@@ -62,7 +62,7 @@ func TestMessagesCarryTheirPublishSpanOnlyWithTracingOn(t *testing.T) {
 	if _, err := off.Publish(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := off.EnqueueCarrying(ctx, platform.QueueNotificationGenerator, stage, stage, 0); err != nil {
+	if err := off.EnqueueCarrying(ctx, platform.QueueNotificationGenerator, "job", stage, stage, 0); err != nil {
 		t.Fatal(err)
 	}
 	for q, want := range map[string]string{platform.QueueEntityEvents: string(canonical), platform.QueueNotificationGenerator: string(stageJSON)} {
@@ -75,7 +75,7 @@ func TestMessagesCarryTheirPublishSpanOnlyWithTracingOn(t *testing.T) {
 	if _, err := on.Publish(ctx, ev); err != nil {
 		t.Fatal(err)
 	}
-	if err := on.EnqueueCarrying(ctx, platform.QueueNotificationGenerator, stage, stage, 0); err != nil {
+	if err := on.EnqueueCarrying(ctx, platform.QueueNotificationGenerator, "job", stage, stage, 0); err != nil {
 		t.Fatal(err)
 	}
 	for q, body := range map[string]string{platform.QueueEntityEvents: string(canonical), platform.QueueNotificationGenerator: string(stageJSON)} {
@@ -138,7 +138,7 @@ func TestTheConsumerContinuesTheMessagesTrace(t *testing.T) {
 		return nil
 	}})
 	for _, marker := range []string{"traced", "retried"} {
-		if err := c.EnqueueCarrying(ctx, work, map[string]string{"marker": marker}, nil, 0); err != nil {
+		if err := c.EnqueueCarrying(ctx, work, marker, map[string]string{"marker": marker}, nil, 0); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -76,6 +76,13 @@ type Config struct {
 	// automations.Config's.
 	Automations automations.Config
 
+	// QueueShards spreads each work queue over this many queues, its shards (platform.QueueShards,
+	// PLATFORM_QUEUE_SHARDS): messages are sent to the shard of their key's hash, and each
+	// consumer reads every shard, and drains the work queue's other queues it finds (those of
+	// another shard count). 1-platform.MaxQueueShards; New refuses another (an input error).
+	// Default 1: the unsharded names.
+	QueueShards int
+
 	// Consumer tunes the consumers of the work queues (batch, concurrency, visibility,
 	// retries); Queue, Handler, Logger and Observe are set by the worker. Defaults: queues.ConsumerConfig's.
 	Consumer queues.ConsumerConfig

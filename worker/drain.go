@@ -7,19 +7,22 @@ import (
 	"time"
 )
 
-// Drained reports whether every work queue this worker's roles consume is empty (poison queues
-// are not work: they hold what needs a person; delayed and backing-off messages count as not
-// empty), the outbox holds no intent waiting to be materialized or settled (with RoleAPI), and
-// nothing is in flight in this worker.
+// Drained reports whether every work queue this worker's roles consume is empty — each
+// physical queue its consumers read: every shard, and the queues of another shard count they
+// found, one count each (poison queues are not work: they hold what needs a person; delayed
+// and backing-off messages count as not empty) — the outbox holds no intent waiting to be
+// materialized or settled (with RoleAPI), and nothing is in flight in this worker.
 func (w *Worker) Drained(ctx context.Context) (bool, error) {
 	idle, before := w.idle()
 	if !idle {
 		return false, nil
 	}
 	for _, c := range w.consumers {
-		n, err := w.queues.ApproximateCount(ctx, c.Queue())
-		if err != nil || n > 0 {
-			return false, err
+		for _, q := range c.Queues() {
+			n, err := w.queues.ApproximateCount(ctx, q)
+			if err != nil || n > 0 {
+				return false, err
+			}
 		}
 	}
 	if !w.outbox.Disabled() {

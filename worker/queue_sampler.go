@@ -3,6 +3,7 @@ package worker
 import (
 	"cmp"
 	"context"
+	"slices"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -18,12 +19,15 @@ import (
 // longest finite lease, so that a sample every 30 s (±20 %) renews it well before it ends.
 const samplerLease = 60 * time.Second
 
-// queueSampler samples the depth of every work queue and poison queue, and the age of each
-// one's oldest visible message, into the metrics. One replica samples at a time, whichever holds
-// the lease; any role may (every role reaches the queues), and a dead sampler is replaced within
-// the lease. Cost every QueueSampleEvery (30 s): on the sampler, one count per queue (10
-// queues), one peek per queue that is not empty, and the lease's renewal, so 11 requests when
-// idle and at most 21; on every other replica, one attempt to take the lease.
+// queueSampler samples the depth of every physical work queue and poison queue (each shard and
+// its twin, and the queues of another shard count that still exist), and the age of each one's
+// oldest visible message, into the metrics, labelled with the physical queue's name. One
+// replica samples at a time, whichever holds the lease; any role may (every role reaches the
+// queues), and a dead sampler is replaced within the lease. Cost every QueueSampleEvery (30 s):
+// on the sampler, one listing of the namespace's queues, one count per queue (10 per shard),
+// one peek per queue that is not empty, and the lease's renewal, so 12 requests when idle with
+// one shard and at most 22 (10N + 2 and 20N + 2 with N shards); on every other replica, one
+// attempt to take the lease.
 type queueSampler struct {
 	every   time.Duration
 	queues  *queues.Client
@@ -35,6 +39,7 @@ type queueSampler struct {
 	lease   *blobs.Lease
 	held    bool
 	renewed time.Time
+	sampled map[string]bool // the queues of the last sample: a queue gone since loses its series
 }
 
 // queueSampler is the sampler's component: a no-op when Config.QueueSampleEvery is negative.
@@ -103,7 +108,7 @@ func (s *queueSampler) hold(ctx context.Context) bool {
 // lost forgets the lease and the gauges: only the sampler reports depth and age, so that a
 // sum or max over replicas is the queue's.
 func (s *queueSampler) lost() {
-	s.held = false
+	s.held, s.sampled = false, nil
 	s.metrics.QueueDepth.Reset()
 	s.metrics.QueueOldestAge.Reset()
 }
@@ -129,8 +134,25 @@ func (s *queueSampler) sample(ctx context.Context) {
 	ctx, cancel := context.WithTimeout(ctx, samplerLease/3)
 	defer cancel()
 	complete := true
+	set, err := s.queues.WorkQueues(ctx)
+	if err != nil {
+		if ctx.Err() == nil {
+			s.log.WithError(err).Warn("queue sampler: could not list the queues; sampling the current shards only")
+		}
+		complete, set = false, queues.WorkQueueSet{}
+		for _, work := range platform.WorkQueues {
+			current := s.queues.Current(work)
+			set[work] = queues.PhysicalQueues{Queues: current, Poisoned: current}
+		}
+	}
+	seen := map[string]bool{}
 	for _, work := range platform.WorkQueues {
-		for _, q := range []string{work, platform.PoisonQueue(work)} {
+		names := slices.Clone(set[work].Queues)
+		for _, q := range set[work].Poisoned {
+			names = append(names, platform.PoisonQueue(q))
+		}
+		for _, q := range names {
+			seen[q] = true
 			n, err := s.queues.ApproximateCount(ctx, q)
 			var age time.Duration
 			if err == nil && n > 0 {
@@ -147,6 +169,13 @@ func (s *queueSampler) sample(ctx context.Context) {
 			s.metrics.QueueOldestAge.WithLabelValues(q).Set(age.Seconds())
 		}
 	}
+	for q := range s.sampled {
+		if !seen[q] {
+			s.metrics.QueueDepth.DeleteLabelValues(q)
+			s.metrics.QueueOldestAge.DeleteLabelValues(q)
+		}
+	}
+	s.sampled = seen
 	if complete {
 		s.metrics.QueueSampleTime.SetToCurrentTime()
 	}

@@ -115,6 +115,9 @@ func New(cfg Config) (*Worker, error) {
 		return nil, err
 	}
 	w.queues.SetTracerProvider(cfg.TracerProvider)
+	if err := w.queues.SetShards(cmp.Or(cfg.QueueShards, 1)); err != nil {
+		return nil, fmt.Errorf("worker config: QueueShards: %w", err)
+	}
 	if w.tables, err = tables.New(cfg.Account, cfg.Namespace); err != nil {
 		return nil, err
 	}
@@ -287,7 +290,8 @@ func (w *Worker) assemble() {
 	w.group.Add("queue sampler", w.queueSampler())
 }
 
-// Setup creates the tables and queues the worker uses, where missing. Start calls it before
+// Setup creates the tables and queues the worker uses (each work queue's current shards and
+// their poison twins), where missing. Start calls it before
 // starting anything; tools that write without running the worker call it first.
 func (w *Worker) Setup(ctx context.Context) error {
 	if err := w.tables.CreateTables(ctx, platform.TableEntityHistory, tables.TableNotificationJobs, tables.TableOutgoingMessages, tables.TableCancellations,
@@ -295,9 +299,15 @@ func (w *Worker) Setup(ctx context.Context) error {
 		tables.TableWebhookDeliveries, tables.TableAutomationDecisions, tables.TableAutomationClaims, tables.TableAgentRuns); err != nil {
 		return err
 	}
-	for _, q := range platform.WorkQueues {
-		if err := w.queues.Create(ctx, q, platform.PoisonQueue(q)); err != nil {
-			return err
+	// One listing first: what exists is not created again (with 64 shards, 640 queues).
+	if _, err := w.queues.WorkQueues(ctx); err != nil {
+		return err
+	}
+	for _, work := range platform.WorkQueues {
+		for _, q := range w.queues.Current(work) {
+			if err := w.queues.Create(ctx, q, platform.PoisonQueue(q)); err != nil {
+				return err
+			}
 		}
 	}
 	return nil

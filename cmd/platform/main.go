@@ -293,6 +293,9 @@ func (c *config) worker(log *logrus.Logger) (*worker.Worker, error) {
 	if wc.MaxRelated, err = positiveEnv("PLATFORM_MAX_RELATED"); err != nil {
 		return nil, err
 	}
+	if wc.QueueShards, err = queueShardsEnv(); err != nil {
+		return nil, err
+	}
 	if log == nil {
 		log = logrus.New()
 		log.SetOutput(io.Discard)
@@ -363,6 +366,20 @@ func positiveEnv(name string) (int, error) {
 	n, err := strconv.Atoi(s)
 	if err != nil || n <= 0 {
 		return 0, usagef("%s %q: want a positive integer", name, s)
+	}
+	return n, nil
+}
+
+// queueShardsEnv reads PLATFORM_QUEUE_SHARDS, how many shards each work queue has: 1 when
+// unset, bad usage when it is not an integer from 1 to platform.MaxQueueShards.
+func queueShardsEnv() (int, error) {
+	s := os.Getenv("PLATFORM_QUEUE_SHARDS")
+	if s == "" {
+		return 1, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil || platform.CheckQueueShards(n) != nil {
+		return 0, usagef("PLATFORM_QUEUE_SHARDS %q: want an integer from 1 to %d", s, platform.MaxQueueShards)
 	}
 	return n, nil
 }

@@ -48,6 +48,13 @@ func runPublish(ctx context.Context, args []string, stdin io.Reader, stdout io.W
 		return err
 	}
 	client.Blobs().SetMaxPayloadBytes(maxPayload)
+	shards, err := queueShardsEnv()
+	if err != nil {
+		return err
+	}
+	if err := client.SetShards(shards); err != nil {
+		return err
+	}
 	tracing, stopTracing, err := startTracing(ctx, "publish", nil)
 	if err != nil {
 		return err

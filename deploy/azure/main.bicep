@@ -187,9 +187,19 @@ param runsCpu string = '0.5'
 @description('Memory per runs replica.')
 param runsMemory string = '1Gi'
 
+@description('PLATFORM_QUEUE_SHARDS of every app: each work queue is this many queues, {queue}-0 … {queue}-{N-1} (README, Sharded queues); 1: one queue each, under its own name. Every shard gets its own scale rule, whose queueLength is the role\'s divided by the shard count: KEDA scales on the rule that asks for the most replicas, so a backlog spread evenly over the shards asks for as many as it would on one queue. Changing it loses nothing (every replica drains the queues of the old count too); keep at least one replica of each role running until the old queues are empty, because only the new ones have scale rules.')
+@minValue(1)
+@maxValue(64)
+param queueShards int = 1
+
 var resourceToken = toLower(uniqueString(subscription().id, resourceGroup().id, environmentName))
 var tags = { 'azd-env-name': environmentName }
 var queuePrefix = empty(namespace) ? '' : '${namespace}-'
+
+// What follows a work queue's name in each of its physical queues: nothing with one shard,
+// else -0 … -{N-1} (docs/contracts.md, "Sharded queues").
+var shardSuffixes = queueShards == 1 ? [''] : map(range(0, queueShards), i => '-${i}')
+var notificationQueues = flatten(map(['notification-scheduler', 'notification-generator', 'notification-distributor'], queue => map(shardSuffixes, suffix => '${queue}${suffix}')))
 
 // Key Vault secret names (see the top of this file) and the app secret each becomes.
 var settingsDsn = { name: 'settings-dsn', secret: 'platform-settings-dsn' }
@@ -347,6 +357,7 @@ var commonEnv = concat(
     { name: 'PLATFORM_LOG_FORMAT', value: 'json' }
     { name: 'PLATFORM_LOG_LEVEL', value: logLevel }
     { name: 'PLATFORM_SETTINGS_DSN', secretRef: settingsDsn.name }
+    { name: 'PLATFORM_QUEUE_SHARDS', value: string(queueShards) }
   ],
   empty(namespace) ? [] : [{ name: 'PLATFORM_NAMESPACE', value: namespace }],
   empty(webhookAllowlist) ? [] : [{ name: 'PLATFORM_WEBHOOK_ALLOWLIST', value: webhookAllowlist }]
@@ -454,14 +465,14 @@ module events 'modules/app.bicep' = {
     minReplicas: eventsMinReplicas
     maxReplicas: eventsMaxReplicas
     rules: [
-      {
-        name: 'entity-events'
+      for suffix in shardSuffixes: {
+        name: 'entity-events${suffix}'
         custom: {
           type: 'azure-queue'
           metadata: {
             accountName: storage.name
-            queueName: '${queuePrefix}entity-events'
-            queueLength: string(eventsQueueLength)
+            queueName: '${queuePrefix}entity-events${suffix}'
+            queueLength: string(max(1, eventsQueueLength / queueShards))
             queueLengthStrategy: 'visibleonly'
           }
           identity: identities[1].outputs.id
@@ -505,18 +516,14 @@ module notifications 'modules/app.bicep' = {
     minReplicas: 0
     maxReplicas: notificationsMaxReplicas
     rules: [
-      for queue in [
-        'notification-scheduler'
-        'notification-generator'
-        'notification-distributor'
-      ]: {
+      for queue in notificationQueues: {
         name: queue
         custom: {
           type: 'azure-queue'
           metadata: {
             accountName: storage.name
             queueName: '${queuePrefix}${queue}'
-            queueLength: string(notificationsQueueLength)
+            queueLength: string(max(1, notificationsQueueLength / queueShards))
             queueLengthStrategy: 'visibleonly'
           }
           identity: identities[2].outputs.id
@@ -559,12 +566,12 @@ module runs 'modules/app.bicep' = {
     maxReplicas: runsMaxReplicas
     terminationGracePeriodSeconds: 600
     rules: [
-      {
-        name: 'agent-runs'
+      for suffix in shardSuffixes: {
+        name: 'agent-runs${suffix}'
         azureQueue: {
           accountName: storage.name
-          queueName: '${queuePrefix}agent-runs'
-          queueLength: agentRunsQueueLength
+          queueName: '${queuePrefix}agent-runs${suffix}'
+          queueLength: max(1, agentRunsQueueLength / queueShards)
           identity: identities[3].outputs.id
         }
       }

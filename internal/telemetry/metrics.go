@@ -70,7 +70,7 @@ func New() *Metrics {
 		QueueMessages:  counter("queue_messages_total", "Messages a consumer settled, by queue and outcome: processed (deleted), retried (hidden for its backoff), poisoned (moved to the poison queue), abandoned (cancelled by a stop; it reappears).", "queue", "outcome"),
 		QueueHandler:   histogram("queue_handler_seconds", "How long a message's handler ran, by queue.", "queue"),
 		QueueWait:      histogram("queue_wait_seconds", "From a message's enqueue to its pick-up, by queue (a retried message counts from its first enqueue).", "queue"),
-		QueueDepth:     gauge("queue_depth", "Approximate messages in the queue, visible or not (the service's count), poison queues included. Sampled every 30 s by the replica holding the sampler's lease.", "queue"),
+		QueueDepth:     gauge("queue_depth", "Approximate messages in the queue, visible or not (the service's count), poison queues included; by physical queue (a shard, entity-events-3, with PLATFORM_QUEUE_SHARDS above 1). Sampled every 30 s by the replica holding the sampler's lease.", "queue"),
 		QueueOldestAge: gauge("queue_oldest_message_age_seconds", "Age of the oldest visible message in the queue (0 when none is visible). Sampled with platform_queue_depth.", "queue"),
 		QueueSampleTime: prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "platform", Name: "queue_sample_timestamp_seconds",
 			Help: "When this replica last sampled the queues (unix seconds); 0 on replicas that never held the sampler's lease."}),

@@ -70,8 +70,9 @@ type AttentionMessage struct {
 	CreatedAt      time.Time `json:"createdAt"`
 }
 
-// AttentionPoison is one work queue's poison twin: its approximate count (invisible messages
-// included) and the first visible ones.
+// AttentionPoison is one work queue's poison twins (one per shard, and those of another shard
+// count that still exist): their approximate count, summed (invisible messages included), and
+// the first visible ones.
 type AttentionPoison struct {
 	Queue string          `json:"queue"`
 	Count int             `json:"count"`
@@ -80,7 +81,10 @@ type AttentionPoison struct {
 
 // PoisonSummary is one poison message: never its whole body, only what identifies it.
 type PoisonSummary struct {
-	ID         string    `json:"id"` // its id in the poison queue: redrive one by it
+	ID string `json:"id"` // its id in the poison queue: redrive one by it
+	// Queue is the physical queue whose poison twin holds it, when that is not the work queue
+	// itself: a shard ("entity-events-3"). Redrive it by this name.
+	Queue      string    `json:"queue,omitempty"`
 	InsertedAt time.Time `json:"insertedAt"`
 	FailedAt   time.Time `json:"failedAt,omitzero"`
 	Attempts   int64     `json:"attempts"`
@@ -88,6 +92,10 @@ type PoisonSummary struct {
 	Host       string    `json:"host,omitempty"`
 	About      string    `json:"about"`
 }
+
+// maxPoisonItems is the most poison messages a work queue's section lists: one peek's worth,
+// whatever its shards hold.
+const maxPoisonItems = 32
 
 // The window GET /v1/attention reads: 7 days unless asked, at most 31.
 const (
@@ -103,8 +111,9 @@ const (
 //
 // Cost: the jobs and messages are two scans — the table service reads every row of each table
 // (they are keyed by job and message key, with no index by state), and answers in pages of at
-// most 1000 matches, 20 pages at most each; the poison section is two requests per work queue
-// (a count and a peek). A page support opens, not a hot path; bounded by
+// most 1000 matches, 20 pages at most each; the poison section is one listing of the queues,
+// then a count per poison queue and a peek per one that is not empty (with one shard, two
+// requests per work queue). A page support opens, not a hot path; bounded by
 // Limits.SupportReadTimeout (504 past it).
 func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 	since, ok := attentionSince(r.URL.Query().Get("since"), time.Now())
@@ -158,22 +167,35 @@ func (d *server) serveAttention(rw http.ResponseWriter, r *http.Request) {
 		writeJSON(rw, http.StatusOK, out)
 		return
 	}
+	set, err := d.Queues.WorkQueues(ctx)
+	if err != nil {
+		fail("list the poison queues", err)
+		return
+	}
 	for _, q := range platform.WorkQueues {
-		n, err := d.Queues.ApproximateCount(ctx, platform.PoisonQueue(q))
-		if err != nil {
-			fail("count poison messages", err)
-			return
-		}
-		section := AttentionPoison{Queue: q, Count: n, Items: []PoisonSummary{}}
-		if n > 0 {
-			peeked, err := d.Queues.PeekPoison(ctx, q)
+		section := AttentionPoison{Queue: q, Items: []PoisonSummary{}}
+		for _, physical := range set[q].Poisoned {
+			n, err := d.Queues.ApproximateCount(ctx, platform.PoisonQueue(physical))
+			if err != nil {
+				fail("count poison messages", err)
+				return
+			}
+			section.Count += n
+			if n == 0 || len(section.Items) >= maxPoisonItems {
+				continue
+			}
+			peeked, err := d.Queues.PeekPoison(ctx, physical)
 			if err != nil {
 				fail("peek poison messages", err)
 				return
 			}
-			for _, pm := range peeked {
-				section.Items = append(section.Items, PoisonSummary{ID: pm.ID, InsertedAt: pm.InsertedAt, FailedAt: pm.Record.FailedAt,
-					Attempts: pm.Record.Attempts, Reason: clip(pm.Record.Reason, 300), Host: clip(pm.Record.Host, 100), About: about(q, pm)})
+			for _, pm := range peeked[:min(len(peeked), maxPoisonItems-len(section.Items))] {
+				item := PoisonSummary{ID: pm.ID, InsertedAt: pm.InsertedAt, FailedAt: pm.Record.FailedAt,
+					Attempts: pm.Record.Attempts, Reason: clip(pm.Record.Reason, 300), Host: clip(pm.Record.Host, 100), About: about(q, pm)}
+				if physical != q {
+					item.Queue = physical
+				}
+				section.Items = append(section.Items, item)
 			}
 		}
 		out.Poison = append(out.Poison, section)

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"slices"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -195,14 +194,16 @@ func (d *server) serveCancelJob(rw http.ResponseWriter, r *http.Request) {
 }
 
 // serveRedrive answers POST /v1/poison/{queue}/redrive {"messageId"?,"reason"}: every poison
-// message of the work queue moved back to it, or only messageId; 200 {"moved":N}. An unknown
+// message of the work queue moved back to it, or only messageId; 200 {"moved":N}. A work
+// queue's name redrives each of its shards' poison back to its shard; a shard's name
+// ("entity-events-3") that shard's only. An unknown
 // queue, or a messageId not in its poison queue, is 404; a caller that does not see every
 // business unit 403; a poison record the worker did not write (queues.LeftError), left where it
 // is, 409 naming it and why, with {"moved":N} of the others when all were asked.
 func (d *server) serveRedrive(rw http.ResponseWriter, r *http.Request) {
 	queue := strings.TrimSuffix(r.PathValue("queue"), platform.PoisonSuffix)
-	if !slices.Contains(platform.WorkQueues, queue) {
-		writeError(rw, http.StatusNotFound, fmt.Sprintf("no work queue %.100q: want one of %s", r.PathValue("queue"), strings.Join(platform.WorkQueues, ", ")))
+	if _, _, ok := platform.SplitQueue(queue); !ok {
+		writeError(rw, http.StatusNotFound, fmt.Sprintf("no work queue %.100q: want one of %s, or one's shard (entity-events-3)", r.PathValue("queue"), strings.Join(platform.WorkQueues, ", ")))
 		return
 	}
 	var b struct {

@@ -128,7 +128,7 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 	if stored.State != platform.MessagePending {
 		return nil // already on its way, or settled
 	}
-	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor,
+	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, msg.Key,
 		sendMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, sendMessage{MessageKey: msg.Key}, 0)
 }
 
@@ -177,7 +177,7 @@ func (d *Distributor) hold(ctx context.Context, key string, wait time.Duration) 
 	if delay < wait {
 		delay += time.Second
 	}
-	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, sendMessage{MessageKey: key}, sendMessage{MessageKey: key}, delay)
+	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, key, sendMessage{MessageKey: key}, sendMessage{MessageKey: key}, delay)
 }
 
 // maxHold is the longest a message is hidden on the queue at once (a queue allows 7 days).

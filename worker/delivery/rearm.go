@@ -56,7 +56,7 @@ func (d *Distributor) rearm(ctx context.Context, key string, r rearming) (found 
 	if changed {
 		d.observe(ctx, msg) // the delivery log shows it Pending again
 	}
-	if err := d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor,
+	if err := d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, key,
 		sendMessage{MessageKey: key, Message: msg, ETag: etag}, sendMessage{MessageKey: key}, 0); err != nil {
 		return found, false, msg, fmt.Errorf("hand %s to the distributor: %w", key, err)
 	}

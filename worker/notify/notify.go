@@ -147,13 +147,14 @@ type jobMessage struct {
 	Job    *platform.NotificationJob `json:"job,omitempty"`
 }
 
-// next sends a job's next step to queue, carrying the row when etag is set.
+// next sends a job's next step to queue, on the shard of its job key, carrying the row when
+// etag is set.
 func (s *Service) next(ctx context.Context, queue string, job *platform.NotificationJob, etag tables.ETag, delay time.Duration) error {
 	bare := jobMessage{JobKey: job.Key}
 	if etag == "" {
-		return s.d.Queues.EnqueueCarrying(ctx, queue, bare, bare, delay)
+		return s.d.Queues.EnqueueCarrying(ctx, queue, job.Key, bare, bare, delay)
 	}
-	return s.d.Queues.EnqueueCarrying(ctx, queue, jobMessage{JobKey: job.Key, Job: job, ETag: etag}, bare, delay)
+	return s.d.Queues.EnqueueCarrying(ctx, queue, job.Key, jobMessage{JobKey: job.Key, Job: job, ETag: etag}, bare, delay)
 }
 
 // readJob is the job a stage message names: the row it carries on a first delivery, else the

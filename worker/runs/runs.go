@@ -288,7 +288,7 @@ func (s *Service) enqueue(ctx context.Context, id string, delay time.Duration) e
 	// (a delayed run waits up to 7 days). So the agent-runs hop starts a new trace: the publish
 	// span is made, but its context is not written. The runner already reads the JSON form
 	// below too; a later version may write it once every replica reads it.
-	return s.queues.EnqueueTraced(ctx, platform.QueueAgentRuns, delay, func(context.Context, string) (string, error) {
+	return s.queues.EnqueueTraced(ctx, platform.QueueAgentRuns, id, delay, func(context.Context, string) (string, error) {
 		return id, nil
 	})
 }
