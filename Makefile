@@ -5,7 +5,7 @@ SHELL := bash
 VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 GO_TEST_FLAGS ?=
 
-.PHONY: help build run test test/race chaos bench lint azurite/install azurite/up azurite/down postgres/up postgres/down chromium/install image image/test clean
+.PHONY: help build run test test/race chaos bench capacity lint azurite/install azurite/up azurite/down postgres/up postgres/down chromium/install image image/test clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z\/_-]+:.*## / {printf "  %-16s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -34,6 +34,9 @@ BENCH_ARGS ?=
 bench: azurite/install ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000; automations: 100 rules)
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
 	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
+
+capacity: ## print the capacity model's table (README "Capacity"): events/s and the limit that binds for N queue shards × M storage accounts
+	go test -count=1 -run TestCapacityTable -v ./internal/capacity
 
 STATICCHECK := go run honnef.co/go/tools/cmd/staticcheck@v0.8.2
 lint: ## gofmt, go mod tidy -diff, go vet and staticcheck, with and without the chaos and bench builds

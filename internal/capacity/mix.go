@@ -1,0 +1,66 @@
+package capacity
+
+import "github.com/platform/platform"
+
+// The roles whose replicas do an event's work (worker.RoleEvents, worker.RoleNotifications).
+const (
+	RoleEvents        = "events"
+	RoleNotifications = "notifications"
+)
+
+// The measured costs, from README "Performance" and "Sizing" (`make bench`: 5,000 history events,
+// 1,000 notified events, on a 2-core machine against Azurite). Update them when the bench's
+// figures change; the README's "Capacity" table is this package's output for them.
+const (
+	// HistoryCPU is the worker CPU of an event with history alone (every concern with nothing
+	// to do), in seconds: 1.8 ms.
+	HistoryCPU = 0.0018
+	// EmailCPU is the worker CPU an email adds to its event, in seconds: 6.5 ms.
+	EmailCPU = 0.0065
+	// DequeueBatch is the messages one dequeue returns under load.
+	DequeueBatch = 32
+	// ChangeBatch is the change-bus rows one group commit writes under load (0.03 requests per
+	// event in the bench).
+	ChangeBatch = 32
+)
+
+// queueOps are an event's requests on one work queue: put, its share of a get of DequeueBatch,
+// delete.
+func queueOps(q string) []Op {
+	return []Op{
+		{Name: "enqueue " + q, PerEvent: 1, Queue: q},
+		{Name: "dequeue " + q, PerEvent: 1.0 / DequeueBatch, Queue: q},
+		{Name: "delete " + q, PerEvent: 1, Queue: q},
+	}
+}
+
+// changeOp is an event's share of a change-bus group commit.
+var changeOp = Op{Name: "change bus", PerEvent: 1.0 / ChangeBatch, ChangeEntities: ChangeBatch}
+
+// History is an event with history alone: 1 enqueue, 1/32 dequeue, 1 history row, 1 delete and
+// 1/32 change-bus batch (3.06 requests; the bench measures 3.07-3.08), its CPU on the events
+// role.
+func History() Mix {
+	ops := append(queueOps(platform.QueueEntityEvents),
+		Op{Name: "history row", PerEvent: 1},
+		changeOp)
+	return Mix{Name: "history", Ops: ops, CPU: map[string]float64{RoleEvents: HistoryCPU}}
+}
+
+// Notify is an event that sends one email, the scheduler skipped (the job is due): a put, a
+// share of a get and a delete on each of entity-events, notification-generator and
+// notification-distributor, six table writes (job, history, message, job update, claim,
+// outcome) and 1/32 change-bus batch: 12.13 requests (the bench measures 12.25-12.31, the rest
+// being dequeues of fewer than 32). Its CPU: history's on the events role, the email's on the
+// notifications role (the bench measures their sum).
+func Notify() Mix {
+	var ops []Op
+	for _, q := range []string{platform.QueueEntityEvents, platform.QueueNotificationGenerator, platform.QueueNotificationDistributor} {
+		ops = append(ops, queueOps(q)...)
+	}
+	for _, row := range []string{"job", "history row", "message", "job update", "claim", "outcome"} {
+		ops = append(ops, Op{Name: row, PerEvent: 1})
+	}
+	ops = append(ops, changeOp)
+	return Mix{Name: "notify", Ops: ops, CPU: map[string]float64{RoleEvents: HistoryCPU, RoleNotifications: EmailCPU}}
+}
