@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"sync"
 	"syscall"
 	"time"
@@ -204,10 +205,17 @@ func rewind(req *http.Request) bool {
 	return true
 }
 
-// ctxErr is the context's error when it ended the exchange, else err.
+// ctxErr is the context's error when it ended the exchange, else err. The connection's
+// deadline is the context's, and may fire a moment before the context says it is done.
 func ctxErr(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
 	if ctx.Err() != nil {
 		return fmt.Errorf("%w (%v)", ctx.Err(), err)
+	}
+	if d, ok := ctx.Deadline(); ok && errors.Is(err, os.ErrDeadlineExceeded) && !time.Now().Add(10*time.Millisecond).Before(d) {
+		return fmt.Errorf("%w (%v)", context.DeadlineExceeded, err)
 	}
 	return err
 }
