@@ -65,7 +65,8 @@ func (t *syncTransport) Do(req *http.Request) (*http.Response, error) {
 	}
 	key := req.URL.Scheme + "://" + canonicalHost(req.URL.Scheme, req.URL.Host)
 	for attempt := 0; ; attempt++ {
-		c, reused, err := t.conn(req.Context(), key, req.URL.Scheme, req.URL.Host)
+		// A second attempt dials: the other kept connections may have been closed with the first.
+		c, reused, err := t.conn(req.Context(), key, req.URL.Scheme, req.URL.Host, attempt == 0)
 		if err != nil {
 			return nil, err
 		}
@@ -139,10 +140,10 @@ func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
 	return resp, false, nil
 }
 
-// conn is a kept connection to host, or a new one (reused false).
-func (t *syncTransport) conn(ctx context.Context, key, scheme, host string) (*syncConn, bool, error) {
+// conn is a kept connection to host (when keep), or a new one (reused false).
+func (t *syncTransport) conn(ctx context.Context, key, scheme, host string, keep bool) (*syncConn, bool, error) {
 	t.mu.Lock()
-	for list := t.idle[key]; len(list) > 0; list = t.idle[key] {
+	for list := t.idle[key]; keep && len(list) > 0; list = t.idle[key] {
 		c := list[len(list)-1]
 		t.idle[key] = list[:len(list)-1]
 		if time.Since(c.used) < syncIdleTimeout {

@@ -96,13 +96,40 @@ func TestSyncTransportReplacesAConnectionClosedWhileIdle(t *testing.T) {
 	if _, got, err := do(t, tr, context.Background(), http.MethodPut, srv.URL, "first"); err != nil || got != "first" {
 		t.Fatalf("%q, %v", got, err)
 	}
-	time.Sleep(200 * time.Millisecond) // the server closes the idle connection
+	// Two kept connections, both closed by the server while idle: the retry dials rather than
+	// take the other.
+	first, second := newSyncConnPair(t, tr, srv.URL)
+	tr.mu.Lock()
+	key := "http://" + strings.TrimPrefix(srv.URL, "http://")
+	tr.idle[key] = append(tr.idle[key], first, second)
+	tr.mu.Unlock()
+	time.Sleep(200 * time.Millisecond) // the server closes the idle connections
 	if _, got, err := do(t, tr, context.Background(), http.MethodPut, srv.URL, "second"); err != nil || got != "second" {
-		t.Fatalf("after the server closed the idle connection: %q, %v", got, err)
+		t.Fatalf("after the server closed the idle connections: %q, %v", got, err)
 	}
-	if n := conns.Load(); n != 2 {
-		t.Fatalf("%d connections, want 2", n)
+	if n := conns.Load(); n != 4 {
+		t.Fatalf("%d connections, want 4: the first, two closed while idle, a new one", n)
 	}
+}
+
+// newSyncConnPair opens two connections to url the way the transport does, each used once.
+func newSyncConnPair(t *testing.T, tr *syncTransport, url string) (*syncConn, *syncConn) {
+	t.Helper()
+	key := "http://" + strings.TrimPrefix(url, "http://")
+	var out [2]*syncConn
+	for i := range out {
+		c, _, err := tr.conn(context.Background(), key, "http", strings.TrimPrefix(url, "http://"), false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if _, _, err := roundTrip(req, c); err != nil {
+			t.Fatal(err)
+		}
+		c.used = time.Now()
+		out[i] = c
+	}
+	return out[0], out[1]
 }
 
 // A cancelled request returns at once with the context's error, and its connection is not kept.
