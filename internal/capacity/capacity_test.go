@@ -25,7 +25,7 @@ func enough(t *testing.T, m capacity.Mix, l capacity.Layout) capacity.Layout {
 }
 
 // The bounds worked out by hand from the mixes' requests (history: 2 + 1/32 on its queue,
-// 3 + 1/16 in all, 1 change row; notify: 2 + 1/32 on each of 3 queues, 12 + 1/8 in all) and
+// 3 + 1/16 in all, 1 change row; notify: 2 + 1/32 on each of 2 queues, 9 + 3/32 in all) and
 // Azure's targets; each checked against the closed form exactly and the simulation within 3 %.
 func TestBindingLimitMatchesHandComputedCases(t *testing.T) {
 	history, notify := capacity.History(), capacity.Notify()
@@ -45,8 +45,9 @@ func TestBindingLimitMatchesHandComputedCases(t *testing.T) {
 		{"history, N=32, M=2, bus split, tables on the shard's account", history, capacity.Layout{Shards: 32, Accounts: 2, ChangePartitions: 32, TablesOnShardAccount: true}, capacity.LimitAccount, 20000 / (0.5 + 1.0/32 + queue/2)},
 		{"history, reads counted: 12 reads of each change row", history, capacity.Layout{Shards: 4, Accounts: 1, ChangeReads: 12}, capacity.LimitChanges, 2000.0 / 13},
 		{"notify, N=1: one queue", notify, capacity.Layout{Shards: 1, Accounts: 1}, capacity.LimitQueue, 2000 / queue},
-		{"notify, N=32, M=1: the account", notify, capacity.Layout{Shards: 32, Accounts: 1}, capacity.LimitAccount, 20000 / (12 + 1.0/8)},
-		{"notify, N=32, M=2: the change partition", notify, capacity.Layout{Shards: 32, Accounts: 2}, capacity.LimitChanges, 2000},
+		{"notify, N=32, M=1: the change partition", notify, capacity.Layout{Shards: 32, Accounts: 1}, capacity.LimitChanges, 2000},
+		{"notify, N=32, M=1, bus split: the account", notify, capacity.Layout{Shards: 32, Accounts: 1, ChangePartitions: 32}, capacity.LimitAccount, 20000 / (9 + 3.0/32)},
+		{"notify, N=32, M=2, bus split: account 0, every table and half the queues", notify, capacity.Layout{Shards: 32, Accounts: 2, ChangePartitions: 32}, capacity.LimitAccount, 20000 / (5 + 1.0/32 + queue)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -179,8 +180,8 @@ func TestBadLayoutsAreRefusedNamingTheField(t *testing.T) {
 func TestCapacityTable(t *testing.T) {
 	scenarios := []capacity.Scenario{
 		{Title: "history", Mix: capacity.History()},
-		{Title: "notify", Mix: capacity.Notify()},
 		{Title: "history, bus split N ways", Mix: capacity.History(), ChangePerShard: true},
+		{Title: "notify, bus split N ways", Mix: capacity.Notify(), ChangePerShard: true},
 	}
 	shards, accounts := []int{1, 2, 4, 8, 16, 32}, []int{1, 2}
 	cells, err := capacity.Run(scenarios, shards, accounts, capacity.Azure(), capacity.Sim{Offered: 20_000, Duration: 10 * time.Second})
