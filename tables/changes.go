@@ -140,9 +140,12 @@ func (s *Changes) Poll(ctx context.Context, r PollRange) ([]ChangeRow, error) {
 		from = min(from, r.SweepFrom)
 	}
 	since, _ := platform.SourceKeyTime(from)
-	part := "(RowKey gt " + odataQuote(r.Fresh) + " and Writer ne " + odataQuote(r.Writer) + ")"
+	// One RowKey range, from the oldest id either part reads, so that the service scans that
+	// range of the partition and no more; which rows of it come back is the rest of the filter.
+	part := "RowKey gt " + odataQuote(from) + " and Writer ne " + odataQuote(r.Writer)
 	if sweep {
-		part = "(" + part + " or (RowKey gt " + odataQuote(r.SweepFrom) + " and RowKey le " + odataQuote(r.SweepTo) + "))"
+		part = "RowKey gt " + odataQuote(from) + " and (RowKey le " + odataQuote(r.SweepTo) +
+			" or (RowKey gt " + odataQuote(r.Fresh) + " and Writer ne " + odataQuote(r.Writer) + "))"
 	}
 	var out []ChangeRow
 	for m := since.UTC().Truncate(time.Minute); !m.After(time.Now().UTC()); m = m.Add(time.Minute) {

@@ -637,6 +637,44 @@ func TestFailureBetweenAGeneratedJobAndItsMessagesSendsOnce(t *testing.T) {
 	}
 }
 
+// The same crash, but the event comes back to a replica that does not generate (role events
+// only, as deploy/azure runs it): it finds the job Generated with a message missing, generates
+// that message itself and hands it on; a notifications replica sends it once.
+func TestAGeneratedJobsMissingMessageIsMadeByAReplicaThatDoesNotGenerate(t *testing.T) {
+	t.Parallel()
+	env := newNotifyEnv(t, "", option(42, 101, true, "email", 0))
+	fault := &failFirstMessageInsert{}
+	cfg := env.config()
+	cfg.Account = storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}}
+	cfg.Consumer.RetryBackoff = 3 * time.Second // time to stop a before it takes the event again
+	a := env.start(cfg)
+	send(t, a, hinted(attendee))
+	testenv.Eventually(t, 20*time.Second, "the message insert failed", fault.failed.Load)
+	stopCtx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := a.Stop(stopCtx); err != nil {
+		t.Fatal(err)
+	}
+	events, notifications := env.config(), env.config()
+	events.Roles, notifications.Roles = worker.RoleSet{worker.RoleEvents}, worker.RoleSet{worker.RoleNotifications}
+	b, c := env.start(events), env.start(notifications)
+	testenv.Eventually(t, 30*time.Second, "one mail", func() bool { return len(env.smtp.Mails()) == 1 })
+	drain(t, b)
+	drain(t, c)
+	if n := len(env.smtp.Mails()); n != 1 {
+		t.Fatalf("%d mails, want 1", n)
+	}
+	ev, err := platform.DecodeEvent([]byte(hinted(attendee)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tr := trace(t, b, ev.Key())
+	job := onlyJob(t, tr)
+	if job.State != platform.JobGenerated || len(job.MessageKeys) != 1 || len(tr.Jobs[0].Messages) != 1 || tr.Jobs[0].Messages[0].State != platform.MessageSent {
+		t.Fatalf("job %s with keys %v and messages %+v, want Generated with one message, Sent", job.State, job.MessageKeys, tr.Jobs[0].Messages)
+	}
+}
+
 func TestCrashBetweenRowAndNextStepDoesNotStrandTheJob(t *testing.T) {
 	t.Parallel()
 	for _, q := range []string{platform.QueueNotificationScheduler, platform.QueueNotificationGenerator, platform.QueueNotificationDistributor} {

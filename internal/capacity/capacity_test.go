@@ -48,6 +48,7 @@ func TestBindingLimitMatchesHandComputedCases(t *testing.T) {
 		{"notify, N=32, M=1: the change partition", notify, capacity.Layout{Shards: 32, Accounts: 1}, capacity.LimitChanges, 2000},
 		{"notify, N=32, M=1, bus split: the account", notify, capacity.Layout{Shards: 32, Accounts: 1, ChangePartitions: 32}, capacity.LimitAccount, 20000 / (9 + 3.0/32)},
 		{"notify, N=32, M=2, bus split: account 0, every table and half the queues", notify, capacity.Layout{Shards: 32, Accounts: 2, ChangePartitions: 32}, capacity.LimitAccount, 20000 / (5 + 1.0/32 + queue)},
+		{"notify, roles apart, N=32, M=1, bus split: the account", capacity.NotifyRolesApart(), capacity.Layout{Shards: 32, Accounts: 1, ChangePartitions: 32}, capacity.LimitAccount, 20000 / (12 + 1.0/8)},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -182,6 +183,7 @@ func TestCapacityTable(t *testing.T) {
 		{Title: "history", Mix: capacity.History()},
 		{Title: "history, bus split N ways", Mix: capacity.History(), ChangePerShard: true},
 		{Title: "notify, bus split N ways", Mix: capacity.Notify(), ChangePerShard: true},
+		{Title: "notify, roles apart, bus split N ways", Mix: capacity.NotifyRolesApart(), ChangePerShard: true},
 	}
 	shards, accounts := []int{1, 2, 4, 8, 16, 32}, []int{1, 2}
 	cells, err := capacity.Run(scenarios, shards, accounts, capacity.Azure(), capacity.Sim{Offered: 20_000, Duration: 10 * time.Second})

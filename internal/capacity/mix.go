@@ -8,15 +8,16 @@ const (
 	RoleNotifications = "notifications"
 )
 
-// The measured costs, from README "Performance" and "Sizing" (`make bench`: 5,000 history events,
-// 1,000 notified events, on a 2-core machine against Azurite). Update them when the bench's
+// The measured costs, from README "Performance" and "Sizing" (`make bench -rounds=3`: 5,000
+// history events, 1,000 notified events, on a 2-core machine against Azurite). Update them when the bench's
 // figures change; the README's "Capacity" table is this package's output for them.
 const (
 	// HistoryCPU is the worker CPU of an event with history alone (every concern with nothing
-	// to do), in seconds: 1.8 ms.
-	HistoryCPU = 0.0018
-	// EmailCPU is the worker CPU an email adds to its event, in seconds: 6.5 ms.
-	EmailCPU = 0.0065
+	// to do), in seconds: 1.3 ms.
+	HistoryCPU = 0.0013
+	// EmailCPU is the worker CPU an email adds to its event, in seconds: 3.1 ms (4.4 ms in all,
+	// every role in one process).
+	EmailCPU = 0.0031
 	// DequeueBatch is the messages one dequeue returns under load.
 	DequeueBatch = 32
 	// ChangeBatch is the change-bus rows one group commit writes under load (0.03 requests per
@@ -64,4 +65,21 @@ func Notify() Mix {
 	}
 	ops = append(ops, changeOp)
 	return Mix{Name: "notify", Ops: ops, CPU: map[string]float64{RoleEvents: HistoryCPU, RoleNotifications: EmailCPU}}
+}
+
+// NotifyRolesApart is Notify with the roles in separate apps, as deploy/azure runs them: an
+// `events` replica does not run the generator, so the job takes the hop through
+// notification-generator: a put, a share of a get and a delete on each of three queues, six
+// table writes (history, job, message, job Generated, claim, outcome) and 1/32 change-bus
+// batch: 12.13 requests.
+func NotifyRolesApart() Mix {
+	var ops []Op
+	for _, q := range []string{platform.QueueEntityEvents, platform.QueueNotificationGenerator, platform.QueueNotificationDistributor} {
+		ops = append(ops, queueOps(q)...)
+	}
+	for _, row := range []string{"history row", "job", "message", "job update", "claim", "outcome"} {
+		ops = append(ops, Op{Name: row, PerEvent: 1})
+	}
+	ops = append(ops, changeOp)
+	return Mix{Name: "notify, roles apart", Ops: ops, CPU: map[string]float64{RoleEvents: HistoryCPU, RoleNotifications: EmailCPU}}
 }

@@ -23,10 +23,15 @@ import (
 // Queue and table answers are small and the SDK reads them whole anyway; blob downloads keep
 // net/http's streaming (ClientOptions).
 //
-// A request through a proxy (HTTP(S)_PROXY) goes to net/http, which knows proxies. A kept
-// connection that the service closed while idle fails before the request was read: the request
-// is sent once more on a new connection, as net/http does. Any other failure is the caller's
-// (the SDK's retry policy).
+// A request through a proxy (HTTP(S)_PROXY) goes to net/http, which knows proxies. When a kept
+// connection ends before a byte of an answer comes (the service closed it while it was idle),
+// the request is sent once more, at once, on a new connection. Unlike net/http, which resends
+// only what it had not written or what is idempotent, this resends any request: the service
+// may have read one that the connection then lost, as with any lost answer, which the SDK's
+// retry policy resends anyway, and every write here is keyed or conditional (an enqueue twice
+// is a duplicate message, which every handler tolerates). The resend is not seen by the
+// pipeline's policies (the request counter, fault injection). Any other failure is the
+// caller's.
 type syncTransport struct {
 	fallback *http.Client
 	dialer   net.Dialer
@@ -104,12 +109,21 @@ func (t *syncTransport) exchange(req *http.Request, c *syncConn) (resp *http.Res
 	}
 	_ = c.SetDeadline(time.Time{})
 	c.used = time.Now()
+	var stale []*syncConn
+	key := c.key
 	t.mu.Lock()
-	if len(t.idle[c.key]) < syncMaxIdlePerHost {
-		t.idle[c.key] = append(t.idle[c.key], c)
-		c = nil
+	list := t.idle[key]
+	for len(list) > 0 && time.Since(list[0].used) >= syncIdleTimeout { // the least recently used first
+		stale, list = append(stale, list[0]), list[1:]
 	}
+	if len(list) < syncMaxIdlePerHost {
+		list, c = append(list, c), nil
+	}
+	t.idle[key] = list
 	t.mu.Unlock()
+	for _, old := range stale {
+		old.Close()
+	}
 	if c != nil {
 		c.Close()
 	}

@@ -150,7 +150,10 @@ func (p *SMTP) Send(ctx context.Context, m *platform.OutgoingMessage) (string, e
 		stop := context.AfterFunc(ctx, func() { _ = sess.conn.SetDeadline(time.Now()) })
 		err = transaction(sess.c, from.Address, to.Address, body)
 		if !stop() || err != nil {
-			sess.close()
+			sess.close() // a session whose deadline fired is not fit to keep
+			if err == nil {
+				return messageID, nil // accepted before the cancel
+			}
 			if reused && attempt == 0 && errors.Is(err, errStaleSession) {
 				continue // the relay ended the kept session: nothing of this message was sent
 			}
@@ -271,12 +274,19 @@ func (p *SMTP) session(ctx context.Context, host string) (s *smtpSession, reused
 func (p *SMTP) release(s *smtpSession) {
 	_ = s.conn.SetDeadline(time.Time{})
 	s.used = time.Now()
+	var stale []*smtpSession
 	p.mu.Lock()
+	for len(p.idle) > 0 && time.Since(p.idle[0].used) >= smtpIdleTimeout { // the least recently used first
+		stale, p.idle = append(stale, p.idle[0]), p.idle[1:]
+	}
 	if !p.stopped && len(p.idle) < smtpMaxIdle {
 		p.idle = append(p.idle, s)
 		s = nil
 	}
 	p.mu.Unlock()
+	for _, old := range stale {
+		go old.quit()
+	}
 	if s != nil {
 		s.quit()
 	}

@@ -132,6 +132,13 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 		sendMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, sendMessage{MessageKey: msg.Key}, 0)
 }
 
+// SendOn hands message key to the distributor again, for a caller that finds it Pending and
+// cannot know whether its hand-off was lost (a crash between writing it and sending it on): a
+// duplicate is harmless, the distributor claims before it sends.
+func (d *Distributor) SendOn(ctx context.Context, key string) error {
+	return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, key, sendMessage{MessageKey: key}, sendMessage{MessageKey: key}, 0)
+}
+
 // Handle is the queues.Handler of notification-distributor: it sends one message, exactly
 // once in effect.
 func (d *Distributor) Handle(ctx context.Context, qm *queues.Message) error {

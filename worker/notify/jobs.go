@@ -24,9 +24,9 @@ import (
 // With generateHere, a job released at once is generated before it is written (generated
 // below): it is created Generated with its message keys (or Skipped or Failed with its
 // reason), and its messages are ensured after, so a job and its messages cost one write each.
-// A crash between the two redelivers the event, which finds the job Generated and ensures its
-// messages again. A generation that fails writes the job Generating and hands it to the
-// generator, as before.
+// A crash between the two redelivers the event, which finds the job Generated and makes the
+// messages it names that are missing (completeGenerated), on any replica. A generation that
+// fails writes the job Generating and hands it to the generator, as before.
 func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, stage string, generateHere bool) (*platform.NotificationJob, bool, error) {
 	var err error
 	if j.EventData, j.EventDataBlob, err = s.d.Blobs.Offload(ctx, j.EventData, tables.MaxInlineSnapshot); err != nil {
@@ -36,17 +36,14 @@ func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, st
 	if j.CreatedAt.IsZero() {
 		j.CreatedAt = time.Now().UTC()
 	}
-	var (
-		gen       *generation
-		genFailed error // why generating j here failed
-	)
+	var gen *generation
 	if s.dueNow(ctx, j) {
 		// The scheduler would release it at once: write it released, and skip the hop (one
 		// enqueue, dequeue, delete, read and write fewer per job).
 		j.State, j.DueAt = platform.JobGenerating, j.CreatedAt
 		j.Trail = append(j.Trail, platform.NewStep("scheduler", "released to generator", "at creation: enabled, no delay, no cancellation key"))
 		if generateHere {
-			gen, genFailed = s.generated(ctx, j)
+			gen = s.generated(ctx, j)
 		}
 	}
 	stored, etag, created, err := s.jobs.Ensure(ctx, j)
@@ -72,12 +69,11 @@ func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, st
 		err = s.next(ctx, platform.QueueNotificationGenerator, stored, etag, 0)
 	case platform.JobGenerated, platform.JobSkipped, platform.JobFailed:
 		switch {
-		case gen != nil:
-			err = s.handOver(ctx, stored, gen, created)
-		case genFailed != nil && stored.State == platform.JobGenerated:
-			// Its messages may not all be there (the first delivery may have died before them),
-			// and only a generation makes them: the event is retried until one works.
-			err = fmt.Errorf("job %s is generated; making sure of its messages: %v", stored.Key, genFailed)
+		case created && gen != nil:
+			err = s.handOver(ctx, stored, gen)
+		case !created && stored.State == platform.JobGenerated && stage == "event":
+			// A redelivery: the first delivery may have died between the job and its messages.
+			err = s.completeGenerated(ctx, stored, gen)
 		}
 	}
 	if err != nil {
@@ -87,39 +83,73 @@ func (s *Service) ensureJob(ctx context.Context, j *platform.NotificationJob, st
 }
 
 // generated generates j before it is written (ensureJob, generateHere) and records the
-// outcome on it. When generating fails (err) or comes to a poison (a type no longer
-// registered), it is nil and j is as it was: written Generating, the generator does it.
-func (s *Service) generated(ctx context.Context, j *platform.NotificationJob) (*generation, error) {
+// outcome on it. When generating fails or comes to a poison (a type no longer registered), it
+// is nil and j is as it was: written Generating, the generator does it.
+func (s *Service) generated(ctx context.Context, j *platform.NotificationJob) *generation {
 	g, err := s.decide(ctx, j)
 	if err != nil {
 		queues.TraceLog(ctx, s.d.Log).WithError(err).WithField("jobKey", j.Key).Info("generation left to notification-generator")
-		return nil, err
+		return nil
 	}
 	if g.poison != nil {
-		return nil, nil
+		return nil
 	}
 	g.apply(ctx, s, j)
-	return g, nil
+	return g
 }
 
-// handOver ensures the messages of a job written generated (ensureJob): on its creation, and
-// again on a redelivery of its event, whose first delivery may have died in between (each is
-// then found, and sent on if it still waits). A job settles when it was just created.
-func (s *Service) handOver(ctx context.Context, stored *platform.NotificationJob, g *generation, created bool) error {
+// handOver ensures the messages of a job just written generated (ensureJob), and settles it.
+func (s *Service) handOver(ctx context.Context, stored *platform.NotificationJob, g *generation) error {
 	for _, msg := range g.messages {
-		if !slices.Contains(stored.MessageKeys, msg.Key) {
-			// Generated again with other settings than the stored job's: its own messages are
-			// the ones to make sure of, and only the first generation knew them whole.
-			queues.TraceLog(ctx, s.d.Log).WithFields(logrus.Fields{"jobKey": stored.Key, "messageKey": platform.ShownKey(msg.Key)}).
-				Warn("a redelivered event's job was generated with other recipients than before; the stored job's are kept")
-			continue
-		}
 		if err := s.d.Distributor.Ensure(ctx, msg, "generator"); err != nil {
 			return err
 		}
 	}
-	if created {
-		s.settled(ctx, stored)
+	s.settled(ctx, stored)
+	return nil
+}
+
+// completeGenerated makes sure every message a Generated job names exists and is on its way,
+// when its event comes again: the job may have been written generated (ensureJob) by a delivery
+// that died before its messages. A message found is never compared with a new rendering (a
+// template edited since must not turn it into a Conflict): one still Pending is handed to the
+// distributor again (its hand-off may be what was lost), one settled is left alone. A message
+// missing is made from g, this delivery's generation, or from a generation of the stored job
+// here, whatever this replica's roles; when no generation makes it any more (its settings
+// changed since), the event fails with the reason and is retried, then poisoned with it.
+func (s *Service) completeGenerated(ctx context.Context, job *platform.NotificationJob, g *generation) error {
+	var missing []string
+	for _, key := range job.MessageKeys {
+		m, err := s.d.Distributor.Get(ctx, key)
+		switch {
+		case errors.Is(err, platform.ErrNotFound):
+			missing = append(missing, key)
+		case err != nil:
+			return err
+		case m.State == platform.MessagePending:
+			if err := s.d.Distributor.SendOn(ctx, key); err != nil {
+				return err
+			}
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if g == nil {
+		var err error
+		if g, err = s.decide(ctx, job); err != nil {
+			return fmt.Errorf("job %s is generated and %d of its messages are missing; generating them: %v", job.Key, len(missing), err)
+		}
+	}
+	for _, key := range missing {
+		i := slices.IndexFunc(g.messages, func(m *platform.OutgoingMessage) bool { return m.Key == key })
+		if i < 0 {
+			return fmt.Errorf("job %s is generated with message %s, which is missing, and generating the job again no longer makes it (%s %s): "+
+				"its settings changed since; send it by hand if it is still wanted", job.Key, platform.ShownKey(key), g.state, g.reason)
+		}
+		if err := s.d.Distributor.Ensure(ctx, g.messages[i], "generator"); err != nil {
+			return err
+		}
 	}
 	return nil
 }

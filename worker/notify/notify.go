@@ -14,9 +14,10 @@
 //     the next step again (harmless downstream). No job is ever stranded.
 //   - An event's job released at once, on a replica that runs the generator, is generated in
 //     the event's handler before it is written: the job is created Generated (or Skipped or
-//     Failed) and its messages are ensured after; a redelivered event that finds it Generated
-//     ensures them again. A generation that fails there writes the job Generating and hands it
-//     to the generator.
+//     Failed) and its messages are ensured after. A redelivered event that finds its job
+//     Generated, on any replica, makes the messages the job names that are missing and hands
+//     on those still Pending, never comparing them with a new rendering. A generation that fails
+//     there writes the job Generating and hands it to the generator.
 //   - A type is derived from events or created directly, never both (the dual-path
 //     guardrail): the registry refuses it, and CreateJob refuses an event-derived type.
 //   - Every decision is appended to the job's Trail, in the write the stage makes anyway:

@@ -63,7 +63,9 @@ type Service struct {
 func New(cfg Config, store *tables.Changes, log logrus.FieldLogger) *Service {
 	cfg.setDefaults()
 	s := &Service{off: cfg.Disabled, hub: newHub(cfg, store, log),
-		writer: &writer{store: store, linger: cfg.Linger, in: make(chan changeReq), stopped: make(chan struct{})}}
+		writer: &writer{store: store, linger: cfg.Linger, in: make(chan *changeReq), stopped: make(chan struct{}),
+			maxWrite: max(cfg.Lateness-cfg.PollInterval, time.Second)}}
+	s.writer.writerID = s.hub.writer
 	s.tasks.writer = lifecycle.Go("change writer", s.writer.run)
 	s.tasks.poller = lifecycle.Every("change bus poll", cfg.PollInterval, s.hub.poll)
 	return s
@@ -92,10 +94,10 @@ func (*Service) Observer() bool { return true }
 // long for the change bus clipped, see tables.FitChange) is made durable on the change bus,
 // then handed to this replica's streams.
 func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
-	id := platform.NewSourceKey()
 	ch := ev.Change()
 	tables.FitChange(ch) // what this replica streams is what the others read back
-	if err := s.writer.write(ctx, tables.ChangeRow{ID: id, Change: ch, Writer: s.hub.writer}); err != nil {
+	id, err := s.writer.write(ctx, ch)
+	if err != nil {
 		return err
 	}
 	s.hub.add(id, *ch)

@@ -3,32 +3,43 @@ package realtime
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
+	"github.com/platform/platform"
 	"github.com/platform/platform/tables"
 )
 
 // writer commits changes in groups: handlers running at the same time share one
 // entity group transaction per partition, so the change bus costs a fraction of a request
 // per event, and no handler returns before its change is durable.
+//
+// A change's id is taken when its transaction is sent, not when its handler asked, and a
+// transaction gets at most maxWrite (Lateness less a poll): so a change commits less than
+// Lateness after its id, and every replica's sweep reads it (Hub.poll). A transaction that
+// takes longer fails its handlers, whose events are retried under new ids (a late commit of
+// the first is then the same change twice, which the hubs drop by event key).
 type writer struct {
-	store   *tables.Changes
-	linger  time.Duration
-	in      chan changeReq
-	stopped chan struct{} // closed when run returns: a write then fails instead of waiting
+	store    *tables.Changes
+	writerID string // the replica's name on its rows
+	linger   time.Duration
+	maxWrite time.Duration
+	in       chan *changeReq
+	stopped  chan struct{} // closed when run returns: a write then fails instead of waiting
 }
 
 var errWriterStopped = errors.New("realtime: the change writer has stopped")
 
 type changeReq struct {
-	row  tables.ChangeRow
-	done chan error
+	change *platform.Change
+	id     string // taken by run, when the transaction is sent
+	done   chan error
 }
 
 func (w *writer) run(ctx context.Context) {
 	defer close(w.stopped)
 	for {
-		var batch []changeReq
+		var batch []*changeReq
 		select {
 		case <-ctx.Done():
 			return
@@ -58,17 +69,23 @@ func (w *writer) run(ctx context.Context) {
 				}
 			}
 		}
-		byPartition := map[string][]changeReq{}
+		byPartition := map[string][]*changeReq{}
 		for _, r := range batch {
-			pk := tables.ChangePartition(r.row.ID)
+			r.id = platform.NewSourceKey()
+			pk := tables.ChangePartition(r.id)
 			byPartition[pk] = append(byPartition[pk], r)
 		}
 		for _, reqs := range byPartition {
 			rows := make([]tables.ChangeRow, len(reqs))
 			for i, r := range reqs {
-				rows[i] = r.row
+				rows[i] = tables.ChangeRow{ID: r.id, Change: r.change, Writer: w.writerID}
 			}
-			err := w.store.PutBatch(context.WithoutCancel(ctx), rows)
+			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.maxWrite)
+			err := w.store.PutBatch(wctx, rows)
+			cancel()
+			if err != nil && wctx.Err() != nil {
+				err = fmt.Errorf("change bus: not committed within %s, so other replicas might never read it; the event is retried: %w", w.maxWrite, err)
+			}
 			for _, r := range reqs {
 				r.done <- err
 			}
@@ -76,19 +93,20 @@ func (w *writer) run(ctx context.Context) {
 	}
 }
 
-func (w *writer) write(ctx context.Context, row tables.ChangeRow) error {
-	r := changeReq{row: row, done: make(chan error, 1)}
+// write makes ch durable and returns its id.
+func (w *writer) write(ctx context.Context, ch *platform.Change) (string, error) {
+	r := &changeReq{change: ch, done: make(chan error, 1)}
 	select {
 	case w.in <- r:
 	case <-w.stopped:
-		return errWriterStopped
+		return "", errWriterStopped
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 	select {
 	case err := <-r.done:
-		return err
+		return r.id, err
 	case <-ctx.Done():
-		return ctx.Err()
+		return "", ctx.Err()
 	}
 }
