@@ -33,7 +33,7 @@ chaos: azurite/up ## kill worker processes ≥20 times under a mixed load, then 
 BENCH_ARGS ?=
 bench: azurite/install ## throughput against the storage floor, requests per effect, CPU and memory (history: 5,000 events; notify: 1,000; automations: 100 rules)
 	go build -tags chaos -o bin/platform-chaos ./cmd/platform
-	go test -tags bench -count=1 -timeout 30m -v -run TestBench ./bench -args $(BENCH_ARGS)
+	go test -tags bench -count=1 -timeout 90m -v -run TestBench ./bench -args $(BENCH_ARGS)
 
 capacity: ## print the capacity model's table (README "Capacity"): events/s and the limit that binds for N queue shards × M storage accounts
 	go test -count=1 -run TestCapacityTable -v ./internal/capacity
