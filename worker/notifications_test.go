@@ -555,9 +555,11 @@ func TestStorageRequestsPerDeliveredEmail(t *testing.T) {
 	t.Logf("per delivered email (hinted event → history → job, released and generated at once → distributor → SMTP, n=%d): %s → %.2f requests (plus %d empty polls)",
 		n, strings.Join(parts, ", "), float64(work)/n, c[storage.KindDequeueEmpty])
 	// publish and distributor: no scheduler hop, and the job is generated in its event's
-	// handler, not through notification-generator.
-	if c[storage.KindTableWrite] == 0 || c[storage.KindEnqueue] != 2*n {
-		t.Fatalf("counts look wrong (want %d enqueues): %v", 2*n, c)
+	// handler, not through notification-generator (3n enqueues). A few more when an event is
+	// redelivered under load (its visibility is 2 s here): the redelivery hands its job's
+	// Pending message to the distributor again.
+	if c[storage.KindTableWrite] == 0 || c[storage.KindEnqueue] < 2*n || c[storage.KindEnqueue] > 2*n+n/8 {
+		t.Fatalf("counts look wrong (want %d enqueues, a few more at most): %v", 2*n, c)
 	}
 	// The generator and the distributor take the row their message carries: without it they
 	// read the job and the message, 2 reads per email.
