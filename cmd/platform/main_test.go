@@ -18,6 +18,8 @@ import (
 	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/queues"
+	"github.com/platform/platform/settings"
+	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker/webhooks"
 )
 
@@ -29,7 +31,7 @@ func cli(t *testing.T, stdin string, args ...string) (int, string, string) {
 	var out, errOut bytes.Buffer
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	if n := 1 + btoi(len(args) > 1 && (args[0] == "outbox" || args[0] == "webhooks" || args[0] == "keys" || args[0] == "automations" || args[0] == "runs" || args[0] == "messages" || args[0] == "jobs")); len(args) >= n && args[0] != "version" {
+	if n := 1 + btoi(len(args) > 1 && (args[0] == "outbox" || args[0] == "webhooks" || args[0] == "keys" || args[0] == "automations" || args[0] == "runs" || args[0] == "messages" || args[0] == "jobs" || args[0] == "settings")); len(args) >= n && args[0] != "version" {
 		// Every command gets its own settings database: none writes into the source tree.
 		args = append(args[:n:n], append([]string{"--settings-dsn", filepath.Join(t.TempDir(), "settings.db")}, args[n:]...)...)
 	}
@@ -434,5 +436,34 @@ func TestBadStorageConfigurationIsUsage(t *testing.T) {
 	// Explicitly the default credential, with a connection string, is fine.
 	if code, _, errOut := cli(t, "", "publish", "--storage-credential", "default", "--namespace", string(testenv.Namespace(t)), event); code != 0 {
 		t.Errorf("publish with --storage-credential default and the development account: %d %s", code, errOut)
+	}
+}
+
+// settings changed writes the signal every worker drops its cached settings on; anything else
+// after settings is bad usage.
+func TestSettingsChangedAnnouncesOnTheChangeBus(t *testing.T) {
+	t.Parallel()
+	ns := testenv.Namespace(t)
+	tc, err := tables.New(storage.Account{}, ns)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tc.CreateTables(context.Background(), tables.TableChanges); err != nil {
+		t.Fatal(err)
+	}
+	if code, out, errOut := cli(t, "", "settings", "changed", "--namespace", string(ns)); code != 0 || !strings.Contains(out, "told every running worker") {
+		t.Fatalf("settings changed: %d %q %q", code, out, errOut)
+	}
+	rows, err := tc.Changes().Since(context.Background(), time.Now().Add(-time.Minute), "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 1 || rows[0].Signal != settings.SignalTopic {
+		t.Fatalf("change bus rows %+v, want one %s signal", rows, settings.SignalTopic)
+	}
+	for _, args := range [][]string{{"settings"}, {"settings", "bogus"}, {"settings", "changed", "extra"}} {
+		if code, _, errOut := cli(t, "", args...); code != 2 || strings.Count(strings.TrimSpace(errOut), "\n") != 0 {
+			t.Errorf("%v: exit %d, %q; want 2 with one line", args, code, errOut)
+		}
 	}
 }

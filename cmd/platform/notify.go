@@ -152,7 +152,11 @@ func runSeed(ctx context.Context, args []string, _ io.Reader, stdout io.Writer) 
 		}
 		fmt.Fprintf(stdout, "applied %s\n", clean(fs.Arg(i)))
 	}
-	if err := announceSettings(ctx, &cfg); err != nil {
+	// Best effort, and brief: a seed needs no storage account, and must not wait on one that
+	// is not there.
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := announceSettings(actx, &cfg); err != nil {
 		fmt.Fprintf(stdout, "running workers were not told (%v): they see the change within PLATFORM_SETTINGS_CACHE_TTL\n", err)
 	}
 	return nil
