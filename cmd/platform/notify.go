@@ -178,7 +178,11 @@ func runSettings(ctx context.Context, args []string, _ io.Reader, stdout io.Writ
 	if fs.NArg() > 0 {
 		return usagef("settings changed takes no argument, got %q", fs.Arg(0))
 	}
-	if err := announceSettings(ctx, &cfg); err != nil {
+	// Within 3 s: a signal that committed later than the change bus's 5 s lateness (less a
+	// poll) might be read by no replica.
+	actx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	if err := announceSettings(actx, &cfg); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "told every running worker: cached settings dropped within a second")

@@ -132,6 +132,28 @@ func (d *Distributor) Ensure(ctx context.Context, msg *platform.OutgoingMessage,
 		sendMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, sendMessage{MessageKey: msg.Key}, 0)
 }
 
+// Restore writes msg unless its key exists, and sends it on if it waits: for a message a job
+// names that was found missing (notify's completeGenerated). Unlike Ensure, a message found is
+// not compared with msg: it may have been written meanwhile from another rendering of the same
+// job (a replica whose settings cache was older), and it is the one to keep.
+func (d *Distributor) Restore(ctx context.Context, msg *platform.OutgoingMessage, stage string) error {
+	stored, etag, created, err := d.messages.Ensure(ctx, msg)
+	if err != nil {
+		return err
+	}
+	if created {
+		d.observe(ctx, stored)
+	}
+	if stored.State != platform.MessagePending {
+		return nil
+	}
+	if created {
+		return d.queues.EnqueueCarrying(ctx, platform.QueueNotificationDistributor, msg.Key,
+			sendMessage{MessageKey: msg.Key, Message: stored, ETag: etag}, sendMessage{MessageKey: msg.Key}, 0)
+	}
+	return d.SendOn(ctx, msg.Key)
+}
+
 // SendOn hands message key to the distributor again, for a caller that finds it Pending and
 // cannot know whether its hand-off was lost (a crash between writing it and sending it on): a
 // duplicate is harmless, the distributor claims before it sends.

@@ -2,6 +2,7 @@ package notify
 
 import (
 	"context"
+	"errors"
 
 	"github.com/sirupsen/logrus"
 
@@ -23,6 +24,9 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	if err != nil {
 		return err
 	}
+	// Every job is ensured even when one fails, so that a job that cannot be completed (its
+	// message can no longer be generated) does not keep its event's other jobs from existing.
+	var errs []error
 	for _, req := range reqs {
 		j := &platform.NotificationJob{
 			Key:                     platform.EventJobKey(req.NotificationEventTypeID, ev.Key()),
@@ -36,7 +40,8 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 		}
 		_, created, err := s.ensureJob(ctx, j, "event", s.cfg.GenerateInHandler)
 		if err != nil {
-			return err
+			errs = append(errs, err)
+			continue
 		}
 		if created {
 			path := PathMapping
@@ -50,5 +55,5 @@ func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 			}).Info("event-derived notification job created")
 		}
 	}
-	return nil
+	return errors.Join(errs...)
 }

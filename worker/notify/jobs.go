@@ -138,16 +138,20 @@ func (s *Service) completeGenerated(ctx context.Context, job *platform.Notificat
 	if g == nil {
 		var err error
 		if g, err = s.decide(ctx, job); err != nil {
-			return fmt.Errorf("job %s is generated and %d of its messages are missing; generating them: %v", job.Key, len(missing), err)
+			return fmt.Errorf("job %s is generated and %d of its messages are missing; generating them: %w", job.Key, len(missing), err)
 		}
 	}
 	for _, key := range missing {
 		i := slices.IndexFunc(g.messages, func(m *platform.OutgoingMessage) bool { return m.Key == key })
 		if i < 0 {
-			return fmt.Errorf("job %s is generated with message %s, which is missing, and generating the job again no longer makes it (%s %s): "+
-				"its settings changed since; send it by hand if it is still wanted", job.Key, platform.ShownKey(key), g.state, g.reason)
+			now := "other recipients"
+			if g.state != platform.JobGenerated {
+				now = fmt.Sprintf("%s (%s)", g.state, g.reason)
+			}
+			return fmt.Errorf("job %s is generated with message %s, which is missing, and generating the job again no longer makes it (now: %s): "+
+				"its settings changed since; send it by hand if it is still wanted", job.Key, platform.ShownKey(key), now)
 		}
-		if err := s.d.Distributor.Ensure(ctx, g.messages[i], "generator"); err != nil {
+		if err := s.d.Distributor.Restore(ctx, g.messages[i], "generator"); err != nil {
 			return err
 		}
 	}

@@ -11,6 +11,7 @@ package realtime
 import (
 	"cmp"
 	"context"
+	"errors"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -49,6 +50,10 @@ func (c *Config) setDefaults() {
 	c.Lateness = cmp.Or(c.Lateness, 5*time.Second)
 	c.Linger = cmp.Or(c.Linger, 10*time.Millisecond)
 }
+
+// lateAttempts is how many times Process writes a change whose transaction was too slow
+// (errLate) before it fails the event.
+const lateAttempts = 3
 
 // Service is the realtime concern: the post-processor that writes changes, the writer that
 // group-commits them, the hub that serves them, and the poller that reads other replicas'.
@@ -96,7 +101,12 @@ func (*Service) Observer() bool { return true }
 func (s *Service) Process(ctx context.Context, ev *platform.EntityEvent) error {
 	ch := ev.Change()
 	tables.FitChange(ch) // what this replica streams is what the others read back
+	// A transaction too slow for the sweep is written again under a new id, a few times, before
+	// the event is retried for it (its other concerns are done by then).
 	id, err := s.writer.write(ctx, ch)
+	for attempt := 1; errors.Is(err, errLate) && attempt < lateAttempts && ctx.Err() == nil; attempt++ {
+		id, err = s.writer.write(ctx, ch)
+	}
 	if err != nil {
 		return err
 	}

@@ -30,6 +30,10 @@ type writer struct {
 
 var errWriterStopped = errors.New("realtime: the change writer has stopped")
 
+// errLate: a change's transaction did not commit in time for every replica's sweep to read it
+// (writer.maxWrite); written again under a new id, it is (Service.Process).
+var errLate = errors.New("change bus: not committed")
+
 type changeReq struct {
 	change *platform.Change
 	id     string // taken by run, when the transaction is sent
@@ -69,6 +73,9 @@ func (w *writer) run(ctx context.Context) {
 				}
 			}
 		}
+		// One deadline for the batch, from the moment its ids are taken: a batch split over two
+		// minute partitions sends two transactions, and the second must commit in time too.
+		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.maxWrite)
 		byPartition := map[string][]*changeReq{}
 		for _, r := range batch {
 			r.id = platform.NewSourceKey()
@@ -80,16 +87,15 @@ func (w *writer) run(ctx context.Context) {
 			for i, r := range reqs {
 				rows[i] = tables.ChangeRow{ID: r.id, Change: r.change, Writer: w.writerID}
 			}
-			wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), w.maxWrite)
 			err := w.store.PutBatch(wctx, rows)
-			cancel()
 			if err != nil && wctx.Err() != nil {
-				err = fmt.Errorf("change bus: not committed within %s, so other replicas might never read it; the event is retried: %w", w.maxWrite, err)
+				err = fmt.Errorf("%w within %s: %w", errLate, w.maxWrite, err)
 			}
 			for _, r := range reqs {
 				r.done <- err
 			}
 		}
+		cancel()
 	}
 }
 

@@ -27,8 +27,9 @@ func (s *slowBatches) Do(req *policy.Request) (*http.Response, error) {
 	return req.Next()
 }
 
-// A change whose transaction takes longer than Lateness less a poll fails its handler (the
-// event is retried under a new id): committed later, no other replica's sweep would read it.
+// A change whose transaction takes longer than Lateness less a poll is written again under a new
+// id (committed later, no other replica's sweep would read it), and after lateAttempts its
+// handler fails (the event is retried).
 func TestAChangeNotCommittedInTimeFailsItsEvent(t *testing.T) {
 	t.Parallel()
 	slow := &slowBatches{}
@@ -50,11 +51,17 @@ func TestAChangeNotCommittedInTimeFailsItsEvent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// One slow transaction: the change is written again under a new id, and the handler succeeds.
 	slow.n.Store(1)
-	if err := s.Process(ctx, ev); err == nil || !strings.Contains(err.Error(), "not committed within 1s") {
-		t.Fatalf("a change committed 2 s after its id with Lateness 2s and a 1 s poll: %v, want the handler to fail", err)
-	}
 	if err := s.Process(ctx, ev); err != nil {
-		t.Fatalf("the retry: %v", err)
+		t.Fatalf("one transaction too slow: %v, want the change written again", err)
+	}
+	// Every attempt slow: the handler fails, and its event is retried.
+	slow.n.Store(lateAttempts)
+	if err := s.Process(ctx, ev); err == nil || !strings.Contains(err.Error(), "not committed within 1s") {
+		t.Fatalf("a change committed 2 s after its id, %d times, with Lateness 2s and a 1 s poll: %v, want the handler to fail", lateAttempts, err)
+	}
+	if n := slow.n.Load(); n > 0 {
+		t.Fatalf("%d slow transactions left: Process wrote fewer than %d times", n, lateAttempts)
 	}
 }
