@@ -149,6 +149,12 @@ func (s *Service) execute(ctx context.Context, log logrus.FieldLogger, a *agent,
 	etag, lost := hb.stop()
 	log = log.WithField("took", time.Since(began).Round(time.Millisecond).String())
 	switch {
+	case lost != nil && errors.Is(lost, errRenewalFailed):
+		// Nobody else has the run: this runner could not keep its lease. The message is
+		// retried, and its redelivery takes the run over once the lease has run out; dropped,
+		// the run would stay Running with no message to move it on.
+		log.WithError(lost).Warn("run stopped: its lease could not be renewed; retried once the lease has run out")
+		return lost
 	case lost != nil:
 		log.WithError(lost).Warn("run's result not recorded: the run was cancelled or taken over")
 		s.letGo(ctx, log, run)
@@ -275,6 +281,10 @@ func (s *Service) heartbeat(ctx context.Context, lose context.CancelCauseFunc, r
 	return h
 }
 
+// errRenewalFailed: a runner's renewals failed until its lease was about to run out; no other
+// runner has the run (yet).
+var errRenewalFailed = errors.New("run's lease not renewed")
+
 // renew moves lease on once. It returns an error only when the lease is lost — or about to
 // be: a renewal that fails when the lease would run out before the next beat stops the agent
 // while the lease still holds, so that no other runner, taking the run over after it, runs
@@ -312,7 +322,7 @@ func (s *Service) renew(ctx context.Context, h *heartbeat, lease *Run) error {
 		}
 	}
 	if time.Now().Add(beat).After(lease.LeaseUntil) {
-		return fmt.Errorf("lease runs out at %s, before another renewal: %w", lease.LeaseUntil.Format(time.RFC3339Nano), err)
+		return fmt.Errorf("%w: lease runs out at %s, before another renewal: %w", errRenewalFailed, lease.LeaseUntil.Format(time.RFC3339Nano), err)
 	}
 	if ctx.Err() == nil {
 		s.log.WithError(err).WithField("run", lease.ID).Warn("run heartbeat failed; retrying at the next beat")
