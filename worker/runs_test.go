@@ -15,9 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/azcore/policy"
 	"github.com/sirupsen/logrus"
 
 	"github.com/platform/platform"
+	"github.com/platform/platform/internal/storage"
 	"github.com/platform/platform/internal/testenv"
 	"github.com/platform/platform/tables"
 	"github.com/platform/platform/worker"
@@ -487,5 +489,41 @@ func TestConcurrencyPerKeyBoundsRunsOfOneKey(t *testing.T) {
 	// A limit per key needs a key.
 	if _, err := runs.New(runs.Config{}, runs.Deps{Log: logrus.New(), Agents: map[string]runs.Agent{"k": runs.WithOptions(runs.AgentFunc(nil), runs.Options{ConcurrencyPerKey: 2})}}); !errors.Is(err, platform.ErrInvalidInput) {
 		t.Errorf("ConcurrencyPerKey without a key: %v, want ErrInvalidInput", err)
+	}
+}
+
+// failRunWrites fails every update of an AgentRuns row while on.
+type failRunWrites struct{ on atomic.Bool }
+
+func (f *failRunWrites) Do(req *policy.Request) (*http.Response, error) {
+	r := req.Raw()
+	if f.on.Load() && (r.Method == http.MethodPut || r.Method == http.MethodPatch) && strings.Contains(r.URL.Path, tables.TableAgentRuns+"(") {
+		return nil, errors.New("injected: the renewal did not reach storage")
+	}
+	return req.Next()
+}
+
+// A runner whose own renewals fail until its lease is about to run out stops its agent, and
+// the run's message is retried: the run is taken over once the lease has run out and ends.
+// (Its message was dropped, and the run stayed Running with no message to move it on.)
+func TestARunnerThatCannotRenewItsLeaseHandsTheRunOver(t *testing.T) {
+	t.Parallel()
+	fault := &failRunWrites{}
+	var calls atomic.Int32
+	w := newWorker(t, worker.Config{Account: storage.Account{Policies: []policy.Policy{fault}, Retry: &policy.RetryOptions{MaxRetries: -1}},
+		Agents: map[string]runs.Agent{"work": runs.AgentFunc(func(ctx context.Context, r *runs.Run) (json.RawMessage, error) {
+			if calls.Add(1) == 1 {
+				fault.on.Store(true) // from now on, no renewal lands
+				<-ctx.Done()         // stopped when the lease is about to run out
+				fault.on.Store(false)
+				return nil, ctx.Err()
+			}
+			return json.RawMessage(fmt.Sprintf(`"epoch %d"`, r.Epoch)), nil
+		})},
+		Runs: runs.Config{LeaseTTL: 3 * time.Second, RetryBackoff: 100 * time.Millisecond, MaxRetryBackoff: 200 * time.Millisecond}})
+	r := start(t, w, "work", "k", "")
+	got := waitState(t, w, r.ID, runs.Succeeded)
+	if calls.Load() != 2 || got.Epoch != 2 || string(got.Output) != `"epoch 2"` {
+		t.Fatalf("run ended %s at epoch %d after %d agent calls, want the takeover's result (epoch 2, 2 calls)", got.Output, got.Epoch, calls.Load())
 	}
 }
