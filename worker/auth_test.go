@@ -338,8 +338,15 @@ func TestForgedTokenWordsAreNotAnIssuerOutage(t *testing.T) {
 func TestIssuerKeysUnreachableIs503(t *testing.T) {
 	t.Parallel()
 	iss := testenv.StartIssuer(t)
-	down := httptest.NewServer(http.NotFoundHandler())
-	down.Close() // the keys' address: nothing listens there any more
+	// The keys' address hangs up on every request. (A closed server's port is no proof of
+	// "unreachable": a parallel test's issuer may be given that port and answer with its keys.)
+	down := httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
+		conn, _, err := rw.(http.Hijacker).Hijack()
+		if err == nil {
+			_ = conn.Close()
+		}
+	}))
+	t.Cleanup(down.Close)
 	var discovery *httptest.Server
 	discovery = httptest.NewServer(http.HandlerFunc(func(rw http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(rw).Encode(map[string]any{"issuer": discovery.URL, "jwks_uri": down.URL + "/keys",
