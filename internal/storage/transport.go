@@ -53,6 +53,7 @@ type syncConn struct {
 const (
 	syncMaxIdlePerHost = 256              // as httpClient's MaxIdleConnsPerHost
 	syncIdleTimeout    = 30 * time.Second // a connection idle longer is closed, not reused
+	maxInlineBody      = 1 << 20          // a request body up to this is written with its headers
 )
 
 func newSyncTransport(fallback *http.Client) *syncTransport {
@@ -131,10 +132,9 @@ func (t *syncTransport) exchange(req *http.Request, c *syncConn) (resp *http.Res
 }
 
 func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
-	if err := req.Write(c.bw); err != nil {
-		return nil, false, err
-	}
-	if err := c.bw.Flush(); err != nil {
+	if err := writeRequest(req, c); err != nil {
+		// A write that fails because the service had closed the connection (a reset, a broken
+		// pipe) is as unanswered as a read that finds it closed.
 		return nil, closedWhileIdle(err), err
 	}
 	if _, err := c.br.Peek(1); err != nil {
@@ -153,6 +153,33 @@ func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
 	resp.ContentLength = int64(len(body))
 	return resp, false, nil
 }
+
+// writeRequest writes req on c: in one write when its length is known and at most
+// maxInlineBody, as every queue and table request is. net/http would write the headers, then a
+// body it does not know to be in memory (azcore's is not) in a second write, and report that
+// write's failure on a connection the service had closed as an error reading the body.
+func writeRequest(req *http.Request, c *syncConn) error {
+	if req.ContentLength < 0 || req.ContentLength > maxInlineBody || (req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody) {
+		if err := req.Write(c.bw); err != nil {
+			return err
+		}
+		return c.bw.Flush()
+	}
+	buf := inlineBuffers.Get().(*bytes.Buffer)
+	defer func() {
+		if buf.Cap() <= 64<<10 {
+			buf.Reset()
+			inlineBuffers.Put(buf)
+		}
+	}()
+	if err := req.Write(buf); err != nil {
+		return err
+	}
+	_, err := c.Write(buf.Bytes())
+	return err
+}
+
+var inlineBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
 
 // conn is a kept connection to host (when keep), or a new one (reused false).
 func (t *syncTransport) conn(ctx context.Context, key, scheme, host string, keep bool) (*syncConn, bool, error) {

@@ -112,6 +112,47 @@ func TestSyncTransportReplacesAConnectionClosedWhileIdle(t *testing.T) {
 	}
 }
 
+// A body the transport does not know to be in memory (azcore's), on a kept connection the
+// server closed while it was idle: net/http would write its headers, then its body into a
+// connection already reset (a broken pipe); it goes out whole on a new connection.
+func TestSyncTransportResendsABodyOnAConnectionClosedWhileIdle(t *testing.T) {
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		fmt.Fprintf(w, "%d:%s", len(b), b[:min(len(b), 8)])
+	}))
+	srv.Config.IdleTimeout = 50 * time.Millisecond
+	srv.Start()
+	defer srv.Close()
+	tr := newSyncTransport(http.DefaultClient)
+	body := strings.Repeat("entity;", 6000) // larger than the connection's write buffer
+	send := func() (string, error) {
+		req, err := http.NewRequest(http.MethodPost, srv.URL, opaqueBody{strings.NewReader(body)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.ContentLength = int64(len(body))
+		req.GetBody = func() (io.ReadCloser, error) { return opaqueBody{strings.NewReader(body)}, nil }
+		resp, err := tr.Do(req)
+		if err != nil {
+			return "", err
+		}
+		b, _ := io.ReadAll(resp.Body)
+		return string(b), nil
+	}
+	want := fmt.Sprintf("%d:entity;e", len(body))
+	for i := range 3 {
+		if got, err := send(); err != nil || got != want {
+			t.Fatalf("request %d: %q, %v; want %q", i, got, err, want)
+		}
+		time.Sleep(200 * time.Millisecond) // the server closes the kept connection
+	}
+}
+
+// opaqueBody is a request body net/http does not know to be in memory.
+type opaqueBody struct{ io.Reader }
+
+func (opaqueBody) Close() error { return nil }
+
 // newSyncConnPair opens two connections to url the way the transport does, each used once.
 func newSyncConnPair(t *testing.T, tr *syncTransport, url string) (*syncConn, *syncConn) {
 	t.Helper()
