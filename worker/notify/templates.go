@@ -103,7 +103,7 @@ func clipSubject(s string) string {
 // from events is escaped. A header line never carries a line break.
 func render(t *mappings.Template, data renderData) (subject, text, html string, err error) {
 	exec := func(name, src string) (string, error) {
-		tt, err := texttemplate.New(name).Option("missingkey=zero").Parse(src)
+		tt, err := parsed.text(name, src)
 		if err != nil {
 			return "", err
 		}
@@ -120,7 +120,7 @@ func render(t *mappings.Template, data renderData) (subject, text, html string, 
 	}
 	text = strings.ReplaceAll(text, "<no value>", "")
 	if t.HTML != "" {
-		ht, perr := htmltemplate.New("html").Option("missingkey=zero").Parse(t.HTML)
+		ht, perr := parsed.html(t.HTML)
 		if perr != nil {
 			return "", "", "", perr
 		}
@@ -131,4 +131,60 @@ func render(t *mappings.Template, data renderData) (subject, text, html string, 
 		html = strings.ReplaceAll(b.String(), "&lt;no value&gt;", "")
 	}
 	return
+}
+
+// parsed holds templates parsed, by their source: parsing them (and html/template's escaping,
+// which its first Execute does) cost more than filling them, for every email. A parsed template
+// is never changed, and may be executed by many goroutines at once.
+var parsed = parsedTemplates{texts: map[string]*texttemplate.Template{}, htmls: map[string]*htmltemplate.Template{}}
+
+// maxParsedTemplates bounds each of parsedTemplates' maps; when one is full it starts again
+// (templates are edited rarely; a full map means many were).
+const maxParsedTemplates = 512
+
+type parsedTemplates struct {
+	mu    sync.Mutex
+	texts map[string]*texttemplate.Template // by name and source
+	htmls map[string]*htmltemplate.Template // by source
+}
+
+func (p *parsedTemplates) text(name, src string) (*texttemplate.Template, error) {
+	key := name + "\x00" + src
+	p.mu.Lock()
+	t := p.texts[key]
+	p.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := texttemplate.New(name).Option("missingkey=zero").Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.texts) >= maxParsedTemplates {
+		clear(p.texts)
+	}
+	p.texts[key] = t
+	p.mu.Unlock()
+	return t, nil
+}
+
+func (p *parsedTemplates) html(src string) (*htmltemplate.Template, error) {
+	p.mu.Lock()
+	t := p.htmls[src]
+	p.mu.Unlock()
+	if t != nil {
+		return t, nil
+	}
+	t, err := htmltemplate.New("html").Option("missingkey=zero").Parse(src)
+	if err != nil {
+		return nil, err
+	}
+	p.mu.Lock()
+	if len(p.htmls) >= maxParsedTemplates {
+		clear(p.htmls)
+	}
+	p.htmls[src] = t
+	p.mu.Unlock()
+	return t, nil
 }
