@@ -93,7 +93,7 @@ func (h *History) Put(ctx context.Context, r *platform.HistoryRecord) error {
 	if err != nil {
 		return fmt.Errorf("put history %s: %w", r.HistoryEventKey, err)
 	}
-	if _, err := h.t.UpsertEntity(ctx, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
+	if _, err := upsertEntity(ctx, h.t, e.PartitionKey, e.RowKey, body, &aztables.UpsertEntityOptions{UpdateMode: aztables.UpdateModeReplace}); err != nil {
 		return fmt.Errorf("put history %s: %w", r.HistoryEventKey, storage.Translate(err))
 	}
 	return nil

@@ -84,7 +84,7 @@ func (s *Jobs) Ensure(ctx context.Context, j *platform.NotificationJob) (stored 
 	if err != nil {
 		return nil, "", false, err
 	}
-	resp, err := s.t.AddEntity(ctx, body, nil)
+	resp, err := addEntity(ctx, s.t, platform.EscapeKey(j.Key), singleRowKey, body)
 	if err == nil {
 		return j, etagOf(resp.ETag), true, nil
 	}
@@ -118,7 +118,7 @@ func (s *Jobs) Update(ctx context.Context, j *platform.NotificationJob, etag ETa
 		return "", err
 	}
 	tag := azcore.ETag(etag)
-	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
+	resp, err := updateEntity(ctx, s.t, platform.EscapeKey(j.Key), singleRowKey, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeReplace})
 	if err != nil {
 		return "", fmt.Errorf("update notification job %s: %w", j.Key, storage.Translate(err))
 	}
@@ -210,7 +210,7 @@ func (s *Messages) Ensure(ctx context.Context, m *platform.OutgoingMessage) (sto
 	if err != nil {
 		return nil, "", false, err
 	}
-	resp, err := s.t.AddEntity(ctx, body, nil)
+	resp, err := addEntity(ctx, s.t, platform.EscapeKey(m.Key), singleRowKey, body)
 	if err == nil {
 		return m, etagOf(resp.ETag), true, nil
 	}
@@ -269,7 +269,7 @@ func (s *Messages) Update(ctx context.Context, m *platform.OutgoingMessage, etag
 		return "", err
 	}
 	tag := azcore.ETag(etag)
-	resp, err := s.t.UpdateEntity(ctx, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeMerge})
+	resp, err := updateEntity(ctx, s.t, e.PartitionKey, e.RowKey, body, &aztables.UpdateEntityOptions{IfMatch: &tag, UpdateMode: aztables.UpdateModeMerge})
 	if err != nil {
 		return "", fmt.Errorf("update outgoing message %s: %w", m.Key, storage.Translate(err))
 	}

@@ -100,7 +100,7 @@ func (a Account) ClientOptions(s Service) azcore.ClientOptions {
 	}
 	o.PerRetryPolicies = append(o.PerRetryPolicies, a.Policies...)
 	if s == Table {
-		o.PerCallPolicies = append(o.PerCallPolicies, noEchoPolicy{}) // prefer.go
+		o.PerCallPolicies = append(o.PerCallPolicies, noEchoPolicy{}, entityBodyPolicy{}) // prefer.go, entitybody.go
 	}
 	if a.Retry != nil {
 		o.Retry = *a.Retry
