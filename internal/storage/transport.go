@@ -46,7 +46,8 @@ type syncConn struct {
 	net.Conn
 	key  string // scheme and host, as asked for: its idle list
 	br   *bufio.Reader
-	bw   *bufio.Writer
+	bw   *bufio.Writer // writes to wire
+	wire *wireWriter
 	used time.Time
 }
 
@@ -54,6 +55,7 @@ const (
 	syncMaxIdlePerHost = 256              // as httpClient's MaxIdleConnsPerHost
 	syncIdleTimeout    = 30 * time.Second // a connection idle longer is closed, not reused
 	maxInlineBody      = 1 << 20          // a request body up to this is written with its headers
+	maxPooledBuffer    = 256 << 10        // a larger inline buffer is left to the collector
 )
 
 func newSyncTransport(fallback *http.Client) *syncTransport {
@@ -132,10 +134,10 @@ func (t *syncTransport) exchange(req *http.Request, c *syncConn) (resp *http.Res
 }
 
 func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
-	if err := writeRequest(req, c); err != nil {
+	if onWire, err := writeRequest(req, c); err != nil {
 		// A write that fails because the service had closed the connection (a reset, a broken
 		// pipe) is as unanswered as a read that finds it closed.
-		return nil, closedWhileIdle(err), err
+		return nil, onWire && closedWhileIdle(err), err
 	}
 	if _, err := c.br.Peek(1); err != nil {
 		return nil, closedWhileIdle(err), err
@@ -155,28 +157,48 @@ func roundTrip(req *http.Request, c *syncConn) (*http.Response, bool, error) {
 }
 
 // writeRequest writes req on c: in one write when its length is known and at most
-// maxInlineBody, as every queue and table request is. net/http would write the headers, then a
-// body it does not know to be in memory (azcore's is not) in a second write, and report that
-// write's failure on a connection the service had closed as an error reading the body.
-func writeRequest(req *http.Request, c *syncConn) error {
+// maxInlineBody, as every queue request and table request but a large batch is. net/http
+// would write the headers, then a body it does not know to be in memory (azcore's is not) in
+// a second write, and report that write's failure on a connection the service had closed as an
+// error reading the body. onWire: err is the connection's, not the request's.
+func writeRequest(req *http.Request, c *syncConn) (onWire bool, err error) {
 	if req.ContentLength < 0 || req.ContentLength > maxInlineBody || (req.ContentLength == 0 && req.Body != nil && req.Body != http.NoBody) {
-		if err := req.Write(c.bw); err != nil {
-			return err
+		c.wire.err = nil
+		if err = req.Write(c.bw); err == nil {
+			err = c.bw.Flush()
 		}
-		return c.bw.Flush()
+		if c.wire.err != nil {
+			return true, c.wire.err
+		}
+		return false, err
 	}
 	buf := inlineBuffers.Get().(*bytes.Buffer)
 	defer func() {
-		if buf.Cap() <= 64<<10 {
+		if buf.Cap() <= maxPooledBuffer {
 			buf.Reset()
 			inlineBuffers.Put(buf)
 		}
 	}()
 	if err := req.Write(buf); err != nil {
-		return err
+		return false, err
 	}
-	_, err := c.Write(buf.Bytes())
-	return err
+	_, err = c.Write(buf.Bytes())
+	return true, err
+}
+
+// wireWriter is a connection as its write buffer sees it: it keeps the error of the last
+// write that failed, which net/http may report as an error of the body it was copying.
+type wireWriter struct {
+	net.Conn
+	err error
+}
+
+func (w *wireWriter) Write(p []byte) (int, error) {
+	n, err := w.Conn.Write(p)
+	if err != nil {
+		w.err = err
+	}
+	return n, err
 }
 
 var inlineBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
@@ -210,7 +232,8 @@ func (t *syncTransport) conn(ctx context.Context, key, scheme, host string, keep
 		}
 		conn = tc
 	}
-	return &syncConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(conn, 16<<10), used: time.Now()}, false, nil
+	wire := &wireWriter{Conn: conn}
+	return &syncConn{Conn: conn, key: key, br: bufio.NewReaderSize(conn, 16<<10), bw: bufio.NewWriterSize(wire, 16<<10), wire: wire, used: time.Now()}, false, nil
 }
 
 // canonicalHost is host with its port, the scheme's default when it has none.

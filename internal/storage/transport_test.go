@@ -114,7 +114,9 @@ func TestSyncTransportReplacesAConnectionClosedWhileIdle(t *testing.T) {
 
 // A body the transport does not know to be in memory (azcore's), on a kept connection the
 // server closed while it was idle: net/http would write its headers, then its body into a
-// connection already reset (a broken pipe); it goes out whole on a new connection.
+// connection already reset, and call the broken pipe an error reading the body. It goes out
+// whole on a new connection: in one write (a body up to maxInlineBody) or streamed (a larger
+// table batch).
 func TestSyncTransportResendsABodyOnAConnectionClosedWhileIdle(t *testing.T) {
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)
@@ -124,27 +126,29 @@ func TestSyncTransportResendsABodyOnAConnectionClosedWhileIdle(t *testing.T) {
 	srv.Start()
 	defer srv.Close()
 	tr := newSyncTransport(http.DefaultClient)
-	body := strings.Repeat("entity;", 6000) // larger than the connection's write buffer
-	send := func() (string, error) {
-		req, err := http.NewRequest(http.MethodPost, srv.URL, opaqueBody{strings.NewReader(body)})
-		if err != nil {
-			t.Fatal(err)
+	for _, size := range []int{42000, maxInlineBody + 500000} {
+		body := strings.Repeat("entity;", size/7)
+		send := func() (string, error) {
+			req, err := http.NewRequest(http.MethodPost, srv.URL, opaqueBody{strings.NewReader(body)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			req.ContentLength = int64(len(body))
+			req.GetBody = func() (io.ReadCloser, error) { return opaqueBody{strings.NewReader(body)}, nil }
+			resp, err := tr.Do(req)
+			if err != nil {
+				return "", err
+			}
+			b, _ := io.ReadAll(resp.Body)
+			return string(b), nil
 		}
-		req.ContentLength = int64(len(body))
-		req.GetBody = func() (io.ReadCloser, error) { return opaqueBody{strings.NewReader(body)}, nil }
-		resp, err := tr.Do(req)
-		if err != nil {
-			return "", err
+		want := fmt.Sprintf("%d:entity;e", len(body))
+		for i := range 3 {
+			if got, err := send(); err != nil || got != want {
+				t.Fatalf("%d bytes, request %d: %q, %v; want %q", len(body), i, got, err, want)
+			}
+			time.Sleep(200 * time.Millisecond) // the server closes the kept connection
 		}
-		b, _ := io.ReadAll(resp.Body)
-		return string(b), nil
-	}
-	want := fmt.Sprintf("%d:entity;e", len(body))
-	for i := range 3 {
-		if got, err := send(); err != nil || got != want {
-			t.Fatalf("request %d: %q, %v; want %q", i, got, err, want)
-		}
-		time.Sleep(200 * time.Millisecond) // the server closes the kept connection
 	}
 }
 

@@ -138,14 +138,29 @@ func render(t *mappings.Template, data renderData) (subject, text, html string, 
 // is never changed, and may be executed by many goroutines at once.
 var parsed = parsedTemplates{texts: map[string]*texttemplate.Template{}, htmls: map[string]*htmltemplate.Template{}}
 
-// maxParsedTemplates bounds each of parsedTemplates' maps; when one is full it starts again
-// (templates are edited rarely; a full map means many were).
-const maxParsedTemplates = 512
+// maxParsedTemplates and maxParsedBytes (of source) bound parsedTemplates; when either would be
+// passed, it starts again empty (templates are edited rarely: a full cache means many were, or
+// were large).
+const (
+	maxParsedTemplates = 1024
+	maxParsedBytes     = 16 << 20
+)
 
 type parsedTemplates struct {
 	mu    sync.Mutex
 	texts map[string]*texttemplate.Template // by name and source
 	htmls map[string]*htmltemplate.Template // by source
+	bytes int                               // of every source held
+}
+
+// room makes room for a source of n bytes; p.mu held.
+func (p *parsedTemplates) room(n int) {
+	if len(p.texts)+len(p.htmls) >= maxParsedTemplates || p.bytes+n > maxParsedBytes {
+		clear(p.texts)
+		clear(p.htmls)
+		p.bytes = 0
+	}
+	p.bytes += n
 }
 
 func (p *parsedTemplates) text(name, src string) (*texttemplate.Template, error) {
@@ -161,8 +176,8 @@ func (p *parsedTemplates) text(name, src string) (*texttemplate.Template, error)
 		return nil, err
 	}
 	p.mu.Lock()
-	if len(p.texts) >= maxParsedTemplates {
-		clear(p.texts)
+	if p.texts[key] == nil {
+		p.room(len(key))
 	}
 	p.texts[key] = t
 	p.mu.Unlock()
@@ -181,8 +196,8 @@ func (p *parsedTemplates) html(src string) (*htmltemplate.Template, error) {
 		return nil, err
 	}
 	p.mu.Lock()
-	if len(p.htmls) >= maxParsedTemplates {
-		clear(p.htmls)
+	if p.htmls[src] == nil {
+		p.room(len(src))
 	}
 	p.htmls[src] = t
 	p.mu.Unlock()

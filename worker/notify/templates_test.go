@@ -2,6 +2,7 @@ package notify
 
 import (
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -38,5 +39,21 @@ func TestTemplatesAreParsedOnceAndEditsTakeEffect(t *testing.T) {
 		if _, _, _, err := render(broken, renderData{}); err == nil {
 			t.Fatal("a template that does not parse was filled")
 		}
+	}
+}
+
+// The parsed templates are bounded in bytes of source: templates edited many times, or large,
+// do not grow the cache past maxParsedBytes.
+func TestParsedTemplatesAreBoundedInBytes(t *testing.T) {
+	big := strings.Repeat("x", 1<<20)
+	for i := range 40 {
+		if _, err := parsed.html(fmt.Sprintf("%d%s", i, big)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	parsed.mu.Lock()
+	defer parsed.mu.Unlock()
+	if parsed.bytes > maxParsedBytes || len(parsed.htmls) > maxParsedBytes>>20 {
+		t.Fatalf("%d bytes in %d templates held, want at most %d bytes", parsed.bytes, len(parsed.htmls), maxParsedBytes)
 	}
 }
