@@ -164,42 +164,36 @@ func (p *parsedTemplates) room(n int) {
 }
 
 func (p *parsedTemplates) text(name, src string) (*texttemplate.Template, error) {
-	key := name + "\x00" + src
-	p.mu.Lock()
-	t := p.texts[key]
-	p.mu.Unlock()
-	if t != nil {
-		return t, nil
-	}
-	t, err := texttemplate.New(name).Option("missingkey=zero").Parse(src)
-	if err != nil {
-		return nil, err
-	}
-	p.mu.Lock()
-	if p.texts[key] == nil {
-		p.room(len(key))
-	}
-	p.texts[key] = t
-	p.mu.Unlock()
-	return t, nil
+	return parseOnce(p, p.texts, name+"\x00"+src, func() (*texttemplate.Template, error) {
+		return texttemplate.New(name).Option("missingkey=zero").Parse(src)
+	})
 }
 
 func (p *parsedTemplates) html(src string) (*htmltemplate.Template, error) {
+	return parseOnce(p, p.htmls, src, func() (*htmltemplate.Template, error) {
+		return htmltemplate.New("html").Option("missingkey=zero").Parse(src)
+	})
+}
+
+// parseOnce is the template of key in m (one of p's maps), parsed by parse when it is not
+// there. A template that does not parse is not kept.
+func parseOnce[T any](p *parsedTemplates, m map[string]T, key string, parse func() (T, error)) (T, error) {
+	var none T
 	p.mu.Lock()
-	t := p.htmls[src]
+	t, ok := m[key]
 	p.mu.Unlock()
-	if t != nil {
+	if ok {
 		return t, nil
 	}
-	t, err := htmltemplate.New("html").Option("missingkey=zero").Parse(src)
+	t, err := parse()
 	if err != nil {
-		return nil, err
+		return none, err
 	}
 	p.mu.Lock()
-	if p.htmls[src] == nil {
-		p.room(len(src))
+	if _, ok := m[key]; !ok {
+		p.room(len(key))
 	}
-	p.htmls[src] = t
+	m[key] = t
 	p.mu.Unlock()
 	return t, nil
 }
