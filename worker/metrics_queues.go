@@ -8,6 +8,7 @@ import (
 	"github.com/platform/platform/internal/telemetry"
 	"github.com/platform/platform/queues"
 	"github.com/platform/platform/worker/history"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // The host's metrics of the queues, the router and storage: the consumers, the router and the
@@ -76,15 +77,27 @@ var storageKinds = map[storage.Service][]string{
 // send, and then tells next (the caller's own observer, if any). It zeroes each kind's usual
 // statuses.
 func observeStorage(m *telemetry.Metrics, next func(storage.Service, string, int, error)) func(storage.Service, string, int, error) {
+	// Every request is counted: its usual series are looked up once, here, not per request
+	// (prometheus hashes the label values on each lookup). The map is only read from now on.
+	type series struct {
+		service     storage.Service
+		kind, class string
+	}
+	counters := map[series]prometheus.Counter{}
 	for service, kinds := range storageKinds {
 		for _, kind := range kinds {
-			for _, status := range []string{"2xx", "4xx", "5xx", "error"} {
-				m.StorageRequests.WithLabelValues(string(service), kind, status)
+			for _, class := range []string{"2xx", "4xx", "5xx", "error"} {
+				counters[series{service, kind, class}] = m.StorageRequests.WithLabelValues(string(service), kind, class)
 			}
 		}
 	}
 	return func(service storage.Service, kind string, status int, err error) {
-		m.StorageRequests.WithLabelValues(string(service), kind, telemetry.StatusClass(status, err)).Inc()
+		class := telemetry.StatusClass(status, err)
+		if c, ok := counters[series{service, kind, class}]; ok {
+			c.Inc()
+		} else {
+			m.StorageRequests.WithLabelValues(string(service), kind, class).Inc()
+		}
 		if next != nil {
 			next(service, kind, status, err)
 		}

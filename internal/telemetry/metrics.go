@@ -109,7 +109,7 @@ func (m *Metrics) Handler() http.Handler {
 func StatusClass(status int, err error) string {
 	switch {
 	case status >= 200 && status < 600:
-		return string(rune('0'+status/100)) + "xx"
+		return [...]string{"2xx", "3xx", "4xx", "5xx"}[status/100-2]
 	case err != nil || status == 0:
 		return "error"
 	}
